@@ -1,0 +1,1 @@
+"""booking-service: appointments and their status machine."""

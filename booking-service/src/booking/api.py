@@ -1,0 +1,5 @@
+"""booking-service routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,30 @@
+"""booking-service application factory: ``uvicorn --factory booking.main:create_app``."""
+
+from fastapi import FastAPI
+
+from booking import api
+from booking.config import Settings
+from booking.errors import STATUS_OF
+from chassis.app import create_service_app
+from chassis.auth import jwks_verifier
+from chassis.db import Database
+from chassis.health import amqp_check
+from chassis.observability import configure_logging
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging("booking", settings.log_level, settings.log_format)
+    db = Database.from_settings(settings)
+    app = create_service_app(
+        name="booking",
+        title="Clinic booking API",
+        description="Appointments and their status machine.",
+        routers=[api.router],
+        status_of=STATUS_OF,
+        token_verifier=jwks_verifier(settings),
+        readiness={"database": db.ping, "broker": amqp_check(settings.amqp_url)},
+    )
+    app.state.settings = settings
+    app.state.db = db
+    return app

@@ -1,0 +1,5 @@
+"""booking-service tables."""
+
+from chassis.db import Base
+
+__all__ = ["Base"]

@@ -1,0 +1,1 @@
+"""doctor-service: doctor profiles."""

@@ -1,0 +1,5 @@
+"""doctor-service routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

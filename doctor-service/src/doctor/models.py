@@ -1,0 +1,5 @@
+"""doctor-service tables."""
+
+from chassis.db import Base
+
+__all__ = ["Base"]

@@ -1,0 +1,1 @@
+"""identity-service: users, credentials, refresh tokens, signing keys and the gateway's token check."""

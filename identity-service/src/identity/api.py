@@ -1,0 +1,5 @@
+"""identity-service routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

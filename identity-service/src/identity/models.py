@@ -1,0 +1,5 @@
+"""identity-service tables."""
+
+from chassis.db import Base
+
+__all__ = ["Base"]

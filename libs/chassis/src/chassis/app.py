@@ -1,0 +1,136 @@
+"""The common wiring of every service's FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from chassis.auth import TokenVerifier
+from chassis.errors import DomainError, install_problem_handlers
+from chassis.health import Check, health_router
+from chassis.observability import RequestContextMiddleware
+
+Hook = Callable[[FastAPI], AbstractContextManager[Any]]
+
+PROBLEM_SCHEMA = {
+    "title": "Problem",
+    "type": "object",
+    "description": "An RFC 9457 problem detail.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "example": "about:blank"},
+        "title": {"type": "string", "example": "Conflict"},
+        "status": {"type": "integer", "example": 409},
+        "detail": {"type": "string", "example": "This timeslot is already taken."},
+        "code": {"type": "string", "example": "timeslot_not_available"},
+        "errors": {
+            "type": "array",
+            "description": "Validation errors, one per offending field.",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+class OptionalTrailingSlash:
+    """Serve ``/api/x`` exactly as ``/api/x/``: canonical paths end with a slash.
+
+    Rewriting before routing (instead of a redirect) keeps POST bodies and
+    clients that do not follow redirects working.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith("/api/") and not path.endswith("/") and "." not in path.rsplit("/", 1)[-1]:
+                scope = dict(scope, path=path + "/", raw_path=None)
+        await self.app(scope, receive, send)
+
+
+def create_service_app(
+    *,
+    name: str,
+    title: str,
+    description: str,
+    version: str = "1.0.0",
+    routers: Sequence[APIRouter],
+    status_of: Mapping[type[DomainError], int],
+    token_verifier: TokenVerifier,
+    readiness: Mapping[str, Check],
+    hooks: Sequence[Hook] = (),
+    openapi_tags: list[dict[str, Any]] | None = None,
+) -> FastAPI:
+    """A FastAPI app with the chassis wiring.
+
+    ``hooks`` are context managers entered at start-up and left at shutdown, in
+    reverse order (the outbox relay, the consumers, the hold sweeper ...).
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with ExitStack() as stack:
+            for hook in hooks:
+                stack.enter_context(hook(app))
+            yield
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        openapi_url=f"/api/schema/{name}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+        lifespan=lifespan,
+        openapi_tags=openapi_tags,
+    )
+    app.state.service_name = name
+    app.state.token_verifier = token_verifier
+    install_problem_handlers(app, status_of)
+    for router in routers:
+        app.include_router(router)
+    app.include_router(health_router(readiness))
+    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(OptionalTrailingSlash)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Problem"] = PROBLEM_SCHEMA
+            _document_problems(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _document_problems(schema: dict[str, Any]) -> None:
+    """Errors are problem+json: say so for FastAPI's generated 422 responses too."""
+    problem_content = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if "422" in responses:
+                responses["422"] = {"description": "Validation error", "content": problem_content}
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(name, None)

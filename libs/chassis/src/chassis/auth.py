@@ -1,0 +1,181 @@
+"""Access-token verification and role checks, shared by every service.
+
+Only identity-service signs tokens (EdDSA, with a ``kid``); every other service
+verifies them with identity's public keys from its JWKS, cached and refreshed
+when a token names a key it has not seen. The gateway checks tokens first; a
+service checks them again so that a request reaching it directly is still
+authenticated.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from jwt import PyJWK
+
+from chassis.errors import ProblemException
+
+log = logging.getLogger("chassis.auth")
+
+ALGORITHMS = ["EdDSA"]
+ACCESS_TOKEN_TYPE = "access"
+ROLES = ("admin", "doctor", "patient")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a user id and a role."""
+
+    id: int
+    role: str
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, forged, expired or of the wrong type."""
+
+
+KeyLookup = Callable[[str], Any]
+
+
+class JwksKeys:
+    """Public keys fetched from a JWKS URL, cached, refetched for an unknown ``kid``."""
+
+    def __init__(self, url: str, *, min_refresh_interval: float = 5.0, timeout: float = 3.0) -> None:
+        self.url = url
+        self.min_refresh_interval = min_refresh_interval
+        self.timeout = timeout
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, kid: str) -> Any:
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        with self._lock:
+            key = self._keys.get(kid)
+            if key is None and time.monotonic() - self._fetched_at >= self.min_refresh_interval:
+                self._refresh()
+                key = self._keys.get(kid)
+        if key is None:
+            raise InvalidToken("unknown signing key")
+        return key
+
+    def _refresh(self) -> None:
+        self._fetched_at = time.monotonic()
+        try:
+            response = httpx.get(self.url, timeout=self.timeout)
+            response.raise_for_status()
+            keys = {}
+            for jwk in response.json().get("keys", []):
+                if jwk.get("kid"):
+                    keys[jwk["kid"]] = PyJWK(jwk).key
+            self._keys = keys
+        except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+            log.warning("could not fetch the JWKS from %s: %s", self.url, exc)
+
+
+class TokenVerifier:
+    """Verifies access tokens and turns them into a ``Principal``."""
+
+    def __init__(self, keys: KeyLookup, *, issuer: str, audience: str) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+
+    def claims(self, token: str) -> dict[str, Any]:
+        """The verified claims of an access token; raises ``InvalidToken``."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("malformed token") from exc
+        # Refuse anything but our asymmetric algorithm before touching keys:
+        # this is what stops "alg: none" and HS256-with-the-public-key forgeries.
+        if header.get("alg") not in ALGORITHMS or not isinstance(header.get("kid"), str):
+            raise InvalidToken("unsupported token algorithm")
+        key = self.keys(header["kid"])
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                issuer=self.issuer,
+                audience=self.audience,
+                options={"require": ["exp", "iat", "sub", "iss", "aud", "typ"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidToken("token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("invalid token") from exc
+        if claims.get("typ") != ACCESS_TOKEN_TYPE:
+            raise InvalidToken("not an access token")
+        if claims.get("role") not in ROLES or not str(claims["sub"]).isdigit():
+            raise InvalidToken("invalid token claims")
+        return claims
+
+    def principal(self, token: str) -> Principal:
+        claims = self.claims(token)
+        return Principal(id=int(claims["sub"]), role=claims["role"])
+
+
+def jwks_verifier(settings: Any) -> TokenVerifier:
+    """A verifier of identity's tokens, from a service's ``AuthSettings``."""
+    return TokenVerifier(
+        JwksKeys(settings.jwks_url), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
+
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from `POST /api/auth/login/`.")
+
+UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+def unauthorized(detail: str) -> ProblemException:
+    return ProblemException(401, detail, code="not_authenticated", headers=UNAUTHORIZED_HEADERS)
+
+
+def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """FastAPI dependency: the verified caller, or 401 problem+json."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise unauthorized("Authentication credentials were not provided.")
+    verifier: TokenVerifier = request.app.state.token_verifier
+    try:
+        return verifier.principal(credentials.credentials)
+    except InvalidToken as exc:
+        raise unauthorized(f"The access token is not valid: {exc}.") from exc
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_role(*roles: str) -> Callable[[Principal], Principal]:
+    """FastAPI dependency factory: the caller, if their role is one of ``roles``; else 403."""
+    allowed = frozenset(roles)
+
+    def dependency(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in allowed:
+            raise ProblemException(
+                403,
+                f"This endpoint is for {_or_list(sorted(allowed))}; you are signed in as {principal.role}.",
+                code="forbidden",
+            )
+        return principal
+
+    return dependency
+
+
+def _or_list(items: Iterable[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]

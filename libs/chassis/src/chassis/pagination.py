@@ -1,0 +1,70 @@
+"""Django REST Framework style page-number pagination.
+
+``{"count": N, "next": url|null, "previous": url|null, "results": [...]}`` with
+``?page=`` (from 1) and ``?page_size=`` (default 20, at most 100). ``next`` and
+``previous`` are absolute URLs built from the request as the gateway forwarded it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Query, Request
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+class Page(BaseModel, Generic[T]):
+    count: int = Field(description="How many items match, over all pages.", examples=[42])
+    next: str | None = Field(description="The next page's URL, or null on the last page.")
+    previous: str | None = Field(description="The previous page's URL, or null on the first page.")
+    results: list[T]
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+    @property
+    def limit(self) -> int:
+        return self.page_size
+
+
+def page_params(
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
+    page_size: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Items per page, at most {MAX_PAGE_SIZE}.")
+    ] = DEFAULT_PAGE_SIZE,
+) -> PageParams:
+    return PageParams(page=page, page_size=page_size)
+
+
+Pagination = Annotated[PageParams, Depends(page_params)]
+
+
+def page_of(request: Request, params: PageParams, count: int, results: list[T]) -> dict:
+    """The response body of one page (validated by the route's ``Page[...]`` model)."""
+
+    def link(page: int) -> str:
+        url = request.url
+        if page == 1:
+            return str(url.remove_query_params("page"))
+        return str(url.include_query_params(page=page))
+
+    has_next = params.offset + len(results) < count
+    return {
+        "count": count,
+        "next": link(params.page + 1) if has_next else None,
+        "previous": link(params.page - 1) if params.page > 1 else None,
+        "results": results,
+    }

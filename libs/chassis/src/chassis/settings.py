@@ -1,0 +1,82 @@
+"""Settings fragments that service settings classes compose.
+
+Each service's ``config.py`` is the only place its environment is read; it builds
+its ``Settings`` from these fragments so that every service spells the shared
+variables (``AMQP_URL``, ``CLINIC_TIMEZONE``, ``IDENTITY_URL`` ...) the same way.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+def database_url_field(service: str) -> str:
+    """A settings field for a service's database URL.
+
+    Read from ``<SERVICE>_DATABASE_URL`` (so one ``.env`` can serve every service)
+    or plain ``DATABASE_URL`` (for a developer running one service alone).
+    """
+    return Field(
+        default=f"{DEFAULT_POSTGRES_SERVER}/clinic_{service}",
+        validation_alias=AliasChoices(f"{service.upper()}_DATABASE_URL", "DATABASE_URL"),
+    )
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept ``postgres://`` and ``postgresql://`` URLs and use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class BaseServiceSettings(BaseSettings):
+    """What every service reads: logging, the clinic time zone, database pool sizes."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", populate_by_name=True
+    )
+
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    log_format: str = Field(default="json", validation_alias="LOG_FORMAT")
+    clinic_timezone: str = Field(default="UTC", validation_alias="CLINIC_TIMEZONE")
+    db_pool_size: int = Field(default=10, validation_alias="DB_POOL_SIZE", ge=1)
+    db_max_overflow: int = Field(default=10, validation_alias="DB_MAX_OVERFLOW", ge=0)
+
+    @field_validator("clinic_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.clinic_timezone)
+
+
+class BrokerSettings(BaseSettings):
+    """RabbitMQ connection and the outbox relay's pace."""
+
+    amqp_url: str = Field(default=DEFAULT_AMQP_URL, validation_alias="AMQP_URL")
+    messaging_enabled: bool = Field(default=True, validation_alias="MESSAGING_ENABLED")
+
+
+class AuthSettings(BaseSettings):
+    """Where a service finds identity's public keys to verify access tokens."""
+
+    identity_url: str = Field(default="http://127.0.0.1:8001", validation_alias="IDENTITY_URL")
+    jwt_issuer: str = Field(default="clinic-identity", validation_alias="JWT_ISSUER")
+    jwt_audience: str = Field(default="clinic", validation_alias="JWT_AUDIENCE")
+
+    @property
+    def jwks_url(self) -> str:
+        return self.identity_url.rstrip("/") + "/internal/jwks"

@@ -1,0 +1,5 @@
+"""scheduling-service routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
