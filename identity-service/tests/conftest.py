@@ -1,10 +1,21 @@
-"""identity-service test fixtures: a fresh, migrated database of this test run."""
+"""identity-service test fixtures: a fresh, migrated database of this test run, apps and helpers."""
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from support import CHEAP_HASHING, Api
 
 from chassis.migrations import upgrade
+from identity.config import Settings
+from identity.keys import private_key_pem
+from identity.main import create_app
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 
@@ -14,3 +25,41 @@ def database_url(make_database) -> str:
     url = make_database("identity")
     upgrade(ALEMBIC_INI, url)
     return url
+
+
+@pytest.fixture(scope="session")
+def private_key_pem_text() -> str:
+    """One signing key for every app of the run, so that they accept each other's tokens."""
+    return private_key_pem(Ed25519PrivateKey.generate()).decode()
+
+
+@pytest.fixture(scope="session")
+def make_settings(database_url: str, amqp_url: str, private_key_pem_text: str) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values = {
+            "database_url": database_url,
+            "amqp_url": amqp_url,
+            "jwt_private_key": private_key_pem_text,
+            "log_format": "text",
+            **CHEAP_HASHING,
+            **overrides,
+        }
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def app(make_settings) -> FastAPI:
+    return create_app(make_settings())
+
+
+@pytest.fixture(scope="session")
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def api(client: TestClient, app: FastAPI) -> Api:
+    return Api(client, app)

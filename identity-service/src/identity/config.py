@@ -2,13 +2,53 @@
 
 from functools import lru_cache
 
+from pydantic import Field, SecretStr
+
 from chassis.settings import AuthSettings, BaseServiceSettings, BrokerSettings, database_url_field
 
 
 class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
+    """Everything identity-service reads from its environment (or ``.env``)."""
+
     database_url: str = database_url_field("identity")
+
+    # Signing keys. With neither variable set an ephemeral key is generated: fine for one
+    # process, wrong for replicas (each would sign with its own key).
+    jwt_private_key: SecretStr | None = Field(default=None, validation_alias="JWT_PRIVATE_KEY")
+    jwt_private_key_file: str | None = Field(default=None, validation_alias="JWT_PRIVATE_KEY_FILE")
+    jwt_previous_public_keys_file: str | None = Field(
+        default=None, validation_alias="JWT_PREVIOUS_PUBLIC_KEYS_FILE"
+    )
+
+    access_token_ttl_seconds: int = Field(default=900, ge=30, validation_alias="ACCESS_TOKEN_TTL_SECONDS")
+    refresh_token_ttl_seconds: int = Field(
+        default=14 * 24 * 3600, ge=60, validation_alias="REFRESH_TOKEN_TTL_SECONDS"
+    )
+
+    # The first admin, created at start-up when both are set and the email is free.
+    admin_email: str | None = Field(default=None, validation_alias="ADMIN_EMAIL")
+    admin_password: SecretStr | None = Field(default=None, validation_alias="ADMIN_PASSWORD")
+    admin_full_name: str = Field(default="Administrator", validation_alias="ADMIN_FULL_NAME")
+
+    # Argon2id cost: OWASP's recommended profile (19 MiB, 2 passes, 1 lane). It keeps a
+    # login burst within the service's memory budget (argon2-cffi's default of 64 MiB per
+    # hash would not); raise it on machines with memory to spare. Tests lower it.
+    password_hash_time_cost: int = Field(default=2, ge=1, validation_alias="PASSWORD_HASH_TIME_COST")
+    password_hash_memory_cost: int = Field(
+        default=19 * 1024, ge=8, validation_alias="PASSWORD_HASH_MEMORY_COST"
+    )
+    password_hash_parallelism: int = Field(default=1, ge=1, validation_alias="PASSWORD_HASH_PARALLELISM")
+
+    # The in-process cache of (user id -> active, role) behind the gateway's token check,
+    # invalidated through PostgreSQL LISTEN/NOTIFY; the TTL only bounds a missed notification.
+    user_status_cache_enabled: bool = Field(default=True, validation_alias="USER_STATUS_CACHE_ENABLED")
+    user_status_cache_ttl_seconds: float = Field(
+        default=300.0, gt=0, validation_alias="USER_STATUS_CACHE_TTL_SECONDS"
+    )
+    user_status_cache_size: int = Field(default=100_000, ge=1, validation_alias="USER_STATUS_CACHE_SIZE")
 
 
 @lru_cache
 def get_settings() -> Settings:
+    """The process's settings, read once."""
     return Settings()

@@ -1,5 +1,92 @@
-"""identity-service tables."""
+"""identity-service tables: users and their refresh tokens.
+
+The rules the database can hold, it holds: one account per lower-cased email, a known
+role, a non-blank name, and ``deactivated_at`` set exactly when the account is inactive.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
 
 from chassis.db import Base
+from identity.domain import EMAIL_MAX_LENGTH, FULL_NAME_MAX_LENGTH, PHONE_MAX_LENGTH
 
-__all__ = ["Base"]
+# Channel of the NOTIFY sent by a trigger when a user's role or active flag changes (or
+# the row goes): every replica listens and drops that user from its token-check cache.
+USER_STATUS_CHANNEL = "identity_user_status"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    full_name: Mapped[str] = mapped_column(String(FULL_NAME_MAX_LENGTH))
+    phone: Mapped[str | None] = mapped_column(String(PHONE_MAX_LENGTH))
+    role: Mapped[str] = mapped_column(String(16))
+    is_active: Mapped[bool] = mapped_column(server_default="true")
+    date_joined: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+    deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Grows by one with every change other services care about (name, phone, role,
+    # active), so consumers of identity.user.* events can ignore stale ones.
+    revision: Mapped[int] = mapped_column(Integer, server_default="1")
+
+    __table_args__ = (
+        UniqueConstraint("email", name="uq_users_email"),
+        CheckConstraint("email = lower(email)", name="email_lower_case"),
+        CheckConstraint("role IN ('admin', 'doctor', 'patient')", name="role_known"),
+        CheckConstraint("btrim(full_name) <> ''", name="full_name_not_blank"),
+        CheckConstraint("is_active = (deactivated_at IS NULL)", name="deactivated_at_iff_inactive"),
+        CheckConstraint("revision >= 1", name="revision_positive"),
+    )
+    # Fetch server-side values (date_joined, updated_at) with RETURNING, so they are
+    # readable after the session closes.
+    __mapper_args__ = {"eager_defaults": True}
+
+
+class RefreshToken(Base):
+    """One refresh token. Tokens rotated from one login share a ``family_id`` (a session).
+
+    A used token points to its successor (``replaced_by_id``); presenting a used token
+    again is reuse, and revokes the family.
+    """
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    family_id: Mapped[uuid.UUID]
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("refresh_tokens.id", ondelete="SET NULL"))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("token_hash", name="uq_refresh_tokens_token_hash"),
+        CheckConstraint("octet_length(token_hash) = 32", name="token_hash_sha256"),
+        CheckConstraint("expires_at > issued_at", name="expires_after_issued"),
+        Index("ix_refresh_tokens_family_id", "family_id"),
+        Index("ix_refresh_tokens_user_id", "user_id"),
+    )

@@ -1,0 +1,52 @@
+"""The parts of identity-service that requests share, built once per application."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from chassis.db import Database
+from identity.config import Settings
+from identity.keys import KeyRing, load_key_ring
+from identity.security import Passwords, TokenIssuer
+from identity.user_status import ActiveUserTokenVerifier, UserStatuses
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    db: Database
+    keys: KeyRing
+    passwords: Passwords
+    tokens: TokenIssuer
+    statuses: UserStatuses
+    verifier: ActiveUserTokenVerifier
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Components:
+        """Everything wired from ``settings``: database, keys, hashing, token issuer and verifier."""
+        db = Database.from_settings(settings)
+        keys = load_key_ring(settings)
+        statuses = UserStatuses(
+            db.engine, ttl=settings.user_status_cache_ttl_seconds, max_entries=settings.user_status_cache_size
+        )
+        return cls(
+            db=db,
+            keys=keys,
+            passwords=Passwords.from_settings(settings),
+            tokens=TokenIssuer.from_settings(keys, settings),
+            statuses=statuses,
+            # Identity checks tokens against its own key ring, not its JWKS over HTTP.
+            verifier=ActiveUserTokenVerifier(
+                keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience, statuses=statuses
+            ),
+        )
+
+
+def components(request: Request) -> Components:
+    """FastAPI dependency: the application's components."""
+    return request.app.state.components
+
+
+AppComponents = Annotated[Components, Depends(components)]

@@ -1,0 +1,48 @@
+"""Events identity-service publishes; their contracts are contracts/events/identity.user.*.schema.json.
+
+Payloads carry what other services keep of a user (name, phone, role, active flag)
+and the user's ``revision``, so consumers can ignore stale, out-of-order updates.
+Never an email, a password or a hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from chassis.messaging import add_event
+from identity.models import User
+
+PRODUCER = "identity"
+
+UserFactKind = Literal["registered", "updated", "deactivated"]
+
+
+def _user_event_data(user: User, kind: UserFactKind, changed: Sequence[str]) -> dict[str, Any]:
+    if kind == "deactivated":
+        return {
+            "user_id": user.id,
+            "role": user.role,
+            "revision": user.revision,
+            "deactivated_at": user.deactivated_at,
+        }
+    data: dict[str, Any] = {
+        "user_id": user.id,
+        "full_name": user.full_name,
+        "phone": user.phone,
+        "role": user.role,
+        "is_active": user.is_active,
+        "revision": user.revision,
+    }
+    if kind == "registered":
+        data["date_joined"] = user.date_joined
+    else:
+        data["changed"] = list(changed)
+    return data
+
+
+def publish_user_fact(session: Session, user: User, kind: UserFactKind, changed: Sequence[str] = ()) -> None:
+    """Write ``identity.user.<kind>`` to the outbox, in the transaction of the change."""
+    add_event(session, f"identity.user.{kind}", _user_event_data(user, kind, changed), producer=PRODUCER)

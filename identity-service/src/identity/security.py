@@ -1,0 +1,123 @@
+"""Password hashing (Argon2id) and token issuance (EdDSA access tokens, opaque refresh tokens)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from chassis.auth import ACCESS_TOKEN_TYPE
+from identity.config import Settings
+from identity.keys import ALGORITHM, KeyRing
+
+
+class Passwords:
+    """Argon2id hashing with the configured cost; old hashes are upgraded at the next login."""
+
+    def __init__(self, *, time_cost: int, memory_cost: int, parallelism: int) -> None:
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
+        # Verified against when the account does not exist, so that an unknown email
+        # costs as much time as a wrong password and timing does not reveal accounts.
+        self._decoy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Passwords:
+        return cls(
+            time_cost=settings.password_hash_time_cost,
+            memory_cost=settings.password_hash_memory_cost,
+            parallelism=settings.password_hash_parallelism,
+        )
+
+    def hash(self, password: str) -> str:
+        """A new salted hash of ``password``."""
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        """Whether ``password`` matches ``password_hash`` (False for a corrupt hash too)."""
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def verify_decoy(self, password: str) -> None:
+        """Spend the time of one verification, for an account that does not exist."""
+        self.verify(self._decoy_hash, password)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether ``password_hash`` was made with other parameters than the current ones."""
+        try:
+            return self._hasher.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return True
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    """An access token, its lifetime, and the refresh token issued with it."""
+
+    access: str
+    refresh: str
+    expires_in: int
+
+
+def new_refresh_token() -> str:
+    """An opaque refresh token: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def refresh_token_digest(token: str) -> bytes:
+    """What the database keeps of a refresh token: its SHA-256.
+
+    A fast hash is right here: the token is random and long, so nothing can be guessed
+    from a leaked digest, and lookups stay a single index probe.
+    """
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+class TokenIssuer:
+    """Signs access tokens with identity's current key and dates refresh tokens."""
+
+    def __init__(
+        self, keys: KeyRing, *, issuer: str, audience: str, access_ttl: int, refresh_ttl: int
+    ) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.access_ttl = access_ttl
+        self.refresh_ttl = timedelta(seconds=refresh_ttl)
+
+    @classmethod
+    def from_settings(cls, keys: KeyRing, settings: Settings) -> TokenIssuer:
+        return cls(
+            keys,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            access_ttl=settings.access_token_ttl_seconds,
+            refresh_ttl=settings.refresh_token_ttl_seconds,
+        )
+
+    def access_token(self, *, user_id: int, role: str, session_id: uuid.UUID, now: datetime) -> str:
+        """A signed access token of ``user_id`` in session (refresh-token family) ``session_id``."""
+        issued_at = int(now.timestamp())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(user_id),
+            "role": role,
+            "typ": ACCESS_TOKEN_TYPE,
+            "sid": str(session_id),
+            "iat": issued_at,
+            "exp": issued_at + self.access_ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self.keys.signing_key, algorithm=ALGORITHM, headers={"kid": self.keys.kid})
+
+    def refresh_expiry(self, now: datetime) -> datetime:
+        """When a refresh token issued ``now`` stops working."""
+        return now + self.refresh_ttl

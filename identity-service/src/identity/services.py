@@ -1,0 +1,265 @@
+"""identity-service use cases for accounts: registration, profiles, admin management.
+
+Each use case is one transaction. Session use cases (login, refresh, logout) live in
+``sessions.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from chassis.db import Database
+from chassis.timezones import utcnow
+from identity.domain import (
+    ADMIN,
+    AccountChange,
+    locks_out_acting_admin,
+    may_self_register_as,
+    password_problems,
+)
+from identity.errors import (
+    AdminLockout,
+    CurrentPasswordInvalid,
+    EmailTaken,
+    RoleNotAllowed,
+    UserNotFound,
+    WeakPassword,
+)
+from identity.events import UserFactKind, publish_user_fact
+from identity.models import RefreshToken, User
+from identity.security import Passwords
+
+log = logging.getLogger("identity.services")
+
+
+def record_user_fact(session: Session, user: User, kind: UserFactKind, changed: Sequence[str] = ()) -> None:
+    """A user registered, was updated or was deactivated: tell the other services.
+
+    Called inside the transaction of the change, after it is applied to ``user``. Each
+    fact takes the next ``revision`` of the user and goes to the outbox with the change.
+    """
+    if kind != "registered":
+        user.revision += 1
+    session.flush()
+    publish_user_fact(session, user, kind, changed)
+
+
+def _require_strong(password: str, email: str) -> None:
+    problems = password_problems(password, email)
+    if problems:
+        raise WeakPassword("password", problems)
+
+
+def _is_email_taken(exc: IntegrityError) -> bool:
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None) == "uq_users_email"
+
+
+def register_user(
+    db: Database,
+    passwords: Passwords,
+    *,
+    email: str,
+    password: str,
+    full_name: str,
+    role: str,
+    phone: str | None,
+) -> User:
+    """Create an account by public registration (patient or doctor). ``email`` is normalised."""
+    if not may_self_register_as(role):
+        raise RoleNotAllowed("role", ["Registration creates a patient or a doctor account."])
+    _require_strong(password, email)
+    password_hash = passwords.hash(password)  # before the transaction: it is the slow part
+    try:
+        with db.transaction() as session:
+            user = User(
+                email=email,
+                password_hash=password_hash,
+                full_name=full_name,
+                phone=phone,
+                role=role,
+                is_active=True,
+            )
+            session.add(user)
+            session.flush()
+            record_user_fact(session, user, "registered")
+    except IntegrityError as exc:
+        # No check-then-insert: the unique constraint decides, so two concurrent
+        # registrations of one email give one 201 and one 409.
+        if _is_email_taken(exc):
+            raise EmailTaken() from exc
+        raise
+    return user
+
+
+@dataclass(frozen=True, slots=True)
+class AdminAccount:
+    user: User
+    created: bool
+
+
+def create_admin(
+    db: Database, passwords: Passwords, *, email: str, password: str, full_name: str
+) -> AdminAccount:
+    """Create an admin account unless ``email`` is taken (then return the existing account).
+
+    Safe when several replicas run it at once: INSERT ... ON CONFLICT DO NOTHING.
+    """
+    _require_strong(password, email)
+    password_hash = passwords.hash(password)
+    with db.transaction() as session:
+        created = session.scalars(
+            insert(User)
+            .values(email=email, password_hash=password_hash, full_name=full_name, role=ADMIN, is_active=True)
+            .on_conflict_do_nothing(index_elements=[User.email])
+            .returning(User)
+        ).one_or_none()
+        if created is not None:
+            record_user_fact(session, created, "registered")
+            return AdminAccount(user=created, created=True)
+        existing = session.scalars(select(User).where(User.email == email)).one()
+        return AdminAccount(user=existing, created=False)
+
+
+def get_user(db: Database, user_id: int) -> User:
+    """The user ``user_id``, active or not."""
+    with db.sessions() as session:
+        user = session.get(User, user_id)
+    if user is None:
+        raise UserNotFound(user_id)
+    return user
+
+
+def _locked_user(session: Session, user_id: int) -> User:
+    # The row lock serialises changes to one account (revision numbers stay in order).
+    user = session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise UserNotFound(user_id)
+    return user
+
+
+def _apply_profile(user: User, changes: dict[str, Any], fields: tuple[str, ...]) -> list[str]:
+    changed = []
+    for field in fields:
+        if field in changes and getattr(user, field) != changes[field]:
+            setattr(user, field, changes[field])
+            changed.append(field)
+    return changed
+
+
+def update_own_account(
+    db: Database, passwords: Passwords, *, user_id: int, session_id: uuid.UUID | None, changes: dict[str, Any]
+) -> User:
+    """Change one's own name, phone or password (the current password is required for the latter).
+
+    ``changes`` holds only the fields the caller sent. A new password ends every other
+    session of the account; the caller's own session (``session_id``) stays signed in.
+    """
+    with db.transaction() as session:
+        user = _locked_user(session, user_id)
+        if changes.get("password") is not None:
+            current = changes.get("current_password")
+            if current is None:
+                raise CurrentPasswordInvalid(
+                    "current_password", ["Enter your current password to change it."]
+                )
+            if not passwords.verify(user.password_hash, current):
+                raise CurrentPasswordInvalid("current_password", ["The current password is not correct."])
+            _require_strong(changes["password"], user.email)
+            user.password_hash = passwords.hash(changes["password"])
+            others = RefreshToken.user_id == user.id
+            if session_id is not None:
+                others &= RefreshToken.family_id != session_id
+            session.execute(
+                update(RefreshToken)
+                .where(others, RefreshToken.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+        changed = _apply_profile(user, changes, ("full_name", "phone"))
+        if changed:
+            record_user_fact(session, user, "updated", changed)
+    return user
+
+
+def list_users(
+    db: Database,
+    *,
+    role: str | None,
+    search: str | None,
+    is_active: bool | None,
+    offset: int,
+    limit: int,
+) -> tuple[int, list[User]]:
+    """How many users match the filters, and one page of them in id order."""
+    conditions = []
+    if role is not None:
+        conditions.append(User.role == role)
+    if is_active is not None:
+        conditions.append(User.is_active.is_(is_active))
+    if search:
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        conditions.append(
+            or_(User.email.ilike(pattern, escape="\\"), User.full_name.ilike(pattern, escape="\\"))
+        )
+    with db.sessions() as session:
+        count = session.scalar(select(func.count()).select_from(User).where(*conditions)) or 0
+        users = list(
+            session.scalars(select(User).where(*conditions).order_by(User.id).offset(offset).limit(limit))
+        )
+    return count, users
+
+
+def _deactivate(session: Session, user: User) -> None:
+    now = utcnow()
+    user.is_active = False
+    user.deactivated_at = now
+    session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    record_user_fact(session, user, "deactivated")
+
+
+def update_user(db: Database, *, actor_id: int, user_id: int, changes: dict[str, Any]) -> User:
+    """An admin changes an account's name, phone, role or active flag.
+
+    ``is_active: false`` deactivates exactly like ``deactivate_user``; ``true`` reactivates.
+    """
+    if locks_out_acting_admin(
+        actor_id, user_id, AccountChange(changes.get("role"), changes.get("is_active"))
+    ):
+        raise AdminLockout()
+    with db.transaction() as session:
+        user = _locked_user(session, user_id)
+        changed = _apply_profile(user, changes, ("full_name", "phone", "role"))
+        deactivating = changes.get("is_active") is False and user.is_active
+        if changes.get("is_active") is True and not user.is_active:
+            user.is_active = True
+            user.deactivated_at = None
+            changed.append("is_active")
+        if changed:
+            record_user_fact(session, user, "updated", changed)
+        if deactivating:
+            _deactivate(session, user)
+    return user
+
+
+def deactivate_user(db: Database, *, actor_id: int, user_id: int) -> None:
+    """Deactivate an account (the record stays); its sessions end at once. Idempotent."""
+    if actor_id == user_id:
+        raise AdminLockout()
+    with db.transaction() as session:
+        user = _locked_user(session, user_id)
+        if user.is_active:
+            _deactivate(session, user)

@@ -1,0 +1,72 @@
+import dataclasses
+
+import jwt
+from sqlalchemy import select
+from support import PASSWORD, assert_problem, bearer, unique_email
+
+from identity.models import User
+from identity.security import Passwords
+
+
+def test_logging_in_returns_an_access_and_a_refresh_token(api):
+    user = api.register()
+    tokens = api.login(user["email"].upper())
+    assert set(tokens) == {"access", "refresh", "token_type", "expires_in"}
+    assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 900
+    header = jwt.get_unverified_header(tokens["access"])
+    assert header["alg"] == "EdDSA" and header["kid"]
+
+
+def test_a_wrong_password_and_an_unknown_email_get_the_same_401(client, api):
+    user = api.register()
+    wrong = client.post("/api/auth/login/", json={"email": user["email"], "password": "not the password"})
+    unknown = client.post("/api/auth/login/", json={"email": unique_email(), "password": PASSWORD})
+    assert_problem(wrong, 401, "invalid_credentials")
+    assert_problem(unknown, 401, "invalid_credentials")
+    assert wrong.json() == unknown.json()
+    assert wrong.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_an_unknown_email_still_costs_one_password_verification(client, app):
+    counted = []
+
+    class CountingPasswords(Passwords):
+        def verify(self, password_hash, password):
+            counted.append(password_hash)
+            return super().verify(password_hash, password)
+
+    parts = app.state.components
+    app.state.components = dataclasses.replace(
+        parts, passwords=CountingPasswords(time_cost=1, memory_cost=8, parallelism=1)
+    )
+    try:
+        response = client.post("/api/auth/login/", json={"email": unique_email(), "password": PASSWORD})
+    finally:
+        app.state.components = parts
+    assert response.status_code == 401
+    assert len(counted) == 1
+
+
+def test_a_deactivated_account_cannot_log_in(client, api):
+    user = api.register()
+    _, admin_tokens = api.admin()
+    client.delete(f"/api/users/{user['id']}/", headers=bearer(admin_tokens))
+    response = client.post("/api/auth/login/", json={"email": user["email"], "password": PASSWORD})
+    assert_problem(response, 401, "invalid_credentials")
+
+
+def test_a_hash_of_older_parameters_is_upgraded_at_login(client, api, app):
+    user = api.register()
+    db = app.state.db
+    weaker = Passwords(time_cost=1, memory_cost=16, parallelism=2).hash(PASSWORD)
+    with db.transaction() as session:
+        session.get(User, user["id"]).password_hash = weaker
+    api.login(user["email"])
+    with db.sessions() as session:
+        upgraded = session.scalar(select(User.password_hash).where(User.id == user["id"]))
+    assert upgraded != weaker and "p=1" in upgraded
+
+
+def test_login_fields_are_required(client):
+    body = assert_problem(client.post("/api/auth/login/", json={"email": "a@example.com"}), 422)
+    assert body["errors"] == [{"field": "password", "message": "Field required"}]

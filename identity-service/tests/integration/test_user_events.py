@@ -1,0 +1,89 @@
+"""identity publishes user events through its outbox, as contracts/events/identity.user.* describe."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from support import PASSWORD, assert_problem, bearer
+
+from chassis.messaging.contracts import validate_envelope
+
+CONTRACTS = Path(__file__).resolve().parents[3] / "contracts"
+
+
+def _events_of(broker, queue: str, user_id: int, count: int) -> list[dict]:
+    events = []
+    for message in broker.get(queue, count=50, timeout=5):
+        envelope = json.loads(message.body)
+        if envelope["data"]["user_id"] == user_id:
+            events.append(envelope)
+        if len(events) == count:
+            break
+    return events
+
+
+def test_registration_publishes_a_registered_event_that_matches_its_contract(api, broker):
+    queue = broker.bind_queue("identity.user.*")
+
+    user = api.register(role="doctor", full_name="Dr Ada Lovelace", phone="+998 90 123 45 67")
+
+    [event] = _events_of(broker, queue, user["id"], 1)
+    validate_envelope(event, CONTRACTS)
+    assert event["event_type"] == "identity.user.registered"
+    assert event["producer"] == "identity"
+    assert event["data"] == {
+        "user_id": user["id"],
+        "full_name": "Dr Ada Lovelace",
+        "phone": "+998 90 123 45 67",
+        "role": "doctor",
+        "is_active": True,
+        "date_joined": event["data"]["date_joined"],
+        "revision": 1,
+    }
+    assert "password" not in json.dumps(event) and user["email"] not in json.dumps(event)
+
+
+def test_a_rename_and_a_deactivation_publish_events_with_growing_revisions(api, client, broker):
+    queue = broker.bind_queue("identity.user.*")
+    _, admin_tokens = api.admin()
+    user, tokens = api.signed_in(role="doctor")
+
+    renamed = client.patch("/api/auth/me/", json={"full_name": "Dr Renamed"}, headers=bearer(tokens))
+    assert renamed.status_code == 200
+    assert client.delete(f"/api/users/{user['id']}/", headers=bearer(admin_tokens)).status_code == 204
+
+    registered, updated, deactivated = _events_of(broker, queue, user["id"], 3)
+    for event in (registered, updated, deactivated):
+        validate_envelope(event, CONTRACTS)
+    assert updated["event_type"] == "identity.user.updated"
+    assert updated["data"]["full_name"] == "Dr Renamed"
+    assert updated["data"]["changed"] == ["full_name"]
+    assert deactivated["event_type"] == "identity.user.deactivated"
+    assert deactivated["data"]["role"] == "doctor"
+    assert [e["data"]["revision"] for e in (registered, updated, deactivated)] == [1, 2, 3]
+
+
+def test_a_role_change_by_an_admin_publishes_an_update_naming_the_role(api, client, broker):
+    queue = broker.bind_queue("identity.user.updated")
+    _, admin_tokens = api.admin()
+    user = api.register()
+
+    changed = client.patch(f"/api/users/{user['id']}/", json={"role": "doctor"}, headers=bearer(admin_tokens))
+    assert changed.status_code == 200
+
+    [event] = _events_of(broker, queue, user["id"], 1)
+    validate_envelope(event, CONTRACTS)
+    assert event["data"]["role"] == "doctor"
+    assert event["data"]["changed"] == ["role"]
+
+
+def test_a_refused_registration_publishes_nothing(api, client, broker):
+    queue = broker.bind_queue("identity.user.*")
+    user = api.register()
+    broker.get(queue, count=1, timeout=5)
+
+    duplicate = {"email": user["email"].upper(), "password": PASSWORD, "full_name": "Again"}
+    assert_problem(client.post("/api/auth/register/", json=duplicate), 409)
+
+    assert broker.get(queue, count=1, timeout=1) == []
