@@ -1,5 +1,106 @@
-"""doctor-service routes."""
+"""doctor-service routes: ``/api/doctors/``, ``/api/doctors/{id}/`` and ``/api/doctors/me/``.
 
-from fastapi import APIRouter
+``/api/doctors/{id}/timeslots/`` belongs to scheduling-service (the gateway routes it there).
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from chassis.auth import Principal, require_role
+from chassis.db import DbSession
+from chassis.errors import problem_responses
+from chassis.pagination import Page, Pagination, page_of
+from doctor import services
+from doctor.domain import SEARCH_MAX_LENGTH, SPECIALTY_MAX_LENGTH
+from doctor.schemas import DoctorProfileUpdate, DoctorRead
+
+router = APIRouter(prefix="/api/doctors", tags=["doctors"])
+
+PatientOrAdmin = Annotated[Principal, Depends(require_role("patient", "admin"))]
+Admin = Annotated[Principal, Depends(require_role("admin"))]
+DoctorUser = Annotated[Principal, Depends(require_role("doctor"))]
+
+# "{doctor_id:int}" only matches digits, so "me" never reaches the id routes and
+# a non-numeric id is simply not found.
+BY_ID = "/{doctor_id:int}/"
+
+
+@router.get(
+    "/",
+    response_model=Page[DoctorRead],
+    summary="List active doctors",
+    responses=problem_responses(401, 403, 422),
+)
+def list_doctors(
+    request: Request,
+    session: DbSession,
+    _: PatientOrAdmin,
+    pagination: Pagination,
+    search: Annotated[
+        str | None,
+        Query(
+            max_length=SEARCH_MAX_LENGTH,
+            description="Part of the name or of the specialty, any case (`cardio` finds Cardiology).",
+        ),
+    ] = None,
+    specialty: Annotated[
+        str | None,
+        Query(max_length=SPECIALTY_MAX_LENGTH, description="The exact specialty, any case."),
+    ] = None,
+) -> dict:
+    filters = services.DoctorFilters(search=_blank_to_none(search), specialty=_blank_to_none(specialty))
+    count, doctors = services.list_doctors(session, filters, offset=pagination.offset, limit=pagination.limit)
+    results = [DoctorRead.model_validate(doctor) for doctor in doctors]
+    return page_of(request, pagination, count, results)
+
+
+@router.get(
+    "/me/",
+    response_model=DoctorRead,
+    summary="Read your own doctor profile",
+    responses=problem_responses(401, 403, 404),
+)
+def read_own_profile(session: DbSession, principal: DoctorUser) -> DoctorRead:
+    return DoctorRead.model_validate(services.get_own_profile(session, principal.id))
+
+
+@router.patch(
+    "/me/",
+    response_model=DoctorRead,
+    summary="Edit your own specialty, bio or years of experience",
+    responses=problem_responses(400, 401, 403, 404, 422),
+)
+def update_own_profile(session: DbSession, principal: DoctorUser, body: DoctorProfileUpdate) -> DoctorRead:
+    doctor = services.update_own_profile(session, principal.id, body.changes())
+    return DoctorRead.model_validate(doctor)
+
+
+@router.get(
+    BY_ID,
+    response_model=DoctorRead,
+    summary="Read an active doctor",
+    responses=problem_responses(401, 403, 404),
+)
+def read_doctor(session: DbSession, _: PatientOrAdmin, doctor_id: int) -> DoctorRead:
+    return DoctorRead.model_validate(services.get_listed_doctor(session, doctor_id))
+
+
+@router.patch(
+    BY_ID,
+    response_model=DoctorRead,
+    summary="Edit a doctor's specialty, bio or years of experience (admin)",
+    responses=problem_responses(400, 401, 403, 404, 422),
+)
+def update_doctor(session: DbSession, _: Admin, doctor_id: int, body: DoctorProfileUpdate) -> DoctorRead:
+    doctor = services.update_doctor_profile(session, doctor_id, body.changes())
+    return DoctorRead.model_validate(doctor)
+
+
+def _blank_to_none(value: str | None) -> str | None:
+    # "?search=" and "?search=%20" mean no filter.
+    if value is None:
+        return None
+    return value.strip() or None

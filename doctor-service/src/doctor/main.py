@@ -6,8 +6,9 @@ from chassis.app import create_service_app
 from chassis.auth import jwks_verifier
 from chassis.db import Database
 from chassis.health import amqp_check
+from chassis.messaging import messaging_hooks
 from chassis.observability import configure_logging
-from doctor import api
+from doctor import api, events
 from doctor.config import Settings
 from doctor.errors import STATUS_OF
 
@@ -24,6 +25,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status_of=STATUS_OF,
         token_verifier=jwks_verifier(settings),
         readiness={"database": db.ping, "broker": amqp_check(settings.amqp_url)},
+        # The outbox relay publishes doctor.profile.updated; the consumer applies identity's user events.
+        hooks=messaging_hooks(
+            "doctor", db, settings.amqp_url, handlers=events.HANDLERS, enabled=settings.messaging_enabled
+        ),
+        openapi_tags=[{"name": "doctors", "description": "Find doctors; doctors keep their own profile."}],
     )
     app.state.settings = settings
     app.state.db = db

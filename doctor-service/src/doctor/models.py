@@ -1,5 +1,82 @@
-"""doctor-service tables."""
+"""doctor-service tables: the doctor profiles (and chassis' outbox and inbox)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
 
 from chassis.db import Base
+from doctor.domain import FULL_NAME_MAX_LENGTH, MAX_YEARS_OF_EXPERIENCE, SPECIALTY_MAX_LENGTH
 
-__all__ = ["Base"]
+__all__ = ["Base", "Doctor"]
+
+LISTED = text("is_active")
+
+
+class Doctor(Base):
+    """A doctor's profile; its id is the doctor's user id.
+
+    Rows are never deleted: a profile whose user stops being an active doctor is
+    hidden (``is_active`` false), so its specialty and bio survive a comeback.
+    """
+
+    __tablename__ = "doctors"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    full_name: Mapped[str] = mapped_column(String(FULL_NAME_MAX_LENGTH), default="")
+    specialty: Mapped[str] = mapped_column(String(SPECIALTY_MAX_LENGTH), default="")
+    bio: Mapped[str] = mapped_column(Text, default="")
+    years_of_experience: Mapped[int] = mapped_column(Integer, default=0)
+    is_active: Mapped[bool] = mapped_column(Boolean)
+    # The identity revision of the user that this row reflects (older events are ignored).
+    user_revision: Mapped[int] = mapped_column(BigInteger)
+    # A counter of this profile's own published changes (doctor.profile.updated's revision).
+    revision: Mapped[int] = mapped_column(BigInteger, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(
+            f"years_of_experience BETWEEN 0 AND {MAX_YEARS_OF_EXPERIENCE}", name="years_of_experience_range"
+        ),
+        CheckConstraint("revision >= 1", name="revision_positive"),
+        # The listing's order (full_name, id) over listed doctors only.
+        Index("ix_doctors_listed_full_name_id", "full_name", "id", postgresql_where=LISTED),
+        # ?search= is ILIKE '%term%' on the name or the specialty: trigram GIN indexes
+        # serve it (as a BitmapOr) without scanning every profile.
+        Index(
+            "ix_doctors_listed_full_name_trgm",
+            "full_name",
+            postgresql_using="gin",
+            postgresql_ops={"full_name": "gin_trgm_ops"},
+            postgresql_where=LISTED,
+        ),
+        Index(
+            "ix_doctors_listed_specialty_trgm",
+            "specialty",
+            postgresql_using="gin",
+            postgresql_ops={"specialty": "gin_trgm_ops"},
+            postgresql_where=LISTED,
+        ),
+        # ?specialty= is an exact, case-insensitive match; the index also yields the listing's order.
+        Index(
+            "ix_doctors_listed_specialty_lower",
+            func.lower(text("specialty")),
+            "full_name",
+            "id",
+            postgresql_where=LISTED,
+        ),
+    )

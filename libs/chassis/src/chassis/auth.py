@@ -137,10 +137,13 @@ def jwks_verifier(settings: Any) -> TokenVerifier:
 _bearer = HTTPBearer(auto_error=False, description="An access token from `POST /api/auth/login/`.")
 
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+# RFC 6750 §3.1: a request that sent no credentials gets the challenge without an error code.
+MISSING_CREDENTIALS_HEADERS = {"WWW-Authenticate": "Bearer"}
 
 
-def unauthorized(detail: str) -> ProblemException:
-    return ProblemException(401, detail, code="not_authenticated", headers=UNAUTHORIZED_HEADERS)
+def unauthorized(detail: str, *, token_sent: bool = True) -> ProblemException:
+    headers = UNAUTHORIZED_HEADERS if token_sent else MISSING_CREDENTIALS_HEADERS
+    return ProblemException(401, detail, code="not_authenticated", headers=headers)
 
 
 def current_principal(
@@ -149,7 +152,7 @@ def current_principal(
 ) -> Principal:
     """FastAPI dependency: the verified caller, or 401 problem+json."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise unauthorized("Authentication credentials were not provided.")
+        raise unauthorized("Authentication credentials were not provided.", token_sent=False)
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
         return verifier.principal(credentials.credentials)

@@ -1,0 +1,152 @@
+"""Events: the one doctor-service publishes and the identity events it consumes.
+
+Published: ``doctor.profile.updated`` (schema in
+``contracts/events/doctor.profile.updated.schema.json``), written to the outbox in
+the transaction of the change whenever a doctor's public profile changes: it
+appears, its name, specialty, bio or experience change, or it is hidden or shown.
+
+Consumed: ``identity.user.registered``, ``identity.user.updated`` and
+``identity.user.deactivated``, which keep the profiles in step with the users.
+Each handler runs in the transaction that records the event in the inbox, so a
+duplicate is never applied twice; the user ``revision`` orders the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from chassis.messaging import Envelope, Handler, add_event
+from doctor.domain import UserFacts, is_stale, should_open_profile
+from doctor.models import Doctor
+
+PRODUCER = "doctor"
+PROFILE_UPDATED = "doctor.profile.updated"
+
+USER_REGISTERED = "identity.user.registered"
+USER_UPDATED = "identity.user.updated"
+USER_DEACTIVATED = "identity.user.deactivated"
+
+
+def profile_updated_data(doctor: Doctor) -> dict[str, Any]:
+    """The ``data`` of a ``doctor.profile.updated`` event: the profile's full current state."""
+    return {
+        "doctor_id": doctor.id,
+        "full_name": doctor.full_name,
+        "specialty": doctor.specialty,
+        "bio": doctor.bio,
+        "years_of_experience": doctor.years_of_experience,
+        "is_active": doctor.is_active,
+        "revision": doctor.revision,
+    }
+
+
+def record_profile_change(session: Session, doctor: Doctor, *, correlation_id: str | None = None) -> None:
+    """Count a change of ``doctor``'s public profile and put its event in the outbox.
+
+    Call it in the transaction that made the change, after making it.
+    """
+    doctor.revision += 1
+    doctor.updated_at = func.now()
+    _publish(session, doctor, correlation_id)
+
+
+def _publish(session: Session, doctor: Doctor, correlation_id: str | None) -> None:
+    add_event(
+        session,
+        PROFILE_UPDATED,
+        profile_updated_data(doctor),
+        producer=PRODUCER,
+        correlation_id=correlation_id,
+    )
+
+
+def apply_user_facts(session: Session, facts: UserFacts, *, correlation_id: str | None = None) -> None:
+    """Bring the user's profile in line with ``facts``, unless it already reflects newer ones."""
+    doctor = session.get(Doctor, facts.user_id, with_for_update=True)
+    if doctor is None:
+        if not should_open_profile(facts):
+            return
+        doctor = _open_profile(session, facts)
+        if doctor is not None:
+            # A hidden placeholder is news to no one: only a listed new profile is published.
+            if doctor.is_active:
+                _publish(session, doctor, correlation_id)
+            return
+        # Another consumer created it a moment ago: apply these facts on top of its row.
+        doctor = session.get(Doctor, facts.user_id, with_for_update=True, populate_existing=True)
+        assert doctor is not None  # rows are never deleted
+    if is_stale(facts, doctor.user_revision):
+        return
+    before = profile_updated_data(doctor)
+    doctor.user_revision = facts.revision
+    if facts.full_name is not None:
+        doctor.full_name = facts.full_name
+    doctor.is_active = facts.is_listed_doctor
+    if profile_updated_data(doctor) != before:
+        record_profile_change(session, doctor, correlation_id=correlation_id)
+
+
+def _open_profile(session: Session, facts: UserFacts) -> Doctor | None:
+    """Insert the user's profile row; None when a concurrent transaction inserted it first."""
+    statement = (
+        insert(Doctor)
+        .values(
+            id=facts.user_id,
+            full_name=facts.full_name or "",
+            specialty="",
+            bio="",
+            years_of_experience=0,
+            is_active=facts.is_listed_doctor,
+            user_revision=facts.revision,
+            revision=1,
+        )
+        .on_conflict_do_nothing(index_elements=[Doctor.id])
+        .returning(Doctor)
+    )
+    return session.scalars(statement).one_or_none()
+
+
+def on_user_registered(session: Session, envelope: Envelope) -> None:
+    """A new user: a doctor gets an empty profile."""
+    data = envelope.data
+    facts = UserFacts(
+        user_id=data["user_id"],
+        revision=data["revision"],
+        role=data["role"],
+        is_active=data["is_active"],
+        full_name=data["full_name"],
+    )
+    apply_user_facts(session, facts, correlation_id=envelope.correlation_id)
+
+
+def on_user_updated(session: Session, envelope: Envelope) -> None:
+    """A user's name, phone, role or active flag changed; the event carries the full state."""
+    data = envelope.data
+    facts = UserFacts(
+        user_id=data["user_id"],
+        revision=data["revision"],
+        role=data["role"],
+        is_active=data["is_active"],
+        full_name=data["full_name"],
+        role_changed="role" in data.get("changed", ()),
+    )
+    apply_user_facts(session, facts, correlation_id=envelope.correlation_id)
+
+
+def on_user_deactivated(session: Session, envelope: Envelope) -> None:
+    """A deactivated user's profile is hidden (and kept)."""
+    data = envelope.data
+    facts = UserFacts(user_id=data["user_id"], revision=data["revision"], role=data["role"], is_active=False)
+    apply_user_facts(session, facts, correlation_id=envelope.correlation_id)
+
+
+HANDLERS: Mapping[str, Handler] = {
+    USER_REGISTERED: on_user_registered,
+    USER_UPDATED: on_user_updated,
+    USER_DEACTIVATED: on_user_deactivated,
+}
