@@ -27,7 +27,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         readiness={"database": db.ping, "broker": amqp_check(settings.amqp_url)},
         # The outbox relay publishes doctor.profile.updated; the consumer applies identity's user events.
         hooks=messaging_hooks(
-            "doctor", db, settings.amqp_url, handlers=events.HANDLERS, enabled=settings.messaging_enabled
+            "doctor",
+            db,
+            settings.amqp_url,
+            handlers=events.HANDLERS,
+            enabled=settings.messaging_enabled,
+            retry_delays=settings.event_retry_delays,
         ),
         openapi_tags=[{"name": "doctors", "description": "Find doctors; doctors keep their own profile."}],
     )

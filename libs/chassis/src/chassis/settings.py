@@ -68,6 +68,11 @@ class BrokerSettings(BaseSettings):
 
     amqp_url: str = Field(default=DEFAULT_AMQP_URL, validation_alias="AMQP_URL")
     messaging_enabled: bool = Field(default=True, validation_alias="MESSAGING_ENABLED")
+    # Delays (seconds) of a failing event's successive retries before it is dead-lettered;
+    # a JSON list, e.g. EVENT_RETRY_DELAYS='[1, 5, 30, 120]'.
+    event_retry_delays: tuple[float, ...] = Field(
+        default=(1.0, 5.0, 30.0, 120.0), min_length=1, validation_alias="EVENT_RETRY_DELAYS"
+    )
 
 
 class AuthSettings(BaseSettings):
