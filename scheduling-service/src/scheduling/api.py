@@ -1,5 +1,179 @@
-"""scheduling-service routes."""
+"""scheduling-service routes: schema in, use case, schema out.
 
-from fastapi import APIRouter
+Public routes live under ``/api/timeslots`` and ``/api/doctors/{id}/timeslots``;
+``/internal/timeslots/{id}/hold|release`` are booking's (docs/booking-protocol.md),
+never routed by the gateway and left out of the public OpenAPI document.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from chassis.auth import Principal, require_role
+from chassis.db import Database
+from chassis.errors import problem_responses
+from chassis.pagination import Page, Pagination, page_of
+from scheduling import reservations, services
+from scheduling.config import Settings
+from scheduling.errors import HoldForAnotherPatient
+from scheduling.schemas import (
+    BulkCreated,
+    BulkTimeslotCreate,
+    HoldRead,
+    HoldRequest,
+    ReleaseRequest,
+    TimeslotCreate,
+    TimeslotRead,
+)
+
+router = APIRouter(tags=["timeslots"])
+internal_router = APIRouter(prefix="/internal", include_in_schema=False)
+
+
+def _db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+AppDb = Annotated[Database, Depends(_db)]
+AppSettings = Annotated[Settings, Depends(_settings)]
+DoctorCaller = Annotated[Principal, Depends(require_role("doctor"))]
+PatientOrAdmin = Annotated[Principal, Depends(require_role("patient", "admin"))]
+Patient = Annotated[Principal, Depends(require_role("patient"))]
+# Ids are positive 64-bit integers; anything else is a 422 before any lookup.
+TimeslotId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The timeslot's id.")]
+DoctorId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The doctor's id (their user id).")]
+Day = Annotated[date | None, Query(description="One calendar day in the clinic time zone.")]
+
+
+@router.post(
+    "/api/timeslots/",
+    status_code=201,
+    response_model=TimeslotRead,
+    summary="Publish a timeslot",
+    responses=problem_responses(401, 403, 409, 422),
+)
+def create_timeslot(
+    body: TimeslotCreate, doctor: DoctorCaller, db: AppDb, settings: AppSettings
+) -> TimeslotRead:
+    """A free timeslot of 5 minutes to 12 hours, starting in the future, overlapping none of yours."""
+    timeslot = services.create_timeslot(db, doctor.id, body.start_time, body.end_time, tz=settings.tz)
+    return TimeslotRead.of(timeslot)
+
+
+@router.post(
+    "/api/timeslots/bulk/",
+    status_code=201,
+    response_model=BulkCreated,
+    summary="Publish a working pattern",
+    responses=problem_responses(401, 403, 409, 422),
+)
+def create_timeslots_bulk(
+    body: BulkTimeslotCreate, doctor: DoctorCaller, db: AppDb, settings: AppSettings
+) -> BulkCreated:
+    """Every timeslot of the pattern (clinic time zone, at most 500), or none: a 409 lists the
+    overlapping times in ``conflicts``, a 422 lists past ones in ``past``.
+
+    Slots follow local wall-clock time across daylight-saving changes; a slot that
+    would fall into the spring-forward gap or straddle the repeated fall-back hour
+    is skipped."""
+    created = services.create_timeslots_bulk(db, doctor.id, body.pattern(), tz=settings.tz)
+    return BulkCreated(created=[TimeslotRead.of(t) for t in created])
+
+
+@router.get(
+    "/api/timeslots/",
+    response_model=Page[TimeslotRead],
+    summary="List your timeslots",
+    responses=problem_responses(401, 403, 422),
+)
+def list_own_timeslots(
+    request: Request,
+    doctor: DoctorCaller,
+    db: AppDb,
+    settings: AppSettings,
+    page: Pagination,
+    date: Day = None,
+    is_available: Annotated[bool | None, Query(description="true: free only; false: held or booked.")] = None,
+) -> dict:
+    """Your own timeslots, earliest first."""
+    count, rows = services.list_own_timeslots(
+        db, doctor.id, page, tz=settings.tz, day=date, is_available=is_available
+    )
+    return page_of(request, page, count, [TimeslotRead.of(t) for t in rows])
+
+
+@router.get(
+    "/api/timeslots/{timeslot_id}/",
+    response_model=TimeslotRead,
+    summary="Read one of your timeslots",
+    responses=problem_responses(401, 403, 404, 422),
+)
+def get_own_timeslot(timeslot_id: TimeslotId, doctor: DoctorCaller, db: AppDb) -> TimeslotRead:
+    return TimeslotRead.of(services.get_own_timeslot(db, doctor.id, timeslot_id))
+
+
+@router.delete(
+    "/api/timeslots/{timeslot_id}/",
+    status_code=204,
+    summary="Delete one of your free timeslots",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def delete_own_timeslot(timeslot_id: TimeslotId, doctor: DoctorCaller, db: AppDb) -> Response:
+    """Only while it is available: a held or booked timeslot is 409."""
+    services.delete_own_timeslot(db, doctor.id, timeslot_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/api/doctors/{doctor_id}/timeslots/",
+    response_model=Page[TimeslotRead],
+    summary="List a doctor's free timeslots",
+    responses=problem_responses(401, 403, 404, 422),
+)
+def list_free_timeslots(
+    request: Request,
+    doctor_id: DoctorId,
+    _caller: PatientOrAdmin,
+    db: AppDb,
+    settings: AppSettings,
+    page: Pagination,
+    date: Day = None,
+    date_from: Annotated[date | None, Query(description="First day (clinic time zone), inclusive.")] = None,
+    date_to: Annotated[date | None, Query(description="Last day (clinic time zone), inclusive.")] = None,
+) -> dict:
+    """An active doctor's available timeslots that start in the future, earliest first."""
+    count, rows = services.list_free_timeslots(
+        db, doctor_id, page, tz=settings.tz, day=date, date_from=date_from, date_to=date_to
+    )
+    return page_of(request, page, count, [TimeslotRead.of(t) for t in rows])
+
+
+@internal_router.post("/timeslots/{timeslot_id}/hold", response_model=HoldRead)
+def hold_timeslot(
+    timeslot_id: TimeslotId, body: HoldRequest, patient: Patient, db: AppDb, settings: AppSettings
+) -> HoldRead:
+    """Hold a timeslot for booking's reservation (the patient's token is forwarded)."""
+    if body.patient_id != patient.id:
+        raise HoldForAnotherPatient("A patient can only hold timeslots for themselves.")
+    timeslot = reservations.hold_timeslot(
+        db,
+        timeslot_id,
+        reservation_id=body.reservation_id,
+        patient_id=body.patient_id,
+        hold_seconds=settings.hold_seconds,
+    )
+    return HoldRead.of(timeslot)
+
+
+@internal_router.post("/timeslots/{timeslot_id}/release", status_code=204)
+def release_hold(timeslot_id: TimeslotId, body: ReleaseRequest, _patient: Patient, db: AppDb) -> Response:
+    """Free a timeslot held by this reservation; anything else is a no-op."""
+    reservations.release_hold(db, timeslot_id, reservation_id=body.reservation_id)
+    return Response(status_code=204)

@@ -1,21 +1,13 @@
-from fastapi.testclient import TestClient
-
-from scheduling.config import Settings
-from scheduling.main import create_app
-
-
-def test_readiness_reports_the_database_and_the_broker(database_url, amqp_url):
-    app = create_app(Settings(database_url=database_url, amqp_url=amqp_url))
-    with TestClient(app) as client:
+def test_readiness_reports_the_database_and_the_broker(make_client, amqp_url):
+    with make_client(amqp_url=amqp_url) as client:
         assert client.get("/health/live").json() == {"status": "ok"}
         ready = client.get("/health/ready")
         assert ready.status_code == 200
         assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
 
 
-def test_readiness_fails_when_the_broker_is_unreachable(database_url):
-    app = create_app(Settings(database_url=database_url, amqp_url="amqp://guest:guest@127.0.0.1:1/%2F"))
-    with TestClient(app) as client:
+def test_readiness_fails_when_the_broker_is_unreachable(make_client):
+    with make_client(amqp_url="amqp://guest:guest@127.0.0.1:1/%2F") as client:
         ready = client.get("/health/ready")
         assert ready.status_code == 503
         assert ready.json()["checks"]["broker"] == "unavailable"

@@ -1,0 +1,1 @@
+"""scheduling-service: doctors' timeslots and their state."""

@@ -1,0 +1,236 @@
+"""The rules of a doctor's schedule, as pure functions over plain values.
+
+No FastAPI, SQLAlchemy or pika here: these rules are tested without a database.
+The database repeats the ones it can hold (no overlap, length bounds, state
+consistency) so that concurrent requests cannot break them either.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from scheduling.errors import (
+    CannotBookOwnTimeslot,
+    InvalidTimeslot,
+    PatternTooLarge,
+    TimeslotInPast,
+    TimeslotNotAvailable,
+    TimeslotNotFound,
+    TimeslotStarted,
+)
+
+MIN_LENGTH = timedelta(minutes=5)
+MAX_LENGTH = timedelta(hours=12)
+MAX_BULK_TIMESLOTS = 500
+MAX_PATTERN_DAYS = 366
+
+
+class TimeslotState(StrEnum):
+    AVAILABLE = "available"  # free; bookable while it starts in the future
+    HELD = "held"  # booking is storing an appointment for the reservation
+    BOOKED = "booked"  # an appointment with the reservation exists
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Interval:
+    """A half-open span of time ``[start, end)``, both ends aware."""
+
+    start: datetime
+    end: datetime
+
+    def overlaps(self, other: Interval) -> bool:
+        return self.start < other.end and other.start < self.end
+
+    def as_json(self) -> dict[str, str]:
+        return {"start_time": iso_utc(self.start), "end_time": iso_utc(self.end)}
+
+
+def iso_utc(value: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, as every response and problem detail gives times."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def check_new_timeslot(interval: Interval, now: datetime) -> None:
+    """Raise unless ``interval`` may become a new timeslot at ``now``."""
+    if interval.end <= interval.start:
+        raise InvalidTimeslot(
+            "end_time must be after start_time.",
+            errors=[{"field": "end_time", "message": "must be after start_time"}],
+        )
+    length = interval.end - interval.start
+    if not MIN_LENGTH <= length <= MAX_LENGTH:
+        raise InvalidTimeslot(
+            "A timeslot lasts from 5 minutes to 12 hours.",
+            errors=[{"field": "end_time", "message": "the timeslot must last from 5 minutes to 12 hours"}],
+        )
+    if interval.start <= now:
+        raise TimeslotInPast(
+            "start_time must be in the future.",
+            errors=[{"field": "start_time", "message": "must be in the future"}],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingPattern:
+    """A doctor's working pattern in the clinic's local (wall-clock) time."""
+
+    date_from: date
+    date_to: date
+    weekdays: frozenset[int]  # Monday = 0
+    day_start: time
+    day_end: time
+    slot_minutes: int
+    break_minutes: int = 0
+
+
+def expand_pattern(
+    pattern: WorkingPattern, tz: ZoneInfo, *, limit: int = MAX_BULK_TIMESLOTS
+) -> list[Interval]:
+    """The timeslots of ``pattern`` in ``tz``, earliest first; more than ``limit`` raises.
+
+    Slots are laid out on local wall-clock time, so 09:00 stays 09:00 across a
+    daylight-saving change. Around a change a slot is **skipped** when its start
+    or end wall time does not exist (the spring-forward gap) or when its real
+    length differs from ``slot_minutes`` (it straddles the gap or the repeated
+    fall-back hour, whose wall times are read at their first occurrence). What
+    is kept maps monotonically to UTC, so kept slots never overlap.
+    """
+    slot = timedelta(minutes=pattern.slot_minutes)
+    step = slot + timedelta(minutes=pattern.break_minutes)
+    intervals: list[Interval] = []
+    for day in _days(pattern):
+        for start_wall, end_wall in _wall_slots(day, pattern.day_start, pattern.day_end, slot, step):
+            interval = _real_interval(start_wall, end_wall, tz)
+            if interval is None or interval.end - interval.start != slot:
+                continue
+            intervals.append(interval)
+            if len(intervals) > limit:
+                raise PatternTooLarge(
+                    f"This pattern makes more than {limit} timeslots; split it into smaller ranges.",
+                    errors=[
+                        {"field": "date_to", "message": f"the pattern makes more than {limit} timeslots"}
+                    ],
+                )
+    return intervals
+
+
+def _days(pattern: WorkingPattern) -> Iterator[date]:
+    day = pattern.date_from
+    while day <= pattern.date_to:
+        if day.weekday() in pattern.weekdays:
+            yield day
+        day += timedelta(days=1)
+
+
+def _wall_slots(
+    day: date, day_start: time, day_end: time, slot: timedelta, step: timedelta
+) -> Iterator[tuple[datetime, datetime]]:
+    start = datetime.combine(day, day_start)
+    last_end = datetime.combine(day, day_end)
+    while start + slot <= last_end:
+        yield start, start + slot
+        start += step
+
+
+def _real_interval(start_wall: datetime, end_wall: datetime, tz: ZoneInfo) -> Interval | None:
+    start = _existing_instant(start_wall, tz)
+    end = _existing_instant(end_wall, tz)
+    if start is None or end is None:
+        return None
+    return Interval(start, end)
+
+
+def _existing_instant(wall: datetime, tz: ZoneInfo) -> datetime | None:
+    """``wall`` in ``tz`` as UTC (first occurrence if repeated), or None inside a gap."""
+    aware = wall.replace(tzinfo=tz, fold=0)
+    instant = aware.astimezone(UTC)
+    # A wall time inside a spring-forward gap does not survive the round trip.
+    if instant.astimezone(tz).replace(tzinfo=None) != wall:
+        return None
+    return instant
+
+
+def past_intervals(intervals: Iterable[Interval], now: datetime) -> list[Interval]:
+    """The intervals that do not start in the future."""
+    return [interval for interval in intervals if interval.start <= now]
+
+
+def overlapping(new: Sequence[Interval], existing: Sequence[Interval]) -> list[Interval]:
+    """The intervals of ``new`` that overlap one of ``existing`` (both sorted by start)."""
+    conflicts: list[Interval] = []
+    j = 0
+    for interval in new:
+        # Existing intervals ending before this one starts cannot overlap any later one.
+        while j < len(existing) and existing[j].end <= interval.start:
+            j += 1
+        k = j
+        while k < len(existing) and existing[k].start < interval.end:
+            if existing[k].overlaps(interval):
+                conflicts.append(interval)
+                break
+            k += 1
+    return conflicts
+
+
+class HoldOutcome(StrEnum):
+    """What the hold sweeper does with a hold past its expiry."""
+
+    BOOK = "book"  # booking stored an appointment for the reservation
+    FREE = "free"  # booking has none, or it was cancelled
+    WAIT = "wait"  # booking could not tell; ask again later, never free blindly
+
+
+# Appointment statuses that keep a timeslot taken (booking's status machine).
+TAKING_STATUSES = frozenset({"pending", "confirmed", "completed", "no_show"})
+
+
+def decide_expired_hold(found: bool | None, status: str | None = None) -> HoldOutcome:
+    """The fate of an expired hold, from booking's answer about its reservation.
+
+    ``found`` is True when booking stored an appointment for the reservation,
+    False when it answered that none exists, None when it could not be asked.
+    """
+    if found is None:
+        return HoldOutcome.WAIT
+    if not found or status == "cancelled":
+        return HoldOutcome.FREE
+    if status in TAKING_STATUSES:
+        return HoldOutcome.BOOK
+    return HoldOutcome.WAIT
+
+
+@dataclass(frozen=True, slots=True)
+class HoldTarget:
+    """What decides a hold: the timeslot as it is now, and whether its doctor is active."""
+
+    timeslot_id: int
+    doctor_id: int
+    start_time: datetime
+    state: TimeslotState
+    reservation_id: uuid.UUID | None
+    doctor_active: bool
+
+
+def check_hold(
+    target: HoldTarget | None, *, reservation_id: uuid.UUID, patient_id: int, now: datetime
+) -> None:
+    """Return if ``reservation_id`` holds (or already held) the timeslot; else raise why not.
+
+    Used to explain a conditional UPDATE that changed nothing: it repeats that
+    UPDATE's conditions in the order a client should hear about them.
+    """
+    if target is None or not target.doctor_active:
+        raise TimeslotNotFound("There is no such timeslot.")
+    if target.reservation_id == reservation_id and target.state is not TimeslotState.AVAILABLE:
+        return  # a retried hold of the same reservation: idempotent
+    if target.doctor_id == patient_id:
+        raise CannotBookOwnTimeslot("A doctor cannot book an appointment with themselves.")
+    if target.start_time <= now:
+        raise TimeslotStarted("This timeslot has already started; only future timeslots can be held.")
+    if target.state is not TimeslotState.AVAILABLE:
+        raise TimeslotNotAvailable("This timeslot is not available any more.")

@@ -1,0 +1,218 @@
+"""The scheduling side of the booking protocol (docs/booking-protocol.md).
+
+Holds and releases for booking's internal calls, the effects of booking's
+``booked``/``cancelled`` events, and the sweeper pass over expired holds. Every
+change is conditional on the reservation id, so stale or repeated inputs change
+nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from chassis.db import Database
+from chassis.timezones import utcnow
+from scheduling.domain import HoldOutcome, HoldTarget, TimeslotState, check_hold, decide_expired_hold
+from scheduling.models import CancelledReservation, Doctor, Timeslot
+
+log = logging.getLogger("scheduling.reservations")
+
+_doctor_active = exists().where(Doctor.id == Timeslot.doctor_id, Doctor.is_doctor, Doctor.is_active)
+
+
+def hold_timeslot(
+    db: Database,
+    timeslot_id: int,
+    *,
+    reservation_id: uuid.UUID,
+    patient_id: int,
+    hold_seconds: int,
+    now: datetime | None = None,
+) -> Timeslot:
+    """Hold a timeslot for ``reservation_id`` until ``now + hold_seconds``; idempotent.
+
+    One conditional UPDATE decides, so of many concurrent holds exactly one wins.
+    When it changes nothing, the current row explains why (or shows that this
+    reservation already holds it).
+    """
+    now = now or utcnow()
+    with db.transaction() as session:
+        held = session.scalars(
+            update(Timeslot)
+            .where(
+                Timeslot.id == timeslot_id,
+                Timeslot.state == TimeslotState.AVAILABLE,
+                Timeslot.start_time > now,
+                Timeslot.doctor_id != patient_id,
+                _doctor_active,
+            )
+            .values(
+                state=TimeslotState.HELD,
+                reservation_id=reservation_id,
+                held_until=now + timedelta(seconds=hold_seconds),
+                updated_at=now,
+            )
+            .returning(Timeslot),
+            execution_options={"synchronize_session": False},
+        ).one_or_none()
+        if held is not None:
+            return held
+        row = session.execute(
+            select(Timeslot, _doctor_active.label("doctor_active")).where(Timeslot.id == timeslot_id)
+        ).one_or_none()
+        target = None
+        if row is not None:
+            timeslot = row.Timeslot
+            target = HoldTarget(
+                timeslot_id=timeslot.id,
+                doctor_id=timeslot.doctor_id,
+                start_time=timeslot.start_time,
+                state=TimeslotState(timeslot.state),
+                reservation_id=timeslot.reservation_id,
+                doctor_active=row.doctor_active,
+            )
+        check_hold(target, reservation_id=reservation_id, patient_id=patient_id, now=now)
+        return row.Timeslot
+
+
+def release_hold(db: Database, timeslot_id: int, *, reservation_id: uuid.UUID) -> bool:
+    """Free a timeslot held by ``reservation_id``; anything else is a no-op. True if freed."""
+    with db.transaction() as session:
+        freed = session.execute(
+            update(Timeslot)
+            .where(
+                Timeslot.id == timeslot_id,
+                Timeslot.state == TimeslotState.HELD,
+                Timeslot.reservation_id == reservation_id,
+            )
+            .values(state=TimeslotState.AVAILABLE, reservation_id=None, held_until=None, updated_at=utcnow())
+            .returning(Timeslot.id),
+            execution_options={"synchronize_session": False},
+        ).first()
+        return freed is not None
+
+
+def book_for_reservation(session: Session, timeslot_id: int, reservation_id: uuid.UUID) -> None:
+    """Effect of ``booking.appointment.booked``: the timeslot is booked for the reservation.
+
+    Held by it → booked; already booked by it → nothing; available → booked for
+    it (booking holds the truth), unless that reservation was cancelled already
+    (the events arrived out of order); taken by another reservation → logged, left.
+    """
+    timeslot = session.get(Timeslot, timeslot_id, with_for_update=True)
+    if timeslot is None:
+        log.error("booked event for unknown timeslot %s (reservation %s)", timeslot_id, reservation_id)
+        return
+    if timeslot.reservation_id == reservation_id:
+        if timeslot.state == TimeslotState.HELD:
+            _set_booked(timeslot)
+        return
+    if timeslot.state == TimeslotState.AVAILABLE:
+        if session.get(CancelledReservation, reservation_id) is not None:
+            log.info("ignoring booked event of cancelled reservation %s", reservation_id)
+            return
+        timeslot.reservation_id = reservation_id
+        _set_booked(timeslot)
+        return
+    log.error(
+        "timeslot %s is %s by reservation %s; not booking it for reservation %s",
+        timeslot_id,
+        timeslot.state,
+        timeslot.reservation_id,
+        reservation_id,
+    )
+
+
+def free_for_reservation(session: Session, timeslot_id: int, reservation_id: uuid.UUID) -> None:
+    """Effect of ``booking.appointment.cancelled``: free the timeslot if this reservation has it.
+
+    A stale event (the timeslot was freed and taken again by another reservation)
+    changes nothing. The reservation is remembered as cancelled so that a late
+    ``booked`` event cannot revive it.
+    """
+    session.execute(
+        insert(CancelledReservation)
+        .values(reservation_id=reservation_id, timeslot_id=timeslot_id)
+        .on_conflict_do_nothing(index_elements=[CancelledReservation.reservation_id])
+    )
+    session.execute(
+        update(Timeslot)
+        .where(
+            Timeslot.id == timeslot_id,
+            Timeslot.reservation_id == reservation_id,
+            Timeslot.state.in_([TimeslotState.HELD, TimeslotState.BOOKED]),
+        )
+        .values(state=TimeslotState.AVAILABLE, reservation_id=None, held_until=None, updated_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def _set_booked(timeslot: Timeslot) -> None:
+    timeslot.state = TimeslotState.BOOKED
+    timeslot.held_until = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationAnswer:
+    """booking's answer about a reservation: found (with its status), not found, or unknown (None)."""
+
+    found: bool | None
+    status: str | None = None
+
+
+ReservationLookup = Callable[[uuid.UUID], ReservationAnswer]
+
+
+def sweep_expired_holds(
+    db: Database, lookup: ReservationLookup, *, now: datetime | None = None, max_holds: int = 100
+) -> dict[int, HoldOutcome]:
+    """Settle holds past their expiry by asking booking about each; returns what was decided.
+
+    Each hold is settled in its own transaction, locked with ``FOR UPDATE SKIP
+    LOCKED`` so several replicas share the work without asking twice. When
+    booking cannot be reached the pass stops: the holds wait for the next one.
+    """
+    now = now or utcnow()
+    decided: dict[int, HoldOutcome] = {}
+    for _ in range(max_holds):
+        with db.transaction() as session:
+            timeslot = session.scalars(
+                select(Timeslot)
+                .where(
+                    Timeslot.state == TimeslotState.HELD,
+                    Timeslot.held_until < now,
+                    Timeslot.id.not_in(list(decided)),
+                )
+                .order_by(Timeslot.held_until)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if timeslot is None:
+                break
+            reservation_id = timeslot.reservation_id
+            answer = lookup(reservation_id)
+            outcome = decide_expired_hold(answer.found, answer.status)
+            decided[timeslot.id] = outcome
+            if outcome is HoldOutcome.BOOK:
+                _set_booked(timeslot)
+            elif outcome is HoldOutcome.FREE:
+                timeslot.state = TimeslotState.AVAILABLE
+                timeslot.reservation_id = None
+                timeslot.held_until = None
+            log.info(
+                "expired hold of timeslot %s (reservation %s): %s",
+                timeslot.id,
+                reservation_id,
+                outcome,
+            )
+        if answer.found is None:
+            break
+    return decided

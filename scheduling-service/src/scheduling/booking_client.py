@@ -1,0 +1,54 @@
+"""booking-service's internal reservation lookup, asked by the hold sweeper.
+
+``GET {BOOKING_URL}/internal/reservations/{id}``: 200 with the appointment's
+status, or 404 ``reservation_not_found`` when no appointment was stored. The
+endpoint is unauthenticated and never routed by the gateway (a known trade-off:
+anything that can reach booking's port directly can read reservation statuses).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import httpx
+
+from scheduling.reservations import ReservationAnswer
+
+log = logging.getLogger("scheduling.booking")
+
+UNKNOWN = ReservationAnswer(found=None)
+
+
+class BookingClient:
+    """Asks booking what became of a reservation; any doubt answers "unknown"."""
+
+    def __init__(self, base_url: str, *, timeout: float) -> None:
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def reservation(self, reservation_id: uuid.UUID) -> ReservationAnswer:
+        try:
+            response = self._http.get(f"/internal/reservations/{reservation_id}")
+        except httpx.HTTPError as exc:
+            log.warning("booking unreachable while asking about reservation %s: %s", reservation_id, exc)
+            return UNKNOWN
+        body = _json(response)
+        if response.status_code == 200 and isinstance(body.get("status"), str):
+            return ReservationAnswer(found=True, status=body["status"])
+        # Only booking's own "no such reservation" frees a hold: a 404 from a wrong
+        # URL or a route that does not exist must never free it.
+        if response.status_code == 404 and body.get("code") == "reservation_not_found":
+            return ReservationAnswer(found=False)
+        log.warning("booking answered %s about reservation %s", response.status_code, reservation_id)
+        return UNKNOWN
+
+
+def _json(response: httpx.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

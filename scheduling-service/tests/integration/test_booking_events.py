@@ -1,0 +1,84 @@
+"""booking's appointment events, through RabbitMQ, on the timeslots (docs/booking-protocol.md)."""
+
+import uuid
+
+
+def test_a_booked_event_turns_the_hold_into_a_booking(broker, schedule, consumed, doctor, patient):
+    timeslot = schedule.publish(doctor, 73)
+    reservation = uuid.uuid4()
+    schedule.hold(timeslot, patient, reservation)
+    consumed(broker.booked(timeslot, reservation, patient[0]))
+    # Booked, not merely held: releasing the hold no longer frees it.
+    schedule.release(timeslot, patient, reservation)
+    assert not schedule.is_free(timeslot, patient)
+
+
+def test_a_redelivered_event_changes_nothing(broker, schedule, consumed, doctor, patient, new_id):
+    timeslot = schedule.publish(doctor, 74)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    schedule.hold(timeslot, patient, first)
+    cancellation = broker.cancelled(timeslot, first, patient[0])
+    consumed(cancellation)
+    schedule.hold(timeslot, patient, second)
+    consumed(broker.booked(timeslot, second, patient[0]))
+
+    broker.cancelled(timeslot, first, patient[0], event_id=cancellation)
+    # One consumer handles the queue in order: once a later event is processed, the duplicate was too.
+    consumed(broker.user_registered(new_id(), role="patient"))
+    assert not schedule.is_free(timeslot, patient)
+
+
+def test_a_cancellation_frees_the_timeslot_for_booking_again(
+    broker, schedule, consumed, doctor, patient, eventually
+):
+    timeslot = schedule.publish(doctor, 75)
+    reservation = uuid.uuid4()
+    schedule.hold(timeslot, patient, reservation)
+    consumed(broker.booked(timeslot, reservation, patient[0]))
+    assert not schedule.is_free(timeslot, patient)
+    broker.cancelled(timeslot, reservation, patient[0])
+    eventually(lambda: schedule.is_free(timeslot, patient), what="the timeslot to be free again")
+    schedule.hold(timeslot, patient, uuid.uuid4())
+
+
+def test_a_stale_cancellation_never_frees_a_timeslot_booked_again(
+    broker, schedule, consumed, doctor, patient
+):
+    timeslot = schedule.publish(doctor, 76)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    schedule.hold(timeslot, patient, first)
+    consumed(broker.cancelled(timeslot, first, patient[0]))
+    schedule.hold(timeslot, patient, second)
+    consumed(broker.booked(timeslot, second, patient[0]))
+    consumed(broker.cancelled(timeslot, first, patient[0]))
+    assert not schedule.is_free(timeslot, patient)
+
+
+def test_a_booked_event_arriving_after_its_cancellation_does_not_book(
+    broker, schedule, consumed, doctor, patient
+):
+    timeslot = schedule.publish(doctor, 78)
+    reservation = uuid.uuid4()
+    consumed(broker.cancelled(timeslot, reservation, patient[0]))
+    consumed(broker.booked(timeslot, reservation, patient[0]))
+    assert schedule.is_free(timeslot, patient)
+
+
+def test_a_booked_event_books_an_available_timeslot_because_booking_holds_the_truth(
+    broker, schedule, consumed, doctor, patient
+):
+    timeslot = schedule.publish(doctor, 79)
+    consumed(broker.booked(timeslot, uuid.uuid4(), patient[0]))
+    assert not schedule.is_free(timeslot, patient)
+
+
+def test_a_booked_event_for_a_timeslot_held_by_another_reservation_leaves_it(
+    broker, schedule, consumed, doctor, patient
+):
+    timeslot = schedule.publish(doctor, 80)
+    holder = uuid.uuid4()
+    schedule.hold(timeslot, patient, holder)
+    consumed(broker.booked(timeslot, uuid.uuid4(), patient[0]))
+    # Still held by its holder, who can release it.
+    schedule.release(timeslot, patient, holder)
+    assert schedule.is_free(timeslot, patient)

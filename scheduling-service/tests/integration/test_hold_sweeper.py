@@ -1,0 +1,212 @@
+"""The hold sweeper against a real HTTP server standing in for booking's reservation lookup.
+
+booking-service is another project; a small FastAPI app served by uvicorn answers
+``GET /internal/reservations/{id}`` the way booking's contract says. These tests
+use their own database: the sweeper settles every expired hold it finds.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from chassis.db import Database
+from chassis.timezones import utcnow
+from scheduling.booking_client import BookingClient
+from scheduling.domain import HoldOutcome
+from scheduling.reservations import sweep_expired_holds
+
+
+class BookingStandIn:
+    """``GET /internal/reservations/{id}``: the stored status, else booking's 404 problem."""
+
+    def __init__(self) -> None:
+        self.statuses: dict[str, str] = {}
+        self.asked: Counter[str] = Counter()
+        app = FastAPI()
+
+        @app.get("/internal/reservations/{reservation_id}")
+        def reservation(reservation_id: str) -> JSONResponse:
+            self.asked[reservation_id] += 1
+            status = self.statuses.get(reservation_id)
+            if status is None:
+                body = {
+                    "status": 404,
+                    "title": "Not Found",
+                    "detail": "none",
+                    "code": "reservation_not_found",
+                }
+                return JSONResponse(body, status_code=404, media_type="application/problem+json")
+            return JSONResponse({"reservation_id": reservation_id, "appointment_id": 1, "status": status})
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+
+@pytest.fixture(scope="module")
+def booking(eventually) -> Iterator[BookingStandIn]:
+    stand_in = BookingStandIn()
+    stand_in.thread.start()
+    eventually(lambda: stand_in.server.started, what="the stand-in booking server")
+    yield stand_in
+    stand_in.server.should_exit = True
+    stand_in.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def sweeper_database_url(make_migrated_database) -> str:
+    return make_migrated_database("scheduling_sweeper")
+
+
+@pytest.fixture(scope="module")
+def sweeper_db(sweeper_database_url) -> Iterator[Database]:
+    database = Database(sweeper_database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="module")
+def client(make_client, sweeper_database_url):
+    with make_client(database_url=sweeper_database_url) as client:
+        yield client
+
+
+@pytest.fixture
+def held(client, new_id, auth, when, rfc3339):
+    """``held()`` → (timeslot, reservation id): a fresh timeslot held for a fresh reservation."""
+
+    def make() -> tuple[dict, str]:
+        doctor_id = new_id()
+        start = when(90, 10)
+        body = {"start_time": rfc3339(start), "end_time": rfc3339(start + timedelta(minutes=30))}
+        timeslot = client.post("/api/timeslots/", json=body, headers=auth(doctor_id, "doctor")).json()
+        patient_id = new_id()
+        reservation = str(uuid.uuid4())
+        hold = {"reservation_id": reservation, "patient_id": patient_id}
+        response = client.post(
+            f"/internal/timeslots/{timeslot['id']}/hold", json=hold, headers=auth(patient_id, "patient")
+        )
+        assert response.status_code == 200
+        return timeslot, reservation
+
+    return make
+
+
+def is_available(client, auth, timeslot) -> bool:
+    response = client.get(f"/api/timeslots/{timeslot['id']}/", headers=auth(timeslot["doctor_id"], "doctor"))
+    return response.json()["is_available"]
+
+
+def sweep(db, url: str, *, minutes_later: int = 60) -> dict[int, HoldOutcome]:
+    client = BookingClient(url, timeout=2)
+    try:
+        return sweep_expired_holds(db, client.reservation, now=utcnow() + timedelta(minutes=minutes_later))
+    finally:
+        client.close()
+
+
+def test_an_expired_hold_without_an_appointment_is_freed(client, sweeper_db, booking, held, auth):
+    timeslot, _ = held()
+    assert sweep(sweeper_db, booking.url)[timeslot["id"]] is HoldOutcome.FREE
+    assert is_available(client, auth, timeslot)
+
+
+def test_an_expired_hold_whose_appointment_exists_becomes_booked(client, sweeper_db, booking, held, auth):
+    timeslot, reservation = held()
+    booking.statuses[reservation] = "pending"
+    assert sweep(sweeper_db, booking.url)[timeslot["id"]] is HoldOutcome.BOOK
+    assert not is_available(client, auth, timeslot)
+    # Booked now: the sweeper has nothing more to ask about it.
+    assert timeslot["id"] not in sweep(sweeper_db, booking.url)
+
+
+def test_an_expired_hold_whose_appointment_was_cancelled_is_freed(client, sweeper_db, booking, held, auth):
+    timeslot, reservation = held()
+    booking.statuses[reservation] = "cancelled"
+    sweep(sweeper_db, booking.url)
+    assert is_available(client, auth, timeslot)
+
+
+def test_an_expired_hold_is_never_freed_while_booking_is_unreachable(client, sweeper_db, held, auth):
+    timeslot, _ = held()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    sweep(sweeper_db, f"http://127.0.0.1:{closed_port}")
+    assert not is_available(client, auth, timeslot)
+
+
+def test_a_404_that_is_not_bookings_answer_never_frees_a_hold(client, sweeper_db, booking, held, auth):
+    timeslot, _ = held()
+    # A wrong BOOKING_URL path: the server answers 404 for a route that does not exist.
+    sweep(sweeper_db, booking.url + "/wrong-prefix")
+    assert not is_available(client, auth, timeslot)
+    sweep(sweeper_db, booking.url)
+    assert is_available(client, auth, timeslot)
+
+
+def test_a_hold_before_its_expiry_is_left_alone(client, sweeper_db, booking, held, auth):
+    timeslot, reservation = held()
+    assert timeslot["id"] not in sweep(sweeper_db, booking.url, minutes_later=0)
+    assert booking.asked[reservation] == 0
+    assert not is_available(client, auth, timeslot)
+
+
+def test_two_sweepers_at_once_ask_about_each_hold_once(client, sweeper_db, booking, held):
+    holds = [held() for _ in range(12)]
+    barrier = threading.Barrier(2)
+
+    def run() -> dict[int, HoldOutcome]:
+        barrier.wait()
+        return sweep(sweeper_db, booking.url)
+
+    results: list[dict[int, HoldOutcome]] = []
+    threads = [threading.Thread(target=lambda: results.append(run())) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [booking.asked[reservation] for _, reservation in holds] == [1] * len(holds)
+    settled = Counter(timeslot_id for result in results for timeslot_id in result)
+    assert [settled[timeslot["id"]] for timeslot, _ in holds] == [1] * len(holds)
+
+
+def test_the_running_service_frees_abandoned_holds_in_the_background(
+    make_client, sweeper_database_url, booking, new_id, auth, when, rfc3339, eventually
+):
+    settings = {
+        "database_url": sweeper_database_url,
+        "hold_sweeper_enabled": True,
+        "hold_seconds": 1,
+        "hold_sweep_interval_seconds": 0.1,
+        "booking_url": booking.url,
+    }
+    with make_client(**settings) as service:
+        doctor_id, patient_id = new_id(), new_id()
+        start = when(91, 10)
+        body = {"start_time": rfc3339(start), "end_time": rfc3339(start + timedelta(minutes=30))}
+        timeslot = service.post("/api/timeslots/", json=body, headers=auth(doctor_id, "doctor")).json()
+        hold = {"reservation_id": str(uuid.uuid4()), "patient_id": patient_id}
+        assert (
+            service.post(
+                f"/internal/timeslots/{timeslot['id']}/hold", json=hold, headers=auth(patient_id, "patient")
+            ).status_code
+            == 200
+        )
+        assert not is_available(service, auth, timeslot)
+        eventually(lambda: is_available(service, auth, timeslot), what="the abandoned hold to be freed")

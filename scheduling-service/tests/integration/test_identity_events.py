@@ -1,0 +1,45 @@
+"""identity's user events, through RabbitMQ, to the doctors read model."""
+
+import uuid
+
+
+def test_a_registered_doctor_is_listed_for_patients(broker, schedule, new_id, patient, eventually):
+    doctor_id = new_id()
+    assert not schedule.doctor_listed(doctor_id, patient)
+    broker.user_registered(doctor_id)
+    eventually(lambda: schedule.doctor_listed(doctor_id, patient), what="the doctor to be known")
+
+
+def test_a_deactivated_doctors_future_free_timeslots_are_removed_and_announced(
+    broker, schedule, doctor, patient, eventually
+):
+    doctor_id, _ = doctor
+    free_one = schedule.publish(doctor, 71)
+    held_one = schedule.publish(doctor, 72)
+    schedule.hold(held_one, patient, uuid.uuid4())
+    broker.user_deactivated(doctor_id, revision=2)
+
+    eventually(lambda: not schedule.doctor_listed(doctor_id, patient), what="the doctor to be gone")
+    deleted = eventually(
+        lambda: [
+            e for e in broker.scheduling_events(doctor_id) if e["event_type"] == "scheduling.timeslot.deleted"
+        ],
+        what="a deleted event",
+    )
+    # The held one stays: booking cancels its appointment, and that frees it.
+    assert [(e["data"]["timeslot_id"], e["data"]["reason"]) for e in deleted] == [
+        (free_one["id"], "doctor_unavailable")
+    ]
+
+
+def test_a_stale_identity_event_arriving_late_is_ignored(broker, schedule, consumed, new_id, patient):
+    doctor_id = new_id()
+    broker.user_deactivated(doctor_id, revision=2)
+    consumed(broker.user_registered(doctor_id, revision=1))
+    assert not schedule.doctor_listed(doctor_id, patient)
+
+
+def test_a_user_who_is_not_a_doctor_is_not_listed(broker, schedule, consumed, new_id, patient):
+    user_id = new_id()
+    consumed(broker.user_registered(user_id, role="patient"))
+    assert not schedule.doctor_listed(user_id, patient)
