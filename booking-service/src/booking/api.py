@@ -1,5 +1,175 @@
-"""booking-service routes."""
+"""booking-service routes: schema in → use case → schema out.
 
-from fastapi import APIRouter
+Public routes live under ``/api/appointments``; ``/internal/reservations`` is
+for scheduling's hold sweeper and is never routed by the gateway.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from booking import queries, services
+from booking.domain import AppointmentStatus
+from booking.errors import ReservationNotFound
+from booking.queries import AppointmentFilters, AppointmentView
+from booking.scheduling_client import SchedulingClient
+from booking.schemas import MAX_ID, AppointmentCreate, AppointmentRead, IsoDate, ReservationRead, StatusChange
+from chassis.auth import Principal, require_role
+from chassis.db import DbSession
+from chassis.errors import problem_responses
+from chassis.pagination import Page, Pagination, page_of
+
+router = APIRouter(prefix="/api/appointments", tags=["appointments"])
+internal_router = APIRouter(prefix="/internal", include_in_schema=False)
+
+Patient = Annotated[Principal, Depends(require_role("patient"))]
+Admin = Annotated[Principal, Depends(require_role("admin"))]
+DoctorOrPatient = Annotated[Principal, Depends(require_role("doctor", "patient"))]
+DoctorOrAdmin = Annotated[Principal, Depends(require_role("doctor", "admin"))]
+PatientOrAdmin = Annotated[Principal, Depends(require_role("patient", "admin"))]
+AnyRole = Annotated[Principal, Depends(require_role("admin", "doctor", "patient"))]
+
+AppointmentId = Annotated[int, Path(ge=1, le=MAX_ID, description="The appointment's id.")]
+StatusFilter = Annotated[AppointmentStatus | None, Query(description="Only appointments in this status.")]
+DayFilter = Annotated[
+    IsoDate | None,
+    Query(alias="date", description="Only appointments starting on this day (YYYY-MM-DD, clinic time zone)."),
+]
+UserFilter = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+
+
+def scheduling_client(request: Request) -> SchedulingClient:
+    return request.app.state.scheduling
+
+
+def _page(
+    request: Request,
+    session: DbSession,
+    pagination: Pagination,
+    scope: Principal | None,
+    filters: AppointmentFilters,
+) -> dict:
+    count, results = queries.list_appointments(
+        session,
+        scope=scope,
+        filters=filters,
+        tz=request.app.state.settings.tz,
+        offset=pagination.offset,
+        limit=pagination.limit,
+    )
+    return page_of(request, pagination, count, results)
+
+
+@router.post(
+    "/",
+    status_code=201,
+    response_model=AppointmentRead,
+    summary="Book a timeslot",
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
+)
+def book_appointment(
+    body: AppointmentCreate,
+    caller: Patient,
+    session: DbSession,
+    request: Request,
+    scheduling: Annotated[SchedulingClient, Depends(scheduling_client)],
+) -> AppointmentView:
+    """Book a free timeslot: 201 means the timeslot is the patient's (status `pending`)."""
+    return services.book_appointment(
+        session,
+        scheduling,
+        patient_id=caller.id,
+        timeslot_id=body.timeslot_id,
+        reason=body.reason,
+        authorization=request.headers["authorization"],
+    )
+
+
+@router.get(
+    "/me/",
+    response_model=Page[AppointmentRead],
+    summary="My appointments",
+    responses=problem_responses(401, 403, 422),
+)
+def list_my_appointments(
+    caller: DoctorOrPatient,
+    session: DbSession,
+    request: Request,
+    pagination: Pagination,
+    status: StatusFilter = None,
+    day: DayFilter = None,
+) -> dict:
+    """A patient's own appointments, or a doctor's (as the doctor); newest first, by start time on a day."""
+    return _page(request, session, pagination, caller, AppointmentFilters(status=status, day=day))
+
+
+@router.get(
+    "/",
+    response_model=Page[AppointmentRead],
+    summary="All appointments (admin)",
+    responses=problem_responses(401, 403, 422),
+)
+def list_appointments(
+    _: Admin,
+    session: DbSession,
+    request: Request,
+    pagination: Pagination,
+    doctor: UserFilter = None,
+    patient: UserFilter = None,
+    status: StatusFilter = None,
+    day: DayFilter = None,
+) -> dict:
+    """Every appointment, filtered by doctor, patient, status and day."""
+    filters = AppointmentFilters(status=status, day=day, doctor_id=doctor, patient_id=patient)
+    return _page(request, session, pagination, None, filters)
+
+
+@router.get(
+    "/{appointment_id}/",
+    response_model=AppointmentRead,
+    summary="One appointment",
+    responses=problem_responses(401, 404, 422),
+)
+def get_appointment(appointment_id: AppointmentId, caller: AnyRole, session: DbSession) -> AppointmentView:
+    """An appointment, for its patient, its doctor or an admin (404 for anyone else)."""
+    return services.get_appointment(session, appointment_id, caller)
+
+
+@router.patch(
+    "/{appointment_id}/status/",
+    response_model=AppointmentRead,
+    summary="Change an appointment's status",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def change_appointment_status(
+    appointment_id: AppointmentId, body: StatusChange, caller: DoctorOrAdmin, session: DbSession
+) -> AppointmentView:
+    """Confirm, complete, mark as no-show or cancel (its doctor or an admin)."""
+    return services.change_status(
+        session, appointment_id, caller, status=body.status, cancellation_reason=body.cancellation_reason
+    )
+
+
+@router.delete(
+    "/{appointment_id}/",
+    status_code=204,
+    response_class=Response,
+    summary="Cancel an appointment",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def cancel_appointment(appointment_id: AppointmentId, caller: PatientOrAdmin, session: DbSession) -> Response:
+    """Cancel a pending or confirmed appointment that has not started; the record stays, `cancelled`."""
+    services.cancel_appointment(session, appointment_id, caller)
+    return Response(status_code=204)
+
+
+@internal_router.get("/reservations/{reservation_id}", response_model=ReservationRead)
+def get_reservation(reservation_id: uuid.UUID, session: DbSession) -> services.ReservationView:
+    """What became of a reservation: its appointment and status, or 404 when none was stored."""
+    found = services.find_reservation(session, reservation_id)
+    if found is None:
+        raise ReservationNotFound(f"No appointment was stored for reservation {reservation_id}.")
+    return found

@@ -2,13 +2,27 @@
 
 from functools import lru_cache
 
+from pydantic import Field
+
 from chassis.settings import AuthSettings, BaseServiceSettings, BrokerSettings, database_url_field
 
 
 class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
+    """Everything booking-service reads from its environment (or ``.env``)."""
+
     database_url: str = database_url_field("booking")
+
+    # scheduling-service owns timeslots; booking holds and releases them there.
+    scheduling_url: str = Field(default="http://127.0.0.1:8003", validation_alias="SCHEDULING_URL")
+    # Short on purpose: a patient waits for the hold, and a slow scheduling-service
+    # should turn into a quick 503 rather than a hanging request.
+    scheduling_timeout_seconds: float = Field(
+        default=3.0, gt=0, le=60, validation_alias="SCHEDULING_TIMEOUT_SECONDS"
+    )
+    scheduling_max_connections: int = Field(default=100, ge=1, validation_alias="SCHEDULING_MAX_CONNECTIONS")
 
 
 @lru_cache
 def get_settings() -> Settings:
+    """The process's settings, read once."""
     return Settings()

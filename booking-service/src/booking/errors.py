@@ -1,5 +1,88 @@
-"""booking-service domain errors and their HTTP statuses."""
+"""booking-service domain errors and their HTTP statuses.
+
+Each error has a stable ``code`` clients may rely on; ``STATUS_OF`` is the one
+place that decides which HTTP status it becomes.
+"""
 
 from chassis.errors import DomainError
 
-STATUS_OF: dict[type[DomainError], int] = {}
+
+class AccountDeactivated(DomainError):
+    """The caller's account was deactivated (their token is about to stop working everywhere)."""
+
+    code = "account_deactivated"
+
+
+class AppointmentNotFound(DomainError):
+    """No such appointment, or one the caller may not see (never leak existence)."""
+
+    code = "appointment_not_found"
+
+
+class ReservationNotFound(DomainError):
+    """No appointment was stored for this reservation (the hold was abandoned)."""
+
+    code = "reservation_not_found"
+
+
+class TimeslotNotFound(DomainError):
+    """scheduling-service knows no such timeslot (or its doctor is inactive)."""
+
+    code = "timeslot_not_found"
+
+
+class TimeslotNotAvailable(DomainError):
+    """The timeslot is held or booked by someone else."""
+
+    code = "timeslot_not_available"
+
+
+class CannotBookOwnTimeslot(DomainError):
+    """A doctor tried to book an appointment with themselves."""
+
+    code = "cannot_book_own_timeslot"
+
+
+class TimeslotStarted(DomainError):
+    """The timeslot has started or lies in the past."""
+
+    code = "timeslot_started"
+
+
+class SchedulingUnavailable(DomainError):
+    """scheduling-service did not answer (down, timed out, 5xx); nothing was booked."""
+
+    code = "scheduling_unavailable"
+
+
+class IllegalStatusChange(DomainError):
+    """The status machine does not allow this change from the current status."""
+
+    code = "illegal_status_change"
+
+
+class AppointmentNotStarted(DomainError):
+    """``completed`` and ``no_show`` only make sense once the appointment has started."""
+
+    code = "appointment_not_started"
+
+
+class AppointmentAlreadyStarted(DomainError):
+    """An appointment that has started can no longer be cancelled by DELETE."""
+
+    code = "appointment_started"
+
+
+STATUS_OF: dict[type[DomainError], int] = {
+    AccountDeactivated: 401,
+    AppointmentNotFound: 404,
+    ReservationNotFound: 404,
+    TimeslotNotFound: 404,
+    TimeslotNotAvailable: 409,
+    CannotBookOwnTimeslot: 409,
+    TimeslotStarted: 422,
+    SchedulingUnavailable: 503,
+    IllegalStatusChange: 409,
+    AppointmentNotStarted: 409,
+    AppointmentAlreadyStarted: 409,
+}

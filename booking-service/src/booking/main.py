@@ -1,29 +1,62 @@
 """booking-service application factory: ``uvicorn --factory booking.main:create_app``."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from fastapi import FastAPI
 
-from booking import api
+from booking import api, events
 from booking.config import Settings
 from booking.errors import STATUS_OF
-from chassis.app import create_service_app
+from booking.scheduling_client import SchedulingClient
+from chassis.app import Hook, create_service_app
 from chassis.auth import jwks_verifier
 from chassis.db import Database
 from chassis.health import amqp_check
+from chassis.messaging import messaging_hooks
 from chassis.observability import configure_logging
 
 
+def scheduling_client_hook(settings: Settings) -> Hook:
+    """One pooled HTTP client to scheduling-service per app, closed at shutdown."""
+
+    @contextmanager
+    def run(app: FastAPI) -> Iterator[SchedulingClient]:
+        client = SchedulingClient(
+            settings.scheduling_url,
+            timeout=settings.scheduling_timeout_seconds,
+            max_connections=settings.scheduling_max_connections,
+        )
+        app.state.scheduling = client
+        try:
+            yield client
+        finally:
+            client.close()
+
+    return run
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The booking-service app for ``settings`` (default: from the environment)."""
     settings = settings or Settings()
     configure_logging("booking", settings.log_level, settings.log_format)
     db = Database.from_settings(settings)
+    hooks = [
+        scheduling_client_hook(settings),
+        *messaging_hooks(
+            "booking", db, settings.amqp_url, handlers=events.HANDLERS, enabled=settings.messaging_enabled
+        ),
+    ]
     app = create_service_app(
         name="booking",
         title="Clinic booking API",
         description="Appointments and their status machine.",
-        routers=[api.router],
+        routers=[api.router, api.internal_router],
         status_of=STATUS_OF,
         token_verifier=jwks_verifier(settings),
         readiness={"database": db.ping, "broker": amqp_check(settings.amqp_url)},
+        hooks=hooks,
+        openapi_tags=[{"name": "appointments", "description": "Booking timeslots and running appointments."}],
     )
     app.state.settings = settings
     app.state.db = db

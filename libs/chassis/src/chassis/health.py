@@ -1,14 +1,18 @@
 """Liveness and readiness endpoints.
 
 ``/health/live`` answers while the process serves requests; ``/health/ready``
-also checks the service's dependencies (its database, the broker) and answers
-503 with the failing checks when one is down. Neither is routed by the gateway.
+also checks the service's dependencies (its database, the broker) and reports
+each. It answers 503 only when a *required* dependency is down (the database):
+with the broker down the service still serves every request (events wait in the
+outbox), so it stays ready and reports ``degraded`` — otherwise a broker outage
+would take every replica out of the gateway's and Kubernetes' rotation.
+Neither endpoint is routed by the gateway.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
@@ -19,7 +23,9 @@ log = logging.getLogger("chassis.health")
 Check = Callable[[], None]
 
 
-def health_router(checks: Mapping[str, Check]) -> APIRouter:
+def health_router(checks: Mapping[str, Check], informational: Collection[str] = ("broker",)) -> APIRouter:
+    """``/health/live`` and ``/health/ready`` over ``checks``; those named in ``informational``
+    are reported but do not make the service unready."""
     router = APIRouter(prefix="/health", tags=["health"], include_in_schema=False)
 
     @router.get("/live")
@@ -36,11 +42,11 @@ def health_router(checks: Mapping[str, Check]) -> APIRouter:
             except Exception as exc:  # any failure means "not ready"; the reason goes to the log only
                 log.warning("readiness check %s failed: %s", name, exc)
                 results[name] = "unavailable"
-        healthy = all(v == "ok" for v in results.values())
-        return JSONResponse(
-            {"status": "ok" if healthy else "unavailable", "checks": results},
-            status_code=200 if healthy else 503,
+        ready = all(v == "ok" for k, v in results.items() if k not in informational)
+        status = (
+            "unavailable" if not ready else "ok" if all(v == "ok" for v in results.values()) else "degraded"
         )
+        return JSONResponse({"status": status, "checks": results}, status_code=200 if ready else 503)
 
     return router
 

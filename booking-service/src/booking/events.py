@@ -1,0 +1,102 @@
+"""Events booking-service publishes (their contract) and the handlers of those it consumes.
+
+Published (schemas in ``contracts/events/``): ``booking.appointment.booked``,
+``booking.appointment.status_changed`` and ``booking.appointment.cancelled``,
+always written to the outbox in the transaction of the change.
+
+Consumed: identity's user events feed the local read model of users (names
+shown on appointments); ``identity.user.deactivated`` also cancels the user's
+future active appointments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from booking import services
+from booking.domain import AppointmentStatus, CancelledBy
+from booking.models import Appointment
+from chassis.messaging import Envelope, Handler, add_event
+
+PRODUCER = "booking"
+
+APPOINTMENT_BOOKED = "booking.appointment.booked"
+APPOINTMENT_STATUS_CHANGED = "booking.appointment.status_changed"
+APPOINTMENT_CANCELLED = "booking.appointment.cancelled"
+
+USER_REGISTERED = "identity.user.registered"
+USER_UPDATED = "identity.user.updated"
+USER_DEACTIVATED = "identity.user.deactivated"
+
+
+def _facts(appointment: Appointment) -> dict[str, Any]:
+    # What every appointment event carries: enough for scheduling to find the timeslot.
+    return {
+        "appointment_id": appointment.id,
+        "reservation_id": appointment.reservation_id,
+        "timeslot_id": appointment.timeslot_id,
+        "doctor_id": appointment.doctor_id,
+        "patient_id": appointment.patient_id,
+        "start_time": appointment.start_time,
+        "end_time": appointment.end_time,
+    }
+
+
+def publish_booked(session: Session, appointment: Appointment) -> None:
+    """``booking.appointment.booked``: scheduling turns the hold into ``booked``."""
+    data = {**_facts(appointment), "status": AppointmentStatus.PENDING}
+    add_event(session, APPOINTMENT_BOOKED, data, producer=PRODUCER)
+
+
+def publish_status_changed(session: Session, appointment: Appointment, previous: AppointmentStatus) -> None:
+    """``booking.appointment.status_changed``: confirmed, completed or no_show."""
+    data = {**_facts(appointment), "previous_status": previous, "status": appointment.status}
+    add_event(session, APPOINTMENT_STATUS_CHANGED, data, producer=PRODUCER)
+
+
+def publish_cancelled(
+    session: Session, appointment: Appointment, previous: AppointmentStatus, cancelled_by: CancelledBy
+) -> None:
+    """``booking.appointment.cancelled``: scheduling frees the timeslot if it still has the reservation."""
+    data = {
+        **_facts(appointment),
+        "previous_status": previous,
+        "cancelled_by": cancelled_by,
+        "cancellation_reason": appointment.cancellation_reason,
+    }
+    add_event(session, APPOINTMENT_CANCELLED, data, producer=PRODUCER)
+
+
+def on_user_registered(session: Session, envelope: Envelope) -> None:
+    data = envelope.data
+    services.remember_user(
+        session,
+        data["user_id"],
+        revision=data["revision"],
+        role=data["role"],
+        is_active=data["is_active"],
+        full_name=data["full_name"],
+    )
+
+
+def on_user_updated(session: Session, envelope: Envelope) -> None:
+    on_user_registered(session, envelope)
+
+
+def on_user_deactivated(session: Session, envelope: Envelope) -> None:
+    data = envelope.data
+    current = services.remember_user(
+        session, data["user_id"], revision=data["revision"], role=data["role"], is_active=False
+    )
+    # A stale deactivation (the user was reactivated since) must not cancel newer bookings.
+    if current:
+        services.cancel_appointments_of_deactivated_user(session, data["user_id"])
+
+
+HANDLERS: dict[str, Handler] = {
+    USER_REGISTERED: on_user_registered,
+    USER_UPDATED: on_user_updated,
+    USER_DEACTIVATED: on_user_deactivated,
+}

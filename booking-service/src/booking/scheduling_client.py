@@ -1,0 +1,144 @@
+"""scheduling-service's internal hold/release endpoints (docs/booking-protocol.md).
+
+One pooled ``httpx.Client`` per app, created and closed by a start-up hook. The
+patient's ``Authorization`` header is forwarded: scheduling checks that the
+hold is made by that patient.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from booking.errors import (
+    CannotBookOwnTimeslot,
+    SchedulingUnavailable,
+    TimeslotNotAvailable,
+    TimeslotNotFound,
+    TimeslotStarted,
+)
+
+log = logging.getLogger("booking.scheduling")
+
+UNAVAILABLE = "The schedule cannot be reached right now; nothing was booked. Please try again shortly."
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A timeslot held at scheduling for one reservation: the facts the appointment copies."""
+
+    timeslot_id: int
+    doctor_id: int
+    start_time: datetime
+    end_time: datetime
+
+
+class SchedulingClient:
+    """Holds and releases timeslots at scheduling-service."""
+
+    def __init__(self, base_url: str, *, timeout: float, max_connections: int = 100) -> None:
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def hold(
+        self, timeslot_id: int, *, reservation_id: uuid.UUID, patient_id: int, authorization: str
+    ) -> Hold:
+        """Hold ``timeslot_id`` for ``reservation_id``, or raise the domain error scheduling answered.
+
+        When the outcome is unknown (timeout, 5xx, a garbled answer) the hold may
+        exist; it is released before ``SchedulingUnavailable`` is raised, so a
+        failed booking never leaves the timeslot blocked.
+        """
+        body = {"reservation_id": str(reservation_id), "patient_id": patient_id}
+        try:
+            response = self._http.post(
+                f"/internal/timeslots/{timeslot_id}/hold", json=body, headers={"Authorization": authorization}
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # The request never reached scheduling: there is nothing to release.
+            log.warning("scheduling unreachable while holding timeslot %s: %s", timeslot_id, exc)
+            raise SchedulingUnavailable(UNAVAILABLE) from exc
+        except httpx.HTTPError as exc:
+            log.warning("holding timeslot %s failed: %s", timeslot_id, exc)
+            self.release(timeslot_id, reservation_id=reservation_id, authorization=authorization)
+            raise SchedulingUnavailable(UNAVAILABLE) from exc
+
+        if response.status_code == 200:
+            try:
+                return _hold_of(response.json())
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("scheduling answered a hold of timeslot %s with an unexpected body", timeslot_id)
+                self.release(timeslot_id, reservation_id=reservation_id, authorization=authorization)
+                raise SchedulingUnavailable(UNAVAILABLE) from exc
+        code = _problem_code(response)
+        if response.status_code == 404:
+            raise TimeslotNotFound(f"There is no timeslot {timeslot_id}.")
+        if response.status_code == 409 and code == "cannot_book_own_timeslot":
+            raise CannotBookOwnTimeslot("A doctor cannot book an appointment with themselves.")
+        if response.status_code == 409:
+            raise TimeslotNotAvailable("This timeslot is not available any more.")
+        if response.status_code == 422:
+            raise TimeslotStarted("This timeslot has already started; only future timeslots can be booked.")
+        log.error("scheduling answered a hold of timeslot %s with %s", timeslot_id, response.status_code)
+        if response.status_code >= 500:
+            self.release(timeslot_id, reservation_id=reservation_id, authorization=authorization)
+        raise SchedulingUnavailable(UNAVAILABLE)
+
+    def release(self, timeslot_id: int, *, reservation_id: uuid.UUID, authorization: str) -> bool:
+        """Release this reservation's hold; best effort, True when scheduling confirmed it.
+
+        A hold that could not be released still expires: scheduling's sweeper asks
+        booking, learns no appointment exists for the reservation, and frees it.
+        """
+        try:
+            response = self._http.post(
+                f"/internal/timeslots/{timeslot_id}/release",
+                json={"reservation_id": str(reservation_id)},
+                headers={"Authorization": authorization},
+            )
+        except httpx.HTTPError as exc:
+            log.warning(
+                "could not release timeslot %s (reservation %s): %s", timeslot_id, reservation_id, exc
+            )
+            return False
+        if response.status_code != 204:
+            log.warning(
+                "releasing timeslot %s (reservation %s) answered %s",
+                timeslot_id,
+                reservation_id,
+                response.status_code,
+            )
+            return False
+        return True
+
+
+def _hold_of(body: dict[str, Any]) -> Hold:
+    start_time = datetime.fromisoformat(body["start_time"])
+    end_time = datetime.fromisoformat(body["end_time"])
+    if start_time.tzinfo is None or end_time.tzinfo is None:
+        raise ValueError("scheduling sent naive datetimes")
+    return Hold(
+        timeslot_id=int(body["timeslot_id"]),
+        doctor_id=int(body["doctor_id"]),
+        start_time=start_time,
+        end_time=end_time,
+    )
+
+
+def _problem_code(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("code") if isinstance(body, dict) else None

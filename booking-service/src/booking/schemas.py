@@ -1,0 +1,87 @@
+"""Request and response bodies of booking-service's HTTP API."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_serializer, model_validator
+
+from booking.domain import REASON_MAX_LENGTH, AppointmentStatus
+
+# Ids are PostgreSQL bigints: anything larger must be a 422, not a database error.
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
+
+
+def _iso_date(value: Any) -> Any:
+    # Pydantic alone would read "0" or "1700000000" as a date (a Unix timestamp).
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be a date in the form YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
+class AppointmentCreate(BaseModel):
+    """A patient's booking request."""
+
+    timeslot_id: Id = Field(description="The id of a free timeslot.", examples=[42])
+    reason: str | None = Field(
+        default=None,
+        max_length=REASON_MAX_LENGTH,
+        description="Why the patient books, for the doctor.",
+        examples=["Persistent cough for two weeks."],
+    )
+
+
+class StatusChange(BaseModel):
+    """A doctor's or admin's change of an appointment's status."""
+
+    status: AppointmentStatus = Field(description="The new status.", examples=["confirmed"])
+    cancellation_reason: str | None = Field(
+        default=None,
+        max_length=REASON_MAX_LENGTH,
+        description="Why the appointment is cancelled; only with `status: cancelled`.",
+    )
+
+    @model_validator(mode="after")
+    def _reason_only_when_cancelling(self) -> StatusChange:
+        if self.cancellation_reason is not None and self.status != AppointmentStatus.CANCELLED:
+            raise ValueError("cancellation_reason is only allowed with status cancelled")
+        return self
+
+
+class AppointmentRead(BaseModel):
+    """An appointment as clients see it. Names are empty until booking has heard of the user."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    timeslot_id: int
+    doctor_id: int
+    patient_id: int
+    doctor_name: str = Field(description="The doctor's current full name; empty if not known yet.")
+    patient_name: str = Field(description="The patient's current full name; empty if not known yet.")
+    start_time: datetime
+    end_time: datetime
+    status: AppointmentStatus
+    reason: str
+    cancellation_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @field_serializer("start_time", "end_time", "created_at", "updated_at")
+    def _utc(self, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
+class ReservationRead(BaseModel):
+    """What became of a reservation (scheduling's hold sweeper asks)."""
+
+    reservation_id: uuid.UUID
+    appointment_id: int
+    status: AppointmentStatus

@@ -1,0 +1,135 @@
+"""A stand-in for scheduling-service's internal hold/release API, served over real HTTP.
+
+It follows docs/booking-protocol.md (one conditional hold per timeslot, release
+only by the holding reservation) so booking-service's own tests can book without
+the whole stack; the real scheduling-service is exercised in tests/e2e. A test
+can also make one timeslot answer a given status, or answer slowly.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+
+@dataclass
+class StandInTimeslot:
+    doctor_id: int
+    start_time: datetime
+    end_time: datetime
+    reservation_id: str | None = None
+
+
+@dataclass
+class SchedulingStandIn:
+    timeslots: dict[int, StandInTimeslot] = field(default_factory=dict)
+    failures: dict[int, int] = field(default_factory=dict)
+    delays: dict[int, float] = field(default_factory=dict)
+    holds: list[dict] = field(default_factory=list)
+    releases: list[dict] = field(default_factory=list)
+    url: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_timeslot(
+        self, timeslot_id: int, doctor_id: int, *, starts_in: timedelta = timedelta(days=1)
+    ) -> None:
+        start = datetime.now(UTC).replace(microsecond=0) + starts_in
+        self.timeslots[timeslot_id] = StandInTimeslot(doctor_id, start, start + timedelta(minutes=30))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.timeslots.clear()
+            self.failures.clear()
+            self.delays.clear()
+            self.holds.clear()
+            self.releases.clear()
+
+    def holder_of(self, timeslot_id: int) -> str | None:
+        return self.timeslots[timeslot_id].reservation_id
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/internal/timeslots/{timeslot_id}/hold")
+        async def hold(timeslot_id: int, request: Request) -> Response:
+            body = await request.json()
+            self.holds.append({**body, "authorization": request.headers.get("authorization")})
+            if timeslot_id in self.delays:
+                time.sleep(self.delays[timeslot_id])  # blocks this stand-in only, on purpose
+            if timeslot_id in self.failures:
+                return _problem(self.failures[timeslot_id], "scripted failure")
+            with self._lock:
+                slot = self.timeslots.get(timeslot_id)
+                if slot is None:
+                    return _problem(404, "no such timeslot", "timeslot_not_found")
+                if slot.doctor_id == body["patient_id"]:
+                    return _problem(409, "own timeslot", "cannot_book_own_timeslot")
+                if slot.reservation_id not in (None, body["reservation_id"]):
+                    return _problem(409, "taken", "timeslot_not_available")
+                if slot.start_time <= datetime.now(UTC):
+                    return _problem(422, "started", "timeslot_started")
+                slot.reservation_id = body["reservation_id"]
+            return JSONResponse(
+                {
+                    "timeslot_id": timeslot_id,
+                    "doctor_id": slot.doctor_id,
+                    "start_time": slot.start_time.isoformat(),
+                    "end_time": slot.end_time.isoformat(),
+                    "held_until": (datetime.now(UTC) + timedelta(seconds=30)).isoformat(),
+                }
+            )
+
+        @app.post("/internal/timeslots/{timeslot_id}/release")
+        async def release(timeslot_id: int, request: Request) -> Response:
+            body = await request.json()
+            self.releases.append({"timeslot_id": timeslot_id, **body})
+            with self._lock:
+                slot = self.timeslots.get(timeslot_id)
+                if slot is not None and slot.reservation_id == body["reservation_id"]:
+                    slot.reservation_id = None
+            return Response(status_code=204)
+
+        return app
+
+
+def _problem(status: int, detail: str, code: str | None = None) -> JSONResponse:
+    body = {"type": "about:blank", "title": "stand-in", "status": status, "detail": detail}
+    if code:
+        body["code"] = code
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+class ServerThread:
+    """Serve an ASGI app with uvicorn on a free local port, in a daemon thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the scheduling stand-in did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)

@@ -1,0 +1,203 @@
+"""Events: identity's user events feed the names and cascade deactivations; booking's own events
+match their contracts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chassis.messaging import Envelope
+from chassis.messaging.contracts import validate_envelope
+
+from .conftest import CONTRACTS_DIR, eventually
+
+
+def registered(user_id: int, full_name: str, role: str, revision: int = 1, is_active: bool = True) -> dict:
+    return {
+        "user_id": user_id,
+        "full_name": full_name,
+        "phone": None,
+        "role": role,
+        "is_active": is_active,
+        "date_joined": datetime.now(UTC).isoformat(),
+        "revision": revision,
+    }
+
+
+def updated(user_id: int, full_name: str, role: str, revision: int, is_active: bool = True) -> dict:
+    return {
+        "user_id": user_id,
+        "full_name": full_name,
+        "phone": None,
+        "role": role,
+        "is_active": is_active,
+        "revision": revision,
+        "changed": ["full_name"],
+    }
+
+
+def deactivated(user_id: int, role: str, revision: int) -> dict:
+    return {
+        "user_id": user_id,
+        "role": role,
+        "revision": revision,
+        "deactivated_at": datetime.now(UTC).isoformat(),
+    }
+
+
+@pytest.fixture
+def pair(new_id, seed):
+    patient, doctor = new_id(), new_id()
+    return patient, doctor, seed(patient_id=patient, doctor_id=doctor)
+
+
+def all_of(events: list[dict], appointment_ids: set[int], *, count: int) -> list[dict] | None:
+    """The events about ``appointment_ids`` once there are ``count`` of them, else None."""
+    found = [e for e in events if e["data"]["appointment_id"] in appointment_ids]
+    return found if len(found) >= count else None
+
+
+def names(client, as_user, appointment, patient) -> tuple[str, str]:
+    body = client.get(f"/api/appointments/{appointment.id}/", headers=as_user(patient, "patient")).json()
+    return body["doctor_name"], body["patient_name"]
+
+
+def test_registered_users_names_appear_on_their_appointments(client, broker, as_user, pair):
+    patient, doctor, appointment = pair
+    broker.publish("identity.user.registered", registered(patient, "Pat Smith", "patient"))
+    broker.publish("identity.user.registered", registered(doctor, "Dr Who", "doctor"))
+    eventually(lambda: names(client, as_user, appointment, patient) == ("Dr Who", "Pat Smith"))
+
+
+def test_a_rename_shows_at_once_on_old_appointments(client, broker, as_user, pair):
+    patient, doctor, appointment = pair
+    broker.publish("identity.user.registered", registered(doctor, "Dr Who", "doctor"))
+    broker.publish("identity.user.updated", updated(doctor, "Dr Jane Who", "doctor", revision=2))
+    eventually(lambda: names(client, as_user, appointment, patient)[0] == "Dr Jane Who")
+
+
+def test_an_older_update_arriving_late_does_not_undo_a_newer_one(client, broker, as_user, pair):
+    patient, doctor, appointment = pair
+    broker.publish("identity.user.updated", updated(doctor, "Newest Name", "doctor", revision=3))
+    broker.publish("identity.user.updated", updated(doctor, "Older Name", "doctor", revision=2))
+    broker.publish("identity.user.registered", registered(doctor, "First Name", "doctor", revision=1))
+    broker.publish("identity.user.registered", registered(patient, "Marker", "patient"))
+    # The consumer handles one queue in order: once the marker shows, the stale events were handled.
+    eventually(lambda: names(client, as_user, appointment, patient)[1] == "Marker")
+    assert names(client, as_user, appointment, patient)[0] == "Newest Name"
+
+
+def test_a_duplicated_event_is_applied_once(client, broker, as_user, pair):
+    patient, doctor, appointment = pair
+    first = broker.publish("identity.user.updated", updated(doctor, "Dr Once", "doctor", revision=5))
+    broker.publish("identity.user.updated", updated(doctor, "Dr Twice", "doctor", revision=6))
+    # The same event (same id) again, e.g. a relay redelivery: the inbox makes it a no-op.
+    broker.publish("identity.user.updated", {}, envelope=first)
+    broker.publish("identity.user.registered", registered(patient, "Marker", "patient"))
+    eventually(lambda: names(client, as_user, appointment, patient)[1] == "Marker")
+    assert names(client, as_user, appointment, patient)[0] == "Dr Twice"
+
+
+def test_a_name_learnt_after_the_deactivation_still_shows(client, broker, as_user, pair):
+    patient, doctor, appointment = pair
+    broker.publish("identity.user.deactivated", deactivated(doctor, "doctor", revision=2))
+    broker.publish("identity.user.registered", registered(doctor, "Dr Late", "doctor", revision=1))
+    eventually(lambda: names(client, as_user, appointment, patient)[0] == "Dr Late")
+
+
+@pytest.mark.parametrize("whose", ["patient", "doctor"])
+def test_deactivating_a_user_cancels_their_future_active_appointments(
+    client, broker, as_user, seed, new_id, whose
+):
+    user = new_id()
+    as_role = (
+        {"patient_id": user, "doctor_id": new_id()}
+        if whose == "patient"
+        else {"patient_id": new_id(), "doctor_id": user}
+    )
+    pending = seed(**as_role)
+    confirmed = seed(**as_role, status="confirmed")
+    past = seed(**as_role, status="confirmed", starts_in=-timedelta(hours=2))
+    done = seed(**as_role, status="completed", starts_in=-timedelta(days=2))
+    admin = as_user(new_id(), "admin")
+
+    broker.publish("identity.user.deactivated", deactivated(user, whose, revision=2))
+
+    def status(appointment):
+        return client.get(f"/api/appointments/{appointment.id}/", headers=admin).json()
+
+    eventually(lambda: status(pending)["status"] == status(confirmed)["status"] == "cancelled")
+    assert status(pending)["cancellation_reason"] == f"The {whose}'s account was deactivated."
+    assert status(past)["status"] == "confirmed"
+    assert status(done)["status"] == "completed"
+    wanted = {pending.id, confirmed.id}
+    cancellations = eventually(
+        lambda: all_of(broker.published("booking.appointment.cancelled"), wanted, count=2)
+    )
+    assert sorted(e["data"]["appointment_id"] for e in cancellations) == sorted([pending.id, confirmed.id])
+    assert {e["data"]["cancelled_by"] for e in cancellations} == {"system"}
+
+
+def test_a_stale_deactivation_does_not_cancel_appointments_of_a_reactivated_user(
+    client, broker, as_user, seed, new_id
+):
+    patient = new_id()
+    broker.publish("identity.user.updated", updated(patient, "Back Again", "patient", revision=4))
+    appointment = seed(patient_id=patient, doctor_id=new_id())
+    eventually(lambda: names(client, as_user, appointment, patient)[1] == "Back Again")
+
+    broker.publish("identity.user.deactivated", deactivated(patient, "patient", revision=3))
+    broker.publish("identity.user.registered", registered(new_id(), "Marker", "patient"))
+    broker.publish("identity.user.updated", updated(patient, "Back Again!", "patient", revision=5))
+
+    eventually(lambda: names(client, as_user, appointment, patient)[1] == "Back Again!")
+    assert (
+        client.get(f"/api/appointments/{appointment.id}/", headers=as_user(patient, "patient")).json()[
+            "status"
+        ]
+        == "pending"
+    )
+
+
+def test_every_event_booking_publishes_matches_its_contract(
+    client, scheduling, broker, as_user, new_id, seed
+):
+    slot = new_id()
+    scheduling.add_timeslot(slot, new_id())
+    patient = as_user(new_id(), "patient")
+    booked = client.post(
+        "/api/appointments/", json={"timeslot_id": slot, "reason": "check-up"}, headers=patient
+    ).json()
+    admin = as_user(new_id(), "admin")
+    client.patch(f"/api/appointments/{booked['id']}/status/", json={"status": "confirmed"}, headers=admin)
+    client.patch(
+        f"/api/appointments/{booked['id']}/status/",
+        json={"status": "cancelled", "cancellation_reason": "clinic closed"},
+        headers=admin,
+    )
+    started = seed(
+        patient_id=new_id(), doctor_id=new_id(), status="confirmed", starts_in=-timedelta(minutes=5)
+    )
+    client.patch(f"/api/appointments/{started.id}/status/", json={"status": "no_show"}, headers=admin)
+
+    events = eventually(
+        lambda: all_of(
+            broker.published("booking.appointment.booked")
+            + broker.published("booking.appointment.status_changed")
+            + broker.published("booking.appointment.cancelled"),
+            {booked["id"], started.id},
+            count=4,
+        )
+    )
+
+    assert sorted(e["event_type"] for e in events) == [
+        "booking.appointment.booked",
+        "booking.appointment.cancelled",
+        "booking.appointment.status_changed",
+        "booking.appointment.status_changed",
+    ]
+    for event in events:
+        validate_envelope(event, CONTRACTS_DIR)
+        assert event["producer"] == "booking"
+        assert Envelope.from_json(event).event_type == event["event_type"]

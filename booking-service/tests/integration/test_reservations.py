@@ -1,0 +1,42 @@
+"""The internal reservation lookup that scheduling's hold sweeper asks (never routed by the gateway)."""
+
+from __future__ import annotations
+
+import uuid
+
+
+def test_a_stored_reservation_answers_its_appointment_and_status(client, seed, new_id):
+    appointment = seed(patient_id=new_id(), doctor_id=new_id(), status="confirmed")
+    response = client.get(f"/internal/reservations/{appointment.reservation_id}")
+    assert response.status_code == 200
+    assert response.json() == {
+        "reservation_id": str(appointment.reservation_id),
+        "appointment_id": appointment.id,
+        "status": "confirmed",
+    }
+
+
+def test_a_cancelled_appointment_reports_its_reservation_as_cancelled(client, seed, new_id):
+    appointment = seed(patient_id=new_id(), doctor_id=new_id(), status="cancelled")
+    assert client.get(f"/internal/reservations/{appointment.reservation_id}").json()["status"] == "cancelled"
+
+
+def test_an_abandoned_reservation_is_a_404(client):
+    response = client.get(f"/internal/reservations/{uuid.uuid4()}")
+    assert response.status_code == 404
+    assert response.json()["code"] == "reservation_not_found"
+
+
+def test_a_reservation_id_that_is_not_a_uuid_is_a_422(client):
+    assert client.get("/internal/reservations/not-a-uuid").status_code == 422
+
+
+def test_the_internal_lookup_is_not_in_the_public_api_document(client):
+    paths = client.get("/api/schema/booking/openapi.json").json()["paths"]
+    assert not [p for p in paths if p.startswith("/internal")]
+    assert set(paths) == {
+        "/api/appointments/",
+        "/api/appointments/me/",
+        "/api/appointments/{appointment_id}/",
+        "/api/appointments/{appointment_id}/status/",
+    }
