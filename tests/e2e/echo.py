@@ -1,0 +1,143 @@
+"""Stand-in servers for testing the gateway's routing file on its own.
+
+Each answers every request with a JSON description of what it received (method, path,
+headers), so a test sees exactly what the real Traefik forwarded. The identity stand-in
+also answers ForwardAuth at ``/internal/verify``: 200 with ``X-User-Id``/``X-User-Role``
+for a known bearer token, else a 401 problem.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class SeenRequest:
+    method: str
+    path: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> list[str]:
+        """Every value of header ``name`` (case-insensitive), as received."""
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
+
+@dataclass
+class EchoServer:
+    service: str
+    name: str = ""
+    users: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    ready_status: int = 200
+    requests: list[SeenRequest] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.service
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the server first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> EchoServer:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name=f"echo-{self.name}", daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def record(self, request: SeenRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def seen(self, marker: str) -> list[SeenRequest]:
+        """The requests received whose path (or forwarded URI) contains ``marker``."""
+        with self._lock:
+            return [
+                r
+                for r in self.requests
+                if marker in r.path or any(marker in v for v in r.header("X-Forwarded-Uri"))
+            ]
+
+
+def _handler_for(server: EchoServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def handle_any(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            seen = SeenRequest(self.command, self.path, list(self.headers.items()), self.rfile.read(length))
+            if self.path == "/health/ready":
+                self.reply(
+                    server.ready_status, {"status": "ok" if server.ready_status == 200 else "unavailable"}
+                )
+                return
+            server.record(seen)
+            if self.path.startswith("/internal/verify"):
+                self.verify(seen)
+                return
+            self.reply(
+                200,
+                {
+                    "service": server.service,
+                    "server": server.name,
+                    "method": seen.method,
+                    "path": seen.path,
+                    "headers": seen.headers,
+                },
+            )
+
+        def verify(self, seen: SeenRequest) -> None:
+            authorization = (seen.header("Authorization") or [""])[0]
+            user = server.users.get(authorization.removeprefix("Bearer "))
+            if user is None:
+                problem = {
+                    "type": "about:blank",
+                    "title": "Unauthorized",
+                    "status": 401,
+                    "detail": "stand-in",
+                }
+                self.reply(
+                    401,
+                    problem,
+                    content_type="application/problem+json",
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
+                return
+            self.reply(200, None, headers={"X-User-Id": user[0], "X-User-Role": user[1]})
+
+        def reply(
+            self,
+            status: int,
+            body: Any,
+            *,
+            content_type: str = "application/json",
+            headers: Mapping[str, str] | None = None,
+        ) -> None:
+            payload = b"" if body is None else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = handle_any
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            return
+
+    return Handler

@@ -1,0 +1,742 @@
+"""The Clinic stack, started for real, for end-to-end tests.
+
+Every process runs the command line of its entry in the repository's ``Procfile`` (the one
+``make run`` starts through honcho), with this stack's own ports, databases, RabbitMQ vhost
+and signing-key path given through the environment. Nothing is mocked: the real Traefik
+binary, real uvicorn processes, real PostgreSQL and RabbitMQ.
+
+    stack = Stack(workdir=..., database_urls={...}, amqp_url=..., replicas={"booking": 2})
+    stack.up()
+    with stack.client(token) as client:
+        client.get("/api/appointments/me/")
+    stack.restart("booking-2")
+    stack.close()
+
+A process is named after its Procfile entry; extra replicas of a service are ``<name>-2``,
+``<name>-3`` ... and all of a service's replicas are listed to the gateway in ``<NAME>_URLS``.
+Each process writes its output to ``<workdir>/logs/<name>.log``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+PROCFILE = ROOT / "Procfile"
+BIN = Path(sys.executable).parent
+SERVICES = ("identity", "doctor", "scheduling", "booking")
+HOST = "127.0.0.1"
+GATEWAY = "gateway"
+
+# What a developer's shell may hold for the local stack: a stack sets what it needs itself,
+# so none of these leaks into it from the outside.
+STACK_VARIABLES = frozenset(
+    {
+        "DATABASE_URL",
+        "AMQP_URL",
+        "JWT_PRIVATE_KEY",
+        "JWT_PRIVATE_KEY_FILE",
+        "JWT_ISSUER",
+        "JWT_AUDIENCE",
+        "ACCESS_TOKEN_TTL_SECONDS",
+        "REFRESH_TOKEN_TTL_SECONDS",
+        "ADMIN_EMAIL",
+        "ADMIN_PASSWORD",
+        "ADMIN_FULL_NAME",
+        "CLINIC_TIMEZONE",
+        "LOG_LEVEL",
+        "LOG_FORMAT",
+        "DB_POOL_SIZE",
+        "DB_MAX_OVERFLOW",
+        "MESSAGING_ENABLED",
+        "SERVICE_HOST",
+        "TRAEFIK_BIN",
+        "PORT",
+    }
+    | {f"{s.upper()}_{suffix}" for s in SERVICES for suffix in ("DATABASE_URL", "URL", "URLS", "PORT")}
+)
+STACK_VARIABLE_PREFIXES = ("GATEWAY_", "AUTH_RATE_LIMIT_")
+
+
+class StackError(RuntimeError):
+    """A stack process failed to start or to become ready; the message carries its logs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    email: str
+    password: str
+
+
+def read_procfile(path: Path = PROCFILE) -> dict[str, str]:
+    """Process name → command line, parsed exactly as honcho parses it."""
+    from honcho.environ import parse_procfile
+
+    return dict(parse_procfile(path.read_text()).processes)
+
+
+def free_ports(count: int, host: str = HOST) -> list[int]:
+    """``count`` distinct ports that nothing listens on right now."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+_source_addresses = itertools.count()
+
+
+def next_source_address() -> str:
+    """A loopback address no other client of this test session uses (127.10.0.1, 127.10.0.2, ...).
+
+    The gateway rate-limits per client IP; giving each client its own source address keeps
+    one test's requests from spending another test's budget.
+    """
+    n = next(_source_addresses)
+    return f"127.{10 + n // 62500}.{n // 250 % 250}.{n % 250 + 1}"
+
+
+def wait_until(
+    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.1, what: str = "condition"
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy, and return that; else ``TimeoutError``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what}: not true after {timeout:.0f}s")
+        time.sleep(interval)
+
+
+class Process:
+    """One Procfile entry running as a child process group, its output appended to a log file."""
+
+    def __init__(
+        self,
+        name: str,
+        command: str,
+        env: Mapping[str, str],
+        log_path: Path,
+        *,
+        ready_url: str,
+        service: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        self.name = name
+        self.command = command
+        self.env = dict(env)
+        self.log_path = log_path
+        self.ready_url = ready_url
+        self.service = service
+        self.url = url
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._starts = 0
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else f"stopped ({self.returncode})"
+        return f"<Process {self.name} {state} {self.url or ''}>"
+
+    @property
+    def running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._popen is None else self._popen.poll()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._popen is None else self._popen.pid
+
+    def start(self) -> None:
+        if self.running:
+            raise StackError(f"{self.name} is already running")
+        self._starts += 1
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            log.write(
+                f"----- start #{self._starts} at {time.strftime('%H:%M:%S')}: {self.command}\n".encode()
+            )
+            log.flush()
+            # Its own session: a terminal's Ctrl-C reaches only pytest, which stops the group.
+            self._popen = subprocess.Popen(
+                ["sh", "-c", self.command],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM to the whole process group, then SIGKILL whatever is left after ``timeout``."""
+        self._end(signal.SIGTERM, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: a crash, not a shutdown."""
+        self._end(signal.SIGKILL, 5.0)
+
+    def _end(self, sig: signal.Signals, timeout: float) -> None:
+        if self._popen is None:
+            return
+        self._signal_group(sig)
+        deadline = time.monotonic() + timeout
+        with suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout)
+        # The shell may be gone before the server it started: wait for the whole group.
+        while self._group_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._group_alive():
+            self._signal_group(signal.SIGKILL)
+        if self._popen.poll() is None:
+            self._popen.wait(5)
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        if self._popen is not None:
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._popen.pid, sig)
+
+    def _group_alive(self) -> bool:
+        if self._popen is None:
+            return False
+        try:
+            os.killpg(self._popen.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_text(self, since: int = 0) -> str:
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(since)
+                return log.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines: int = 20, since: int = 0) -> str:
+        return "\n".join(self.log_text(since).splitlines()[-lines:])
+
+
+_live_groups: list[ProcessGroup] = []
+_live_lock = threading.Lock()
+
+
+def live_groups() -> list[ProcessGroup]:
+    with _live_lock:
+        return list(_live_groups)
+
+
+@atexit.register
+def _close_live_groups() -> None:
+    for group in live_groups():
+        group.close()
+
+
+class ProcessGroup:
+    """Processes started from the Procfile behind one gateway, with clients and process control."""
+
+    gateway_port: int
+    admin_port: int
+
+    def __init__(self, *, workdir: Path, procfile: Path = PROCFILE, startup_timeout: float = 60.0) -> None:
+        self.workdir = Path(workdir)
+        self.log_dir = self.workdir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.commands = read_procfile(procfile)
+        self.startup_timeout = startup_timeout
+        self.processes: dict[str, Process] = {}
+        self.gateway_port, self.admin_port = free_ports(2)
+        self._closed = False
+
+    # -- addresses -------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The gateway: the only address a client of the API uses."""
+        return f"http://{HOST}:{self.gateway_port}"
+
+    @property
+    def admin_url(self) -> str:
+        """The gateway's ping and metrics entry point."""
+        return f"http://{HOST}:{self.admin_port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def gateway_environment(self) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in STACK_VARIABLES and not k.startswith(STACK_VARIABLE_PREFIXES)
+        }
+        env.update(
+            PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            PYTHONUNBUFFERED="1",
+            TRAEFIK_BIN=str(BIN / "traefik"),
+            GATEWAY_HOST=HOST,
+            GATEWAY_PORT=str(self.gateway_port),
+            GATEWAY_ADMIN_PORT=str(self.admin_port),
+            # A stopped or restarted server leaves and rejoins the rotation within a second.
+            GATEWAY_HEALTHCHECK_INTERVAL="1s",
+            GATEWAY_HEALTHCHECK_UNHEALTHY_INTERVAL="1s",
+            AUTH_RATE_LIMIT_AVERAGE="10",
+            AUTH_RATE_LIMIT_PERIOD="1m",
+            AUTH_RATE_LIMIT_BURST="10",
+        )
+        return env
+
+    def _add(self, process: Process) -> Process:
+        self.processes[process.name] = process
+        return process
+
+    def _add_gateway(self, env: Mapping[str, str]) -> Process:
+        return self._add(
+            Process(
+                GATEWAY,
+                self.commands[GATEWAY],
+                env,
+                self.log_dir / f"{GATEWAY}.log",
+                ready_url=f"{self.admin_url}/ping",
+            )
+        )
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def client(
+        self,
+        token: str | None = None,
+        *,
+        source_address: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 15.0,
+        **kwargs: Any,
+    ) -> httpx.Client:
+        """An HTTP client of the gateway, from its own loopback address unless one is given."""
+        all_headers = dict(headers or {})
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        transport = httpx.HTTPTransport(local_address=source_address or next_source_address())
+        return httpx.Client(
+            base_url=self.base_url, transport=transport, headers=all_headers, timeout=timeout, **kwargs
+        )
+
+    def access_log(self, request_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The gateway's access-log entry of the request sent with ``X-Request-Id: request_id``.
+
+        Its fields include ``RouterName``, ``ServiceName``, ``ServiceURL``, ``ClientHost``,
+        ``OriginStatus`` and ``DownstreamStatus``.
+        """
+        gateway = self.processes[GATEWAY]
+
+        def find() -> dict[str, Any] | None:
+            for line in gateway.log_text().splitlines():
+                if request_id in line and line.startswith("{"):
+                    with suppress(ValueError):
+                        entry = json.loads(line)
+                        if entry.get("request_X-Request-Id") == request_id:
+                            return entry
+            return None
+
+        return wait_until(find, timeout=timeout, what=f"access log entry of request {request_id}")
+
+    # -- process control -------------------------------------------------------------------
+
+    def process(self, name: str) -> Process:
+        try:
+            return self.processes[name]
+        except KeyError:
+            raise KeyError(f"no process {name!r}; there are {', '.join(self.processes)}") from None
+
+    def start(self, name: str) -> None:
+        """Start a stopped process and wait until it is ready and the gateway routes to it."""
+        process = self.process(name)
+        process.start()
+        self._wait_ready([process])
+        self._wait_routed([process])
+
+    def stop(self, name: str) -> None:
+        """Stop a process gracefully (SIGTERM to its process group)."""
+        self.process(name).stop()
+
+    def kill(self, name: str) -> None:
+        """Kill a process at once (SIGKILL to its process group), as a crash would."""
+        self.process(name).kill()
+
+    def restart(self, name: str) -> None:
+        self.stop(name)
+        self.start(name)
+
+    def close(self) -> None:
+        """Stop every process (idempotent); also run at interpreter exit."""
+        if self._closed:
+            return
+        self._closed = True
+        running = [p for p in self.processes.values() if p.running]
+        if running:
+            with ThreadPoolExecutor(len(running)) as pool:
+                list(pool.map(Process.stop, running))
+        with _live_lock, suppress(ValueError):
+            _live_groups.remove(self)
+
+    def __enter__(self) -> ProcessGroup:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- start-up --------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        with _live_lock:
+            _live_groups.append(self)
+
+    def _start_and_wait(self, processes: Iterable[Process]) -> None:
+        processes = list(processes)
+        for process in processes:
+            process.start()
+        self._wait_ready(processes)
+
+    def _wait_ready(self, processes: list[Process]) -> None:
+        pending = list(processes)
+        deadline = time.monotonic() + self.startup_timeout
+        with httpx.Client(timeout=2.0) as http:
+            while pending:
+                for process in list(pending):
+                    if not process.running:
+                        raise StackError(
+                            f"{process.name} exited with code {process.returncode} while starting.\n"
+                            + self.describe()
+                        )
+                    with suppress(httpx.TransportError):
+                        if http.get(process.ready_url).status_code == 200:
+                            pending.remove(process)
+                if pending and time.monotonic() >= deadline:
+                    names = ", ".join(p.name for p in pending)
+                    raise StackError(
+                        f"not ready after {self.startup_timeout:.0f}s: {names} "
+                        f"(polling {', '.join(p.ready_url for p in pending)}).\n" + self.describe()
+                    )
+                if pending:
+                    time.sleep(0.1)
+
+    def _wait_routed(self, processes: list[Process]) -> None:
+        """Wait until the gateway sends requests to each of ``processes`` (the gateway: to anything)."""
+        for process in processes:
+            if process.name == GATEWAY:
+                targets = [p for p in self.processes.values() if p.service and p.running]
+            else:
+                targets = [process]
+            for target in targets:
+                self._wait_gateway_reaches(target)
+
+    def _wait_gateway_reaches(self, target: Process) -> None:
+        path = f"/api/schema/{target.service}/openapi.json"
+        with self.client(timeout=5.0) as client:
+
+            def routed_to_target() -> bool:
+                request_id = uuid.uuid4().hex
+                try:
+                    response = client.get(path, headers={"X-Request-Id": request_id})
+                except httpx.TransportError:
+                    return False
+                if response.status_code != 200:
+                    return False
+                return self.access_log(request_id).get("ServiceURL") == target.url
+
+            try:
+                wait_until(
+                    routed_to_target, timeout=self.startup_timeout, what=f"gateway routes to {target.name}"
+                )
+            except TimeoutError as exc:
+                raise StackError(f"{exc}\n" + self.describe()) from None
+
+    def describe(self, lines: int = 15) -> str:
+        """Every process's state and the last lines of its log, for error messages."""
+        parts = [f"process logs in {self.log_dir}:"]
+        for process in self.processes.values():
+            state = "running" if process.running else f"exited with {process.returncode}"
+            parts.append(f"--- {process.name} ({state}), last {lines} lines of {process.log_path.name}:")
+            parts.append(process.log_tail(lines) or "(empty)")
+        return "\n".join(parts)
+
+    def log_marks(self) -> dict[str, int]:
+        return {name: process.log_size() for name, process in self.processes.items()}
+
+    def logs_since(self, marks: Mapping[str, int], lines: int = 30) -> str:
+        """What each process logged since ``marks`` (from ``log_marks()``), its last ``lines`` lines."""
+        parts = []
+        for name, process in self.processes.items():
+            text = process.log_tail(lines, since=marks.get(name, 0))
+            state = "" if process.running else f" (exited with {process.returncode})"
+            if text or state:
+                parts.append(f"--- {name}{state}:\n{text}")
+        return "\n".join(parts)
+
+
+class Stack(ProcessGroup):
+    """The whole stack: the gateway and every service (with replicas), on this stack's own resources.
+
+    ``database_urls`` maps each service to a fresh database, ``amqp_url`` names a vhost of
+    this stack's own; ``replicas`` asks for more than one process of a service
+    (``{"booking": 2}``); ``env`` adds or overrides variables of every process
+    (``{"ACCESS_TOKEN_TTL_SECONDS": "5"}``). ``up()`` migrates and starts everything.
+    """
+
+    def __init__(
+        self,
+        *,
+        workdir: Path,
+        database_urls: Mapping[str, str],
+        amqp_url: str,
+        replicas: Mapping[str, int] | None = None,
+        env: Mapping[str, str] | None = None,
+        admin: Credentials | None = None,
+        procfile: Path = PROCFILE,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        super().__init__(workdir=workdir, procfile=procfile, startup_timeout=startup_timeout)
+        missing = [name for name in (GATEWAY, *SERVICES) if name not in self.commands]
+        if missing:
+            raise StackError(f"{procfile} has no entry for {', '.join(missing)}")
+        unknown = set(replicas or {}) - set(SERVICES)
+        if unknown:
+            raise StackError(f"replicas of unknown services: {', '.join(sorted(unknown))}")
+        self.database_urls = {service: database_urls[service] for service in SERVICES}
+        self.amqp_url = amqp_url
+        self.replica_counts = dict.fromkeys(SERVICES, 1) | dict(replicas or {})
+        self.admin = admin or Credentials(
+            email=f"admin-{uuid.uuid4().hex[:8]}@clinic.example.com", password=f"Adm1n-{uuid.uuid4().hex}"
+        )
+        self.jwt_private_key_file = self.workdir / "jwt" / "private.pem"
+
+        ports = iter(free_ports(sum(self.replica_counts.values())))
+        self.service_urls = {
+            service: [f"http://{HOST}:{next(ports)}" for _ in range(count)]
+            for service, count in self.replica_counts.items()
+        }
+        self.env = self._environment(env or {})
+        self._add_gateway(self.env)
+        for service in SERVICES:
+            for index, url in enumerate(self.service_urls[service]):
+                name = service if index == 0 else f"{service}-{index + 1}"
+                port = url.rsplit(":", 1)[1]
+                self._add(
+                    Process(
+                        name,
+                        self.commands[service],
+                        {**self.env, f"{service.upper()}_PORT": port},
+                        self.log_dir / f"{name}.log",
+                        ready_url=f"{url}/health/ready",
+                        service=service,
+                        url=url,
+                    )
+                )
+
+    def _environment(self, extra: Mapping[str, str]) -> dict[str, str]:
+        env = self.gateway_environment()
+        env.update(
+            SERVICE_HOST=HOST,
+            AMQP_URL=self.amqp_url,
+            JWT_PRIVATE_KEY_FILE=str(self.jwt_private_key_file),
+            ADMIN_EMAIL=self.admin.email,
+            ADMIN_PASSWORD=self.admin.password,
+            ADMIN_FULL_NAME="Ada Admin",
+            LOG_LEVEL="INFO",
+            LOG_FORMAT="json",
+            # Stacks share one PostgreSQL (100 connections by default), replicas and all.
+            DB_POOL_SIZE="4",
+            DB_MAX_OVERFLOW="4",
+        )
+        for service in SERVICES:
+            prefix = service.upper()
+            env[f"{prefix}_DATABASE_URL"] = self.database_urls[service]
+            env[f"{prefix}_URL"] = self.service_urls[service][0]
+            env[f"{prefix}_URLS"] = ",".join(self.service_urls[service])
+        env.update(extra)
+        return env
+
+    def replicas(self, service: str) -> list[str]:
+        """Names of ``service``'s processes: ``["booking", "booking-2", ...]``."""
+        return [p.name for p in self.processes.values() if p.service == service]
+
+    def service_url(self, name: str) -> str:
+        """The direct address of a service process, bypassing the gateway (for test set-up only)."""
+        url = self.process(name).url
+        if url is None:
+            raise KeyError(f"{name} is not a service process")
+        return url
+
+    def migrate(self, services: Iterable[str] = SERVICES) -> None:
+        """Run ``<service> migrate`` for each service (in parallel), as ``make migrate`` does."""
+        services = list(services)
+        with ThreadPoolExecutor(len(services)) as pool:
+            failures = [f for f in pool.map(self._migrate, services) if f]
+        if failures:
+            raise StackError("migrations failed:\n" + "\n".join(failures))
+
+    def _migrate(self, service: str) -> str | None:
+        """Migrate one service's database; a description of the failure, or None."""
+        result = subprocess.run(
+            [str(BIN / service), "migrate"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=self.startup_timeout,
+        )
+        if result.returncode == 0:
+            return None
+        output = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
+        return f"--- `{service} migrate` exited with {result.returncode}:\n{output}"
+
+    def _migrate_and_start(self, service: str) -> str | None:
+        failure = self._migrate(service)
+        if failure is None:
+            self.processes[service].start()
+        return failure
+
+    def up(self) -> Stack:
+        """Migrate, start every process and wait until the gateway routes to every server.
+
+        The gateway starts at once and each service as soon as its own migrations are done;
+        extra replicas start once the first of each service is ready (identity's first
+        replica creates the signing key that the others then read).
+        """
+        self._register()
+        try:
+            self.jwt_private_key_file.parent.mkdir(parents=True, exist_ok=True)
+            self.processes[GATEWAY].start()
+            with ThreadPoolExecutor(len(SERVICES)) as pool:
+                failures = [f for f in pool.map(self._migrate_and_start, SERVICES) if f]
+            if failures:
+                raise StackError("migrations failed:\n" + "\n".join(failures))
+            first = [self.processes[name] for name in (GATEWAY, *SERVICES)]
+            self._wait_ready(first)
+            self._start_and_wait(p for p in self.processes.values() if p not in first)
+            self._wait_routed([p for p in self.processes.values() if p.service])
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+
+class Gateway(ProcessGroup):
+    """The gateway alone (the Procfile's ``gateway`` entry), routing to the given backends.
+
+    For tests of the routing file itself: ``backends`` maps each service to the URLs of
+    stand-in servers, ``identity`` (its first URL) also answers ForwardAuth.
+    """
+
+    def __init__(
+        self,
+        *,
+        workdir: Path,
+        backends: Mapping[str, list[str]],
+        env: Mapping[str, str] | None = None,
+        procfile: Path = PROCFILE,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(workdir=workdir, procfile=procfile, startup_timeout=startup_timeout)
+        self.backends = {service: list(backends[service]) for service in SERVICES}
+        self.env = self.gateway_environment()
+        for service in SERVICES:
+            self.env[f"{service.upper()}_URLS"] = ",".join(self.backends[service])
+        self.env["IDENTITY_URL"] = self.backends["identity"][0]
+        self.env.update(env or {})
+        self._add_gateway(self.env)
+
+    def up(self) -> Gateway:
+        self._register()
+        try:
+            self._start_and_wait(self.processes.values())
+            with self.client() as client:
+                wait_until(
+                    lambda: client.get("/api/schema/identity/openapi.json").status_code == 200,
+                    timeout=self.startup_timeout,
+                    what="the gateway routes",
+                )
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+
+class StackFactory:
+    """Starts stacks for a test session, each on its own databases and vhost; closes them at the end.
+
+    ``start("main")`` uses ``amqp_url``; any other label asks ``make_vhost`` for a vhost of its
+    own, so that two stacks' consumers never share queues.
+    """
+
+    def __init__(
+        self,
+        *,
+        workdir: Path,
+        make_database: Callable[[str], str],
+        amqp_url: str,
+        make_vhost: Callable[[str], str] | None = None,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.make_database = make_database
+        self.amqp_url = amqp_url
+        self.make_vhost = make_vhost
+        self.stacks: dict[str, Stack] = {}
+
+    def start(self, label: str = "main", **options: Any) -> Stack:
+        """A new, started stack; ``options`` go to ``Stack`` (``replicas=``, ``env=``, ...)."""
+        if label in self.stacks:
+            raise StackError(f"a stack labelled {label!r} was already started in this session")
+        if label == "main":
+            amqp_url = self.amqp_url
+        elif self.make_vhost is None:
+            raise StackError("a second stack needs a vhost of its own: set TEST_AMQP_URL")
+        else:
+            amqp_url = self.make_vhost(f"{_vhost_of(self.amqp_url)}_{label}")
+        names = {s: s if label == "main" else f"{label}_{s}" for s in SERVICES}
+        stack = Stack(
+            workdir=self.workdir / label,
+            database_urls={service: self.make_database(name) for service, name in names.items()},
+            amqp_url=amqp_url,
+            **options,
+        )
+        self.stacks[label] = stack
+        return stack.up()
+
+    def close_all(self) -> None:
+        for stack in self.stacks.values():
+            stack.close()
+
+
+def _vhost_of(amqp_url: str) -> str:
+    from urllib.parse import unquote, urlsplit
+
+    vhost = unquote(urlsplit(amqp_url).path.lstrip("/")) or "clinic_test"
+    return "clinic_test" if vhost == "/" else vhost

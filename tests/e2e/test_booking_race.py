@@ -1,0 +1,281 @@
+"""Booking never double-books and never leaves anything half-done: many patients at once,
+replicas of booking and scheduling, a broker that refuses messages, a booking-service that
+dies between hold and commit, and duplicated events (spec/API.md, docs/booking-protocol.md).
+
+Fault tests look inside the services' databases only to observe what a client cannot
+see (whether a timeslot is held or booked); they act only through the gateway, the
+services' own ports and the broker, as an operator's tools would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import httpx
+import pika
+import pytest
+from sqlalchemy import create_engine, text
+
+from chassis.settings import normalise_database_url
+
+from .api import User, new_user, problem
+from .stack import Stack, StackFactory, wait_until
+from .test_appointments import (
+    EVENT_DEADLINE,
+    appointment,
+    book,
+    booked,
+    cancel,
+    free_timeslot_ids,
+    new_timeslot,
+    wait_until_free,
+)
+
+PATIENTS = 50
+# Extra stacks share one PostgreSQL server (100 connections) with the main stack and with
+# other test runs: small pools keep them within it; requests wait for a connection instead.
+SMALL_POOLS = {"DB_POOL_SIZE": "3", "DB_MAX_OVERFLOW": "3"}
+RABBITMQCTL = os.environ.get("RABBITMQCTL", "rabbitmqctl")
+
+
+def register_patients(stack: Stack, count: int) -> list[User]:
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        return list(pool.map(lambda i: new_user(stack, "patient", full_name=f"Racer {i}"), range(count)))
+
+
+def book_all_at_once(stack: Stack, patients: list[User], timeslot_id: int) -> list[tuple[int, str]]:
+    """Every patient books ``timeslot_id`` at the same moment; (status, request id) of each answer."""
+    clients = [stack.client(p.access, timeout=60) for p in patients]
+    start = threading.Barrier(len(clients))
+
+    def attempt(client: httpx.Client) -> tuple[int, str]:
+        request_id = uuid.uuid4().hex
+        start.wait()
+        response = client.post(
+            "/api/appointments/", json={"timeslot_id": timeslot_id}, headers={"X-Request-Id": request_id}
+        )
+        if response.status_code != 201:
+            problem(response, 409)
+        return response.status_code, request_id
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+            return list(pool.map(attempt, clients))
+    finally:
+        for client in clients:
+            client.close()
+
+
+def assert_exactly_one_winner(
+    stack: Stack, doctor: User, timeslot_id: int, results: list[tuple[int, str]]
+) -> None:
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [201] + [409] * (len(results) - 1)
+    with stack.client(doctor.access) as client:
+        mine = client.get("/api/appointments/me/").json()
+    assert [a["timeslot_id"] for a in mine["results"]] == [timeslot_id]
+    assert timeslot_id not in free_timeslot_ids(stack, new_user(stack, "patient"), doctor.id)
+
+
+def test_fifty_patients_booking_one_timeslot_at_once_get_exactly_one_appointment(stack, doctor):
+    patients = register_patients(stack, PATIENTS)
+    slot = new_timeslot(stack, doctor)
+    assert_exactly_one_winner(stack, doctor, slot["id"], book_all_at_once(stack, patients, slot["id"]))
+
+
+@pytest.fixture(scope="module")
+def replicated(stacks: StackFactory) -> Iterator[Stack]:
+    stack = stacks.start("booking_replicas", replicas={"booking": 2, "scheduling": 2}, env=SMALL_POOLS)
+    yield stack
+    stack.close()
+
+
+def test_with_two_replicas_of_booking_and_scheduling_there_is_still_exactly_one_appointment(replicated):
+    doctor = new_user(replicated, "doctor", full_name="Rita Replica")
+    patients = register_patients(replicated, PATIENTS)
+    slot = new_timeslot(replicated, doctor)
+
+    results = book_all_at_once(replicated, patients, slot["id"])
+
+    assert_exactly_one_winner(replicated, doctor, slot["id"], results)
+    served_by = {replicated.access_log(request_id)["ServiceURL"] for _, request_id in results}
+    assert served_by == set(replicated.service_urls["booking"])
+
+
+# -- faults ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def faults(stacks: StackFactory) -> Iterator[Stack]:
+    # Short holds, so the sweeper's work shows within the test.
+    stack = stacks.start(
+        "booking_faults", env={**SMALL_POOLS, "HOLD_SECONDS": "3", "HOLD_SWEEP_INTERVAL_SECONDS": "0.5"}
+    )
+    yield stack
+    stack.close()
+
+
+def rabbitmqctl(*args: str) -> str:
+    result = subprocess.run(
+        [RABBITMQCTL, "-q", *args], check=True, capture_output=True, text=True, timeout=60
+    )
+    return result.stdout
+
+
+def vhost_and_user(stack: Stack) -> tuple[str, str]:
+    parts = urlsplit(stack.amqp_url)
+    return unquote(parts.path.lstrip("/")) or "/", parts.username or "guest"
+
+
+@contextmanager
+def broker_refusing_messages(stack: Stack) -> Iterator[None]:
+    """The stack's broker takes no message (as under a memory alarm) until the block ends.
+
+    Write permission on the stack's vhost is withdrawn and its connections are closed, so
+    nothing can be published or consumed; connections still open, so health checks pass.
+    """
+    vhost, user = vhost_and_user(stack)
+    rabbitmqctl("set_permissions", "-p", vhost, user, ".*", "^$", ".*")
+    rabbitmqctl("close_all_connections", "-p", vhost, "e2e: broker refusing messages")
+    try:
+        yield
+    finally:
+        rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+
+
+def query(stack: Stack, service: str, sql: str, **params: Any) -> list[Any]:
+    engine = create_engine(normalise_database_url(stack.database_urls[service]))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql), params))
+    finally:
+        engine.dispose()
+
+
+def test_a_booking_made_while_the_broker_refuses_messages_is_booked_at_scheduling_when_it_is_back(faults):
+    patient, doctor = new_user(faults, "patient"), new_user(faults, "doctor")
+    slot = new_timeslot(faults, doctor)
+
+    with broker_refusing_messages(faults):
+        made = booked(faults, patient, slot["id"])
+        assert slot["id"] not in free_timeslot_ids(faults, patient, doctor.id)
+        [(event_id, published_at)] = query(
+            faults,
+            "booking",
+            "SELECT id, published_at FROM outbox_events WHERE event_type = 'booking.appointment.booked'"
+            " AND payload -> 'data' ->> 'appointment_id' = :id",
+            id=str(made["id"]),
+        )
+        assert published_at is None  # the broker really refused it
+
+    [(reservation_id,)] = query(
+        faults, "booking", "SELECT reservation_id FROM appointments WHERE id = :id", id=made["id"]
+    )
+    wait_until(
+        lambda: query(faults, "scheduling", "SELECT 1 FROM processed_events WHERE event_id = :e", e=event_id),
+        timeout=60,
+        what="scheduling received the booked event",
+    )
+    [(state, holder)] = query(
+        faults, "scheduling", "SELECT state, reservation_id FROM timeslots WHERE id = :id", id=slot["id"]
+    )
+    assert (state, holder) == ("booked", reservation_id)
+    assert appointment(faults, patient.access, made["id"]).json()["status"] == "pending"
+
+
+def test_a_hold_left_by_a_booking_service_that_died_is_freed_by_the_sweeper_once_booking_answers(faults):
+    patient, doctor = new_user(faults, "patient"), new_user(faults, "doctor")
+    slot = new_timeslot(faults, doctor)
+    # What booking does first; then it "dies" before storing the appointment.
+    with httpx.Client(base_url=faults.service_url("scheduling"), timeout=10) as scheduling:
+        hold = scheduling.post(
+            f"/internal/timeslots/{slot['id']}/hold",
+            json={"reservation_id": str(uuid.uuid4()), "patient_id": patient.id},
+            headers={"Authorization": f"Bearer {patient.access}"},
+        )
+    assert hold.status_code == 200, hold.text
+    faults.kill("booking")
+    try:
+        # Past the hold's expiry the sweeper cannot reach booking: it must not free blindly.
+        watch_until = datetime.fromisoformat(hold.json()["held_until"]) + timedelta(seconds=2)
+        while datetime.now(UTC) < watch_until:
+            assert slot["id"] not in free_timeslot_ids(faults, patient, doctor.id)
+            time.sleep(0.2)
+    finally:
+        faults.start("booking")
+
+    wait_until_free(faults, patient, doctor.id, slot["id"])
+    booked(faults, patient, slot["id"])
+
+
+def publish_again(stack: Stack, envelopes: list[dict[str, Any]]) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(stack.amqp_url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for envelope in envelopes:
+            channel.basic_publish(
+                "clinic.events",
+                envelope["event_type"],
+                json.dumps(envelope).encode(),
+                pika.BasicProperties(
+                    message_id=envelope["event_id"],
+                    type=envelope["event_type"],
+                    content_type="application/json",
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                ),  # fmt: skip
+                mandatory=True,
+            )
+    finally:
+        connection.close()
+
+
+def scheduling_queue_is_drained(stack: Stack) -> bool:
+    vhost, _ = vhost_and_user(stack)
+    for line in rabbitmqctl("list_queues", "-p", vhost, "name", "messages").splitlines():
+        name, _, messages = line.partition("\t")
+        if name == "scheduling.events":
+            return messages.strip() == "0"
+    return False
+
+
+def test_duplicated_booked_and_cancelled_events_change_nothing(stack, patient, doctor):
+    other_patient = new_user(stack, "patient", full_name="Otto Other")
+    slot = new_timeslot(stack, doctor)
+    first = booked(stack, patient, slot["id"])
+    assert cancel(stack, patient.access, first["id"]).status_code == 204
+    wait_until_free(stack, other_patient, doctor.id, slot["id"])
+    second = booked(stack, other_patient, slot["id"])
+    old = [
+        row[0]
+        for row in query(
+            stack,
+            "booking",
+            "SELECT payload FROM outbox_events"
+            " WHERE payload -> 'data' ->> 'appointment_id' = :id ORDER BY created_at",
+            id=str(first["id"]),
+        )
+    ]
+    assert [e["event_type"] for e in old] == ["booking.appointment.booked", "booking.appointment.cancelled"]
+
+    # The very same events again (a relay redelivery), and copies under new ids (a replay).
+    copies = [{**e, "event_id": str(uuid.uuid4())} for e in old]
+    publish_again(stack, old + copies + old)
+    wait_until(
+        lambda: scheduling_queue_is_drained(stack), timeout=EVENT_DEADLINE, what="scheduling consumed them"
+    )
+
+    assert slot["id"] not in free_timeslot_ids(stack, patient, doctor.id)
+    assert appointment(stack, other_patient.access, second["id"]).json()["status"] == "pending"
+    assert problem(book(stack, patient, slot["id"]), 409)["code"] == "timeslot_not_available"

@@ -1,0 +1,257 @@
+"""The gateway's routing file on its own: the real Traefik, started from the Procfile's
+``gateway`` entry, in front of stand-in servers that report exactly what reached them.
+
+This pins down what the whole-stack tests can only see indirectly: which service each path
+reaches, that paths are not rewritten, which headers a service receives, what ForwardAuth
+is sent, and that rate limits and health checks follow the environment.
+"""
+
+from __future__ import annotations
+
+import http.client
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from .echo import EchoServer
+from .stack import SERVICES, Gateway, wait_until
+
+PATIENT_TOKEN = "patient-token"
+USERS = {PATIENT_TOKEN: ("42", "patient")}
+RATE_LIMIT = 3
+
+# (path, service, public): every public path family of spec/API.md, with and without the slash.
+ROUTES = [
+    ("/api/auth/register/", "identity", True),
+    ("/api/auth/register", "identity", True),
+    ("/api/auth/login/", "identity", True),
+    ("/api/auth/token/refresh/", "identity", True),
+    ("/api/auth/token/refresh", "identity", True),
+    ("/api/auth/me/", "identity", False),
+    ("/api/auth/me", "identity", False),
+    ("/api/auth/logout/", "identity", False),
+    ("/api/users/", "identity", False),
+    ("/api/users", "identity", False),
+    ("/api/users/7/", "identity", False),
+    ("/api/doctors/", "doctor", False),
+    ("/api/doctors", "doctor", False),
+    ("/api/doctors/7/", "doctor", False),
+    ("/api/doctors/me/", "doctor", False),
+    ("/api/doctors/7/timeslots/", "scheduling", False),
+    ("/api/doctors/7/timeslots", "scheduling", False),
+    ("/api/doctors/me/timeslots/", "scheduling", False),
+    ("/api/timeslots/", "scheduling", False),
+    ("/api/timeslots/bulk/", "scheduling", False),
+    ("/api/timeslots/3/", "scheduling", False),
+    ("/api/appointments/", "booking", False),
+    ("/api/appointments/me/", "booking", False),
+    ("/api/appointments/5/", "booking", False),
+    ("/api/appointments/5/status/", "booking", False),
+    *[(f"/api/schema/{service}/openapi.json", service, True) for service in SERVICES],
+]
+PUBLIC = [(path, service) for path, service, public in ROUTES if public]
+PROTECTED = [(path, service) for path, service, public in ROUTES if not public]
+NOT_ROUTED = [
+    "/internal/verify",
+    "/internal/jwks",
+    "/internal/timeslots/1/hold",
+    "/health/ready",
+    "/health/live",
+    "/",
+    "/api/",
+    "/api/authx/",
+    "/api/schema/identity/",
+    "/api/schema/swagger-ui/",
+    "/api/schema/redoc/",
+]
+SPOOFED = {"X-User-Id": "1", "X-User-Role": "admin", "X_User_Role": "admin", "X.User.Id": "1"}
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, EchoServer]]:
+    servers = {service: EchoServer(service, users=USERS).start() for service in SERVICES}
+    servers["doctor-2"] = EchoServer("doctor", name="doctor-2").start()
+    yield servers
+    for server in servers.values():
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(servers, tmp_path_factory) -> Iterator[Gateway]:
+    backends = {service: [servers[service].url] for service in SERVICES}
+    backends["doctor"].append(servers["doctor-2"].url)
+    gateway = Gateway(
+        workdir=tmp_path_factory.mktemp("gateway"),
+        backends=backends,
+        env={
+            "AUTH_RATE_LIMIT_AVERAGE": str(RATE_LIMIT),
+            "AUTH_RATE_LIMIT_PERIOD": "1h",
+            "AUTH_RATE_LIMIT_BURST": str(RATE_LIMIT),
+        },
+    )
+    with gateway.up():
+        yield gateway
+
+
+def marked(path: str) -> tuple[str, str]:
+    """``path`` with a unique query marker, and the marker, to find the request at the servers."""
+    marker = uuid.uuid4().hex
+    return f"{path}{'&' if '?' in path else '?'}probe={marker}", marker
+
+
+def seen_anywhere(servers: dict[str, EchoServer], marker: str) -> list[str]:
+    return [name for name, server in servers.items() if server.seen(marker)]
+
+
+@pytest.mark.parametrize(("path", "service"), PUBLIC + PROTECTED)
+def test_each_path_reaches_its_service_unrewritten(gateway, path, service):
+    url, _ = marked(path)
+    with gateway.client(PATIENT_TOKEN) as client:
+        response = client.get(url)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["service"] == service
+    assert body["path"] == url
+
+
+@pytest.mark.parametrize(("path", "service"), PROTECTED)
+def test_a_protected_path_without_a_valid_token_gets_identitys_401_and_reaches_no_service(
+    gateway, servers, path, service
+):
+    for token in (None, "forged"):
+        url, marker = marked(path)
+        with gateway.client(token) as client:
+            response = client.get(url)
+        assert response.status_code == 401
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert response.json()["status"] == 401
+        assert seen_anywhere(servers, marker) == ["identity"]  # only its verify endpoint
+        assert [r.path for r in servers["identity"].seen(marker)] == ["/internal/verify"]
+
+
+@pytest.mark.parametrize(("path", "service"), PUBLIC)
+def test_a_public_path_skips_forward_auth(gateway, servers, path, service):
+    url, marker = marked(path)
+    with gateway.client() as client:
+        response = client.post(url, json={})
+    assert response.status_code == 200
+    assert response.json()["service"] == service
+    assert not any(r.path.startswith("/internal/") for r in servers["identity"].seen(marker))
+
+
+def test_forward_auth_is_sent_the_credentials_and_the_original_request_only(gateway, servers):
+    url, marker = marked("/api/appointments/")
+    with gateway.client(PATIENT_TOKEN, cookies={"session": "secret"}) as client:
+        response = client.post(url, json={"timeslot_id": 1}, headers={"X-Request-Id": marker})
+    assert response.status_code == 200
+    (verify,) = [r for r in servers["identity"].seen(marker) if r.path.startswith("/internal/verify")]
+    assert verify.method == "GET"
+    assert verify.body == b""
+    assert verify.header("Authorization") == [f"Bearer {PATIENT_TOKEN}"]
+    assert verify.header("X-Request-Id") == [marker]
+    assert verify.header("X-Forwarded-Method") == ["POST"]
+    assert verify.header("X-Forwarded-Uri") == [url]
+    for withheld in ("Cookie", "Content-Type", "Content-Length"):
+        assert verify.header(withheld) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "token"),
+    [("/api/auth/login/", None), ("/api/schema/booking/openapi.json", None), ("/api/users/", PATIENT_TOKEN)],
+)
+def test_identity_headers_sent_by_a_client_never_reach_a_service(gateway, path, token):
+    with gateway.client(token, headers=SPOOFED) as client:
+        response = client.get(path)
+    assert response.status_code == 200
+    received = {name.lower(): value for name, value in response.json()["headers"]}
+    for spoofed in ("x_user_role", "x.user.id"):
+        assert spoofed not in received
+    if token is None:
+        assert "x-user-id" not in received
+        assert "x-user-role" not in received
+    else:
+        headers = response.json()["headers"]
+        assert [v for k, v in headers if k.lower() == "x-user-id"] == ["42"]
+        assert [v for k, v in headers if k.lower() == "x-user-role"] == ["patient"]
+
+
+@pytest.mark.parametrize("path", NOT_ROUTED)
+def test_internal_health_and_unknown_paths_are_not_routed(gateway, servers, path):
+    url, marker = marked(path)
+    with gateway.client(PATIENT_TOKEN) as client:
+        response = client.get(url)
+    assert response.status_code == 404
+    assert seen_anywhere(servers, marker) == []
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        "/api/users/../../internal/jwks",
+        "/api/users/%2e%2e/%2e%2e/internal/jwks",
+        "/api/users/..%2f..%2finternal/jwks",
+        "/api/users/%2e%2e%2f%2e%2e%2finternal%2fjwks",
+        "/api/schema/identity/openapi.json/../../../internal/jwks",
+        "/api/users%5c..%5c..%5cinternal/jwks",
+    ],
+)
+def test_dot_segments_and_encoded_separators_never_reach_an_internal_path(gateway, servers, raw_path):
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.gateway_port, timeout=10)
+    try:
+        connection.request("GET", raw_path, headers={"Authorization": f"Bearer {PATIENT_TOKEN}"})
+        status = connection.getresponse().status
+    finally:
+        connection.close()
+    assert status in (400, 404)
+    for server in servers.values():
+        assert not [r for r in server.requests if "jwks" in r.path]
+
+
+@pytest.mark.parametrize("path", ["/api/auth/login/", "/api/auth/register/", "/api/auth/token/refresh/"])
+def test_login_register_and_refresh_are_rate_limited_per_client_address(gateway, path):
+    with gateway.client() as client:
+        statuses = [client.post(path, json={}).status_code for _ in range(RATE_LIMIT)]
+        limited = client.post(path, json={})
+    assert statuses == [200] * RATE_LIMIT
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) > 0
+    with gateway.client() as other_address:
+        assert other_address.post(path, json={}).status_code == 200
+
+
+def test_the_client_address_the_gateway_sees_is_the_test_clients_own(gateway):
+    request_id = uuid.uuid4().hex
+    with gateway.client(source_address="127.9.8.7") as client:
+        client.get("/api/schema/doctor/openapi.json", headers={"X-Request-Id": request_id})
+    assert gateway.access_log(request_id)["ClientHost"] == "127.9.8.7"
+
+
+def test_other_routes_are_not_rate_limited(gateway):
+    with gateway.client(PATIENT_TOKEN) as client:
+        statuses = {client.get("/api/auth/me/").status_code for _ in range(RATE_LIMIT * 3)}
+    assert statuses == {200}
+
+
+def test_requests_are_spread_over_a_services_replicas(gateway):
+    with gateway.client(PATIENT_TOKEN) as client:
+        served_by = {client.get("/api/doctors/").json()["server"] for _ in range(6)}
+    assert served_by == {"doctor", "doctor-2"}
+
+
+def test_a_replica_failing_readiness_leaves_the_rotation_and_rejoins_when_ready(gateway, servers):
+    sick = servers["doctor-2"]
+    with gateway.client(PATIENT_TOKEN) as client:
+
+        def servers_of_a_burst() -> set[str]:
+            return {client.get("/api/doctors/").json()["server"] for _ in range(6)}
+
+        sick.ready_status = 503
+        try:
+            wait_until(
+                lambda: servers_of_a_burst() == {"doctor"}, timeout=20, what="doctor-2 out of rotation"
+            )
+        finally:
+            sick.ready_status = 200
+        wait_until(lambda: "doctor-2" in servers_of_a_burst(), timeout=20, what="doctor-2 back in rotation")
