@@ -12,13 +12,13 @@ INSTALL_INPUTS := requirements-dev.txt scripts/bootstrap.sh libs/chassis/pyproje
 	$(SERVICES:%=%-service/pyproject.toml)
 
 .DEFAULT_GOAL := help
-.PHONY: help install bootstrap run migrate lint format test test-chassis test-e2e $(SERVICES:%=test-%)
+.PHONY: help install bootstrap run migrate lint format test test-chassis test-deploy test-e2e $(SERVICES:%=test-%)
 
 help:
 	@echo "make run          install, prepare databases, start the stack (gateway on http://127.0.0.1:8000)"
 	@echo "make migrate      create missing databases and apply every service's migrations"
 	@echo "make test         every suite: chassis, each service alone, then the e2e tests"
-	@echo "make test-<name>  one suite: chassis, identity, doctor, scheduling, booking or e2e"
+	@echo "make test-<name>  one suite: chassis, identity, doctor, scheduling, booking, deploy or e2e"
 	@echo "make lint         ruff check and ruff format --check"
 	@echo "make format       ruff format and ruff check --fix"
 	@echo "make install      create $(VENV) if missing and install everything (again when inputs change)"
@@ -52,5 +52,5 @@ format: install
 test: install
 	$(BIN)/python scripts/run_tests.py
 
-test-chassis test-e2e $(SERVICES:%=test-%): test-%: install
+test-chassis test-deploy test-e2e $(SERVICES:%=test-%): test-%: install
 	$(BIN)/python scripts/run_tests.py $*

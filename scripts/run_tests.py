@@ -30,6 +30,7 @@ SUITES: dict[str, tuple[Path, list[str]]] = {
     "doctor": (ROOT / "doctor-service", []),
     "scheduling": (ROOT / "scheduling-service", []),
     "booking": (ROOT / "booking-service", []),
+    "deploy": (ROOT, ["tests/deploy"]),
     "e2e": (ROOT, ["tests/e2e"]),
 }
 

@@ -1,5 +1,6 @@
 """identity-service settings: the only place its environment is read."""
 
+import os
 from functools import lru_cache
 
 from pydantic import Field, SecretStr
@@ -38,6 +39,11 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
         default=19 * 1024, ge=8, validation_alias="PASSWORD_HASH_MEMORY_COST"
     )
     password_hash_parallelism: int = Field(default=1, ge=1, validation_alias="PASSWORD_HASH_PARALLELISM")
+    # How many hashes run at once in one process (the rest queue): bounds memory to
+    # concurrency × memory cost. Default: the machine's cores.
+    password_hash_concurrency: int = Field(
+        default_factory=lambda: os.cpu_count() or 2, ge=1, validation_alias="PASSWORD_HASH_CONCURRENCY"
+    )
 
     # The in-process cache of (user id -> active, role) behind the gateway's token check,
     # invalidated through PostgreSQL LISTEN/NOTIFY; the TTL only bounds a missed notification.

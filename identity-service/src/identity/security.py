@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,8 +21,12 @@ from identity.keys import ALGORITHM, KeyRing
 class Passwords:
     """Argon2id hashing with the configured cost; old hashes are upgraded at the next login."""
 
-    def __init__(self, *, time_cost: int, memory_cost: int, parallelism: int) -> None:
+    def __init__(self, *, time_cost: int, memory_cost: int, parallelism: int, concurrency: int = 2) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
+        # Each Argon2 computation holds ``memory_cost`` KiB; without a bound, a burst of
+        # logins on the 40-thread pool would take gigabytes. More parallel hashes than
+        # cores buys no throughput anyway: the rest wait here.
+        self._slots = threading.BoundedSemaphore(concurrency)
         # Verified against when the account does not exist, so that an unknown email
         # costs as much time as a wrong password and timing does not reveal accounts.
         self._decoy_hash = self._hasher.hash(secrets.token_urlsafe(16))
@@ -32,16 +37,19 @@ class Passwords:
             time_cost=settings.password_hash_time_cost,
             memory_cost=settings.password_hash_memory_cost,
             parallelism=settings.password_hash_parallelism,
+            concurrency=settings.password_hash_concurrency,
         )
 
     def hash(self, password: str) -> str:
         """A new salted hash of ``password``."""
-        return self._hasher.hash(password)
+        with self._slots:
+            return self._hasher.hash(password)
 
     def verify(self, password_hash: str, password: str) -> bool:
         """Whether ``password`` matches ``password_hash`` (False for a corrupt hash too)."""
         try:
-            return self._hasher.verify(password_hash, password)
+            with self._slots:
+                return self._hasher.verify(password_hash, password)
         except (VerificationError, InvalidHashError):
             return False
 

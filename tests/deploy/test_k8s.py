@@ -1,0 +1,494 @@
+"""deploy/k8s: valid Kubernetes objects, the local runner's variables, the gateway's routing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from .conftest import (
+    GATEWAY_DIR,
+    K8S_DIR,
+    ONE_OF_MUST_BE_SET,
+    ROOT,
+    SERVICES,
+    allowed_variables,
+    dockerfile,
+    procfile,
+    procfile_port,
+    require_tool,
+    variables_a_deployment_must_set,
+)
+
+OLDEST_KUBERNETES = "1.30.0"  # the oldest version the manifests must suit
+TRAEFIK_GROUP = "traefik.io/v1alpha1"
+CLUSTER_SCOPED = {"Namespace"}
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def kustomization() -> dict:
+    return yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+
+
+def render_without_kustomize() -> list[dict]:
+    """What `kubectl kustomize` makes of the base, for the features the base uses."""
+    spec = kustomization()
+    known = {
+        "apiVersion",
+        "kind",
+        "namespace",
+        "labels",
+        "resources",
+        "configMapGenerator",
+        "images",
+    }
+    assert set(spec) <= known, f"the fallback renderer does not know {set(spec) - known}"
+    resources: list[dict] = []
+    for name in spec["resources"]:
+        resources += [doc for doc in yaml.safe_load_all((K8S_DIR / name).read_text()) if doc]
+    for generator in spec.get("configMapGenerator", []):
+        data = {Path(f).name: (K8S_DIR / f).read_text() for f in generator["files"]}
+        resources.append(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": generator["name"]}, "data": data}
+        )
+    images = {image["name"]: image for image in spec.get("images", [])}
+    for resource in resources:
+        metadata = resource.setdefault("metadata", {})
+        if resource["kind"] not in CLUSTER_SCOPED:
+            metadata["namespace"] = spec["namespace"]
+        for labels in spec.get("labels", []):
+            metadata.setdefault("labels", {}).update(labels["pairs"])
+        for container in containers_of(resource):
+            name, _, tag = container["image"].partition(":")
+            if name in images:
+                container["image"] = f"{images[name].get('newName', name)}:{images[name].get('newTag', tag)}"
+    return resources
+
+
+@cache
+def _kubectl_render() -> str | None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        return None
+    result = subprocess.run([kubectl, "kustomize", str(K8S_DIR)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@cache
+def _rendered() -> str:
+    text = _kubectl_render()
+    if text is not None:
+        return text
+    return yaml.safe_dump_all(render_without_kustomize())
+
+
+@cache
+def rendered() -> tuple[dict, ...]:
+    """The base as `kubectl apply -k deploy/k8s` would send it (kustomize when installed)."""
+    return tuple(doc for doc in yaml.safe_load_all(_rendered()) if doc)
+
+
+def containers_of(resource: dict, *, init: bool = True) -> list[dict]:
+    template = resource.get("spec", {}).get("template", {}).get("spec", {})
+    return (template.get("initContainers", []) if init else []) + template.get("containers", [])
+
+
+def find(kind: str, name: str | None = None) -> list[dict]:
+    found = [
+        r
+        for r in rendered()
+        if r["kind"] == kind
+        and (name is None or re.sub(r"-[a-z0-9]{10}$", "", r["metadata"]["name"]) == name)
+    ]
+    return found
+
+
+def one(kind: str, name: str) -> dict:
+    (resource,) = find(kind, name)
+    return resource
+
+
+def test_the_fallback_renderer_makes_the_same_objects_as_kustomize():
+    if _kubectl_render() is None:
+        pytest.skip("kubectl is not installed: the tests use the fallback renderer")
+    ids = {
+        (r["kind"], re.sub(r"-[a-z0-9]{10}$", "", r["metadata"]["name"]), r["metadata"].get("namespace"))
+        for r in yaml.safe_load_all(_kubectl_render())
+    }
+    assert ids == {
+        (r["kind"], r["metadata"]["name"], r["metadata"].get("namespace")) for r in render_without_kustomize()
+    }
+
+
+# ------------------------------------------------------------------ schemas
+
+
+@pytest.mark.parametrize("version", [OLDEST_KUBERNETES, kubernetes_validate.latest_version()])
+def test_every_kubernetes_object_is_valid_for_its_schema(version):
+    checked = 0
+    for resource in rendered():
+        if resource["apiVersion"] == TRAEFIK_GROUP:
+            continue
+        try:
+            kubernetes_validate.validate(resource, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(
+                f"{resource['kind']}/{resource['metadata']['name']}: {exc.message} at {list(exc.path)}"
+            )
+        checked += 1
+    assert checked >= 20
+
+
+def test_traefik_objects_have_only_the_fields_their_custom_resources_define():
+    # kubernetes-validate has no schemas for CRDs: a structural check of what the base uses.
+    middleware_fields = {
+        "headers": {"customRequestHeaders"},
+        "forwardAuth": {
+            "address",
+            "trustForwardHeader",
+            "authRequestHeaders",
+            "authResponseHeaders",
+            "maxResponseBodySize",
+            "headerField",
+        },
+        "rateLimit": {"average", "period", "burst"},
+    }
+    for middleware in find("Middleware"):
+        assert middleware["apiVersion"] == TRAEFIK_GROUP
+        ((kind, config),) = middleware["spec"].items()
+        assert set(config) <= middleware_fields[kind], middleware["metadata"]["name"]
+    (route,) = find("IngressRoute")
+    assert route["apiVersion"] == TRAEFIK_GROUP
+    assert set(route["spec"]) <= {"entryPoints", "routes", "tls"}
+    names = {m["metadata"]["name"] for m in find("Middleware")}
+    services = {s["metadata"]["name"]: s for s in find("Service")}
+    for entry in route["spec"]["routes"]:
+        assert set(entry) <= {"match", "kind", "priority", "middlewares", "services"}
+        assert all(set(m) == {"name"} and m["name"] in names for m in entry.get("middlewares", []))
+        for backend in entry["services"]:
+            ports = [p["port"] for p in services[backend["name"]]["spec"]["ports"]]
+            assert backend["port"] in ports
+
+
+# ------------------------------------------------------------------ the services
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_deployment_runs_two_replicas_of_the_service_image(service):
+    deployment = one("Deployment", service)
+    assert deployment["spec"]["replicas"] == 2
+    (container,) = containers_of(deployment, init=False)
+    assert container["image"].split(":")[0].endswith(f"clinic/{service}")
+    assert "command" not in container and "args" not in container, "the image's CMD is the Procfile line"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_probes_ask_readiness_and_liveness_on_the_service_port(service):
+    (container,) = containers_of(one("Deployment", service), init=False)
+    variable, port = procfile_port(service)
+    (container_port,) = container["ports"]
+    assert container_port == {"name": "http", "containerPort": port}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
+    assert container["startupProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
+    assert environment(one("Deployment", service), container)[variable] == str(port)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_service_object_exposes_the_port_other_services_call(service):
+    _, port = procfile_port(service)
+    (service_port,) = one("Service", service)["spec"]["ports"]
+    assert (service_port["port"], service_port["targetPort"]) == (port, "http")
+    assert (
+        one("Service", service)["spec"]["selector"]
+        == one("Deployment", service)["spec"]["selector"]["matchLabels"]
+    )
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_container_has_requests_and_limits_within_the_memory_budget(service):
+    for resource in (one("Deployment", service), one("Job", f"{service}-migrate")):
+        for container in containers_of(resource):
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(
+                resources["limits"]
+            )
+            limit = resources["limits"]["memory"]
+            assert re.fullmatch(r"\d+Mi", limit) and 128 <= int(limit[:-2]) <= 512, limit
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_pod_meets_the_restricted_pod_security_profile(service):
+    (uid,) = re.findall(r"^USER (\d+)", dockerfile(service), re.M)
+    for resource in (one("Deployment", service), one("Job", f"{service}-migrate")):
+        pod = resource["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] == int(uid)
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in containers_of(resource):
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["capabilities"] == {"drop": ["ALL"]}
+
+
+def environment(resource: dict, container: dict) -> dict[str, str]:
+    """A container's variables: its env, then every key of the ConfigMaps and Secrets it loads."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        kind, ref = (
+            ("ConfigMap", source["configMapRef"])
+            if "configMapRef" in source
+            else ("Secret", source["secretRef"])
+        )
+        data = one(kind, ref["name"]).get("stringData") or one(kind, ref["name"]).get("data") or {}
+        env.update({k: str(v) for k, v in data.items()})
+    for variable in container.get("env", []):
+        if "value" in variable:
+            env[variable["name"]] = str(variable["value"])
+        else:
+            ref = variable["valueFrom"].get("configMapKeyRef") or variable["valueFrom"]["secretKeyRef"]
+            kind = "ConfigMap" if "configMapKeyRef" in variable["valueFrom"] else "Secret"
+            data = one(kind, ref["name"]).get("stringData") or one(kind, ref["name"]).get("data")
+            assert ref["key"] in data, f"{variable['name']}: {ref['name']} has no key {ref['key']}"
+            env[variable["name"]] = str(data[ref["key"]])
+    return env
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_variable_given_to_a_service_container_is_one_it_reads(service):
+    deployment = one("Deployment", service)
+    for container in [*containers_of(deployment), *containers_of(one("Job", f"{service}-migrate"))]:
+        unknown = set(environment(deployment, container)) - allowed_variables(service)
+        assert not unknown, f"{service}/{container['name']}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_setting_whose_default_is_wrong_in_a_pod_is_set(service):
+    deployment = one("Deployment", service)
+    (container,) = containers_of(deployment, init=False)
+    env = environment(deployment, container)
+    for variable in variables_a_deployment_must_set(service):
+        assert any(n in env for n in variable.names), f"{service} must set one of {variable.names}"
+    for names in ONE_OF_MUST_BE_SET.get(service, []):
+        assert any(env.get(n) for n in names), f"{service} must set one of {names}"
+    for resource in (one("Job", f"{service}-migrate"),):
+        (job_container,) = containers_of(resource)
+        assert any(n.endswith("DATABASE_URL") for n in environment(resource, job_container))
+
+
+def test_every_url_names_a_kubernetes_service_at_its_port():
+    ports = {s: procfile_port(s)[1] for s in SERVICES}
+    for deployment in find("Deployment"):
+        for container in containers_of(deployment):
+            for key, value in environment(deployment, container).items():
+                if key.endswith("_URL") and value.startswith("http"):
+                    url = urlsplit(value)
+                    assert (url.hostname, url.port) in ports.items(), f"{key}={value}"
+
+
+def test_identity_reads_the_shared_signing_key_from_a_secret():
+    deployment = one("Deployment", "identity")
+    (container,) = containers_of(deployment, init=False)
+    key_file = Path(environment(deployment, container)["JWT_PRIVATE_KEY_FILE"])
+    (mount,) = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == key_file.parent]
+    assert mount.get("readOnly") is True
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    secret = one("Secret", volume["secret"]["secretName"])
+    assert key_file.name in secret["stringData"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_migration_job_runs_the_migrate_command_of_the_deployment_image(service):
+    job = one("Job", f"{service}-migrate")
+    (container,) = containers_of(job)
+    (deployed,) = containers_of(one("Deployment", service), init=False)
+    assert container["command"] == [service, "migrate"] and container["image"] == deployed["image"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_pods_wait_for_the_migrations_of_their_image(service):
+    deployment = one("Deployment", service)
+    (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
+    (container,) = containers_of(deployment, init=False)
+    assert init["image"] == container["image"]
+    script, argument = init["command"][1:]
+    assert init["command"][0] == "python" and argument == service
+    (mount,) = [m for m in init["volumeMounts"] if m["mountPath"] == str(Path(script).parent)]
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert (
+        Path(script).name
+        in one("ConfigMap", re.sub(r"-[a-z0-9]{10}$", "", volume["configMap"]["name"]))["data"]
+    )
+
+
+def test_the_wait_script_knows_a_migrated_database_from_one_still_waiting_for_its_job():
+    spec = importlib.util.spec_from_file_location("wait_for_migrations", K8S_DIR / "wait_for_migrations.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from alembic.script import ScriptDirectory
+
+    from chassis.migrations import alembic_config
+
+    for service in SERVICES:
+        cli = importlib.import_module(f"{service}.cli")
+        assert importlib.import_module(f"{service}.config").Settings.model_fields["database_url"]
+        script = ScriptDirectory.from_config(alembic_config(cli.ALEMBIC_INI, "postgresql://unused/unused"))
+        heads = set(script.get_heads())
+        assert module.is_migrated(script, heads)
+        assert not module.is_migrated(script, set())
+        assert module.is_migrated(script, {"f00dfeedbeef"}), "a newer image's revision counts as migrated"
+        older = {r.revision for r in script.walk_revisions()} - heads
+        for revision in older:
+            assert not module.is_migrated(script, {revision})
+
+
+# ------------------------------------------------------------------ the gateway
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def file_gateway():
+    """The routers and middlewares Traefik makes of gateway/dynamic, started by gateway/run.sh."""
+    traefik = require_tool("traefik")
+    admin = free_port()
+    env = {
+        "PATH": f"{Path(traefik).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(free_port()),
+        "GATEWAY_ADMIN_PORT": str(admin),
+        "GATEWAY_LOG_LEVEL": "ERROR",
+        "TRAEFIK_BIN": traefik,
+        # Backends nobody listens on: the health checks of this instance stay local and quiet.
+        **{f"{s.upper()}_URL": "http://127.0.0.1:9" for s in SERVICES},
+    }
+    words = procfile()["gateway"].words
+    process = subprocess.Popen(
+        [*words, "--api=true", "--api.insecure=true"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{admin}/api/http/routers?per_page=500"
+                ) as answer:
+                    routers = [r for r in json.load(answer) if r["provider"] == "file"]
+                if routers:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                pytest.fail(f"Traefik did not load gateway/dynamic: {process.stderr.read1().decode()}")
+            time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/api/http/middlewares?per_page=500") as answer:
+            middlewares = {
+                m["name"].removesuffix("@file"): m for m in json.load(answer) if m["provider"] == "file"
+            }
+        yield routers, middlewares
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def ingress_routes() -> list[dict]:
+    (route,) = find("IngressRoute")
+    return route["spec"]["routes"]
+
+
+def test_the_ingress_route_has_the_routers_of_the_gateway_configuration(file_gateway):
+    routers, _ = file_gateway
+    ports = {s: procfile_port(s)[1] for s in SERVICES}
+    by_rule = {entry["match"]: entry for entry in ingress_routes()}
+    assert len(by_rule) == len(ingress_routes()), "two routes with one rule"
+    assert set(by_rule) == {router["rule"] for router in routers}
+    for router in routers:
+        entry = by_rule[router["rule"]]
+        assert entry.get("priority") == router.get("priority"), router["name"]
+        assert [m["name"] for m in entry.get("middlewares", [])] == [
+            m.removesuffix("@file") for m in router.get("middlewares", [])
+        ], router["name"]
+        (backend,) = entry["services"]
+        assert (backend["name"], backend["port"]) == (router["service"], ports[router["service"]])
+    (route,) = find("IngressRoute")
+    assert {tuple(r["entryPoints"]) for r in routers} == {tuple(route["spec"]["entryPoints"])}
+
+
+def _seconds(duration: str | int) -> float:
+    if isinstance(duration, int | float):
+        return float(duration)
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([\d.]+)(ms|h|m|s)", duration))
+
+
+def test_the_middlewares_do_what_the_gateway_configuration_does(file_gateway):
+    _, middlewares = file_gateway
+    k8s = {m["metadata"]["name"]: m["spec"] for m in find("Middleware")}
+    assert set(k8s) == set(middlewares)
+    for name, rendered_middleware in middlewares.items():
+        kind = next(
+            k for k in rendered_middleware if k not in {"status", "usedBy", "name", "provider", "type"}
+        )
+        config, mirror = dict(rendered_middleware[kind]), dict(k8s[name][kind])
+        if kind == "forwardAuth":
+            expected = urlsplit(config.pop("address"))
+            actual = urlsplit(mirror.pop("address"))
+            assert actual.path == expected.path
+            assert actual.hostname.split(".")[:2] == [
+                "identity",
+                one("Deployment", "identity")["metadata"]["namespace"],
+            ]
+            assert actual.port == procfile_port("identity")[1]
+            if config.get("maxBodySize") == -1:  # Traefik's default, shown by its API
+                config.pop("maxBodySize")
+        if kind == "rateLimit":
+            config["period"], mirror["period"] = _seconds(config["period"]), _seconds(mirror["period"])
+        assert mirror == config, name
+
+
+def test_the_gateway_entry_point_options_are_documented_for_the_cluster_traefik():
+    readme = (K8S_DIR / "README.md").read_text()
+    run_sh = (GATEWAY_DIR / "run.sh").read_text()
+    for option in sorted(set(re.findall(r"--(entrypoints\.web\.http\.[a-z.]+)=", run_sh))):
+        assert option in readme, f"README.md does not tell the platform team to set {option}"
+
+
+def test_the_kubernetes_readme_covers_the_prerequisites():
+    readme = (K8S_DIR / "README.md").read_text()
+    for topic in (
+        "kubectl apply -k deploy/k8s",
+        "CloudNativePG",
+        "RabbitMQ Cluster Operator",
+        "IngressRoute",
+    ):
+        assert topic in readme
