@@ -1,6 +1,6 @@
 """Runs the test suites one after another, each in its own pytest process, and reports them all.
 
-    run_tests.py                  chassis, the four services (each alone), then e2e
+    run_tests.py                  chassis, the four services (each alone), docs, deploy, then e2e
     run_tests.py identity e2e     only these suites
 
 Tests use the machine's servers: TEST_DATABASE_URL and TEST_AMQP_URL default to the local
@@ -15,8 +15,10 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 from preflight import DEFAULT_TEST_AMQP_URL, DEFAULT_TEST_DATABASE_URL, PreflightError, check_servers
 
@@ -30,6 +32,7 @@ SUITES: dict[str, tuple[Path, list[str]]] = {
     "doctor": (ROOT / "doctor-service", []),
     "scheduling": (ROOT / "scheduling-service", []),
     "booking": (ROOT / "booking-service", []),
+    "docs": (ROOT / "gateway" / "docs", []),
     "deploy": (ROOT, ["tests/deploy"]),
     "e2e": (ROOT, ["tests/e2e"]),
 }
@@ -59,30 +62,42 @@ def main(argv: list[str]) -> int:
 
     extra = shlex.split(os.environ.get("PYTEST_ARGS", ""))
     results: dict[str, tuple[str, float]] = {}
-    for name in names:
-        cwd, args = SUITES[name]
-        if name == "chassis" and not (cwd / "tests").is_dir():
-            results[name] = ("no tests yet (libs/chassis/tests is missing)", 0.0)
-            continue
-        command = [str(PYTEST), *args, *extra]
-        say(f"\n===== {name}: {shlex.join(command)} (in {cwd.relative_to(ROOT)}) =====")
-        started = time.monotonic()
-        code = subprocess.run(command, cwd=cwd).returncode
-        outcome = OUTCOMES.get(code, f"FAILED (exit {code})")
-        results[name] = (outcome if code == 0 else f"{outcome} (exit {code})", time.monotonic() - started)
+    passed = failed_tests = 0
+    with tempfile.TemporaryDirectory(prefix="clinic-tests-") as reports:
+        for name in names:
+            cwd, args = SUITES[name]
+            report = Path(reports) / f"{name}.xml"
+            command = [str(PYTEST), *args, *extra]
+            say(f"\n===== {name}: {shlex.join(command)} (in {cwd.relative_to(ROOT)}) =====")
+            started = time.monotonic()
+            code = subprocess.run([*command, f"--junitxml={report}"], cwd=cwd).returncode
+            outcome = OUTCOMES.get(code, f"FAILED (exit {code})")
+            results[name] = (outcome if code == 0 else f"{outcome} (exit {code})", time.monotonic() - started)
+            suite_passed, suite_failed = _counts(report)
+            passed += suite_passed
+            failed_tests += suite_failed
 
     say("\n===== test suites =====")
     for name, (outcome, seconds) in results.items():
         say(f"  {name:<11} {outcome:<36} {seconds:6.1f}s")
-    failed = [
-        name
-        for name, (outcome, _) in results.items()
-        if outcome != "passed" and "no tests yet" not in outcome
-    ]
+    failed = [name for name, (outcome, _) in results.items() if outcome != "passed"]
     if failed:
         say(f"failed suites: {', '.join(failed)}")
-        return 1
-    return 0
+    say(f"tests: {passed} passed, {failed_tests} failed")
+    return 1 if failed else 0
+
+
+def _counts(report: Path) -> tuple[int, int]:
+    """(passed, failed) of one suite's JUnit XML report; (0, 0) when pytest wrote none."""
+    if not report.exists():
+        return 0, 0
+    passed = failed = 0
+    for suite in ElementTree.parse(report).getroot().iter("testsuite"):
+        total, skipped = int(suite.get("tests", 0)), int(suite.get("skipped", 0))
+        broken = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        passed += total - skipped - broken
+        failed += broken
+    return passed, failed
 
 
 if __name__ == "__main__":
