@@ -1,1 +1,0 @@
-"""scheduling-service: doctors' timeslots and their state."""
