@@ -6,15 +6,15 @@ account (the equivalent of Django's ``createsuperuser``).
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
+from chassis.cli import service_main
 from chassis.db import Database
-from chassis.migrations import upgrade
 from identity import services
 from identity.config import Settings
 from identity.domain import ADMIN, password_problems
@@ -26,9 +26,19 @@ ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; the return value is the process exit status."""
-    parser = argparse.ArgumentParser(prog="identity", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("migrate", help="apply the database migrations")
+    return service_main(
+        "identity",
+        argv,
+        description=__doc__,
+        alembic_ini=ALEMBIC_INI,
+        settings=Settings,
+        consumes_events=False,
+        add_commands=_add_createadmin,
+        run_command=lambda args: create_admin(args.email, args.full_name, password_stdin=args.password_stdin),
+    )
+
+
+def _add_createadmin(commands: Any) -> None:
     create = commands.add_parser("createadmin", help="create an admin account")
     create.add_argument("--email", required=True, help="the admin's email (stored lower-cased)")
     create.add_argument("--full-name", required=True, help="the admin's full name")
@@ -37,11 +47,6 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="read the password from the first line of stdin instead of prompting twice",
     )
-    args = parser.parse_args(argv)
-    if args.command == "migrate":
-        upgrade(ALEMBIC_INI, Settings().database_url)
-        return 0
-    return create_admin(args.email, args.full_name, password_stdin=args.password_stdin)
 
 
 def _err(message: str) -> int:

@@ -1,0 +1,56 @@
+"""The command line every service shares: ``<service> migrate`` and ``<service> dead-letters ...``.
+
+A service's ``cli.py`` calls ``service_main`` and may add commands of its own
+(identity adds ``createadmin``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from chassis.messaging import deadletters_cli
+from chassis.migrations import upgrade
+
+AddCommands = Callable[[Any], None]
+RunCommand = Callable[[argparse.Namespace], int]
+
+
+def service_main(
+    service: str,
+    argv: Sequence[str] | None,
+    *,
+    description: str | None,
+    alembic_ini: Path,
+    settings: Callable[[], Any],
+    consumes_events: bool = True,
+    add_commands: AddCommands | None = None,
+    run_command: RunCommand | None = None,
+) -> int:
+    """Parse ``argv`` and run one command; returns the process exit status.
+
+    ``add_commands(subparsers)`` declares the service's own commands and
+    ``run_command(args)`` runs them; ``settings()`` reads the service's settings
+    (``database_url``, ``amqp_url``) only when a command needs them.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if consumes_events and argv[:1] == ["dead-letters"]:
+        # chassis owns the dead-letter tooling and parses the rest of the line (list, replay ...).
+        return deadletters_cli(service, argv[1:], amqp_url=settings().amqp_url)
+    parser = argparse.ArgumentParser(prog=service, description=description)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="apply the database migrations")
+    if consumes_events:
+        commands.add_parser("dead-letters", help="list or replay the events that kept failing (list|replay)")
+    if add_commands is not None:
+        add_commands(commands)
+    args = parser.parse_args(argv)
+    if args.command == "migrate":
+        upgrade(alembic_ini, settings().database_url)
+        return 0
+    if run_command is None:
+        parser.error(f"unknown command {args.command}")
+    return run_command(args)
