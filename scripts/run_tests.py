@@ -35,6 +35,12 @@ SUITES: dict[str, tuple[Path, list[str]]] = {
     "docs": (ROOT / "gateway" / "docs", []),
     "deploy": (ROOT, ["tests/deploy"]),
     "e2e": (ROOT, ["tests/e2e"]),
+    # The fuzzer, the authorization matrix, hostile input and a short soak (tests/robustness/README.md).
+    "robustness": (ROOT, ["tests/robustness"]),
+}
+# Run only when asked for by name (make fuzz): the fuzzer alone, with FUZZ_EXAMPLES from the environment.
+ON_DEMAND: dict[str, tuple[Path, list[str]]] = {
+    "robustness-fuzz": (ROOT, ["tests/robustness/test_fuzz.py"]),
 }
 
 OUTCOMES = {0: "passed", 1: "FAILED", 2: "INTERRUPTED", 3: "INTERNAL ERROR", 4: "USAGE ERROR", 5: "NO TESTS"}
@@ -46,7 +52,7 @@ def say(message: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    unknown = [name for name in argv if name not in SUITES]
+    unknown = [name for name in argv if name not in SUITES and name not in ON_DEMAND]
     if unknown:
         say(f"unknown suite(s): {', '.join(unknown)}; choose from {', '.join(SUITES)}")
         return 2
@@ -65,7 +71,7 @@ def main(argv: list[str]) -> int:
     passed = failed_tests = 0
     with tempfile.TemporaryDirectory(prefix="clinic-tests-") as reports:
         for name in names:
-            cwd, args = SUITES[name]
+            cwd, args = SUITES[name] if name in SUITES else ON_DEMAND[name]
             report = Path(reports) / f"{name}.xml"
             command = [str(PYTEST), *args, *extra]
             say(f"\n===== {name}: {shlex.join(command)} (in {cwd.relative_to(ROOT)}) =====")

@@ -24,6 +24,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 SERVICES = ("identity", "doctor", "scheduling", "booking")
+# The API docs app (gateway/docs): an image and a process like a service's, without a database.
+DOCS = "docs"
+IMAGES = (*SERVICES, DOCS)
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 COMPOSE_ENV_EXAMPLE = ROOT / "deploy" / "compose.env.example"
 K8S_DIR = ROOT / "deploy" / "k8s"
@@ -259,8 +262,13 @@ def environment_of(service: dict) -> dict[str, str]:
     return {str(k): "" if v is None else str(v) for k, v in env.items()}
 
 
-def dockerfile(service: str) -> str:
-    return (ROOT / f"{service}-service" / "Dockerfile").read_text()
+def dockerfile_path(image: str) -> str:
+    """A service's Dockerfile, or the docs app's, relative to the repository root."""
+    return "gateway/docs/Dockerfile" if image == DOCS else f"{image}-service/Dockerfile"
+
+
+def dockerfile(image: str) -> str:
+    return (ROOT / dockerfile_path(image)).read_text()
 
 
 def dockerfile_instructions(text: str) -> list[tuple[str, str]]:

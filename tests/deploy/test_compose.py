@@ -12,6 +12,7 @@ from jsonschema import Draft7Validator
 
 from .conftest import (
     COMPOSE_ENV_EXAMPLE,
+    DOCS,
     HERE,
     ONE_OF_MUST_BE_SET,
     ROOT,
@@ -52,7 +53,7 @@ def test_the_file_follows_the_compose_specification():
 
 
 def test_the_stack_has_the_gateway_broker_and_per_service_process_job_and_database():
-    expected = {"gateway", "rabbitmq"}
+    expected = {"gateway", "rabbitmq", DOCS}
     for service in SERVICES:
         expected |= {service, migration(service), database(service)}
     assert set(services()) == expected
@@ -87,8 +88,12 @@ def test_every_dependency_waits_for_health_or_for_a_finished_migration():
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_service_starts_after_its_migration_its_database_and_the_broker(service):
     depends_on = services()[service]["depends_on"]
-    assert set(depends_on) == {migration(service), database(service), "rabbitmq"}
-    assert set(services()[migration(service)]["depends_on"]) == {database(service)}
+    # identity publishes at start-up (the first admin): every consumer's queues must exist.
+    migrations = {migration(s) for s in SERVICES} if service == "identity" else {migration(service)}
+    assert set(depends_on) == {*migrations, database(service), "rabbitmq"}
+    # A consumer's migration also declares its queues, so it needs the broker too.
+    needs = {database(service)} if service == "identity" else {database(service), "rabbitmq"}
+    assert set(services()[migration(service)]["depends_on"]) == needs
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -136,7 +141,7 @@ def test_the_service_port_is_the_procfile_variable_at_its_conventional_value(ser
 
 
 def test_every_url_names_a_compose_service_at_its_port():
-    ports = {s: procfile_port(s)[1] for s in SERVICES}
+    ports = {s: procfile_port(s)[1] for s in (*SERVICES, DOCS)}
     for name, service in services().items():
         for key, value in environment_of(service).items():
             if not key.endswith("_URL") or not value.startswith("http"):
@@ -256,10 +261,23 @@ def test_the_gateway_healthcheck_pings_its_admin_entry_point():
 
 def test_the_gateway_reaches_every_service_and_waits_for_them_to_be_healthy():
     env = environment_of(gateway())
-    for service in SERVICES:
+    for service in (*SERVICES, DOCS):
         url = urlsplit(env[f"{service.upper()}_URL"])
         assert (url.hostname, url.port) == (service, procfile_port(service)[1])
         assert gateway()["depends_on"][service] == {"condition": "service_healthy"}
+
+
+def test_the_docs_app_runs_its_image_at_its_procfile_port_and_reads_every_service():
+    docs = services()[DOCS]
+    assert "command" not in docs and "entrypoint" not in docs and not docs.get("depends_on")
+    assert docs["build"] == {"context": ".", "dockerfile": "gateway/docs/Dockerfile"}
+    env = environment_of(docs)
+    variable, port = procfile_port(DOCS)
+    assert env[variable] == str(port)
+    for service in SERVICES:
+        url = urlsplit(env[f"{service.upper()}_URL"])
+        assert (url.hostname, url.port) == (service, procfile_port(service)[1])
+    assert "/health/ready" in " ".join(docs["healthcheck"]["test"])
 
 
 def test_the_gateway_rate_limit_defaults_are_the_routing_defaults():

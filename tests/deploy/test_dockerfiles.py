@@ -1,4 +1,4 @@
-"""The services' Dockerfiles: one shared pattern, the Procfile's command, hadolint-clean."""
+"""The Dockerfiles: the services' one shared pattern, and every image's Procfile command, hadolint-clean."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 
 from .conftest import (
+    DOCS,
+    IMAGES,
     ROOT,
     SERVICES,
     dockerfile,
     dockerfile_instructions,
+    dockerfile_path,
     exec_form,
     procfile,
     procfile_port,
@@ -51,11 +54,11 @@ def env_of(instructions: list[tuple[str, str]]) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", IMAGES)
 def test_hadolint_finds_nothing_in_the_dockerfile(service):
     hadolint = require_tool("hadolint")
     result = subprocess.run(
-        [hadolint, "--no-color", f"{service}-service/Dockerfile"],
+        [hadolint, "--no-color", dockerfile_path(service)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -79,7 +82,7 @@ def test_the_four_dockerfiles_share_one_pattern():
         assert normalised(service) == first, f"{service}-service/Dockerfile left the shared pattern"
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", IMAGES)
 def test_the_image_starts_the_procfile_command_line(service):
     (cmd,) = arguments(runtime(service), "CMD")
     shell, flag, line = exec_form(cmd)
@@ -92,7 +95,7 @@ def test_the_image_starts_the_procfile_command_line(service):
     assert words == procfile()[service].words
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", IMAGES)
 def test_the_image_listens_on_all_interfaces_at_the_conventional_port(service):
     variable, port = procfile_port(service)
     env = env_of(runtime(service))
@@ -101,7 +104,7 @@ def test_the_image_listens_on_all_interfaces_at_the_conventional_port(service):
     assert arguments(runtime(service), "EXPOSE") == [str(port)]
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", IMAGES)
 def test_the_image_checks_liveness_with_python_at_its_port(service):
     variable, port = procfile_port(service)
     (healthcheck,) = arguments(runtime(service), "HEALTHCHECK")
@@ -112,7 +115,7 @@ def test_the_image_checks_liveness_with_python_at_its_port(service):
     assert "/health/live" in words[2] and variable in words[2] and str(port) in words[2]
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", IMAGES)
 def test_both_stages_build_on_python_slim_and_the_runtime_gets_only_the_venv(service):
     all_stages = stages(service)
     assert len(all_stages) == 2
@@ -133,7 +136,14 @@ def test_the_builder_puts_alembic_ini_and_migrations_where_the_cli_looks(service
     assert "-e " not in installs[0], "an editable install would need the sources at run time"
 
 
-@pytest.mark.parametrize("service", SERVICES)
+def test_the_docs_builder_installs_the_app_and_checks_the_files_its_pages_load():
+    installs = [args for args in arguments(stages(DOCS)[0], "RUN") if "pip install" in args]
+    assert installs and "./libs/chassis" in installs[0] and "./gateway/docs" in installs[0]
+    assert "-e " not in installs[0], "an editable install would need the sources at run time"
+    assert "load_assets()" in installs[0]
+
+
+@pytest.mark.parametrize("service", IMAGES)
 def test_the_image_runs_as_a_numeric_non_root_user(service):
     (user,) = arguments(runtime(service), "USER")
     uid, _, gid = user.partition(":")
@@ -188,7 +198,11 @@ def needed_by_the_images(path: Path, project: Path) -> bool:
 
 
 def test_the_build_context_holds_what_the_dockerfiles_copy():
-    projects = [ROOT / "libs" / "chassis", *(ROOT / f"{s}-service" for s in SERVICES)]
+    projects = [
+        ROOT / "libs" / "chassis",
+        *(ROOT / f"{s}-service" for s in SERVICES),
+        ROOT / "gateway" / "docs",
+    ]
     needed = [
         path.relative_to(ROOT).as_posix()
         for project in projects

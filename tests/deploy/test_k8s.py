@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from .conftest import (
+    DOCS,
     GATEWAY_DIR,
     K8S_DIR,
     ONE_OF_MUST_BE_SET,
@@ -293,6 +294,27 @@ def test_every_setting_whose_default_is_wrong_in_a_pod_is_set(service):
         assert any(n.endswith("DATABASE_URL") for n in environment(resource, job_container))
 
 
+def test_the_docs_app_runs_its_image_and_asks_every_service_for_its_document():
+    deployment = one("Deployment", DOCS)
+    (container,) = containers_of(deployment)
+    assert container["image"].split(":")[0].endswith(f"clinic/{DOCS}")
+    assert "command" not in container and "args" not in container, "the image's CMD is the Procfile line"
+    variable, port = procfile_port(DOCS)
+    assert container["ports"] == [{"name": "http", "containerPort": port}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
+    env = environment(deployment, container)
+    assert env[variable] == str(port)
+    for service in SERVICES:
+        url = urlsplit(env[f"{service.upper()}_URL"])
+        assert (url.hostname, url.port) == (service, procfile_port(service)[1])
+    (service_port,) = one("Service", DOCS)["spec"]["ports"]
+    assert (service_port["port"], service_port["targetPort"]) == (port, "http")
+    (uid,) = re.findall(r"^USER (\d+)", dockerfile(DOCS), re.M)
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == int(uid)
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
 def test_every_url_names_a_kubernetes_service_at_its_port():
     ports = {s: procfile_port(s)[1] for s in SERVICES}
     for deployment in find("Deployment"):
@@ -382,7 +404,7 @@ def file_gateway():
         "GATEWAY_LOG_LEVEL": "ERROR",
         "TRAEFIK_BIN": traefik,
         # Backends nobody listens on: the health checks of this instance stay local and quiet.
-        **{f"{s.upper()}_URL": "http://127.0.0.1:9" for s in SERVICES},
+        **{f"{s.upper()}_URL": "http://127.0.0.1:9" for s in (*SERVICES, DOCS)},
     }
     words = procfile()["gateway"].words
     process = subprocess.Popen(
@@ -428,7 +450,7 @@ def ingress_routes() -> list[dict]:
 
 def test_the_ingress_route_has_the_routers_of_the_gateway_configuration(file_gateway):
     routers, _ = file_gateway
-    ports = {s: procfile_port(s)[1] for s in SERVICES}
+    ports = {s: procfile_port(s)[1] for s in (*SERVICES, DOCS)}
     by_rule = {entry["match"]: entry for entry in ingress_routes()}
     assert len(by_rule) == len(ingress_routes()), "two routes with one rule"
     assert set(by_rule) == {router["rule"] for router in routers}

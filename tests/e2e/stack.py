@@ -45,6 +45,7 @@ BIN = Path(sys.executable).parent
 SERVICES = ("identity", "doctor", "scheduling", "booking")
 HOST = "127.0.0.1"
 GATEWAY = "gateway"
+DOCS = "docs"  # the API documentation app (gateway/docs): Swagger UI, Redoc, the merged OpenAPI document
 
 # What a developer's shell may hold for the local stack: a stack sets what it needs itself,
 # so none of these leaks into it from the outside.
@@ -73,7 +74,7 @@ STACK_VARIABLES = frozenset(
     }
     | {f"{s.upper()}_{suffix}" for s in SERVICES for suffix in ("DATABASE_URL", "URL", "URLS", "PORT")}
 )
-STACK_VARIABLE_PREFIXES = ("GATEWAY_", "AUTH_RATE_LIMIT_")
+STACK_VARIABLE_PREFIXES = ("GATEWAY_", "AUTH_RATE_LIMIT_", "DOCS_")
 
 
 class StackError(RuntimeError):
@@ -127,6 +128,15 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise TimeoutError(f"{what}: not true after {timeout:.0f}s")
         time.sleep(interval)
+
+
+def _probe_path(process: Process) -> str | None:
+    """A public path that the gateway routes to ``process``'s kind only (None for the gateway)."""
+    if process.service:
+        return f"/api/schema/{process.service}/openapi.json"
+    if process.name == DOCS:
+        return "/api/schema/swagger-ui/"
+    return None
 
 
 class Process:
@@ -451,14 +461,14 @@ class ProcessGroup:
         """Wait until the gateway sends requests to each of ``processes`` (the gateway: to anything)."""
         for process in processes:
             if process.name == GATEWAY:
-                targets = [p for p in self.processes.values() if p.service and p.running]
+                targets = [p for p in self.processes.values() if _probe_path(p) and p.running]
             else:
                 targets = [process]
             for target in targets:
                 self._wait_gateway_reaches(target)
 
     def _wait_gateway_reaches(self, target: Process) -> None:
-        path = f"/api/schema/{target.service}/openapi.json"
+        path = _probe_path(target)
         with self.client(timeout=5.0) as client:
 
             def routed_to_target() -> bool:
@@ -502,7 +512,8 @@ class ProcessGroup:
 
 
 class Stack(ProcessGroup):
-    """The whole stack: the gateway and every service (with replicas), on this stack's own resources.
+    """The whole stack: the gateway, every service (with replicas) and the docs app (``docs``), on
+    this stack's own resources.
 
     ``database_urls`` maps each service to a fresh database, ``amqp_url`` names a vhost of
     this stack's own; ``replicas`` asks for more than one process of a service
@@ -523,7 +534,7 @@ class Stack(ProcessGroup):
         startup_timeout: float = 60.0,
     ) -> None:
         super().__init__(workdir=workdir, procfile=procfile, startup_timeout=startup_timeout)
-        missing = [name for name in (GATEWAY, *SERVICES) if name not in self.commands]
+        missing = [name for name in (GATEWAY, *SERVICES, DOCS) if name not in self.commands]
         if missing:
             raise StackError(f"{procfile} has no entry for {', '.join(missing)}")
         unknown = set(replicas or {}) - set(SERVICES)
@@ -537,11 +548,12 @@ class Stack(ProcessGroup):
         )
         self.jwt_private_key_file = self.workdir / "jwt" / "private.pem"
 
-        ports = iter(free_ports(sum(self.replica_counts.values())))
+        ports = iter(free_ports(sum(self.replica_counts.values()) + 1))
         self.service_urls = {
             service: [f"http://{HOST}:{next(ports)}" for _ in range(count)]
             for service, count in self.replica_counts.items()
         }
+        self.docs_url = f"http://{HOST}:{next(ports)}"
         self.env = self._environment(env or {})
         self._add_gateway(self.env)
         for service in SERVICES:
@@ -559,6 +571,16 @@ class Stack(ProcessGroup):
                         url=url,
                     )
                 )
+        self._add(
+            Process(
+                DOCS,
+                self.commands[DOCS],
+                {**self.env, "DOCS_PORT": self.docs_url.rsplit(":", 1)[1]},
+                self.log_dir / f"{DOCS}.log",
+                ready_url=f"{self.docs_url}/health/ready",
+                url=self.docs_url,
+            )
+        )
 
     def _environment(self, extra: Mapping[str, str]) -> dict[str, str]:
         env = self.gateway_environment()
@@ -580,6 +602,7 @@ class Stack(ProcessGroup):
             env[f"{prefix}_DATABASE_URL"] = self.database_urls[service]
             env[f"{prefix}_URL"] = self.service_urls[service][0]
             env[f"{prefix}_URLS"] = ",".join(self.service_urls[service])
+        env["DOCS_URL"] = env["DOCS_URLS"] = self.docs_url
         env.update(extra)
         return env
 
@@ -617,31 +640,27 @@ class Stack(ProcessGroup):
         output = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
         return f"--- `{service} migrate` exited with {result.returncode}:\n{output}"
 
-    def _migrate_and_start(self, service: str) -> str | None:
-        failure = self._migrate(service)
-        if failure is None:
-            self.processes[service].start()
-        return failure
-
     def up(self) -> Stack:
         """Migrate, start every process and wait until the gateway routes to every server.
 
-        The gateway starts at once and each service as soon as its own migrations are done;
-        extra replicas start once the first of each service is ready (identity's first
-        replica creates the signing key that the others then read).
+        The gateway and the docs app start at once, the services once every migration is
+        done (``<service> migrate`` also declares the service's queues, so an event published
+        at start-up, like the first admin's, reaches every consumer); extra replicas start
+        once the first of each service is ready (identity's first replica creates the
+        signing key that the others then read).
         """
         self._register()
         try:
             self.jwt_private_key_file.parent.mkdir(parents=True, exist_ok=True)
             self.processes[GATEWAY].start()
-            with ThreadPoolExecutor(len(SERVICES)) as pool:
-                failures = [f for f in pool.map(self._migrate_and_start, SERVICES) if f]
-            if failures:
-                raise StackError("migrations failed:\n" + "\n".join(failures))
-            first = [self.processes[name] for name in (GATEWAY, *SERVICES)]
+            self.processes[DOCS].start()
+            self.migrate()
+            for service in SERVICES:
+                self.processes[service].start()
+            first = [self.processes[name] for name in (GATEWAY, *SERVICES, DOCS)]
             self._wait_ready(first)
             self._start_and_wait(p for p in self.processes.values() if p not in first)
-            self._wait_routed([p for p in self.processes.values() if p.service])
+            self._wait_routed([p for p in self.processes.values() if _probe_path(p)])
         except BaseException:
             self.close()
             raise

@@ -49,6 +49,13 @@ ROUTES = [
     ("/api/appointments/5/", "booking", False),
     ("/api/appointments/5/status/", "booking", False),
     *[(f"/api/schema/{service}/openapi.json", service, True) for service in SERVICES],
+    # the docs app (gateway/dynamic/docs.yml): the merged document, the pages and their files
+    ("/api/schema/openapi.json", "docs", True),
+    ("/api/schema/swagger-ui/", "docs", True),
+    ("/api/schema/swagger-ui", "docs", True),
+    ("/api/schema/redoc/", "docs", True),
+    ("/api/schema/redoc", "docs", True),
+    ("/api/schema/assets/swagger-ui-bundle.js", "docs", True),
 ]
 PUBLIC = [(path, service) for path, service, public in ROUTES if public]
 PROTECTED = [(path, service) for path, service, public in ROUTES if not public]
@@ -62,8 +69,10 @@ NOT_ROUTED = [
     "/api/",
     "/api/authx/",
     "/api/schema/identity/",
-    "/api/schema/swagger-ui/",
-    "/api/schema/redoc/",
+    "/api/schema/",
+    "/api/schema/swagger-ui/index.html",
+    "/api/schema/assets/",
+    "/api/schema/assets/vendor/swagger-ui-bundle.js",
 ]
 SPOOFED = {"X-User-Id": "1", "X-User-Role": "admin", "X_User_Role": "admin", "X.User.Id": "1"}
 
@@ -72,6 +81,7 @@ SPOOFED = {"X-User-Id": "1", "X-User-Role": "admin", "X_User_Role": "admin", "X.
 def servers() -> Iterator[dict[str, EchoServer]]:
     servers = {service: EchoServer(service, users=USERS).start() for service in SERVICES}
     servers["doctor-2"] = EchoServer("doctor", name="doctor-2").start()
+    servers["docs"] = EchoServer("docs").start()
     yield servers
     for server in servers.values():
         server.close()
@@ -85,6 +95,7 @@ def gateway(servers, tmp_path_factory) -> Iterator[Gateway]:
         workdir=tmp_path_factory.mktemp("gateway"),
         backends=backends,
         env={
+            "DOCS_URLS": servers["docs"].url,
             "AUTH_RATE_LIMIT_AVERAGE": str(RATE_LIMIT),
             "AUTH_RATE_LIMIT_PERIOD": "1h",
             "AUTH_RATE_LIMIT_BURST": str(RATE_LIMIT),

@@ -9,7 +9,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from booking import queries, services
 from booking.domain import AppointmentStatus
@@ -18,7 +19,7 @@ from booking.queries import AppointmentFilters, AppointmentView
 from booking.scheduling_client import SchedulingClient
 from booking.schemas import MAX_ID, AppointmentCreate, AppointmentRead, IsoDate, ReservationRead, StatusChange
 from chassis.auth import Principal, require_role
-from chassis.db import DbSession
+from chassis.db import AppDatabase, Database, DbSession
 from chassis.errors import problem_responses
 from chassis.pagination import Page, Pagination, page_of
 
@@ -40,25 +41,48 @@ DayFilter = Annotated[
 ]
 UserFilter = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
+# Request examples, offered by Swagger UI's "Try it out" and shown by Redoc.
+BOOKING_EXAMPLES = {
+    "reason": {
+        "summary": "A timeslot, with the reason for the visit",
+        "value": {"timeslot_id": 42, "reason": "Persistent cough for two weeks."},
+    },
+    "bare": {"summary": "Only the timeslot", "value": {"timeslot_id": 42}},
+}
+STATUS_EXAMPLES = {
+    "confirm": {"summary": "Confirm a pending appointment", "value": {"status": "confirmed"}},
+    "cancel": {
+        "summary": "Cancel, saying why",
+        "value": {"status": "cancelled", "cancellation_reason": "The doctor is ill today."},
+    },
+    "complete": {"summary": "The visit took place (once it has started)", "value": {"status": "completed"}},
+    "no_show": {"summary": "The patient did not come (once it has started)", "value": {"status": "no_show"}},
+}
 
-def scheduling_client(request: Request) -> SchedulingClient:
+
+# "{appointment_id:int}" only matches digits: /api/appointments/me/ never reaches the id routes
+# (so DELETE on it is a 405, not a 422 about the id), and a non-numeric id is simply not found.
+BY_ID = "/{appointment_id:int}/"
+
+
+async def scheduling_client(request: Request) -> SchedulingClient:
     return request.app.state.scheduling
 
 
-def _page(
+async def _page(
     request: Request,
-    session: DbSession,
+    db: Database,
     pagination: Pagination,
     scope: Principal | None,
     filters: AppointmentFilters,
 ) -> dict:
-    count, results = queries.list_appointments(
-        session,
+    count, results = await db.run(
+        queries.list_appointments,
+        db,
         scope=scope,
         filters=filters,
         tz=request.app.state.settings.tz,
-        offset=pagination.offset,
-        limit=pagination.limit,
+        page=pagination,
     )
     return page_of(request, pagination, count, results)
 
@@ -70,15 +94,21 @@ def _page(
     summary="Book a timeslot",
     responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
-def book_appointment(
-    body: AppointmentCreate,
+async def book_appointment(
+    body: Annotated[AppointmentCreate, Body(openapi_examples=BOOKING_EXAMPLES)],
     caller: Patient,
     session: DbSession,
     request: Request,
     scheduling: Annotated[SchedulingClient, Depends(scheduling_client)],
 ) -> AppointmentView:
-    """Book a free timeslot: 201 means the timeslot is the patient's (status `pending`)."""
-    return services.book_appointment(
+    """Book a free timeslot: 201 means the timeslot is the patient's (status `pending`).
+
+    Patients only. The timeslot must exist (404), be free (409) and start in the future (422).
+    When several patients book the same timeslot at once, exactly one gets 201 and the others 409."""
+    # The whole use case (a call to scheduling, then a transaction) in one hop to the thread
+    # pool; the response is validated here, on the event loop, without a second hop.
+    return await run_in_threadpool(
+        services.book_appointment,
         session,
         scheduling,
         patient_id=caller.id,
@@ -94,16 +124,16 @@ def book_appointment(
     summary="My appointments",
     responses=problem_responses(401, 403, 422),
 )
-def list_my_appointments(
+async def list_my_appointments(
     caller: DoctorOrPatient,
-    session: DbSession,
+    db: AppDatabase,
     request: Request,
     pagination: Pagination,
     status: StatusFilter = None,
     day: DayFilter = None,
 ) -> dict:
     """A patient's own appointments, or a doctor's (as the doctor); newest first, by start time on a day."""
-    return _page(request, session, pagination, caller, AppointmentFilters(status=status, day=day))
+    return await _page(request, db, pagination, caller, AppointmentFilters(status=status, day=day))
 
 
 @router.get(
@@ -112,9 +142,9 @@ def list_my_appointments(
     summary="All appointments (admin)",
     responses=problem_responses(401, 403, 422),
 )
-def list_appointments(
+async def list_appointments(
     _: Admin,
-    session: DbSession,
+    db: AppDatabase,
     request: Request,
     pagination: Pagination,
     doctor: UserFilter = None,
@@ -124,11 +154,11 @@ def list_appointments(
 ) -> dict:
     """Every appointment, filtered by doctor, patient, status and day."""
     filters = AppointmentFilters(status=status, day=day, doctor_id=doctor, patient_id=patient)
-    return _page(request, session, pagination, None, filters)
+    return await _page(request, db, pagination, None, filters)
 
 
 @router.get(
-    "/{appointment_id}/",
+    BY_ID,
     response_model=AppointmentRead,
     summary="One appointment",
     responses=problem_responses(401, 404, 422),
@@ -139,22 +169,29 @@ def get_appointment(appointment_id: AppointmentId, caller: AnyRole, session: DbS
 
 
 @router.patch(
-    "/{appointment_id}/status/",
+    BY_ID + "status/",
     response_model=AppointmentRead,
     summary="Change an appointment's status",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def change_appointment_status(
-    appointment_id: AppointmentId, body: StatusChange, caller: DoctorOrAdmin, session: DbSession
+    appointment_id: AppointmentId,
+    body: Annotated[StatusChange, Body(openapi_examples=STATUS_EXAMPLES)],
+    caller: DoctorOrAdmin,
+    session: DbSession,
 ) -> AppointmentView:
-    """Confirm, complete, mark as no-show or cancel (its doctor or an admin)."""
+    """Confirm, complete, mark as no-show or cancel (its doctor or an admin).
+
+    `pending` → `confirmed` | `cancelled`; `confirmed` → `completed` | `no_show` | `cancelled`;
+    `completed` and `no_show` only once the appointment has started. Anything else is 409.
+    Cancelling frees the timeslot for booking again."""
     return services.change_status(
         session, appointment_id, caller, status=body.status, cancellation_reason=body.cancellation_reason
     )
 
 
 @router.delete(
-    "/{appointment_id}/",
+    BY_ID,
     status_code=204,
     response_class=Response,
     summary="Cancel an appointment",

@@ -26,7 +26,7 @@ from booking.domain import (
     check_status_change,
     deactivation_reason,
 )
-from booking.errors import AccountDeactivated, AppointmentNotFound, TimeslotNotAvailable
+from booking.errors import AccountDeactivated, AppointmentNotFound, TimeslotNotAvailable, TimeslotNotFound
 from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment, User
 from booking.queries import AppointmentView, view_of
 from booking.scheduling_client import SchedulingClient
@@ -57,7 +57,7 @@ def book_appointment(
     )
     try:
         with session.begin():
-            _check_still_active(session, patient_id)
+            _check_still_active(session, patient_id=patient_id, doctor_id=hold.doctor_id)
             appointment = Appointment(
                 reservation_id=reservation_id,
                 timeslot_id=hold.timeslot_id,
@@ -190,13 +190,35 @@ def cancel_appointments_of_deactivated_user(session: Session, user_id: int) -> i
     return len(appointments)
 
 
-def _check_still_active(session: Session, patient_id: int) -> None:
-    # FOR SHARE on the user's row serialises this booking with a deactivation being applied
-    # (which locks the row FOR UPDATE): either the deactivation sees this appointment and
-    # cancels it, or this booking sees the deactivation and stops.
-    active = session.scalar(select(User.is_active).where(User.id == patient_id).with_for_update(read=True))
-    if active is False:
+def _check_still_active(session: Session, *, patient_id: int, doctor_id: int) -> None:
+    """Refuse a booking whose patient or doctor booking already knows to be deactivated.
+
+    FOR SHARE on both users' rows serialises this booking with a deactivation being applied
+    (which locks the row FOR UPDATE): either the deactivation sees this appointment and
+    cancels it, or this booking sees the deactivation and stops. A user booking has not
+    heard of yet gets a placeholder row first (revision 0, so any identity event wins over
+    it), or there would be no row to lock and the two could still cross. The doctor matters
+    as much as the patient: scheduling may not have heard of the doctor's deactivation yet
+    when it grants the hold.
+    """
+    for user_id, role in ((patient_id, "patient"), (doctor_id, "doctor")):
+        session.execute(
+            pg_insert(User)
+            .values(id=user_id, full_name="", role=role, is_active=True, revision=0)
+            .on_conflict_do_nothing(index_elements=[User.id])
+        )
+    users = dict(
+        session.execute(
+            select(User.id, User.is_active)
+            .where(User.id.in_([patient_id, doctor_id]))
+            .order_by(User.id)
+            .with_for_update(read=True)
+        ).all()
+    )
+    if users.get(patient_id) is False:
         raise AccountDeactivated("This account has been deactivated.")
+    if users.get(doctor_id) is False:
+        raise TimeslotNotFound("There is no such timeslot: its doctor is no longer available.")
 
 
 def _cancel(

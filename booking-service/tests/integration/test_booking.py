@@ -193,6 +193,47 @@ def test_a_patient_booking_known_to_be_deactivated_is_refused_and_the_hold_relea
     assert scheduling.holder_of(slot) is None
 
 
+def test_a_timeslot_of_a_doctor_known_to_be_deactivated_is_not_booked_and_the_hold_released(
+    app, client, scheduling, new_id, as_user
+):
+    # Found by the soak: scheduling had not heard of the deactivation yet and granted the
+    # hold, booking had already cancelled the doctor's appointments: a new one stayed active.
+    doctor, slot = new_id(), new_id()
+    scheduling.add_timeslot(slot, doctor)
+    with app.state.db.transaction() as session:
+        session.add(User(id=doctor, full_name="Gone", role="doctor", is_active=False, revision=2))
+
+    response = client.post(
+        "/api/appointments/", json={"timeslot_id": slot}, headers=as_user(new_id(), "patient")
+    )
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "timeslot_not_found"
+    assert count_appointments(app) == 0
+    assert scheduling.holder_of(slot) is None
+
+
+def test_users_booking_has_not_heard_of_get_placeholders_that_any_event_replaces(
+    app, client, scheduling, new_id, as_user
+):
+    patient, doctor, slot = new_id(), new_id(), new_id()
+    scheduling.add_timeslot(slot, doctor)
+
+    assert (
+        client.post(
+            "/api/appointments/", json={"timeslot_id": slot}, headers=as_user(patient, "patient")
+        ).status_code
+        == 201
+    )
+
+    with app.state.db.transaction() as session:
+        known = {
+            u.id: (u.role, u.is_active, u.revision)
+            for u in session.scalars(select(User).where(User.id.in_([patient, doctor])))
+        }
+    assert known == {patient: ("patient", True, 0), doctor: ("doctor", True, 0)}
+
+
 @pytest.mark.parametrize("scheduling_status", [500, 502, 503])
 def test_a_failing_scheduling_gives_503_and_the_hold_is_released(
     app, client, scheduling, new_id, as_user, scheduling_status

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 
 from chassis.auth import Principal, require_role
-from chassis.db import DbSession
+from chassis.db import AppDatabase, DbSession
 from chassis.errors import problem_responses
 from chassis.pagination import Page, Pagination, page_of
 from doctor import services
@@ -27,16 +27,32 @@ DoctorUser = Annotated[Principal, Depends(require_role("doctor"))]
 # a non-numeric id is simply not found.
 BY_ID = "/{doctor_id:int}/"
 
+# Request examples, offered by Swagger UI's "Try it out" and shown by Redoc.
+PROFILE_EXAMPLES = {
+    "profile": {
+        "summary": "A complete profile",
+        "value": {
+            "specialty": "Cardiology",
+            "bio": "Heart rhythm disorders and preventive cardiology.",
+            "years_of_experience": 12,
+        },
+    },
+    "specialty": {"summary": "Only the specialty", "value": {"specialty": "Dermatology"}},
+}
+ProfileChanges = Annotated[DoctorProfileUpdate, Body(openapi_examples=PROFILE_EXAMPLES)]
+
 
 @router.get(
     "/",
     response_model=Page[DoctorRead],
     summary="List active doctors",
+    description="Patients and admins. Active doctors by name; `search` matches part of the name or "
+    "of the specialty (any case), `specialty` the whole specialty (any case). Paginated.",
     responses=problem_responses(401, 403, 422),
 )
-def list_doctors(
+async def list_doctors(
     request: Request,
-    session: DbSession,
+    db: AppDatabase,
     _: PatientOrAdmin,
     pagination: Pagination,
     search: Annotated[
@@ -52,15 +68,16 @@ def list_doctors(
     ] = None,
 ) -> dict:
     filters = services.DoctorFilters(search=_blank_to_none(search), specialty=_blank_to_none(specialty))
-    count, doctors = services.list_doctors(session, filters, offset=pagination.offset, limit=pagination.limit)
-    results = [DoctorRead.model_validate(doctor) for doctor in doctors]
-    return page_of(request, pagination, count, results)
+    count, rows = await db.run(services.list_doctor_rows, db, filters, pagination)
+    return page_of(request, pagination, count, rows)
 
 
 @router.get(
     "/me/",
     response_model=DoctorRead,
     summary="Read your own doctor profile",
+    description="Doctors only. The profile exists from registration on, with an empty specialty "
+    "and bio until you fill them in.",
     responses=problem_responses(401, 403, 404),
 )
 def read_own_profile(session: DbSession, principal: DoctorUser) -> DoctorRead:
@@ -71,9 +88,11 @@ def read_own_profile(session: DbSession, principal: DoctorUser) -> DoctorRead:
     "/me/",
     response_model=DoctorRead,
     summary="Edit your own specialty, bio or years of experience",
+    description="Doctors only. Fields left out stay as they are (null is refused); the name follows "
+    "the user account (`PATCH /api/auth/me/`).",
     responses=problem_responses(400, 401, 403, 404, 422),
 )
-def update_own_profile(session: DbSession, principal: DoctorUser, body: DoctorProfileUpdate) -> DoctorRead:
+def update_own_profile(session: DbSession, principal: DoctorUser, body: ProfileChanges) -> DoctorRead:
     doctor = services.update_own_profile(session, principal.id, body.changes())
     return DoctorRead.model_validate(doctor)
 
@@ -82,6 +101,7 @@ def update_own_profile(session: DbSession, principal: DoctorUser, body: DoctorPr
     BY_ID,
     response_model=DoctorRead,
     summary="Read an active doctor",
+    description="Patients and admins. A deactivated doctor, or a user who is not a doctor, is 404.",
     responses=problem_responses(401, 403, 404),
 )
 def read_doctor(session: DbSession, _: PatientOrAdmin, doctor_id: int) -> DoctorRead:
@@ -92,9 +112,10 @@ def read_doctor(session: DbSession, _: PatientOrAdmin, doctor_id: int) -> Doctor
     BY_ID,
     response_model=DoctorRead,
     summary="Edit a doctor's specialty, bio or years of experience (admin)",
+    description="Admins only. The same fields as a doctor's own edit; fields left out stay as they are.",
     responses=problem_responses(400, 401, 403, 404, 422),
 )
-def update_doctor(session: DbSession, _: Admin, doctor_id: int, body: DoctorProfileUpdate) -> DoctorRead:
+def update_doctor(session: DbSession, _: Admin, doctor_id: int, body: ProfileChanges) -> DoctorRead:
     doctor = services.update_doctor_profile(session, doctor_id, body.changes())
     return DoctorRead.model_validate(doctor)
 

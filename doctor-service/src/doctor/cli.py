@@ -11,7 +11,20 @@ ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the process exit status."""
-    return service_main("doctor", argv, description=__doc__, alembic_ini=ALEMBIC_INI, settings=Settings)
+    return service_main(
+        "doctor",
+        argv,
+        description=__doc__,
+        alembic_ini=ALEMBIC_INI,
+        settings=Settings,
+        consumed_event_types=_consumed_event_types,
+    )
+
+
+def _consumed_event_types() -> list[str]:
+    from doctor.events import HANDLERS  # the app's handlers, imported only when migrating
+
+    return list(HANDLERS)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,16 @@ of the event it publishes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
+from chassis.db import Database
+from chassis.pagination import PageParams, total_count
 from doctor import events
 from doctor.domain import is_valid_doctor_id
 from doctor.errors import DoctorNotFound, ProfileInactive, ProfileNotReady
@@ -34,27 +38,51 @@ def like_contains(term: str) -> str:
     return f"%{escaped}%"
 
 
-def _conditions(filters: DoctorFilters) -> list[ColumnElement[bool]]:
+# The table itself: plain Core statements skip the ORM's per-execution work on the hot reads.
+DOCTORS = Doctor.__table__
+
+
+def _conditions(*, search: bool, specialty: bool) -> list[ColumnElement[bool]]:
+    """The filters as bound parameters (``pattern``, ``specialty``): one statement per shape."""
     # Every condition keeps "is_active" so the planner can use the partial indexes.
-    conditions: list[ColumnElement[bool]] = [Doctor.is_active]
-    if filters.search:
-        pattern = like_contains(filters.search)
+    c = DOCTORS.c
+    conditions: list[ColumnElement[bool]] = [c.is_active]
+    if search:
+        pattern = bindparam("pattern")
         conditions.append(
-            or_(Doctor.full_name.ilike(pattern, escape="\\"), Doctor.specialty.ilike(pattern, escape="\\"))
+            or_(c.full_name.ilike(pattern, escape="\\"), c.specialty.ilike(pattern, escape="\\"))
         )
-    if filters.specialty:
-        conditions.append(func.lower(Doctor.specialty) == filters.specialty.lower())
+    if specialty:
+        conditions.append(func.lower(c.specialty) == bindparam("specialty"))
     return conditions
+
+
+def _shape(filters: DoctorFilters) -> dict[str, bool]:
+    return {"search": bool(filters.search), "specialty": bool(filters.specialty)}
+
+
+def _values(filters: DoctorFilters) -> dict[str, str]:
+    values = {}
+    if filters.search:
+        values["pattern"] = like_contains(filters.search)
+    if filters.specialty:
+        values["specialty"] = filters.specialty.lower()
+    return values
 
 
 def listed_doctors_query(filters: DoctorFilters) -> Select[tuple[Doctor]]:
     """The listed doctors matching ``filters``, in a stable order (name, then id)."""
-    return select(Doctor).where(*_conditions(filters)).order_by(Doctor.full_name, Doctor.id)
+    return (
+        select(Doctor)
+        .where(*_conditions(**_shape(filters)))
+        .order_by(DOCTORS.c.full_name, DOCTORS.c.id)
+        .params(_values(filters))
+    )
 
 
 def listed_doctors_count_query(filters: DoctorFilters) -> Select[tuple[int]]:
     """How many listed doctors match ``filters``."""
-    return select(func.count()).select_from(Doctor).where(*_conditions(filters))
+    return _count_statement(**_shape(filters)).params(_values(filters))
 
 
 def list_doctors(
@@ -64,6 +92,47 @@ def list_doctors(
     count = session.scalar(listed_doctors_count_query(filters))
     doctors = session.scalars(listed_doctors_query(filters).offset(offset).limit(limit)).all()
     return count or 0, doctors
+
+
+PUBLIC_COLUMNS = tuple(
+    DOCTORS.c[name] for name in ("id", "full_name", "specialty", "bio", "years_of_experience")
+)
+
+
+# Built once per shape of filters, values bound at execution: building and fingerprinting a
+# statement on every request cost more than running it.
+@functools.cache
+def _page_statement(*, search: bool, specialty: bool) -> Select[Any]:
+    return (
+        select(*PUBLIC_COLUMNS)
+        .where(*_conditions(search=search, specialty=specialty))
+        .order_by(DOCTORS.c.full_name, DOCTORS.c.id)
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+    )
+
+
+@functools.cache
+def _count_statement(*, search: bool, specialty: bool) -> Select[tuple[int]]:
+    return select(func.count()).select_from(DOCTORS).where(*_conditions(search=search, specialty=specialty))
+
+
+def list_doctor_rows(
+    db: Database, filters: DoctorFilters, page: PageParams
+) -> tuple[int, list[dict[str, Any]]]:
+    """``GET /api/doctors/``'s read: the statements of ``list_doctors`` in plain Core, as rows of
+    the public columns, in autocommit, and the count only when the page cannot tell it.
+
+    (One statement with ``count(*) OVER ()`` instead would read every match before the first
+    row, where the page alone stops after ``page_size`` matches in name order.)"""
+    shape, values = _shape(filters), _values(filters)
+    with db.reading() as connection:
+        page_values = {**values, "offset": page.offset, "limit": page.limit}
+        rows = [row._asdict() for row in connection.execute(_page_statement(**shape), page_values)]
+        count = total_count(
+            page, len(rows), lambda: connection.scalar(_count_statement(**shape), values) or 0
+        )
+    return count, rows
 
 
 def get_listed_doctor(session: Session, doctor_id: int, *, for_update: bool = False) -> Doctor:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from chassis.auth import CurrentPrincipal, Principal, require_role
@@ -35,6 +35,64 @@ internal = APIRouter(prefix="/internal", tags=["internal"], include_in_schema=Fa
 Admin = Annotated[Principal, Depends(require_role("admin"))]
 UserId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The user's id.")]
 
+# The gateway's per-address rate limit on register, login and refresh: Traefik's own plain-text 429.
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "description": "Too many requests from this client address (by default the gateway allows "
+        "10 a minute); retry after `Retry-After` seconds. Plain text, from the gateway.",
+        "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+        "content": {"text/plain": {"schema": {"type": "string"}, "example": "Too Many Requests"}},
+    }
+}
+
+# Request examples, offered by Swagger UI's "Try it out" and shown by Redoc.
+REGISTER_EXAMPLES = {
+    "patient": {
+        "summary": "A patient",
+        "value": {
+            "email": "ada@example.com",
+            "password": "correct horse battery",
+            "full_name": "Ada Lovelace",
+            "phone": "+44 20 7946 0000",
+        },
+    },
+    "doctor": {
+        "summary": "A doctor (fills in the profile next, PATCH /api/doctors/me/)",
+        "value": {
+            "email": "dr.grey@example.com",
+            "password": "stethoscope in the drawer",
+            "full_name": "Meredith Grey",
+            "role": "doctor",
+        },
+    },
+}
+LOGIN_EXAMPLES = {
+    "patient": {
+        "summary": "The patient registered above",
+        "value": {"email": "ada@example.com", "password": "correct horse battery"},
+    }
+}
+REFRESH_EXAMPLES = {
+    "refresh": {
+        "summary": "A refresh token from login",
+        "value": {"refresh": "paste the refresh token of the login answer here"},
+    }
+}
+UPDATE_ME_EXAMPLES = {
+    "contact": {
+        "summary": "New name and phone",
+        "value": {"full_name": "Ada King", "phone": "+44 20 7946 0001"},
+    },
+    "password": {
+        "summary": "New password",
+        "value": {"password": "analytical engine 1843", "current_password": "correct horse battery"},
+    },
+}
+ADMIN_UPDATE_EXAMPLES = {
+    "role": {"summary": "Make the user a doctor", "value": {"role": "doctor"}},
+    "deactivate": {"summary": "Deactivate the account", "value": {"is_active": False}},
+}
+
 
 def _token_pair(issued: IssuedTokens) -> TokenPair:
     return TokenPair(access=issued.access, refresh=issued.refresh, expires_in=issued.expires_in)
@@ -44,15 +102,30 @@ def _token_pair(issued: IssuedTokens) -> TokenPair:
     "/register/",
     status_code=201,
     summary="Register a patient or doctor account",
-    responses=problem_responses(400, 409, 422),
+    description="Public. Creates a `patient` (the default) or a `doctor`, never an `admin`; a doctor's "
+    "empty profile appears in `/api/doctors/` moments later. The email is unique case-insensitively "
+    "(409 when taken); the password needs at least 8 characters, not all digits, not the email (422). "
+    "Log in next to get tokens.",
+    responses={**problem_responses(400, 409, 422), **RATE_LIMITED},
 )
-def register(body: UserRegister, parts: AppComponents) -> UserRead:
+def register(
+    body: Annotated[UserRegister, Body(openapi_examples=REGISTER_EXAMPLES)], parts: AppComponents
+) -> UserRead:
     user = services.register_user(parts.db, parts.passwords, **body.model_dump())
     return UserRead.model_validate(user)
 
 
-@auth.post("/login/", summary="Log in with email and password", responses=problem_responses(400, 401, 422))
-def login(body: LoginRequest, parts: AppComponents) -> TokenPair:
+@auth.post(
+    "/login/",
+    summary="Log in with email and password",
+    description="Public. Answers an `access` token (send it as `Authorization: Bearer <access>`; "
+    "`expires_in` seconds) and a single-use `refresh` token. Wrong credentials and deactivated "
+    "accounts get the same 401.",
+    responses={**problem_responses(400, 401, 422), **RATE_LIMITED},
+)
+def login(
+    body: Annotated[LoginRequest, Body(openapi_examples=LOGIN_EXAMPLES)], parts: AppComponents
+) -> TokenPair:
     issued = sessions.log_in(
         parts.db, parts.passwords, parts.tokens, email=body.email, password=body.password
     )
@@ -64,15 +137,22 @@ def login(body: LoginRequest, parts: AppComponents) -> TokenPair:
     summary="Trade a refresh token for new tokens",
     description="The refresh token is single-use: the answer carries its replacement. "
     "Presenting a used refresh token again revokes every token of its session.",
-    responses=problem_responses(400, 401, 422),
+    responses={**problem_responses(400, 401, 422), **RATE_LIMITED},
 )
-def refresh(body: RefreshRequest, parts: AppComponents) -> TokenPair:
+def refresh(
+    body: Annotated[RefreshRequest, Body(openapi_examples=REFRESH_EXAMPLES)], parts: AppComponents
+) -> TokenPair:
     return _token_pair(sessions.refresh_session(parts.db, parts.tokens, refresh_token=body.refresh))
 
 
-@auth.get("/me/", summary="The caller's account", responses=problem_responses(401))
-def read_me(principal: CurrentPrincipal, parts: AppComponents) -> UserRead:
-    return UserRead.model_validate(services.get_user(parts.db, principal.id))
+@auth.get(
+    "/me/",
+    summary="The caller's account",
+    description="Any role. The account of the access token's user, as it is now.",
+    responses=problem_responses(401),
+)
+async def read_me(principal: CurrentPrincipal, parts: AppComponents) -> UserRead:
+    return UserRead.model_validate(await parts.db.run(services.get_user, parts.db, principal.id))
 
 
 @auth.patch(
@@ -81,7 +161,11 @@ def read_me(principal: CurrentPrincipal, parts: AppComponents) -> UserRead:
     description="A new password needs `current_password`, and signs out the account's other sessions.",
     responses=problem_responses(400, 401, 422),
 )
-def update_me(body: UserUpdateMe, principal: CurrentPrincipal, parts: AppComponents) -> UserRead:
+def update_me(
+    body: Annotated[UserUpdateMe, Body(openapi_examples=UPDATE_ME_EXAMPLES)],
+    principal: CurrentPrincipal,
+    parts: AppComponents,
+) -> UserRead:
     user = services.update_own_account(
         parts.db,
         parts.passwords,
@@ -105,7 +189,14 @@ def logout(body: RefreshRequest, principal: CurrentPrincipal, parts: AppComponen
     return Response(status_code=204)
 
 
-@users.get("/", summary="List users", response_model=Page[UserRead], responses=problem_responses(422))
+@users.get(
+    "/",
+    summary="List users",
+    description="Admin only. Every account, oldest first, filtered by `role`, `is_active` and "
+    "`search` (part of the email or the name, any case); paginated.",
+    response_model=Page[UserRead],
+    responses=problem_responses(422),
+)
 def list_users(
     request: Request,
     _: Admin,
@@ -117,7 +208,12 @@ def list_users(
     return page_of(request, page, count, [UserRead.model_validate(user) for user in found])
 
 
-@users.get("/{user_id}/", summary="One user", responses=problem_responses(404))
+@users.get(
+    "/{user_id}/",
+    summary="One user",
+    description="Admin only. Any account, deactivated ones included.",
+    responses=problem_responses(404, 422),
+)
 def read_user(user_id: UserId, _: Admin, parts: AppComponents) -> UserRead:
     return UserRead.model_validate(services.get_user(parts.db, user_id))
 
@@ -129,7 +225,12 @@ def read_user(user_id: UserId, _: Admin, parts: AppComponents) -> UserRead:
     "An admin cannot demote or deactivate itself (409).",
     responses=problem_responses(400, 404, 409, 422),
 )
-def update_user(user_id: UserId, body: UserAdminUpdate, admin: Admin, parts: AppComponents) -> UserRead:
+def update_user(
+    user_id: UserId,
+    body: Annotated[UserAdminUpdate, Body(openapi_examples=ADMIN_UPDATE_EXAMPLES)],
+    admin: Admin,
+    parts: AppComponents,
+) -> UserRead:
     user = services.update_user(
         parts.db, actor_id=admin.id, user_id=user_id, changes=body.model_dump(exclude_unset=True)
     )

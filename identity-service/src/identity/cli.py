@@ -32,7 +32,6 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         alembic_ini=ALEMBIC_INI,
         settings=Settings,
-        consumes_events=False,
         add_commands=_add_createadmin,
         run_command=lambda args: create_admin(args.email, args.full_name, password_stdin=args.password_stdin),
     )

@@ -44,7 +44,7 @@ class Components:
         )
 
 
-def components(request: Request) -> Components:
+async def components(request: Request) -> Components:
     """FastAPI dependency: the application's components."""
     return request.app.state.components
 

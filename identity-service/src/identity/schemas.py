@@ -71,9 +71,12 @@ OpaqueToken = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
 class RequestBody(BaseModel):
-    """Request bodies refuse unknown fields, so a misspelt or read-only field is an error, not a no-op."""
+    """Request bodies refuse unknown fields, so a misspelt or read-only field is an error, not a no-op.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict: JSON types are taken as they are (``"is_active": 0`` or ``"true"`` is a 422, not a bool).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 def _not_null(value: Any) -> Any:

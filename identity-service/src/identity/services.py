@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Row, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -130,10 +130,19 @@ def create_admin(
         return AdminAccount(user=existing, created=False)
 
 
-def get_user(db: Database, user_id: int) -> User:
-    """The user ``user_id``, active or not."""
-    with db.sessions() as session:
-        user = session.get(User, user_id)
+# The columns of a user that clients see (``UserRead``), by id: built once, the id bound at
+# execution (``GET /api/auth/me/`` runs it on every call).
+USERS = User.__table__
+PUBLIC_COLUMNS = tuple(
+    USERS.c[name] for name in ("id", "email", "full_name", "phone", "role", "is_active", "date_joined")
+)
+_USER_BY_ID = select(*PUBLIC_COLUMNS).where(USERS.c.id == bindparam("user_id"))
+
+
+def get_user(db: Database, user_id: int) -> Row:
+    """The user ``user_id``, active or not: its public columns, in one autocommit read."""
+    with db.reading() as connection:
+        user = connection.execute(_USER_BY_ID, {"user_id": user_id}).first()
     if user is None:
         raise UserNotFound(user_id)
     return user

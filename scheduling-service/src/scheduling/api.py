@@ -7,10 +7,12 @@ never routed by the gateway and left out of the public OpenAPI document.
 
 from __future__ import annotations
 
+import re
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from pydantic import BeforeValidator
 
 from chassis.auth import Principal, require_role
 from chassis.db import Database
@@ -33,11 +35,11 @@ router = APIRouter(tags=["timeslots"])
 internal_router = APIRouter(prefix="/internal", include_in_schema=False)
 
 
-def _db(request: Request) -> Database:
+async def _db(request: Request) -> Database:
     return request.app.state.db
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -49,7 +51,58 @@ Patient = Annotated[Principal, Depends(require_role("patient"))]
 # Ids are positive 64-bit integers; anything else is a 422 before any lookup.
 TimeslotId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The timeslot's id.")]
 DoctorId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The doctor's id (their user id).")]
-Day = Annotated[date | None, Query(description="One calendar day in the clinic time zone.")]
+
+
+def _iso_date(value: Any) -> Any:
+    # Pydantic alone would read "0" or "1700000000" as a date (a Unix timestamp).
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be a date in the form YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+Day = Annotated[IsoDate | None, Query(description="One calendar day in the clinic time zone.")]
+# "{timeslot_id:int}" only matches digits: /api/timeslots/bulk/ never reaches the id routes
+# (so GET on it is a 405, not a 422 about the id), and a non-numeric id is simply not found.
+BY_ID = "/api/timeslots/{timeslot_id:int}/"
+
+
+# Request examples, offered by Swagger UI's "Try it out" and shown by Redoc.
+TIMESLOT_EXAMPLES = {
+    "utc": {
+        "summary": "Half an hour, in UTC",
+        "value": {"start_time": "2030-03-04T09:00:00Z", "end_time": "2030-03-04T09:30:00Z"},
+    },
+    "local": {
+        "summary": "An hour, in the clinic time zone (no offset)",
+        "value": {"start_time": "2030-03-04T14:00:00", "end_time": "2030-03-04T15:00:00"},
+    },
+}
+BULK_EXAMPLES = {
+    "week": {
+        "summary": "A working week, 09:00-17:00, 30-minute timeslots",
+        "value": {
+            "date_from": "2030-03-04",
+            "date_to": "2030-03-08",
+            "weekdays": [0, 1, 2, 3, 4],
+            "day_start": "09:00",
+            "day_end": "17:00",
+            "slot_minutes": 30,
+        },
+    },
+    "mornings": {
+        "summary": "Tuesday and Thursday mornings, 20 minutes and a 10-minute break",
+        "value": {
+            "date_from": "2030-03-04",
+            "date_to": "2030-03-31",
+            "weekdays": [1, 3],
+            "day_start": "08:00",
+            "day_end": "12:00",
+            "slot_minutes": 20,
+            "break_minutes": 10,
+        },
+    },
+}
 
 
 @router.post(
@@ -60,7 +113,10 @@ Day = Annotated[date | None, Query(description="One calendar day in the clinic t
     responses=problem_responses(401, 403, 409, 422),
 )
 def create_timeslot(
-    body: TimeslotCreate, doctor: DoctorCaller, db: AppDb, settings: AppSettings
+    body: Annotated[TimeslotCreate, Body(openapi_examples=TIMESLOT_EXAMPLES)],
+    doctor: DoctorCaller,
+    db: AppDb,
+    settings: AppSettings,
 ) -> TimeslotRead:
     """A free timeslot of 5 minutes to 12 hours, starting in the future, overlapping none of yours."""
     timeslot = services.create_timeslot(db, doctor.id, body.start_time, body.end_time, tz=settings.tz)
@@ -75,7 +131,10 @@ def create_timeslot(
     responses=problem_responses(401, 403, 409, 422),
 )
 def create_timeslots_bulk(
-    body: BulkTimeslotCreate, doctor: DoctorCaller, db: AppDb, settings: AppSettings
+    body: Annotated[BulkTimeslotCreate, Body(openapi_examples=BULK_EXAMPLES)],
+    doctor: DoctorCaller,
+    db: AppDb,
+    settings: AppSettings,
 ) -> BulkCreated:
     """Every timeslot of the pattern (clinic time zone, at most 500), or none: a 409 lists the
     overlapping times in ``conflicts``, a 422 lists past ones in ``past``.
@@ -110,17 +169,18 @@ def list_own_timeslots(
 
 
 @router.get(
-    "/api/timeslots/{timeslot_id}/",
+    BY_ID,
     response_model=TimeslotRead,
     summary="Read one of your timeslots",
     responses=problem_responses(401, 403, 404, 422),
 )
 def get_own_timeslot(timeslot_id: TimeslotId, doctor: DoctorCaller, db: AppDb) -> TimeslotRead:
+    """One of your own timeslots, free or not; another doctor's is 404."""
     return TimeslotRead.of(services.get_own_timeslot(db, doctor.id, timeslot_id))
 
 
 @router.delete(
-    "/api/timeslots/{timeslot_id}/",
+    BY_ID,
     status_code=204,
     summary="Delete one of your free timeslots",
     responses=problem_responses(401, 403, 404, 409, 422),
@@ -137,7 +197,7 @@ def delete_own_timeslot(timeslot_id: TimeslotId, doctor: DoctorCaller, db: AppDb
     summary="List a doctor's free timeslots",
     responses=problem_responses(401, 403, 404, 422),
 )
-def list_free_timeslots(
+async def list_free_timeslots(
     request: Request,
     doctor_id: DoctorId,
     _caller: PatientOrAdmin,
@@ -145,24 +205,35 @@ def list_free_timeslots(
     settings: AppSettings,
     page: Pagination,
     date: Day = None,
-    date_from: Annotated[date | None, Query(description="First day (clinic time zone), inclusive.")] = None,
-    date_to: Annotated[date | None, Query(description="Last day (clinic time zone), inclusive.")] = None,
+    date_from: Annotated[
+        IsoDate | None, Query(description="First day (clinic time zone), inclusive.")
+    ] = None,
+    date_to: Annotated[IsoDate | None, Query(description="Last day (clinic time zone), inclusive.")] = None,
 ) -> dict:
     """An active doctor's available timeslots that start in the future, earliest first."""
-    count, rows = services.list_free_timeslots(
-        db, doctor_id, page, tz=settings.tz, day=date, date_from=date_from, date_to=date_to
+    count, rows = await db.run(
+        services.list_free_timeslots,
+        db,
+        doctor_id,
+        page,
+        tz=settings.tz,
+        day=date,
+        date_from=date_from,
+        date_to=date_to,
     )
-    return page_of(request, page, count, [TimeslotRead.of(t) for t in rows])
+    return page_of(request, page, count, rows)
 
 
 @internal_router.post("/timeslots/{timeslot_id}/hold", response_model=HoldRead)
-def hold_timeslot(
+async def hold_timeslot(
     timeslot_id: TimeslotId, body: HoldRequest, patient: Patient, db: AppDb, settings: AppSettings
 ) -> HoldRead:
     """Hold a timeslot for booking's reservation (the patient's token is forwarded)."""
     if body.patient_id != patient.id:
         raise HoldForAnotherPatient("A patient can only hold timeslots for themselves.")
-    timeslot = reservations.hold_timeslot(
+    # Every booking comes through here: one cheap hop to the database's threads.
+    timeslot = await db.run(
+        reservations.hold_timeslot,
         db,
         timeslot_id,
         reservation_id=body.reservation_id,

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -17,6 +18,7 @@ from pydantic import (
     field_validator,
 )
 
+from chassis.timezones import check_representable
 from scheduling.domain import MAX_PATTERN_DAYS, TimeslotState, WorkingPattern
 from scheduling.models import Timeslot
 
@@ -28,12 +30,16 @@ def _text_only(value: Any) -> Any:
     return value
 
 
+# Far-past and far-future values are refused (422) before they overflow in UTC conversions.
 RequestDatetime = Annotated[
     datetime,
     BeforeValidator(_text_only),
+    AfterValidator(check_representable),
     Field(description="RFC 3339; without an offset it is read in the clinic time zone."),
 ]
-RequestDate = Annotated[date, BeforeValidator(_text_only), Field(description="YYYY-MM-DD.")]
+RequestDate = Annotated[
+    date, BeforeValidator(_text_only), AfterValidator(check_representable), Field(description="YYYY-MM-DD.")
+]
 WallTime = Annotated[time, BeforeValidator(_text_only), Field(description="Local wall time, HH:MM.")]
 Weekday = Annotated[StrictInt, Field(ge=0, le=6)]
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from chassis.db import Database
-from chassis.pagination import PageParams
+from chassis.pagination import PageParams, total_count
 from chassis.timezones import as_aware, day_bounds, utcnow
 from scheduling import events
 from scheduling.domain import (
@@ -166,21 +169,78 @@ def free_timeslots_query(
     day: date | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
-) -> Select[tuple[Timeslot]]:
-    """A doctor's free timeslots (available, starting after ``now``), earliest first."""
-    query = select(Timeslot).where(
-        Timeslot.doctor_id == doctor_id,
-        Timeslot.state == TimeslotState.AVAILABLE,
-        Timeslot.start_time > now,
+    columns: Sequence[ColumnElement[Any]] | None = None,
+) -> Select[Any]:
+    """A doctor's free timeslots (available, starting after ``now``), earliest first.
+
+    The rows are ``Timeslot`` objects, or ``columns`` of the table (a plain Core statement)."""
+    c = TIMESLOTS.c
+    query = select(*(columns or (Timeslot,))).where(
+        c.doctor_id == doctor_id,
+        c.state == TimeslotState.AVAILABLE,
+        c.start_time > now,
     )
     if day is not None:
         start, end = day_bounds(day, tz)
-        query = query.where(Timeslot.start_time >= start, Timeslot.start_time < end)
+        query = query.where(c.start_time >= start, c.start_time < end)
     if date_from is not None:
-        query = query.where(Timeslot.start_time >= day_bounds(date_from, tz)[0])
+        query = query.where(c.start_time >= day_bounds(date_from, tz)[0])
     if date_to is not None:
-        query = query.where(Timeslot.start_time < day_bounds(date_to, tz)[1])
-    return query.order_by(Timeslot.start_time, Timeslot.id)
+        query = query.where(c.start_time < day_bounds(date_to, tz)[1])
+    return query.order_by(c.start_time, c.id)
+
+
+TIMESLOTS = Timeslot.__table__
+DOCTORS = Doctor.__table__
+# What a listing shows of a timeslot (``TimeslotRead.of`` reads these attributes of a row too).
+TIMESLOT_COLUMNS = tuple(TIMESLOTS.c[name] for name in ("id", "doctor_id", "start_time", "end_time", "state"))
+# The free listing's rows are ``TimeslotRead``'s fields as they are: no object per row in between.
+FREE_LISTING_COLUMNS = (
+    *TIMESLOT_COLUMNS[:4],
+    (TIMESLOTS.c.state == TimeslotState.AVAILABLE).label("is_available"),
+)
+
+# The free listing's statements, built once per shape of filters with every value a bound
+# parameter: building and fingerprinting a statement on each request cost more than running it.
+_LISTED = exists().where(DOCTORS.c.id == bindparam("doctor_id"), DOCTORS.c.is_doctor, DOCTORS.c.is_active)
+_DOCTOR_LISTED = select(_LISTED)
+
+
+def _free_conditions(*, day: bool, since: bool, until: bool) -> list[ColumnElement[bool]]:
+    c = TIMESLOTS.c
+    conditions = [
+        c.doctor_id == bindparam("doctor_id"),
+        c.state == TimeslotState.AVAILABLE,
+        c.start_time > bindparam("now"),
+        _LISTED,
+    ]
+    if day:
+        conditions += [c.start_time >= bindparam("day_start"), c.start_time < bindparam("day_end")]
+    if since:
+        conditions.append(c.start_time >= bindparam("since"))
+    if until:
+        conditions.append(c.start_time < bindparam("until"))
+    return conditions
+
+
+@functools.cache
+def _free_page(*, day: bool, since: bool, until: bool) -> Select[Any]:
+    return (
+        select(*FREE_LISTING_COLUMNS)
+        .where(*_free_conditions(day=day, since=since, until=until))
+        .order_by(TIMESLOTS.c.start_time, TIMESLOTS.c.id)
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+    )
+
+
+@functools.cache
+def _free_count(*, day: bool, since: bool, until: bool) -> Select[tuple[int]]:
+    return (
+        select(func.count())
+        .select_from(TIMESLOTS)
+        .where(*_free_conditions(day=day, since=since, until=until))
+    )
 
 
 def _page(session: Session, query: Select[tuple[Timeslot]], page: PageParams) -> tuple[int, list[Timeslot]]:
@@ -240,18 +300,28 @@ def list_free_timeslots(
     day: date | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
-) -> tuple[int, list[Timeslot]]:
-    """One page of an active doctor's free future timeslots; an unknown or inactive doctor is 404."""
+) -> tuple[int, list[dict[str, Any]]]:
+    """One page of an active doctor's free future timeslots (``TimeslotRead`` fields); an unknown or
+    inactive doctor is 404."""
     if date_from is not None and date_to is not None and date_to < date_from:
         raise InvalidFilter(
             "date_to must not be before date_from.",
             errors=[{"field": "date_to", "message": "must not be before date_from"}],
         )
-    with db.transaction() as session:
-        doctor = session.get(Doctor, doctor_id)
-        if doctor is None or not (doctor.is_doctor and doctor.is_active):
+    # One autocommit statement per read. The page itself is conditional on the doctor being
+    # listed, so a non-empty page needs no separate doctor check and a short page no count.
+    shape = {"day": day is not None, "since": date_from is not None, "until": date_to is not None}
+    values: dict[str, Any] = {"doctor_id": doctor_id, "now": utcnow()}
+    if day is not None:
+        values["day_start"], values["day_end"] = day_bounds(day, tz)
+    if date_from is not None:
+        values["since"] = day_bounds(date_from, tz)[0]
+    if date_to is not None:
+        values["until"] = day_bounds(date_to, tz)[1]
+    with db.reading() as connection:
+        page_values = {**values, "offset": page.offset, "limit": page.limit}
+        rows = [row._asdict() for row in connection.execute(_free_page(**shape), page_values)]
+        if not rows and not connection.scalar(_DOCTOR_LISTED, {"doctor_id": doctor_id}):
             raise DoctorNotFound("There is no such doctor.")
-        query = free_timeslots_query(
-            doctor_id, tz=tz, now=utcnow(), day=day, date_from=date_from, date_to=date_to
-        )
-        return _page(session, query, page)
+        count = total_count(page, len(rows), lambda: connection.scalar(_free_count(**shape), values) or 0)
+    return count, rows

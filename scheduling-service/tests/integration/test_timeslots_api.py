@@ -149,12 +149,13 @@ def test_another_doctors_timeslot_is_not_found(client, doctor, new_id, auth, whe
     assert client.get(f"/api/timeslots/{timeslot['id']}/", headers=headers).status_code == 200
 
 
-def test_an_unknown_timeslot_is_404_and_a_non_numeric_id_is_422(client, doctor):
+def test_an_unknown_timeslot_is_404_as_is_a_non_numeric_id_and_a_zero_id_is_422(client, doctor):
     _, headers = doctor
     response = client.get("/api/timeslots/999999999999/", headers=headers)
     assert response.status_code == 404
     assert response.json()["code"] == "timeslot_not_found"
-    assert client.get("/api/timeslots/abc/", headers=headers).status_code == 422
+    # Like /api/doctors/{id}/: a path segment that is not a number names no timeslot.
+    assert client.get("/api/timeslots/abc/", headers=headers).status_code == 404
     assert client.get("/api/timeslots/0/", headers=headers).status_code == 422
 
 

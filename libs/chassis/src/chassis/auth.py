@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import httpx
 import jwt
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jwt import PyJWK
 
@@ -29,6 +30,8 @@ log = logging.getLogger("chassis.auth")
 ALGORITHMS = ["EdDSA"]
 ACCESS_TOKEN_TYPE = "access"
 ROLES = ("admin", "doctor", "patient")
+# How many verified tokens a verifier remembers (about 1.5 KiB each): the recently active users.
+VERIFIED_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,10 @@ class JwksKeys:
             raise InvalidToken("unknown signing key")
         return key
 
+    def may_block(self, kid: str) -> bool:
+        """Whether looking ``kid`` up may fetch the JWKS over the network (an unknown key)."""
+        return kid not in self._keys
+
     def _refresh(self) -> None:
         self._fetched_at = time.monotonic()
         try:
@@ -85,15 +92,42 @@ class JwksKeys:
 
 
 class TokenVerifier:
-    """Verifies access tokens and turns them into a ``Principal``."""
+    """Verifies access tokens and turns them into a ``Principal``.
 
-    def __init__(self, keys: KeyLookup, *, issuer: str, audience: str) -> None:
+    Every request is verified twice (the gateway's ForwardAuth check at identity, then the
+    service itself), so tokens that verified are remembered, by their exact text, until
+    they expire: a token seen again costs a dictionary lookup instead of parsing and an
+    Ed25519 signature check. Only a token that passed every check is remembered, and its
+    expiry is checked again on every use; any other text (a forgery differs in at least
+    one byte) goes through the full verification.
+    """
+
+    def __init__(
+        self, keys: KeyLookup, *, issuer: str, audience: str, cache_size: int = VERIFIED_CACHE_SIZE
+    ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
+        self.cache_size = cache_size
+        self._verified: dict[str, dict[str, Any]] = {}
+        self._verified_lock = threading.Lock()
 
     def claims(self, token: str) -> dict[str, Any]:
-        """The verified claims of an access token; raises ``InvalidToken``."""
+        """The verified claims of an access token (do not modify them); raises ``InvalidToken``."""
+        claims = self._verified.get(token)
+        if claims is not None:
+            if claims["exp"] > time.time():
+                return claims
+            self._verified.pop(token, None)
+        claims = self._verify(token)
+        if self.cache_size > 0:
+            with self._verified_lock:
+                if len(self._verified) >= self.cache_size:
+                    del self._verified[next(iter(self._verified))]  # the oldest entry
+                self._verified[token] = claims
+        return claims
+
+    def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -120,11 +154,32 @@ class TokenVerifier:
             raise InvalidToken("not an access token")
         if claims.get("role") not in ROLES or not str(claims["sub"]).isdigit():
             raise InvalidToken("invalid token claims")
+        if not isinstance(claims["exp"], int | float):
+            raise InvalidToken("invalid token claims")
         return claims
 
     def principal(self, token: str) -> Principal:
         claims = self.claims(token)
         return Principal(id=int(claims["sub"]), role=claims["role"])
+
+    async def principal_async(self, token: str) -> Principal:
+        """``principal()`` for the event loop: CPU-only checks run in place, anything that may
+        wait on the network (fetching the JWKS for a key not seen yet) in the thread pool."""
+        if self._may_block(token):
+            return await run_in_threadpool(self.principal, token)
+        return self.principal(token)
+
+    def _may_block(self, token: str) -> bool:
+        if token in self._verified:
+            return False
+        may_block = getattr(self.keys, "may_block", None)
+        if may_block is None:
+            return False
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError:
+            return False  # refused without any lookup
+        return isinstance(kid, str) and may_block(kid)
 
 
 def jwks_verifier(settings: Any) -> TokenVerifier:
@@ -146,16 +201,20 @@ def unauthorized(detail: str, *, token_sent: bool = True) -> ProblemException:
     return ProblemException(401, detail, code="not_authenticated", headers=headers)
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """FastAPI dependency: the verified caller, or 401 problem+json."""
+    """FastAPI dependency: the verified caller, or 401 problem+json.
+
+    Async, so that checking a token (CPU work, mostly a cache hit) does not cost a hop to
+    the thread pool on every request; the verifier sends anything that may block there.
+    """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized("Authentication credentials were not provided.", token_sent=False)
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
-        return verifier.principal(credentials.credentials)
+        return await verifier.principal_async(credentials.credentials)
     except InvalidToken as exc:
         raise unauthorized(f"The access token is not valid: {exc}.") from exc
 
@@ -167,7 +226,7 @@ def require_role(*roles: str) -> Callable[[Principal], Principal]:
     """FastAPI dependency factory: the caller, if their role is one of ``roles``; else 403."""
     allowed = frozenset(roles)
 
-    def dependency(principal: CurrentPrincipal) -> Principal:
+    async def dependency(principal: CurrentPrincipal) -> Principal:
         if principal.role not in allowed:
             raise ProblemException(
                 403,

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from chassis.messaging import deadletters_cli
+from chassis.messaging.topology import declare_consumer_topology_at
 from chassis.migrations import upgrade
 
 AddCommands = Callable[[Any], None]
@@ -26,7 +27,7 @@ def service_main(
     description: str | None,
     alembic_ini: Path,
     settings: Callable[[], Any],
-    consumes_events: bool = True,
+    consumed_event_types: Callable[[], Iterable[str]] | None = None,
     add_commands: AddCommands | None = None,
     run_command: RunCommand | None = None,
 ) -> int:
@@ -34,8 +35,12 @@ def service_main(
 
     ``add_commands(subparsers)`` declares the service's own commands and
     ``run_command(args)`` runs them; ``settings()`` reads the service's settings
-    (``database_url``, ``amqp_url``) only when a command needs them.
+    (``database_url``, ``amqp_url`` ...) only when a command needs them. A consuming
+    service passes ``consumed_event_types``: ``migrate`` then also declares its queues
+    and bindings, so that they exist before any service publishes, and the
+    ``dead-letters`` command is offered.
     """
+    consumes_events = consumed_event_types is not None
     argv = list(sys.argv[1:] if argv is None else argv)
     if consumes_events and argv[:1] == ["dead-letters"]:
         # chassis owns the dead-letter tooling and parses the rest of the line (list, replay ...).
@@ -49,7 +54,12 @@ def service_main(
         add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "migrate":
-        upgrade(alembic_ini, settings().database_url)
+        values = settings()
+        upgrade(alembic_ini, values.database_url)
+        if consumed_event_types is not None and values.messaging_enabled:
+            declare_consumer_topology_at(
+                values.amqp_url, service, consumed_event_types(), values.event_retry_delays
+            )
         return 0
     if run_command is None:
         parser.error(f"unknown command {args.command}")

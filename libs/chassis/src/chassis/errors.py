@@ -16,7 +16,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("chassis.errors")
 
@@ -120,18 +123,170 @@ def install_problem_handlers(app: FastAPI, status_of: Mapping[type[DomainError],
         return validation_problem(exc.errors())
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        headers = dict(getattr(exc, "headers", None) or {})
+        code = None
         if exc.status_code == 404 and detail == "Not Found":
             detail = "No such resource."
-        elif exc.status_code == 405 and detail == "Method Not Allowed":
-            detail = "This method is not allowed on this resource."
-        return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+        elif exc.status_code == 405:
+            if detail == "Method Not Allowed":
+                detail = "This method is not allowed on this resource."
+            # Starlette names only the first route of the path; every method of the path is allowed.
+            headers["Allow"] = ", ".join(sorted(_allowed_methods(request))) or headers.get("Allow", "")
+        elif exc.status_code == 400 and detail == "There was an error parsing the body":
+            detail, code = "The request body is not valid JSON.", "malformed_json"
+        elif exc.status_code == 413:
+            detail, code = TOO_LARGE, "body_too_large"
+        return problem(exc.status_code, detail, code=code, headers=headers)
+
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The database is down, restarting or out of connections (or the transaction was a
+        # deadlock victim): transient, so a 503 the client may retry, not a 500.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return problem(
+            503,
+            "The service cannot reach its database right now; please try again shortly.",
+            code="database_unavailable",
+            headers={"Retry-After": "1"},
+        )
+
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(InterfaceError, _database_unavailable)
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # PostgreSQL (or psycopg, before sending) refused a value of the request: a NUL
+        # character, a number or a date out of its range. The client's input, not our bug.
+        log.warning("refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
+        reason = str(exc.orig)
+        if "NUL" in reason or "\\u0000" in reason:
+            detail = "Text must not contain NUL (\\u0000) characters."
+        else:
+            detail = "A value of this request is out of the range this service can store or search for."
+        return problem(422, detail, code="unstorable_value")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return problem(500, "Something went wrong on our side. It has been logged; please try again later.")
+        return problem(500, UNEXPECTED)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    """Every method some route of the app serves on the request's path."""
+    routes = request.app.router.routes
+    return {
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    }
+
+
+TOO_LARGE = "The request body is too large."
+UNSUPPORTED_MEDIA_TYPE = "Send the request body as JSON, with Content-Type: application/json."
+UNEXPECTED = "Something went wrong on our side. It has been logged; please try again later."
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class RequestGuard:
+    """Pure ASGI middleware: refuses oversized and non-JSON request bodies before any parsing.
+
+    A declared ``Content-Length`` over ``max_body_bytes`` is a 413 at once, without reading
+    the body; a body sent without one (chunked) is counted as it is read and refused as
+    soon as it passes the limit. A body that is not ``application/json`` (or ``+json``)
+    is a 415. All are problem+json.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in _BODY_METHODS:
+            headers = {name: value for name, value in scope["headers"] if name in _GUARDED_HEADERS}
+            refusal = self._refusal(headers)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+            receive = self._counting(receive)
+        await self.app(scope, receive, send)
+
+    def _counting(self, receive: Receive) -> Receive:
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    # FastAPI re-raises an HTTPException met while reading the body; ours renders it.
+                    raise StarletteHTTPException(413, TOO_LARGE)
+            return message
+
+        return counting_receive
+
+    def _refusal(self, headers: dict[bytes, bytes]) -> JSONResponse | None:
+        declared = 0
+        if b"content-length" in headers:
+            try:
+                declared = int(headers[b"content-length"])
+            except ValueError:
+                return problem(400, "The Content-Length header is not a number.", code="bad_content_length")
+            if declared > self.max_body_bytes:
+                return problem(413, TOO_LARGE, code="body_too_large", max_bytes=self.max_body_bytes)
+        has_body = declared > 0 or b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        if has_body and not _is_json(headers.get(b"content-type", b"")):
+            return problem(415, UNSUPPORTED_MEDIA_TYPE, code="unsupported_media_type")
+        return None
+
+
+_GUARDED_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"content-type"})
+
+
+def _is_json(content_type: bytes) -> bool:
+    media_type = content_type.split(b";", 1)[0].strip().lower()
+    return media_type == b"application/json" or (
+        media_type.startswith(b"application/") and media_type.endswith(b"+json")
+    )
+
+
+class UnexpectedErrors:
+    """Pure ASGI middleware: an unhandled exception becomes a logged 500 problem, and stops there.
+
+    Starlette's outermost error middleware would answer the same 500 and then re-raise,
+    and uvicorn closes the connection of a request that raised: the gateway, which keeps
+    connections to the service alive, may already have sent the next request on it and
+    answers that one 502. Swallowing the exception once the 500 is sent keeps the
+    connection usable. An exception after the response started still propagates (the
+    connection must be closed: the response is cut short).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
+            await problem(500, UNEXPECTED)(scope, receive, send)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
@@ -40,7 +41,7 @@ class PageParams:
         return self.page_size
 
 
-def page_params(
+async def page_params(
     page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
     page_size: Annotated[
         int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Items per page, at most {MAX_PAGE_SIZE}.")
@@ -50,6 +51,18 @@ def page_params(
 
 
 Pagination = Annotated[PageParams, Depends(page_params)]
+
+
+def total_count(params: PageParams, page_length: int, count: Callable[[], int]) -> int:
+    """How many items match in all, from the page itself when it tells (no count query).
+
+    A page shorter than ``page_size`` is the last one, so the total is its offset plus its
+    length (the same snapshot as the page, even); only a full page, or an empty page past
+    the first, needs ``count()``.
+    """
+    if page_length < params.limit and (page_length or params.offset == 0):
+        return params.offset + page_length
+    return count()
 
 
 def page_of(request: Request, params: PageParams, count: int, results: list[T]) -> dict:

@@ -7,6 +7,7 @@ variables (``AMQP_URL``, ``CLINIC_TIMEZONE``, ``IDENTITY_URL`` ...) the same way
 
 from __future__ import annotations
 
+import os
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, field_validator
@@ -36,6 +37,11 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def default_pool_size(cores: int | None = None) -> int:
+    """``DB_POOL_SIZE``'s default: 2 connections per core, within 5..20."""
+    return min(20, max(5, 2 * (cores or os.cpu_count() or 1)))
+
+
 class BaseServiceSettings(BaseSettings):
     """What every service reads: logging, the clinic time zone, database pool sizes."""
 
@@ -46,8 +52,13 @@ class BaseServiceSettings(BaseSettings):
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_format: str = Field(default="json", validation_alias="LOG_FORMAT")
     clinic_timezone: str = Field(default="UTC", validation_alias="CLINIC_TIMEZONE")
-    db_pool_size: int = Field(default=10, validation_alias="DB_POOL_SIZE", ge=1)
-    db_max_overflow: int = Field(default=10, validation_alias="DB_MAX_OVERFLOW", ge=0)
+    # Connections each process keeps: two per core, at least 5 and at most 20 (5 on 2 cores).
+    # No overflow by default: a connection opened for a burst and closed after it costs the
+    # server a process start each time; requests past the pool wait for a connection instead.
+    db_pool_size: int = Field(
+        default_factory=lambda: default_pool_size(), validation_alias="DB_POOL_SIZE", ge=1
+    )
+    db_max_overflow: int = Field(default=0, validation_alias="DB_MAX_OVERFLOW", ge=0)
 
     @field_validator("clinic_timezone")
     @classmethod

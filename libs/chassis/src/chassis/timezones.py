@@ -9,6 +9,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+# Request dates and datetimes stay a week inside Python's range (years 1 to 9999), so that
+# any UTC offset, a day's end or a working pattern's steps stay representable; PostgreSQL's
+# own range is wider, so everything inside this one can be stored.
+FIRST_DAY = date(1, 1, 8)
+LAST_DAY = date(9999, 12, 24)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
 
 def as_aware(value: datetime, tz: ZoneInfo) -> datetime:
     """``value`` as an aware UTC datetime, reading a naive value in ``tz``."""
@@ -20,11 +28,31 @@ def as_aware(value: datetime, tz: ZoneInfo) -> datetime:
 def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """The half-open UTC interval ``[start, end)`` of calendar day ``day`` in ``tz``.
 
-    Correct on daylight-saving days, which last 23 or 25 hours.
+    Correct on daylight-saving days, which last 23 or 25 hours. At the ends of the
+    calendar (0001-01-01, 9999-12-31) the bounds stop at the earliest and latest
+    representable instants instead of overflowing.
     """
-    start = datetime.combine(day, time.min, tzinfo=tz)
-    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
-    return start.astimezone(UTC), end.astimezone(UTC)
+    try:
+        start = datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)
+    except OverflowError:
+        start = _EARLIEST
+    try:
+        end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz).astimezone(UTC)
+    except OverflowError:
+        end = _LATEST
+    return start, end
+
+
+def check_representable(value: date | datetime) -> date | datetime:
+    """``value`` if it lies between ``FIRST_DAY`` and ``LAST_DAY``; else ``ValueError`` (a 422).
+
+    For request fields (pydantic ``AfterValidator``): far-past and far-future values would
+    overflow once converted to UTC or stepped through, instead of being refused.
+    """
+    day = value.date() if isinstance(value, datetime) else value
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"must be between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}")
+    return value
 
 
 def utcnow() -> datetime:

@@ -129,3 +129,20 @@ def declare_consumer_topology(
     for event_type in sorted(set(event_types)):
         channel.queue_bind(queues.main, EXCHANGE, routing_key=event_type)
     return queues
+
+
+def declare_consumer_topology_at(
+    amqp_url: str, service: str, event_types: Iterable[str], retry_delays: Sequence[float]
+) -> ServiceQueues:
+    """Declare a consuming service's topology over a connection of its own, then close it.
+
+    ``<service> migrate`` does this before any service starts, so that an event published
+    at start-up (identity's first admin) already finds every consumer's queue.
+    """
+    from chassis.messaging.connection import close_quietly, connect
+
+    connection = connect(amqp_url, name=f"{service}-migrate")
+    try:
+        return declare_consumer_topology(connection.channel(), service, event_types, retry_delays)
+    finally:
+        close_quietly(connection)

@@ -1,0 +1,1 @@
+"""``make bench``: seeds realistic data and drives the gateway with wrk; see bench/README.md."""

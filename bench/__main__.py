@@ -1,0 +1,533 @@
+"""``python -m bench`` (``make bench``): seed, load the gateway, print and save one table.
+
+    make bench                                   # a stack of its own, default settings
+    make bench BENCH_ARGS="--duration 5"         # shorter phases
+    make bench BENCH_ARGS="--attach http://127.0.0.1:8000"   # the stack of `make run`
+
+bench/README.md explains the phases and how to read the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+
+from bench import report, scenarios
+from bench.cpu import CpuMeter
+from bench.load import Result, ensure_wrk, run_wrk, write_requests
+from bench.memory import MemorySampler
+from bench.seed import BOOKED_EVERY, SLOTS_PER_DOCTOR, Batch, allocate, seed
+from bench.target import DEFAULT_AMQP, DEFAULT_POSTGRES, ROOT, AttachedStack, OwnStack, Target
+from bench.tokens import Minter
+
+CEILING_PATH = "/api/bench/ceiling/"
+READS = (
+    ("2", "GET /api/auth/me/", "me"),
+    ("3", "GET /api/doctors/?search=cardio", "search"),
+    ("4", "GET /api/doctors/{id}/timeslots/?date=…", "timeslots"),
+    ("5", "GET /api/appointments/me/", "appointments"),
+)
+READ_LINES = 20_000
+
+_started = time.monotonic()
+
+
+def say(message: str) -> None:
+    sys.stdout.write(f"bench [{time.monotonic() - _started:5.0f}s] {message}\n")
+    sys.stdout.flush()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    where = parser.add_argument_group("the stack")
+    where.add_argument(
+        "--attach",
+        metavar="URL",
+        help="drive a running stack (`make run`) at this gateway URL instead of starting one; its "
+        "gateway needs GATEWAY_BENCH_ROUTES=1 for the ceiling, and the seed is added to its databases",
+    )
+    where.add_argument(
+        "--postgres-url",
+        default=os.environ.get("TEST_DATABASE_URL") or DEFAULT_POSTGRES,
+        help="server for the bench's own databases (default: TEST_DATABASE_URL or the local server)",
+    )
+    where.add_argument(
+        "--amqp-url",
+        default=os.environ.get("TEST_AMQP_URL") or DEFAULT_AMQP,
+        help="RabbitMQ server for the bench's own vhost (default: TEST_AMQP_URL or the local server)",
+    )
+    where.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for every process of the bench's own stack (e.g. WEB_CONCURRENCY=2); repeatable",
+    )
+    where.add_argument("--keep", action="store_true", help="keep the own stack's databases, vhost and logs")
+
+    load = parser.add_argument_group("load")
+    load.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    load.add_argument("--duration", type=float, default=10, help="seconds measured per wrk phase (10)")
+    load.add_argument("--warmup", type=float, default=2, help="seconds of unmeasured warm-up before each (2)")
+    load.add_argument("--threads", type=int, default=1, help="wrk threads (1: wrk shares the cores)")
+    load.add_argument("--users", type=int, default=2000, help="distinct patients whose tokens the reads use")
+
+    data = parser.add_argument_group("data (1x)")
+    data.add_argument("--doctors", type=int, default=1000)
+    data.add_argument("--patients", type=int, default=10_000)
+    data.add_argument("--scale", type=int, default=10, help="data multiplier of phase 9 (0 skips it)")
+
+    scen = parser.add_argument_group("scenarios 7 and 8")
+    scen.add_argument("--race-rounds", type=int, default=50)
+    scen.add_argument("--racers", type=int, default=100)
+    scen.add_argument("--cancellations", type=int, default=200)
+    scen.add_argument("--propagation-concurrency", type=int, default=4)
+
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "bench" / "results" / "latest.md", help="where the table goes"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the request mix")
+    return parser.parse_args(argv)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def settle(target: Target, timeout: float = 120.0) -> None:
+    """Wait until every outbox is published and scheduling holds nothing (all events applied)."""
+    unpublished = "SELECT count(*) FROM outbox_events WHERE published_at IS NULL"
+    checks = dict.fromkeys(("identity", "doctor", "scheduling", "booking"), unpublished)
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = {}
+        for service, query in checks.items():
+            with psycopg.connect(target.database_urls[service]) as conn:
+                pending[service] = conn.execute(query).fetchone()[0]
+        with psycopg.connect(target.database_urls["scheduling"]) as conn:
+            pending["held"] = conn.execute("SELECT count(*) FROM timeslots WHERE state = 'held'").fetchone()[
+                0
+            ]
+        if not any(pending.values()):
+            return
+        if time.monotonic() > deadline:
+            say(f"warning: still unsettled after {timeout:.0f}s: {pending}")
+            return
+        time.sleep(0.2)
+
+
+class Population:
+    """The seeded batches, and random picks over all of them."""
+
+    def __init__(self, minter: Minter, rng: random.Random) -> None:
+        self.batches: list[Batch] = []
+        self.minter = minter
+        self.rng = rng
+
+    def _batch(self, weight: Callable[[Batch], int]) -> Batch:
+        return self.rng.choices(self.batches, weights=[weight(b) for b in self.batches])[0]
+
+    def patient(self) -> int:
+        return self._batch(lambda b: b.patients).random_patient(self.rng)
+
+    def doctor_and_day(self) -> tuple[int, str]:
+        batch = self._batch(lambda b: b.doctors)
+        return batch.random_doctor(self.rng), batch.random_day(self.rng).isoformat()
+
+    def patient_token(self, patient_id: int) -> str:
+        return self.minter.token(patient_id, "patient")
+
+
+def read_lines(kind: str, population: Population, users: int) -> Iterator[tuple[str, str, str, str]]:
+    # The same number of distinct patients (and so tokens) at 1x and 10x: only the data grows.
+    pool = [population.patient_token(population.patient()) for _ in range(users)]
+    rng = population.rng
+    for _ in range(READ_LINES):
+        token = rng.choice(pool)
+        if kind == "ceiling":
+            yield "GET", CEILING_PATH, token, ""
+        elif kind == "me":
+            yield "GET", "/api/auth/me/", token, ""
+        elif kind == "search":
+            yield "GET", "/api/doctors/?search=cardio", token, ""
+        elif kind == "timeslots":
+            doctor, day = population.doctor_and_day()
+            yield "GET", f"/api/doctors/{doctor}/timeslots/?date={day}", token, ""
+        elif kind == "appointments":
+            # A patient of the pool reads their own appointments (two each, seeded).
+            yield "GET", "/api/appointments/me/", token, ""
+
+
+def free_slots(batch: Batch) -> Iterator[tuple[int, int]]:
+    """(doctor index, slot) of the batch's seeded free timeslots, consecutive ones on other doctors."""
+    for s in range(SLOTS_PER_DOCTOR):
+        if not batch.is_booked(s):
+            for i in range(1, batch.doctors + 1):
+                yield i, s
+
+
+def booked_slots(batch: Batch) -> Iterator[tuple[int, int]]:
+    for s in range(0, SLOTS_PER_DOCTOR, BOOKED_EVERY):
+        for i in range(1, batch.doctors + 1):
+            yield i, s
+
+
+def git_describe() -> str:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
+        return commit + (" + uncommitted changes" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def versions(target: Target) -> str:
+    parts = [f"Python {platform.python_version()}"]
+    try:
+        traefik = subprocess.run(
+            [str(Path(sys.executable).parent / "traefik"), "version"], capture_output=True, text=True
+        ).stdout.split()
+        parts.append(f"Traefik {traefik[traefik.index('Version:') + 1]}")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with psycopg.connect(target.database_urls["identity"]) as conn:
+            parts.append(f"PostgreSQL {conn.execute('SHOW server_version').fetchone()[0].split()[0]}")
+    except psycopg.Error:
+        pass
+    return ", ".join(parts)
+
+
+def memory_of_machine() -> str:
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        return f"{kib / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        return "?"
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def run(
+    args: argparse.Namespace, target: Target, wrk: str, workdir: Path
+) -> tuple[list[report.Row], MemorySampler, str]:
+    rng = random.Random(args.seed)
+    sampler = MemorySampler(target.pids).start()
+    tag = f"{datetime.now():%H%M%S}{rng.randrange(1000):03d}"
+    urls = target.database_urls
+
+    say(f"seeding {args.doctors:,} doctors and {args.patients:,} patients into {target.description}")
+    batch = allocate(
+        urls, tag=f"{tag}a", doctors=args.doctors, patients=args.patients, tz=target.clinic_timezone
+    )
+    seed(urls, batch, say)
+    minter = Minter(target.jwt_private_key_file, issuer=target.jwt_issuer, audience=target.jwt_audience)
+    population = Population(minter, rng)
+    population.batches.append(batch)
+    settle(target)
+
+    meter = CpuMeter(target.pids, [urlsplit(url).path.lstrip("/") for url in urls.values()])
+
+    def metered(measure: Callable[[], Result]) -> Result:
+        before, started = meter.snapshot(), time.monotonic()
+        result = measure()
+        wall, after = time.monotonic() - started, meter.snapshot()
+        result.cpu, result.other_cores = meter.per_request(before, after, result.requests, wall)
+        return result
+
+    def wrk_phase(
+        name: str, lines: list[tuple[str, str, str, str]], *, expected=(200,), once=False
+    ) -> Result:
+        file = workdir / f"{name}.tsv"
+        write_requests(file, lines)
+        return run_wrk(
+            wrk,
+            target.base_url,
+            file,
+            name=name,
+            connections=args.connections,
+            duration=args.duration,
+            threads=args.threads,
+            expected=expected,
+            once=once,
+        )
+
+    def read_phase(kind: str, label: str) -> Result:
+        lines = list(read_lines(kind, population, args.users))
+        if args.warmup > 0:
+            warm = workdir / f"{kind}-warmup.tsv"
+            write_requests(warm, lines)
+            run_wrk(
+                wrk,
+                target.base_url,
+                warm,
+                name="warm-up",
+                connections=args.connections,
+                duration=args.warmup,
+                threads=args.threads,
+            )
+        result = metered(lambda: wrk_phase(kind, lines))
+        say(f"{label}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
+            f"{result.errors} errors {result.statuses}")  # fmt: skip
+        return result
+
+    rows: list[report.Row] = []
+
+    # 1. the ceiling
+    probe_token = population.patient_token(batch.patient_id(1))
+    with httpx.Client(base_url=target.base_url, timeout=10) as client:
+        probe = client.get(CEILING_PATH, headers={"Authorization": f"Bearer {probe_token}"})
+    if probe.status_code == 200:
+        ceiling = read_phase("ceiling", "1 ceiling")
+    else:
+        say(f"the ceiling route answered {probe.status_code}: set GATEWAY_BENCH_ROUTES=1 for the gateway")
+        ceiling = None
+    ceiling_rps = ceiling.rps if ceiling else None
+    rows.append(
+        report.Row(
+            "1", "ceiling: ForwardAuth + trivial handler", ceiling, target="ceiling", ceiling=ceiling_rps
+        )
+    )
+
+    # 2-5. authenticated reads
+    one_x: dict[str, Result] = {}
+    for number, label, kind in READS:
+        one_x[kind] = read_phase(kind, f"{number} {label}")
+        rows.append(report.Row(number, label, one_x[kind], ceiling=ceiling_rps, target="≥40%"))
+
+    # 6. bookings: every request a different free timeslot and patient
+    slots = free_slots(batch)
+    race_slots = [next(slots) for _ in range(args.race_rounds)]
+    booking_lines = []
+    for n, (i, s) in enumerate(slots):
+        patient = batch.patient_id(n % batch.patients + 1)
+        body = f'{{"timeslot_id": {batch.timeslot_id(i, s)}}}'
+        booking_lines.append(("POST", "/api/appointments/", population.patient_token(patient), body))
+    warm_count = min(len(booking_lines) // 10, 3000) if args.warmup > 0 else 0
+    if warm_count:
+        warm = workdir / "booking-warmup.tsv"
+        write_requests(warm, booking_lines[:warm_count])
+        run_wrk(
+            wrk,
+            target.base_url,
+            warm,
+            name="warm-up",
+            connections=args.connections,
+            duration=args.warmup,
+            threads=args.threads,
+            expected=(201,),
+            once=True,
+        )
+        settle(target)
+    booking = metered(lambda: wrk_phase("booking", booking_lines[warm_count:], expected=(201,), once=True))
+    say(f"6 POST /api/appointments/: {booking.rps:,.0f} req/s, p50 {booking.p50_ms:.1f} ms, "
+        f"p99 {booking.p99_ms:.1f} ms, {booking.errors} errors {booking.statuses}")  # fmt: skip
+    rows.append(
+        report.Row(
+            "6",
+            "POST /api/appointments/ (new timeslot and patient each)",
+            booking,
+            ceiling=ceiling_rps,
+            target="≥20%",
+        )  # fmt: skip
+    )
+    settle(target)
+
+    # 7. the race
+    rounds = []
+    for r, (i, s) in enumerate(race_slots):
+        tokens = [
+            population.patient_token(batch.patient_id((r * args.racers + k) % batch.patients + 1))
+            for k in range(args.racers)
+        ]
+        rounds.append(scenarios.RaceRound(batch.timeslot_id(i, s), tokens))
+
+    def active_appointments(timeslot_id: int) -> int:
+        with psycopg.connect(urls["booking"]) as conn:
+            return conn.execute(
+                "SELECT count(*) FROM appointments "
+                "WHERE timeslot_id = %s AND status IN ('pending', 'confirmed')",
+                (timeslot_id,),
+            ).fetchone()[0]
+
+    say(f"7 {args.race_rounds} rounds of {args.racers} patients racing for one timeslot")
+    race = metered(lambda: scenarios.race(target.base_url, rounds, active_appointments)) if rounds else None
+    if race:
+        say(f"7 race: {race.note}; p50 {race.p50_ms:.1f} ms, p99 {race.p99_ms:.1f} ms, {race.statuses}")
+    rows.append(
+        report.Row(
+            "7",
+            f"{args.racers} patients racing for one timeslot ×{args.race_rounds}",
+            race,
+            target="one winner",
+        )  # fmt: skip
+    )
+    settle(target)
+
+    # 8. cancel -> free again
+    chosen = []
+    for i, s in booked_slots(batch):
+        if len(chosen) >= args.cancellations:
+            break
+        chosen.append((batch.timeslot_id(i, s), batch.doctor_id(i), batch.slot_day(s).isoformat()))
+    with psycopg.connect(urls["booking"]) as conn:
+        found = {
+            timeslot: (appointment, patient)
+            for appointment, patient, timeslot in conn.execute(
+                "SELECT id, patient_id, timeslot_id FROM appointments "
+                "WHERE timeslot_id = ANY(%s) AND status IN ('pending', 'confirmed')",
+                ([c[0] for c in chosen],),
+            )
+        }
+    items = [
+        scenarios.Cancellation(found[t][0], population.patient_token(found[t][1]), doctor, t, day)
+        for t, doctor, day in chosen
+        if t in found
+    ]
+    say(f"8 cancelling {len(items)} appointments and waiting for their timeslots to be free again")
+    propagation = (
+        scenarios.propagation(target.base_url, items, concurrency=args.propagation_concurrency)
+        if items
+        else None
+    )
+    if propagation:
+        say(
+            f"8 propagation: p50 {propagation.p50_ms:.0f} ms, p99 {propagation.p99_ms:.0f} ms; "
+            f"{propagation.note}"
+        )
+    rows.append(
+        report.Row(
+            "8",
+            f"cancel → timeslot free again ({len(items)} cancellations)",
+            propagation,
+            target="p99 < 250 ms",
+        )  # fmt: skip
+    )
+    settle(target)
+
+    # 9. the same reads with more data
+    if args.scale > 1:
+        more_doctors = args.doctors * (args.scale - 1)
+        more_patients = args.patients * (args.scale - 1)
+        say(
+            f"9 seeding {more_doctors:,} more doctors and {more_patients:,} more patients "
+            f"({args.scale}× data)"
+        )
+        big = allocate(
+            urls, tag=f"{tag}b", doctors=more_doctors, patients=more_patients, tz=target.clinic_timezone
+        )
+        seed(urls, big, say)
+        population.batches.append(big)
+        settle(target)
+        for number, label, kind in READS:
+            result = read_phase(kind, f"9.{number} {label} ({args.scale}×)")
+            rows.append(
+                report.Row(
+                    f"9.{number}",
+                    f"{label} at {args.scale}× data",
+                    result,
+                    ceiling=ceiling_rps,
+                    target="≤20% slower",
+                    compare_to=one_x[kind],
+                )  # fmt: skip
+            )
+
+    sampler.stop()
+    for row in rows:
+        report.judge(row)
+    return rows, sampler, tag
+
+
+def render(args: argparse.Namespace, target: Target, rows: list[report.Row], sampler: MemorySampler) -> str:
+    stack_env = ", ".join(args.env) if args.env else "the services' defaults"
+    totals = (
+        f"{args.doctors:,} doctors, {args.doctors * SLOTS_PER_DOCTOR:,} future timeslots, "
+        f"{args.patients:,} patients, {args.doctors * SLOTS_PER_DOCTOR // BOOKED_EVERY:,} appointments"
+    )
+    header = [
+        "# Clinic benchmark results",
+        "",
+        f"- when: {datetime.now():%Y-%m-%d %H:%M}, commit {git_describe()}",
+        f"- machine: {os.cpu_count()} cores, {memory_of_machine()}; gateway, services, PostgreSQL, RabbitMQ "
+        f"and wrk all on it; {versions(target)}",
+        f"- stack: {target.description}; settings: {stack_env}",
+        f"- load: wrk, {args.connections} connections, {args.threads} thread(s), "
+        f"{args.duration:g} s measured "
+        f"after {args.warmup:g} s warm-up per phase; tokens of {args.users:,} patients",
+        f"- data (1×): {totals}; phase 9 adds {args.scale - 1 if args.scale > 1 else 0}× that",
+        "",
+        "## Throughput and latency",
+        "",
+        report.table(rows),
+        "",
+        "Targets: reads (2–5) ≥ 40% and booking (6) ≥ 20% of the same run's ceiling, p99 < 100 ms, "
+        "zero unexpected errors; 10× reads within 20% of 1×; propagation p99 < 250 ms. "
+        "bench/README.md explains each column.",
+        "",
+        "## CPU per request (µs), by process",
+        "",
+        "What each part of the path spent per request in the measured seconds (PostgreSQL: the "
+        "backends of this stack's databases; RabbitMQ: the whole broker). *Other work* is what the "
+        "machine spent on anything else, in cores: when it is high, throughput and latency above "
+        "are lower than the stack alone would give, and this table is the steadier measure.",
+        "",
+        report.cpu_table(rows),
+        "",
+        "## Details",
+        "",
+        report.notes(rows),
+        "",
+        "## Peak resident memory during the run",
+        "",
+        report.memory_table(sampler.peak_total, sampler.peak_process, sampler.process_count),
+        "",
+    ]
+    return "\n".join(header)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wrk = ensure_wrk()
+    env = dict(item.split("=", 1) for item in args.env)
+    if args.attach:
+        if env:
+            raise SystemExit("bench: --env only applies to the bench's own stack, not to --attach")
+        target: Target = AttachedStack(args.attach)
+    else:
+        say("starting a stack of its own (gateway and four services, fresh databases)")
+        target = OwnStack(postgres_url=args.postgres_url, amqp_url=args.amqp_url, env=env, keep=args.keep)
+    try:
+        if isinstance(target, OwnStack):
+            target.up()
+            say(f"stack up at {target.base_url}; logs in {target.log_dir}")
+        with tempfile.TemporaryDirectory(prefix="clinic-bench-load-") as requests_dir:
+            rows, sampler, _ = run(args, target, wrk, Path(requests_dir))
+        text = render(args, target, rows, sampler)
+    finally:
+        target.close()
+    sys.stdout.write(f"\n{text}\n")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    say(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

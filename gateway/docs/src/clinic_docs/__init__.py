@@ -1,0 +1,1 @@
+"""Clinic's API documentation app: Swagger UI, Redoc and the merged OpenAPI document, behind the gateway."""

@@ -1,0 +1,100 @@
+"""The docs app: ``uvicorn --factory clinic_docs.main:create_app``.
+
+    GET /api/schema/openapi.json      the merged OpenAPI document of every service
+    GET /api/schema/swagger-ui/       Swagger UI: "All services", then each service's own document
+    GET /api/schema/redoc/            Redoc on the merged document
+    GET /api/schema/assets/<file>     the pages' scripts and styles, served from installed packages
+    GET /health/live, /health/ready   for the gateway's health check (not routed publicly)
+
+The services' own documents (``/api/schema/<name>/openapi.json``) are served by the services.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.middleware.gzip import GZipMiddleware
+
+from chassis.app import OptionalTrailingSlash
+from chassis.errors import ProblemException, install_problem_handlers
+from chassis.health import health_router
+from chassis.observability import RequestContextMiddleware, configure_logging
+from clinic_docs import pages
+from clinic_docs.assets import load_assets
+from clinic_docs.config import Settings
+from clinic_docs.sources import MergedDocument
+
+PAGE_HEADERS = {
+    "Content-Security-Policy": pages.CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+# The assets change only with a package upgrade, which restarts the app; ETags revalidate them.
+ASSET_CACHE = "public, max-age=3600"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The docs app of ``settings`` (default: from the environment)."""
+    settings = settings or Settings()
+    configure_logging("docs", settings.log_level, settings.log_format)
+    # One line per fetched document is noise; failures are logged by MergedDocument.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = httpx.Timeout(settings.fetch_timeout_seconds)
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            app.state.merged = MergedDocument(
+                settings.service_urls(),
+                client,
+                ttl=settings.cache_ttl_seconds,
+                partial_ttl=settings.partial_cache_ttl_seconds,
+            )
+            yield
+
+    app = FastAPI(
+        title="Clinic API docs",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    assets = load_assets()
+    install_problem_handlers(app, {})
+
+    @app.get(pages.MERGED_URL)
+    async def merged_document(request: Request) -> JSONResponse:
+        document = await request.app.state.merged.get()
+        return JSONResponse(document, headers={"Cache-Control": "no-cache"})
+
+    @app.get(f"{pages.BASE}/swagger-ui/", response_class=HTMLResponse)
+    async def swagger_ui() -> HTMLResponse:
+        return HTMLResponse(pages.swagger_page(), headers=PAGE_HEADERS)
+
+    @app.get(f"{pages.BASE}/redoc/", response_class=HTMLResponse)
+    async def redoc() -> HTMLResponse:
+        return HTMLResponse(pages.redoc_page(), headers=PAGE_HEADERS)
+
+    @app.get(f"{pages.ASSETS}/{{name}}")
+    async def asset(name: str, request: Request) -> Response:
+        found = assets.get(name)
+        if found is None:
+            raise ProblemException(404, "No such file.")
+        headers = {"ETag": found.etag, "Cache-Control": ASSET_CACHE, "X-Content-Type-Options": "nosniff"}
+        if request.headers.get("if-none-match") == found.etag:
+            return Response(status_code=304, headers=headers)
+        return Response(found.content, media_type=found.media_type, headers=headers)
+
+    app.include_router(health_router({}))
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(OptionalTrailingSlash)
+    return app

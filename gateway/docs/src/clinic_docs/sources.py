@@ -1,0 +1,118 @@
+"""Fetching the services' OpenAPI documents, and the merged document, kept for a short while."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from clinic_docs.merge import Document, merge_documents
+
+log = logging.getLogger("clinic_docs.sources")
+
+TITLE = "Clinic API"
+OVERVIEW = """\
+The whole public API of Clinic in one document, merged from the OpenAPI documents of its
+services. Every path goes through the gateway, the origin of this page.
+
+- **Authentication**: register (`POST /api/auth/register/`), log in (`POST /api/auth/login/`),
+  then send `Authorization: Bearer <access>`. In Swagger UI, press *Authorize* and paste the
+  `access` token; it is kept across reloads and across the documents of the picker.
+- **Roles**: `patient`, `doctor`, `admin`; each operation says which may call it.
+- **Errors**: RFC 9457 problem details (`application/problem+json`) with `status`, `title`,
+  `detail`, and `errors: [{field, message}]` for validation errors.
+- **Lists**: `{count, next, previous, results}`, with `?page=` (from 1) and `?page_size=`
+  (default 20, at most 100).
+- **Rate limit**: register, login and token refresh allow 10 requests a minute per client
+  address (the gateway's default); past that it answers `429` (plain text) with `Retry-After`.
+- **Times**: RFC 3339; a time without an offset is read in the clinic time zone.
+"""
+
+
+def describe(available: Sequence[str], missing: Sequence[str]) -> str:
+    """The merged document's description: what it covers, and what is missing right now."""
+    parts = []
+    if missing:
+        names = ", ".join(f"{name}-service" for name in missing)
+        their = "its endpoints are" if len(missing) == 1 else "their endpoints are"
+        parts.append(
+            f"> **Incomplete right now:** {names} did not answer, so {their} missing "
+            "from this document. Reload in a few seconds.\n"
+        )
+    parts.append(OVERVIEW)
+    rows = [
+        f"| {name} | [`/api/schema/{name}/openapi.json`](/api/schema/{name}/openapi.json) |"
+        for name in available
+    ]
+    rows += [f"| {name} | not available right now |" for name in missing]
+    parts.append("| service | its own document |\n| --- | --- |\n" + "\n".join(rows) + "\n")
+    return "\n".join(parts)
+
+
+def document_path(service: str) -> str:
+    return f"/api/schema/{service}/openapi.json"
+
+
+class MergedDocument:
+    """The merged document, rebuilt from the services at most once per ``ttl`` seconds.
+
+    A document that misses a service is kept for at most ``partial_ttl`` seconds. Requests
+    arriving while it is being rebuilt wait for that one rebuild.
+    """
+
+    def __init__(
+        self,
+        services: Mapping[str, Sequence[str]],
+        client: httpx.AsyncClient,
+        *,
+        ttl: float,
+        partial_ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.services = {name: list(urls) for name, urls in services.items()}
+        self.client = client
+        self.ttl = ttl
+        self.partial_ttl = partial_ttl
+        self.clock = clock
+        self._document: Document | None = None
+        self._expires = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Document:
+        async with self._lock:
+            if self._document is None or self.clock() >= self._expires:
+                self._document = await self._build()
+                missing = self._document["x-clinic-missing-services"]
+                self._expires = self.clock() + (min(self.ttl, self.partial_ttl) if missing else self.ttl)
+            return self._document
+
+    async def _build(self) -> Document:
+        names = list(self.services)
+        fetched = await asyncio.gather(*(self._fetch(name) for name in names))
+        documents = {name: doc for name, doc in zip(names, fetched, strict=True) if doc is not None}
+        missing = [name for name in names if name not in documents]
+        if missing:
+            log.warning("serving API docs without %s", ", ".join(missing))
+        return merge_documents(
+            documents, title=TITLE, description=describe(list(documents), missing), missing=missing
+        )
+
+    async def _fetch(self, service: str) -> Document | None:
+        """The service's OpenAPI document from the first of its URLs that answers, else None."""
+        for base in self.services[service]:
+            url = base + document_path(service)
+            try:
+                response = await self.client.get(url)
+                response.raise_for_status()
+                document: Any = response.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning("could not fetch the OpenAPI document of %s from %s: %s", service, url, exc)
+                continue
+            if isinstance(document, dict) and isinstance(document.get("paths"), dict):
+                return document
+            log.warning("%s did not answer an OpenAPI document", url)
+        return None

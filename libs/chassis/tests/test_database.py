@@ -1,0 +1,69 @@
+"""The database helpers: dead pooled connections replaced quietly, autocommit reads, ``run``."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import psycopg
+from sqlalchemy import text
+
+from chassis.db import Database
+from chassis.observability import request_id_var
+from chassis.pagination import PageParams, total_count
+
+
+def backend_pid(db: Database) -> int:
+    with db.reading() as connection:
+        return connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_without_an_error(new_database):
+    url = new_database()
+    db = Database(url, pool_size=1, max_overflow=0)
+    try:
+        pid = backend_pid(db)
+        admin_url = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+                time.sleep(0.01)
+        assert backend_pid(db) != pid
+    finally:
+        db.dispose()
+
+
+def test_reads_run_in_autocommit_and_writes_in_a_transaction(db):
+    with db.reading() as connection:
+        assert connection.execute(text("SELECT now() = statement_timestamp()")).scalar_one() is True
+    with db.transaction() as session:
+        session.execute(text("SELECT pg_sleep(0.01)"))
+        assert session.execute(text("SELECT now() <> statement_timestamp()")).scalar_one() is True
+
+
+def test_run_executes_in_a_database_thread_with_the_callers_context(db):
+    def work() -> tuple[str, str | None, int]:
+        return threading.current_thread().name, request_id_var.get(), backend_pid(db)
+
+    async def call() -> tuple[str, str | None, int]:
+        request_id_var.set("req-42")
+        return await db.run(work)
+
+    thread, request_id, pid = asyncio.run(call())
+    assert thread.startswith("db")
+    assert request_id == "req-42"
+    assert pid > 0
+
+
+def test_the_total_is_counted_only_when_the_page_cannot_tell_it():
+    def never() -> int:
+        raise AssertionError("counted")
+
+    first = PageParams(page=1, page_size=20)
+    third = PageParams(page=3, page_size=20)
+    assert total_count(first, 0, never) == 0
+    assert total_count(first, 7, never) == 7
+    assert total_count(third, 5, never) == 45
+    assert total_count(first, 20, lambda: 33) == 33  # a full page: there may be more
+    assert total_count(third, 0, lambda: 12) == 12  # past the end: how far?

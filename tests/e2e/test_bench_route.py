@@ -1,0 +1,50 @@
+"""The benchmark's ceiling route (gateway/dynamic/bench.yml): only with GATEWAY_BENCH_ROUTES set,
+and then authenticated like every protected route, ending at identity's trivial handler."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from .echo import EchoServer
+from .stack import SERVICES, Gateway
+
+TOKEN = "patient-token"
+CEILING = "/api/bench/ceiling/"
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, EchoServer]]:
+    servers = {service: EchoServer(service, users={TOKEN: ("42", "patient")}).start() for service in SERVICES}
+    yield servers
+    for server in servers.values():
+        server.close()
+
+
+def start_gateway(servers: dict[str, EchoServer], workdir, env: dict[str, str]) -> Gateway:
+    backends = {service: [servers[service].url] for service in SERVICES}
+    return Gateway(workdir=workdir, backends=backends, env=env).up()
+
+
+def test_the_ceiling_route_is_authenticated_and_ends_at_identitys_liveness(servers, tmp_path):
+    with start_gateway(servers, tmp_path, {"GATEWAY_BENCH_ROUTES": "1"}) as gateway:
+        marker = uuid.uuid4().hex
+        with gateway.client(TOKEN) as client:
+            response = client.get(f"{CEILING}?probe={marker}")
+        assert response.status_code == 200
+        assert [r.path.split("?")[0] for r in servers["identity"].seen(marker)] == [
+            "/internal/verify",
+            "/health/live",
+        ]
+
+        marker = uuid.uuid4().hex
+        with gateway.client() as client:
+            assert client.get(f"{CEILING}?probe={marker}").status_code == 401
+        assert [r.path.split("?")[0] for r in servers["identity"].seen(marker)] == ["/internal/verify"]
+
+
+def test_without_the_setting_there_is_no_ceiling_route(servers, tmp_path):
+    with start_gateway(servers, tmp_path, {}) as gateway, gateway.client(TOKEN) as client:
+        assert client.get(CEILING).status_code == 404
