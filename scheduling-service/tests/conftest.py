@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import time as clock
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from chassis.db import Database
 from chassis.migrations import upgrade
+from chassis.testing import wait_until
 from chassis.testkit import TokenMinter
 from scheduling.config import Settings
 from scheduling.main import create_app
@@ -129,18 +129,6 @@ def when() -> Callable[..., datetime]:
 @pytest.fixture(scope="session")
 def rfc3339() -> Callable[[datetime], str]:
     return iso
-
-
-def wait_until(condition: Callable[[], Any], *, timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll ``condition`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = clock.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if clock.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        clock.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

@@ -34,18 +34,6 @@ CONTRACTS_DIR = Path(__file__).resolve().parents[3] / "contracts"
 _ids = itertools.count(int(time.time()) % 100_000 * 1000)
 
 
-def eventually(check: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.05) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with its last result at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout}s; last result: {result!r}")
-        time.sleep(interval)
-
-
 @pytest.fixture(scope="session")
 def minter() -> TokenMinter:
     return TokenMinter()

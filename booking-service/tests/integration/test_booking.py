@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 
 from booking.main import create_app
 from booking.models import Appointment, User
+from chassis.testing import wait_until
 
-from .conftest import eventually, make_settings
+from .conftest import make_settings
 
 
 def count_appointments(app) -> int:
@@ -73,7 +74,7 @@ def test_a_booked_appointment_is_announced_with_its_reservation(client, scheduli
         "/api/appointments/", json={"timeslot_id": slot}, headers=as_user(new_id(), "patient")
     )
 
-    [event] = eventually(
+    [event] = wait_until(
         lambda: broker.published("booking.appointment.booked", appointment_id=booked.json()["id"])
     )
     assert event["data"]["reservation_id"] == scheduling.holds[0]["reservation_id"]
@@ -266,7 +267,7 @@ def test_a_scheduling_that_does_not_answer_in_time_gives_503_and_frees_the_times
     assert response.status_code == 503
     assert count_appointments(app) == 0
     # The late hold went through at scheduling; booking's release undoes it.
-    eventually(lambda: scheduling.releases and scheduling.holder_of(slot) is None)
+    wait_until(lambda: scheduling.releases and scheduling.holder_of(slot) is None)
 
 
 def test_an_unreachable_scheduling_gives_503_problem_and_stores_nothing(

@@ -9,8 +9,9 @@ import pytest
 
 from chassis.messaging import Envelope
 from chassis.messaging.contracts import validate_envelope
+from chassis.testing import wait_until
 
-from .conftest import CONTRACTS_DIR, eventually
+from .conftest import CONTRACTS_DIR
 
 
 def registered(user_id: int, full_name: str, role: str, revision: int = 1, is_active: bool = True) -> dict:
@@ -67,14 +68,14 @@ def test_registered_users_names_appear_on_their_appointments(client, broker, as_
     patient, doctor, appointment = pair
     broker.publish("identity.user.registered", registered(patient, "Pat Smith", "patient"))
     broker.publish("identity.user.registered", registered(doctor, "Dr Who", "doctor"))
-    eventually(lambda: names(client, as_user, appointment, patient) == ("Dr Who", "Pat Smith"))
+    wait_until(lambda: names(client, as_user, appointment, patient) == ("Dr Who", "Pat Smith"))
 
 
 def test_a_rename_shows_at_once_on_old_appointments(client, broker, as_user, pair):
     patient, doctor, appointment = pair
     broker.publish("identity.user.registered", registered(doctor, "Dr Who", "doctor"))
     broker.publish("identity.user.updated", updated(doctor, "Dr Jane Who", "doctor", revision=2))
-    eventually(lambda: names(client, as_user, appointment, patient)[0] == "Dr Jane Who")
+    wait_until(lambda: names(client, as_user, appointment, patient)[0] == "Dr Jane Who")
 
 
 def test_an_older_update_arriving_late_does_not_undo_a_newer_one(client, broker, as_user, pair):
@@ -84,7 +85,7 @@ def test_an_older_update_arriving_late_does_not_undo_a_newer_one(client, broker,
     broker.publish("identity.user.registered", registered(doctor, "First Name", "doctor", revision=1))
     broker.publish("identity.user.registered", registered(patient, "Marker", "patient"))
     # The consumer handles one queue in order: once the marker shows, the stale events were handled.
-    eventually(lambda: names(client, as_user, appointment, patient)[1] == "Marker")
+    wait_until(lambda: names(client, as_user, appointment, patient)[1] == "Marker")
     assert names(client, as_user, appointment, patient)[0] == "Newest Name"
 
 
@@ -95,7 +96,7 @@ def test_a_duplicated_event_is_applied_once(client, broker, as_user, pair):
     # The same event (same id) again, e.g. a relay redelivery: the inbox makes it a no-op.
     broker.publish("identity.user.updated", {}, envelope=first)
     broker.publish("identity.user.registered", registered(patient, "Marker", "patient"))
-    eventually(lambda: names(client, as_user, appointment, patient)[1] == "Marker")
+    wait_until(lambda: names(client, as_user, appointment, patient)[1] == "Marker")
     assert names(client, as_user, appointment, patient)[0] == "Dr Twice"
 
 
@@ -103,7 +104,7 @@ def test_a_name_learnt_after_the_deactivation_still_shows(client, broker, as_use
     patient, doctor, appointment = pair
     broker.publish("identity.user.deactivated", deactivated(doctor, "doctor", revision=2))
     broker.publish("identity.user.registered", registered(doctor, "Dr Late", "doctor", revision=1))
-    eventually(lambda: names(client, as_user, appointment, patient)[0] == "Dr Late")
+    wait_until(lambda: names(client, as_user, appointment, patient)[0] == "Dr Late")
 
 
 @pytest.mark.parametrize("whose", ["patient", "doctor"])
@@ -127,12 +128,12 @@ def test_deactivating_a_user_cancels_their_future_active_appointments(
     def status(appointment):
         return client.get(f"/api/appointments/{appointment.id}/", headers=admin).json()
 
-    eventually(lambda: status(pending)["status"] == status(confirmed)["status"] == "cancelled")
+    wait_until(lambda: status(pending)["status"] == status(confirmed)["status"] == "cancelled")
     assert status(pending)["cancellation_reason"] == f"The {whose}'s account was deactivated."
     assert status(past)["status"] == "confirmed"
     assert status(done)["status"] == "completed"
     wanted = {pending.id, confirmed.id}
-    cancellations = eventually(
+    cancellations = wait_until(
         lambda: all_of(broker.published("booking.appointment.cancelled"), wanted, count=2)
     )
     assert sorted(e["data"]["appointment_id"] for e in cancellations) == sorted([pending.id, confirmed.id])
@@ -145,13 +146,13 @@ def test_a_stale_deactivation_does_not_cancel_appointments_of_a_reactivated_user
     patient = new_id()
     broker.publish("identity.user.updated", updated(patient, "Back Again", "patient", revision=4))
     appointment = seed(patient_id=patient, doctor_id=new_id())
-    eventually(lambda: names(client, as_user, appointment, patient)[1] == "Back Again")
+    wait_until(lambda: names(client, as_user, appointment, patient)[1] == "Back Again")
 
     broker.publish("identity.user.deactivated", deactivated(patient, "patient", revision=3))
     broker.publish("identity.user.registered", registered(new_id(), "Marker", "patient"))
     broker.publish("identity.user.updated", updated(patient, "Back Again!", "patient", revision=5))
 
-    eventually(lambda: names(client, as_user, appointment, patient)[1] == "Back Again!")
+    wait_until(lambda: names(client, as_user, appointment, patient)[1] == "Back Again!")
     assert (
         client.get(f"/api/appointments/{appointment.id}/", headers=as_user(patient, "patient")).json()[
             "status"
@@ -181,7 +182,7 @@ def test_every_event_booking_publishes_matches_its_contract(
     )
     client.patch(f"/api/appointments/{started.id}/status/", json={"status": "no_show"}, headers=admin)
 
-    events = eventually(
+    events = wait_until(
         lambda: all_of(
             broker.published("booking.appointment.booked")
             + broker.published("booking.appointment.status_changed")

@@ -6,9 +6,10 @@ from fastapi.testclient import TestClient
 
 from booking.main import create_app
 from chassis.migrations import upgrade
+from chassis.testing import wait_until
 
 from ..conftest import ALEMBIC_INI
-from .conftest import Broker, eventually, make_settings
+from .conftest import Broker, make_settings
 
 
 def test_booking_works_while_the_broker_is_down_and_the_event_follows_when_it_returns(
@@ -36,7 +37,7 @@ def test_booking_works_while_the_broker_is_down_and_the_event_follows_when_it_re
             assert watcher.published("booking.appointment.booked", appointment_id=appointment_id) == []
 
             proxy.restore()
-            eventually(
+            wait_until(
                 lambda: watcher.published("booking.appointment.booked", appointment_id=appointment_id),
                 timeout=60,
             )

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from .conftest import eventually
+from chassis.testing import wait_until
 
 PAST = -timedelta(hours=1)
 
@@ -88,7 +88,7 @@ def test_a_doctor_cancels_with_a_reason_and_the_cancellation_is_announced(
     )
     assert response.status_code == 200
     assert response.json()["cancellation_reason"] == "Doctor is ill"
-    [event] = eventually(
+    [event] = wait_until(
         lambda: broker.published("booking.appointment.cancelled", appointment_id=appointment.id)
     )
     assert event["data"]["cancelled_by"] == "doctor"
@@ -100,7 +100,7 @@ def test_a_doctor_cancels_with_a_reason_and_the_cancellation_is_announced(
 def test_a_confirmation_is_announced_as_a_status_change(client, seed, as_user, people, broker):
     appointment = seed(patient_id=people["patient"], doctor_id=people["doctor"])
     patch_status(client, appointment.id, as_user(people["admin"], "admin"), "confirmed")
-    [event] = eventually(
+    [event] = wait_until(
         lambda: broker.published("booking.appointment.status_changed", appointment_id=appointment.id)
     )
     assert (event["data"]["previous_status"], event["data"]["status"]) == ("pending", "confirmed")
@@ -148,7 +148,7 @@ def test_concurrent_changes_of_one_appointment_apply_exactly_once(client, seed, 
         )
 
     assert sorted(statuses) == [200] + [409] * 9
-    eventually(lambda: broker.published("booking.appointment.cancelled", appointment_id=appointment.id))
+    wait_until(lambda: broker.published("booking.appointment.cancelled", appointment_id=appointment.id))
     assert len(broker.published("booking.appointment.cancelled", appointment_id=appointment.id)) == 1
 
 
@@ -164,7 +164,7 @@ def test_its_patient_or_an_admin_cancels_with_delete_and_the_record_stays(
         f"/api/appointments/{appointment.id}/", headers=as_user(people["patient"], "patient")
     ).json()
     assert kept["status"] == "cancelled"
-    [event] = eventually(
+    [event] = wait_until(
         lambda: broker.published("booking.appointment.cancelled", appointment_id=appointment.id)
     )
     assert event["data"]["cancelled_by"] == cancelled_by

@@ -1,16 +1,8 @@
-import time
-
 import pytest
 from sqlalchemy import create_engine, text
 
+from chassis.testing import wait_until
 from identity.user_status import UserStatuses, UserStatusListener
-
-
-def wait_until(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -303,15 +303,22 @@ def tcp_proxy() -> Iterator[Callable[[str], TcpProxy]]:
 # --- polling and a view of the broker, for tests of every service -------------------------
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, *, what: str = "condition"
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy, and return that.
+
+    Fails the test after ``timeout`` seconds, naming ``what`` and the last result:
+    the way to wait for an effect that an event or another process brings, without
+    sleeping blindly.
+    """
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
         if result:
             return result
         if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
+            pytest.fail(f"timed out after {timeout}s waiting for {what}; last result: {result!r}")
         time.sleep(interval)
 
 
