@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 
-from bench import report, scenarios
+from bench import profile, report, scenarios
 from bench.cpu import CpuMeter
 from bench.load import Result, ensure_wrk, run_wrk, write_requests
 from bench.memory import MemorySampler
@@ -48,6 +49,17 @@ _started = time.monotonic()
 def say(message: str) -> None:
     sys.stdout.write(f"bench [{time.monotonic() - _started:5.0f}s] {message}\n")
     sys.stdout.flush()
+
+
+PHASES = ("1", "2", "3", "4", "5", "6", "7", "8", "9")
+
+
+def phase_list(text: str) -> set[str]:
+    phases = {part.strip() for part in text.split(",") if part.strip()}
+    unknown = phases - set(PHASES)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"no phase {', '.join(sorted(unknown))} (phases are 1-9)")
+    return phases
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -102,6 +114,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--output", type=Path, default=ROOT / "bench" / "results" / "latest.md", help="where the table goes"
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed of the request mix")
+    parser.add_argument(
+        "--phases",
+        type=phase_list,
+        default=set(PHASES),
+        metavar="N,N,…",
+        help="run only these phases (e.g. 1,6; default all: 1-9)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=phase_list,
+        default=set(),
+        metavar="N,N,…",
+        help="record py-spy profiles of every service during these phases (raw stacks and a summary "
+        "in bench/results/profiles/)",
+    )
     return parser.parse_args(argv)
 
 
@@ -245,10 +272,16 @@ def run(
 
     meter = CpuMeter(target.pids, [urlsplit(url).path.lstrip("/") for url in urls.values()])
 
-    def metered(measure: Callable[[], Result]) -> Result:
-        before, started = meter.snapshot(), time.monotonic()
-        result = measure()
-        wall, after = time.monotonic() - started, meter.snapshot()
+    def metered(phase: str, measure: Callable[[], Result]) -> Result:
+        profiling = (
+            profile.recording(phase, target.pids, args.output.parent / "profiles", say)
+            if phase in args.profile or phase.split(".")[0] in args.profile
+            else nullcontext()
+        )
+        with profiling:
+            before, started = meter.snapshot(), time.monotonic()
+            result = measure()
+            wall, after = time.monotonic() - started, meter.snapshot()
         result.cpu, result.other_cores = meter.per_request(before, after, result.requests, wall)
         return result
 
@@ -269,7 +302,7 @@ def run(
             once=once,
         )
 
-    def read_phase(kind: str, label: str) -> Result:
+    def read_phase(phase: str, kind: str, label: str) -> Result:
         lines = list(read_lines(kind, population, args.users))
         if args.warmup > 0:
             warm = workdir / f"{kind}-warmup.tsv"
@@ -283,7 +316,7 @@ def run(
                 duration=args.warmup,
                 threads=args.threads,
             )
-        result = metered(lambda: wrk_phase(kind, lines))
+        result = metered(phase, lambda: wrk_phase(kind, lines))
         say(f"{label}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
             f"{result.errors} errors {result.statuses}")  # fmt: skip
         return result
@@ -294,8 +327,10 @@ def run(
     probe_token = population.patient_token(batch.patient_id(1))
     with httpx.Client(base_url=target.base_url, timeout=10) as client:
         probe = client.get(CEILING_PATH, headers={"Authorization": f"Bearer {probe_token}"})
-    if probe.status_code == 200:
-        ceiling = read_phase("ceiling", "1 ceiling")
+    if "1" not in args.phases:
+        ceiling = None
+    elif probe.status_code == 200:
+        ceiling = read_phase("1", "ceiling", "1 ceiling")
     else:
         say(f"the ceiling route answered {probe.status_code}: set GATEWAY_BENCH_ROUTES=1 for the gateway")
         ceiling = None
@@ -309,7 +344,9 @@ def run(
     # 2-5. authenticated reads
     one_x: dict[str, Result] = {}
     for number, label, kind in READS:
-        one_x[kind] = read_phase(kind, f"{number} {label}")
+        if number not in args.phases:
+            continue
+        one_x[kind] = read_phase(number, kind, f"{number} {label}")
         rows.append(report.Row(number, label, one_x[kind], ceiling=ceiling_rps, target="≥40%"))
 
     # 6. bookings: every request a different free timeslot and patient
@@ -320,110 +357,119 @@ def run(
         patient = batch.patient_id(n % batch.patients + 1)
         body = f'{{"timeslot_id": {batch.timeslot_id(i, s)}}}'
         booking_lines.append(("POST", "/api/appointments/", population.patient_token(patient), body))
-    warm_count = min(len(booking_lines) // 10, 3000) if args.warmup > 0 else 0
-    if warm_count:
-        warm = workdir / "booking-warmup.tsv"
-        write_requests(warm, booking_lines[:warm_count])
-        run_wrk(
-            wrk,
-            target.base_url,
-            warm,
-            name="warm-up",
-            connections=args.connections,
-            duration=args.warmup,
-            threads=args.threads,
-            expected=(201,),
-            once=True,
+    if "6" in args.phases:
+        warm_count = min(len(booking_lines) // 10, 3000) if args.warmup > 0 else 0
+        if warm_count:
+            warm = workdir / "booking-warmup.tsv"
+            write_requests(warm, booking_lines[:warm_count])
+            run_wrk(
+                wrk,
+                target.base_url,
+                warm,
+                name="warm-up",
+                connections=args.connections,
+                duration=args.warmup,
+                threads=args.threads,
+                expected=(201,),
+                once=True,
+            )
+            settle(target)
+        booking = metered(
+            "6", lambda: wrk_phase("booking", booking_lines[warm_count:], expected=(201,), once=True)
+        )
+        say(f"6 POST /api/appointments/: {booking.rps:,.0f} req/s, p50 {booking.p50_ms:.1f} ms, "
+            f"p99 {booking.p99_ms:.1f} ms, {booking.errors} errors {booking.statuses}")  # fmt: skip
+        rows.append(
+            report.Row(
+                "6",
+                "POST /api/appointments/ (new timeslot and patient each)",
+                booking,
+                ceiling=ceiling_rps,
+                target="≥20%",
+            )  # fmt: skip
         )
         settle(target)
-    booking = metered(lambda: wrk_phase("booking", booking_lines[warm_count:], expected=(201,), once=True))
-    say(f"6 POST /api/appointments/: {booking.rps:,.0f} req/s, p50 {booking.p50_ms:.1f} ms, "
-        f"p99 {booking.p99_ms:.1f} ms, {booking.errors} errors {booking.statuses}")  # fmt: skip
-    rows.append(
-        report.Row(
-            "6",
-            "POST /api/appointments/ (new timeslot and patient each)",
-            booking,
-            ceiling=ceiling_rps,
-            target="≥20%",
-        )  # fmt: skip
-    )
-    settle(target)
 
     # 7. the race
-    rounds = []
-    for r, (i, s) in enumerate(race_slots):
-        tokens = [
-            population.patient_token(batch.patient_id((r * args.racers + k) % batch.patients + 1))
-            for k in range(args.racers)
-        ]
-        rounds.append(scenarios.RaceRound(batch.timeslot_id(i, s), tokens))
+    if "7" in args.phases:
+        rounds = []
+        for r, (i, s) in enumerate(race_slots):
+            tokens = [
+                population.patient_token(batch.patient_id((r * args.racers + k) % batch.patients + 1))
+                for k in range(args.racers)
+            ]
+            rounds.append(scenarios.RaceRound(batch.timeslot_id(i, s), tokens))
 
-    def active_appointments(timeslot_id: int) -> int:
-        with psycopg.connect(urls["booking"]) as conn:
-            return conn.execute(
-                "SELECT count(*) FROM appointments "
-                "WHERE timeslot_id = %s AND status IN ('pending', 'confirmed')",
-                (timeslot_id,),
-            ).fetchone()[0]
+        def active_appointments(timeslot_id: int) -> int:
+            with psycopg.connect(urls["booking"]) as conn:
+                return conn.execute(
+                    "SELECT count(*) FROM appointments "
+                    "WHERE timeslot_id = %s AND status IN ('pending', 'confirmed')",
+                    (timeslot_id,),
+                ).fetchone()[0]
 
-    say(f"7 {args.race_rounds} rounds of {args.racers} patients racing for one timeslot")
-    race = metered(lambda: scenarios.race(target.base_url, rounds, active_appointments)) if rounds else None
-    if race:
-        say(f"7 race: {race.note}; p50 {race.p50_ms:.1f} ms, p99 {race.p99_ms:.1f} ms, {race.statuses}")
-    rows.append(
-        report.Row(
-            "7",
-            f"{args.racers} patients racing for one timeslot ×{args.race_rounds}",
-            race,
-            target="one winner",
-        )  # fmt: skip
-    )
-    settle(target)
+        say(f"7 {args.race_rounds} rounds of {args.racers} patients racing for one timeslot")
+        race = (
+            metered("7", lambda: scenarios.race(target.base_url, rounds, active_appointments))
+            if rounds
+            else None
+        )
+        if race:
+            say(f"7 race: {race.note}; p50 {race.p50_ms:.1f} ms, p99 {race.p99_ms:.1f} ms, {race.statuses}")
+        rows.append(
+            report.Row(
+                "7",
+                f"{args.racers} patients racing for one timeslot ×{args.race_rounds}",
+                race,
+                target="one winner",
+            )  # fmt: skip
+        )
+        settle(target)
 
     # 8. cancel -> free again
-    chosen = []
-    for i, s in booked_slots(batch):
-        if len(chosen) >= args.cancellations:
-            break
-        chosen.append((batch.timeslot_id(i, s), batch.doctor_id(i), batch.slot_day(s).isoformat()))
-    with psycopg.connect(urls["booking"]) as conn:
-        found = {
-            timeslot: (appointment, patient)
-            for appointment, patient, timeslot in conn.execute(
-                "SELECT id, patient_id, timeslot_id FROM appointments "
-                "WHERE timeslot_id = ANY(%s) AND status IN ('pending', 'confirmed')",
-                ([c[0] for c in chosen],),
-            )
-        }
-    items = [
-        scenarios.Cancellation(found[t][0], population.patient_token(found[t][1]), doctor, t, day)
-        for t, doctor, day in chosen
-        if t in found
-    ]
-    say(f"8 cancelling {len(items)} appointments and waiting for their timeslots to be free again")
-    propagation = (
-        scenarios.propagation(target.base_url, items, concurrency=args.propagation_concurrency)
-        if items
-        else None
-    )
-    if propagation:
-        say(
-            f"8 propagation: p50 {propagation.p50_ms:.0f} ms, p99 {propagation.p99_ms:.0f} ms; "
-            f"{propagation.note}"
+    if "8" in args.phases:
+        chosen = []
+        for i, s in booked_slots(batch):
+            if len(chosen) >= args.cancellations:
+                break
+            chosen.append((batch.timeslot_id(i, s), batch.doctor_id(i), batch.slot_day(s).isoformat()))
+        with psycopg.connect(urls["booking"]) as conn:
+            found = {
+                timeslot: (appointment, patient)
+                for appointment, patient, timeslot in conn.execute(
+                    "SELECT id, patient_id, timeslot_id FROM appointments "
+                    "WHERE timeslot_id = ANY(%s) AND status IN ('pending', 'confirmed')",
+                    ([c[0] for c in chosen],),
+                )
+            }
+        items = [
+            scenarios.Cancellation(found[t][0], population.patient_token(found[t][1]), doctor, t, day)
+            for t, doctor, day in chosen
+            if t in found
+        ]
+        say(f"8 cancelling {len(items)} appointments and waiting for their timeslots to be free again")
+        propagation = (
+            scenarios.propagation(target.base_url, items, concurrency=args.propagation_concurrency)
+            if items
+            else None
         )
-    rows.append(
-        report.Row(
-            "8",
-            f"cancel → timeslot free again ({len(items)} cancellations)",
-            propagation,
-            target="p99 < 250 ms",
-        )  # fmt: skip
-    )
-    settle(target)
+        if propagation:
+            say(
+                f"8 propagation: p50 {propagation.p50_ms:.0f} ms, p99 {propagation.p99_ms:.0f} ms; "
+                f"{propagation.note}"
+            )
+        rows.append(
+            report.Row(
+                "8",
+                f"cancel → timeslot free again ({len(items)} cancellations)",
+                propagation,
+                target="p99 < 250 ms",
+            )  # fmt: skip
+        )
+        settle(target)
 
     # 9. the same reads with more data
-    if args.scale > 1:
+    if args.scale > 1 and "9" in args.phases:
         more_doctors = args.doctors * (args.scale - 1)
         more_patients = args.patients * (args.scale - 1)
         say(
@@ -437,7 +483,7 @@ def run(
         population.batches.append(big)
         settle(target)
         for number, label, kind in READS:
-            result = read_phase(kind, f"9.{number} {label} ({args.scale}×)")
+            result = read_phase(f"9.{number}", kind, f"9.{number} {label} ({args.scale}×)")
             rows.append(
                 report.Row(
                     f"9.{number}",
@@ -445,7 +491,7 @@ def run(
                     result,
                     ceiling=ceiling_rps,
                     target="≤20% slower",
-                    compare_to=one_x[kind],
+                    compare_to=one_x.get(kind),
                 )  # fmt: skip
             )
 

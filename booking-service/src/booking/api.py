@@ -97,7 +97,7 @@ async def _page(
 async def book_appointment(
     body: Annotated[AppointmentCreate, Body(openapi_examples=BOOKING_EXAMPLES)],
     caller: Patient,
-    session: DbSession,
+    db: AppDatabase,
     request: Request,
     scheduling: Annotated[SchedulingClient, Depends(scheduling_client)],
 ) -> AppointmentView:
@@ -109,7 +109,7 @@ async def book_appointment(
     # pool; the response is validated here, on the event loop, without a second hop.
     return await run_in_threadpool(
         services.book_appointment,
-        session,
+        db,
         scheduling,
         patient_id=caller.id,
         timeslot_id=body.timeslot_id,

@@ -11,13 +11,16 @@ future active appointments.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from booking import services
 from booking.domain import AppointmentStatus, CancelledBy
 from booking.models import Appointment
+from booking.queries import AppointmentView
 from chassis.messaging import Envelope, Handler, add_event
 
 PRODUCER = "booking"
@@ -31,11 +34,11 @@ USER_UPDATED = "identity.user.updated"
 USER_DEACTIVATED = "identity.user.deactivated"
 
 
-def _facts(appointment: Appointment) -> dict[str, Any]:
+def _facts(appointment: Appointment | AppointmentView, reservation_id: uuid.UUID) -> dict[str, Any]:
     # What every appointment event carries: enough for scheduling to find the timeslot.
     return {
         "appointment_id": appointment.id,
-        "reservation_id": appointment.reservation_id,
+        "reservation_id": reservation_id,
         "timeslot_id": appointment.timeslot_id,
         "doctor_id": appointment.doctor_id,
         "patient_id": appointment.patient_id,
@@ -44,15 +47,19 @@ def _facts(appointment: Appointment) -> dict[str, Any]:
     }
 
 
-def publish_booked(session: Session, appointment: Appointment) -> None:
+def publish_booked(connection: Connection, appointment: AppointmentView, reservation_id: uuid.UUID) -> None:
     """``booking.appointment.booked``: scheduling turns the hold into ``booked``."""
-    data = {**_facts(appointment), "status": AppointmentStatus.PENDING}
-    add_event(session, APPOINTMENT_BOOKED, data, producer=PRODUCER)
+    data = {**_facts(appointment, reservation_id), "status": AppointmentStatus.PENDING}
+    add_event(connection, APPOINTMENT_BOOKED, data, producer=PRODUCER)
 
 
 def publish_status_changed(session: Session, appointment: Appointment, previous: AppointmentStatus) -> None:
     """``booking.appointment.status_changed``: confirmed, completed or no_show."""
-    data = {**_facts(appointment), "previous_status": previous, "status": appointment.status}
+    data = {
+        **_facts(appointment, appointment.reservation_id),
+        "previous_status": previous,
+        "status": appointment.status,
+    }
     add_event(session, APPOINTMENT_STATUS_CHANGED, data, producer=PRODUCER)
 
 
@@ -61,7 +68,7 @@ def publish_cancelled(
 ) -> None:
     """``booking.appointment.cancelled``: scheduling frees the timeslot if it still has the reservation."""
     data = {
-        **_facts(appointment),
+        **_facts(appointment, appointment.reservation_id),
         "previous_status": previous,
         "cancelled_by": cancelled_by,
         "cancellation_reason": appointment.cancellation_reason,

@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,53 @@ log = logging.getLogger("scheduling.reservations")
 
 _doctor_active = exists().where(Doctor.id == Timeslot.doctor_id, Doctor.is_doctor, Doctor.is_active)
 
+# The statements every booking runs, built once (building and fingerprinting one per request
+# cost more than running it). Parameter names differ from the columns they set, as Core requires.
+_TIMESLOTS = Timeslot.__table__
+_HOLD = (
+    update(_TIMESLOTS)
+    .where(
+        _TIMESLOTS.c.id == bindparam("p_timeslot_id"),
+        _TIMESLOTS.c.state == TimeslotState.AVAILABLE.value,
+        _TIMESLOTS.c.start_time > bindparam("p_now"),
+        _TIMESLOTS.c.doctor_id != bindparam("p_patient_id"),
+        _doctor_active,
+    )
+    .values(
+        state=TimeslotState.HELD.value,
+        reservation_id=bindparam("p_reservation_id"),
+        held_until=bindparam("p_held_until"),
+        updated_at=bindparam("p_now"),
+    )
+    .returning(
+        _TIMESLOTS.c.id,
+        _TIMESLOTS.c.doctor_id,
+        _TIMESLOTS.c.start_time,
+        _TIMESLOTS.c.end_time,
+        _TIMESLOTS.c.held_until,
+    )
+)
+_BOOK_HELD = (
+    update(_TIMESLOTS)
+    .where(
+        _TIMESLOTS.c.id == bindparam("p_timeslot_id"),
+        _TIMESLOTS.c.reservation_id == bindparam("p_reservation_id"),
+        _TIMESLOTS.c.state == TimeslotState.HELD.value,
+    )
+    .values(state=TimeslotState.BOOKED.value, held_until=None)
+    .returning(_TIMESLOTS.c.id)
+)
+
+
+class HeldTimeslot(Protocol):
+    """What a hold answers with: a ``Timeslot`` or the row of the hold's UPDATE."""
+
+    id: int
+    doctor_id: int
+    start_time: datetime
+    end_time: datetime
+    held_until: datetime | None
+
 
 def hold_timeslot(
     db: Database,
@@ -36,7 +84,7 @@ def hold_timeslot(
     patient_id: int,
     hold_seconds: int,
     now: datetime | None = None,
-) -> Timeslot:
+) -> HeldTimeslot:
     """Hold a timeslot for ``reservation_id`` until ``now + hold_seconds``; idempotent.
 
     One conditional UPDATE decides, so of many concurrent holds exactly one wins.
@@ -44,27 +92,20 @@ def hold_timeslot(
     reservation already holds it).
     """
     now = now or utcnow()
+    with db.engine.begin() as connection:
+        held = connection.execute(
+            _HOLD,
+            {
+                "p_timeslot_id": timeslot_id,
+                "p_now": now,
+                "p_patient_id": patient_id,
+                "p_reservation_id": reservation_id,
+                "p_held_until": now + timedelta(seconds=hold_seconds),
+            },
+        ).first()
+    if held is not None:
+        return held
     with db.transaction() as session:
-        held = session.scalars(
-            update(Timeslot)
-            .where(
-                Timeslot.id == timeslot_id,
-                Timeslot.state == TimeslotState.AVAILABLE,
-                Timeslot.start_time > now,
-                Timeslot.doctor_id != patient_id,
-                _doctor_active,
-            )
-            .values(
-                state=TimeslotState.HELD,
-                reservation_id=reservation_id,
-                held_until=now + timedelta(seconds=hold_seconds),
-                updated_at=now,
-            )
-            .returning(Timeslot),
-            execution_options={"synchronize_session": False},
-        ).one_or_none()
-        if held is not None:
-            return held
         row = session.execute(
             select(Timeslot, _doctor_active.label("doctor_active")).where(Timeslot.id == timeslot_id)
         ).one_or_none()
@@ -107,6 +148,11 @@ def book_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
     it (booking holds the truth), unless that reservation was cancelled already
     (the events arrived out of order); taken by another reservation → logged, left.
     """
+    # The usual case, in one statement: the hold of this reservation becomes the booking.
+    if session.execute(
+        _BOOK_HELD, {"p_timeslot_id": timeslot_id, "p_reservation_id": reservation_id}
+    ).first():
+        return
     timeslot = session.get(Timeslot, timeslot_id, with_for_update=True)
     if timeslot is None:
         log.error("booked event for unknown timeslot %s (reservation %s)", timeslot_id, reservation_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -21,6 +21,9 @@ from pydantic import (
 from chassis.timezones import check_representable
 from scheduling.domain import MAX_PATTERN_DAYS, TimeslotState, WorkingPattern
 from scheduling.models import Timeslot
+
+if TYPE_CHECKING:
+    from scheduling.reservations import HeldTimeslot
 
 
 def _text_only(value: Any) -> Any:
@@ -169,7 +172,7 @@ class HoldRead(BaseModel):
         return value.astimezone(UTC) if value is not None else None
 
     @classmethod
-    def of(cls, timeslot: Timeslot) -> HoldRead:
+    def of(cls, timeslot: HeldTimeslot) -> HoldRead:
         return cls(
             timeslot_id=timeslot.id,
             doctor_id=timeslot.doctor_id,

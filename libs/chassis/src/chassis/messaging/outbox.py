@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Index, Integer, String, Text, func, text
+from sqlalchemy import Connection, DateTime, Index, Integer, String, Text, bindparam, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -56,8 +56,17 @@ class ProcessedEvent(Base):
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+# For a Core connection: the row and the relay's wake-up in one statement (one round trip).
+_INSERT_AND_NOTIFY = text(
+    "WITH added AS (INSERT INTO outbox_events (id, event_type, payload) "
+    "VALUES (:id, :event_type, :payload) RETURNING 1) "
+    f"SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM added"
+).bindparams(bindparam("payload", type_=JSONB))
+_NOTIFY = text("SELECT pg_notify(:channel, '')")
+
+
 def add_event(
-    session: Session,
+    session: Session | Connection,
     event_type: str,
     data: Mapping[str, Any],
     *,
@@ -71,13 +80,21 @@ def add_event(
     the broker, so a broker outage cannot fail the caller. ``correlation_id``
     defaults to the current request id. ``data`` is stored as plain JSON
     (UUIDs, datetimes and decimals become strings).
+
+    With a ``Session`` the row joins its unit of work (many events of one transaction
+    are inserted together at flush); with a Core ``Connection`` (the hot paths that skip
+    the ORM) it is inserted at once, together with the relay's wake-up.
     """
     if correlation_id is None:
         correlation_id = request_id_var.get()
     envelope = Envelope.new(
         event_type, data, producer=producer, correlation_id=correlation_id, version=version
     )
+    if isinstance(session, Connection):
+        values = {"id": envelope.event_id, "event_type": event_type, "payload": envelope.to_json()}
+        session.execute(_INSERT_AND_NOTIFY, values)
+        return envelope
     session.add(OutboxEvent(id=envelope.event_id, event_type=event_type, payload=envelope.to_json()))
     # No flush here: the caller's own pending changes keep failing where the caller expects (at commit).
-    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    session.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL})
     return envelope
