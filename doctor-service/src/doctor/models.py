@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from chassis.db import Base
 from doctor.domain import FULL_NAME_MAX_LENGTH, MAX_YEARS_OF_EXPERIENCE, SPECIALTY_MAX_LENGTH
 
-__all__ = ["Base", "Doctor"]
+__all__ = ["Base", "Doctor", "ListedSpecialtyCount"]
 
 LISTED = text("is_active")
 
@@ -80,3 +80,17 @@ class Doctor(Base):
             postgresql_where=LISTED,
         ),
     )
+
+
+class ListedSpecialtyCount(Base):
+    """How many listed doctors have each specialty: kept by triggers on ``doctors``.
+
+    Statement-level triggers (migration 0002) apply every insert, update, delete and truncate
+    of ``doctors`` in the same transaction, so the sums are exact in every snapshot. The
+    search's ``count`` sums these rows instead of finding every matching doctor.
+    """
+
+    __tablename__ = "listed_specialty_counts"
+
+    specialty: Mapped[str] = mapped_column(String(SPECIALTY_MAX_LENGTH), primary_key=True)
+    doctors: Mapped[int] = mapped_column(BigInteger)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Select, bindparam, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from chassis.db import Database
@@ -19,7 +19,7 @@ from chassis.pagination import PageParams, total_count
 from doctor import events
 from doctor.domain import is_valid_doctor_id
 from doctor.errors import DoctorNotFound, ProfileInactive, ProfileNotReady
-from doctor.models import Doctor
+from doctor.models import Doctor, ListedSpecialtyCount
 
 EDITABLE_FIELDS = ("specialty", "bio", "years_of_experience")
 
@@ -40,6 +40,7 @@ def like_contains(term: str) -> str:
 
 # The table itself: plain Core statements skip the ORM's per-execution work on the hot reads.
 DOCTORS = Doctor.__table__
+SPECIALTY_COUNTS = ListedSpecialtyCount.__table__
 
 
 def _conditions(*, search: bool, specialty: bool) -> list[ColumnElement[bool]]:
@@ -114,7 +115,33 @@ def _page_statement(*, search: bool, specialty: bool) -> Select[Any]:
 
 @functools.cache
 def _count_statement(*, search: bool, specialty: bool) -> Select[tuple[int]]:
-    return select(func.count()).select_from(DOCTORS).where(*_conditions(search=search, specialty=specialty))
+    """How many listed doctors match, exactly, without visiting every match.
+
+    A doctor matches by specialty or by name. The specialty side is a sum over
+    ``listed_specialty_counts`` (one row per specialty, kept exact by triggers); only doctors
+    whose *name* matches and whose specialty does not are counted in ``doctors`` itself, through
+    the name's trigram index. Both parts read the same snapshot (one statement).
+    """
+    c, counts = DOCTORS.c, SPECIALTY_COUNTS.c
+    # sum() of bigint is numeric in PostgreSQL: cast back, the count is an integer.
+    by_specialty = select(cast(func.coalesce(func.sum(counts.doctors), 0), BigInteger))
+    if specialty:
+        by_specialty = by_specialty.where(func.lower(counts.specialty) == bindparam("specialty"))
+    if not search:
+        return select(by_specialty.scalar_subquery())
+    pattern = bindparam("pattern")
+    by_specialty = by_specialty.where(counts.specialty.ilike(pattern, escape="\\"))
+    by_name_only = (
+        select(func.count())
+        .select_from(DOCTORS)
+        .where(
+            c.is_active,
+            c.full_name.ilike(pattern, escape="\\"),
+            ~c.specialty.ilike(pattern, escape="\\"),
+            *([func.lower(c.specialty) == bindparam("specialty")] if specialty else []),
+        )
+    )
+    return select(by_specialty.scalar_subquery() + by_name_only.scalar_subquery())
 
 
 def list_doctor_rows(
