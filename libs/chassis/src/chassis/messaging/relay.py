@@ -23,7 +23,7 @@ from typing import Any
 import pika
 import psycopg
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from chassis.db import Database
@@ -86,38 +86,35 @@ class OutboxRelay:
         Raises the broker's error if the connection fails, after committing what was published.
         """
         channel = self._channel()
-        published = 0
+        published: list[Any] = []
+        failed: list[dict[str, Any]] = []
         broken: BaseException | None = None
-        with self.db.transaction() as session:
-            rows = session.scalars(
-                select(OutboxEvent)
-                .where(OutboxEvent.published_at.is_(None))
-                .order_by(OutboxEvent.created_at, OutboxEvent.id)
-                .limit(self.batch_size)
-                .with_for_update(skip_locked=True)
-            ).all()
+        with self.db.engine.begin() as connection:
+            rows = connection.execute(_CLAIM, {"p_limit": self.batch_size}).all()
             for row in rows:
-                row.attempts += 1
                 try:
                     self._publish(channel, row)
                 except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
                     # The broker refused this one; it stays pending and is retried on the next pass.
-                    row.last_error = describe_error(exc)
+                    failed.append({"p_id": row.id, "p_error": describe_error(exc)})
                     log.warning("the broker refused event %s (%s): %s", row.id, row.event_type, exc)
                     continue
                 except BrokerError as exc:
-                    row.last_error = describe_error(exc)
+                    failed.append({"p_id": row.id, "p_error": describe_error(exc)})
                     broken = exc
                     break
-                row.published_at = datetime.now(UTC)
-                row.last_error = None
-                published += 1
+                published.append(row.id)
+            # One statement for the whole published batch (plus one per refusal, which is rare).
+            if published:
+                connection.execute(_MARK_PUBLISHED, {"p_ids": published, "p_now": datetime.now(UTC)})
+            if failed:
+                connection.execute(_MARK_FAILED, failed)
         with self._lock:
-            self.published_total += published
+            self.published_total += len(published)
         if broken is not None:
             self.close()
             raise broken
-        return published
+        return len(published)
 
     def close(self) -> None:
         """Close the calling thread's broker connection, if it has one."""
@@ -143,7 +140,7 @@ class OutboxRelay:
         return channel
 
     @staticmethod
-    def _publish(channel: BlockingChannel, row: OutboxEvent) -> None:
+    def _publish(channel: BlockingChannel, row: Any) -> None:
         payload = row.payload
         channel.basic_publish(
             EXCHANGE,
@@ -210,6 +207,27 @@ class OutboxRelay:
                 return
             # BlockingConnection only answers heartbeats while called; an idle relay must call it.
             connection.process_data_events(time_limit=0)
+
+
+# The relay's statements, built once: plain Core on the outbox table (no ORM objects per event).
+_OUTBOX = OutboxEvent.__table__
+_CLAIM = (
+    select(_OUTBOX.c.id, _OUTBOX.c.event_type, _OUTBOX.c.payload, _OUTBOX.c.created_at)
+    .where(_OUTBOX.c.published_at.is_(None))
+    .order_by(_OUTBOX.c.created_at, _OUTBOX.c.id)
+    .limit(bindparam("p_limit"))
+    .with_for_update(skip_locked=True)
+)
+_MARK_PUBLISHED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("p_ids", expanding=True)))
+    .values(published_at=bindparam("p_now"), attempts=_OUTBOX.c.attempts + 1, last_error=None)
+)
+_MARK_FAILED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("p_id"))
+    .values(attempts=_OUTBOX.c.attempts + 1, last_error=bindparam("p_error"))
+)
 
 
 def _json_bytes(payload: dict[str, Any]) -> bytes:
