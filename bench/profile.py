@@ -42,7 +42,7 @@ def recording(
             continue
         for pid in service_pids:
             out = directory / f"{phase}-{service}-{pid}.txt"
-            command = [binary, "record", "--pid", str(pid), "--format", "raw", "--nonblocking",
+            command = [binary, "record", "--pid", str(pid), "--format", "raw", "--nonblocking", "--gil",
                        "--rate", "200", "--output", str(out)]  # fmt: skip
             recorders.append(
                 (

@@ -19,9 +19,10 @@ from booking.queries import AppointmentFilters, AppointmentView
 from booking.scheduling_client import SchedulingClient
 from booking.schemas import MAX_ID, AppointmentCreate, AppointmentRead, IsoDate, ReservationRead, StatusChange
 from chassis.auth import Principal, require_role
-from chassis.db import AppDatabase, Database, DbSession
+from chassis.db import AppDatabase, AppReads, DbSession
 from chassis.errors import problem_responses
 from chassis.pagination import Page, Pagination, page_of
+from chassis.reads import FastReads
 
 router = APIRouter(prefix="/api/appointments", tags=["appointments"])
 internal_router = APIRouter(prefix="/internal", include_in_schema=False)
@@ -71,14 +72,13 @@ async def scheduling_client(request: Request) -> SchedulingClient:
 
 async def _page(
     request: Request,
-    db: Database,
+    reads: FastReads,
     pagination: Pagination,
     scope: Principal | None,
     filters: AppointmentFilters,
 ) -> dict:
-    count, results = await db.run(
-        queries.list_appointments,
-        db,
+    count, results = await queries.list_appointments(
+        reads,
         scope=scope,
         filters=filters,
         tz=request.app.state.settings.tz,
@@ -126,14 +126,14 @@ async def book_appointment(
 )
 async def list_my_appointments(
     caller: DoctorOrPatient,
-    db: AppDatabase,
+    reads: AppReads,
     request: Request,
     pagination: Pagination,
     status: StatusFilter = None,
     day: DayFilter = None,
 ) -> dict:
     """A patient's own appointments, or a doctor's (as the doctor); newest first, by start time on a day."""
-    return await _page(request, db, pagination, caller, AppointmentFilters(status=status, day=day))
+    return await _page(request, reads, pagination, caller, AppointmentFilters(status=status, day=day))
 
 
 @router.get(
@@ -144,7 +144,7 @@ async def list_my_appointments(
 )
 async def list_appointments(
     _: Admin,
-    db: AppDatabase,
+    reads: AppReads,
     request: Request,
     pagination: Pagination,
     doctor: UserFilter = None,
@@ -154,7 +154,7 @@ async def list_appointments(
 ) -> dict:
     """Every appointment, filtered by doctor, patient, status and day."""
     filters = AppointmentFilters(status=status, day=day, doctor_id=doctor, patient_id=patient)
-    return await _page(request, db, pagination, None, filters)
+    return await _page(request, reads, pagination, None, filters)
 
 
 @router.get(

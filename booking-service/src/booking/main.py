@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
     ]
     app = create_service_app(
+        database=db,
         name="booking",
         title="Clinic booking API",
         description="Appointments and their status machine.",
@@ -59,5 +60,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=[{"name": "appointments", "description": "Booking timeslots and running appointments."}],
     )
     app.state.settings = settings
-    app.state.db = db
     return app

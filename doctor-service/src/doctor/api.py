@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Query, Request
 
 from chassis.auth import Principal, require_role
-from chassis.db import AppDatabase, DbSession
+from chassis.db import AppReads, DbSession
 from chassis.errors import problem_responses
 from chassis.pagination import Page, Pagination, page_of
 from doctor import services
@@ -52,7 +52,7 @@ ProfileChanges = Annotated[DoctorProfileUpdate, Body(openapi_examples=PROFILE_EX
 )
 async def list_doctors(
     request: Request,
-    db: AppDatabase,
+    reads: AppReads,
     _: PatientOrAdmin,
     pagination: Pagination,
     search: Annotated[
@@ -68,7 +68,7 @@ async def list_doctors(
     ] = None,
 ) -> dict:
     filters = services.DoctorFilters(search=_blank_to_none(search), specialty=_blank_to_none(specialty))
-    count, rows = await db.run(services.list_doctor_rows, db, filters, pagination)
+    count, rows = await services.list_doctor_rows(reads, filters, pagination)
     return page_of(request, pagination, count, rows)
 
 

@@ -18,6 +18,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging("doctor", settings.log_level, settings.log_format)
     db = Database.from_settings(settings)
     app = create_service_app(
+        database=db,
         name="doctor",
         title="Clinic doctor API",
         description="Doctor profiles: specialty, bio, experience; search and filters.",
@@ -37,5 +38,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=[{"name": "doctors", "description": "Find doctors; doctors keep their own profile."}],
     )
     app.state.settings = settings
-    app.state.db = db
     return app

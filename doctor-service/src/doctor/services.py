@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, Select, bindparam, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from chassis.db import Database
-from chassis.pagination import PageParams, total_count
+from chassis.pagination import PageParams, known_total
+from chassis.reads import FastReads
 from doctor import events
 from doctor.domain import is_valid_doctor_id
 from doctor.errors import DoctorNotFound, ProfileInactive, ProfileNotReady
@@ -144,21 +144,21 @@ def _count_statement(*, search: bool, specialty: bool) -> Select[tuple[int]]:
     return select(by_specialty.scalar_subquery() + by_name_only.scalar_subquery())
 
 
-def list_doctor_rows(
-    db: Database, filters: DoctorFilters, page: PageParams
+async def list_doctor_rows(
+    reads: FastReads, filters: DoctorFilters, page: PageParams
 ) -> tuple[int, list[dict[str, Any]]]:
     """``GET /api/doctors/``'s read: the statements of ``list_doctors`` in plain Core, as rows of
-    the public columns, in autocommit, and the count only when the page cannot tell it.
+    the public columns, in autocommit on the event loop, and the count only when the page
+    cannot tell it.
 
     (One statement with ``count(*) OVER ()`` instead would read every match before the first
     row, where the page alone stops after ``page_size`` matches in name order.)"""
     shape, values = _shape(filters), _values(filters)
-    with db.reading() as connection:
-        page_values = {**values, "offset": page.offset, "limit": page.limit}
-        rows = [row._asdict() for row in connection.execute(_page_statement(**shape), page_values)]
-        count = total_count(
-            page, len(rows), lambda: connection.scalar(_count_statement(**shape), values) or 0
-        )
+    page_values = {**values, "offset": page.offset, "limit": page.limit}
+    rows = await reads.all(_page_statement(**shape), page_values)
+    count = known_total(page, len(rows))
+    if count is None:
+        count = await reads.scalar(_count_statement(**shape), values) or 0
     return count, rows
 
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from chassis.auth import CurrentPrincipal, Principal, require_role
+from chassis.db import AppReads
 from chassis.errors import problem_responses
 from chassis.pagination import Page, Pagination, page_of
 from identity import services, sessions
@@ -147,12 +148,13 @@ def refresh(
 
 @auth.get(
     "/me/",
+    response_model=UserRead,
     summary="The caller's account",
     description="Any role. The account of the access token's user, as it is now.",
     responses=problem_responses(401),
 )
-async def read_me(principal: CurrentPrincipal, parts: AppComponents) -> UserRead:
-    return UserRead.model_validate(await parts.db.run(services.get_user, parts.db, principal.id))
+async def read_me(principal: CurrentPrincipal, reads: AppReads) -> dict[str, Any]:
+    return await services.read_user(reads, principal.id)
 
 
 @auth.patch(

@@ -36,12 +36,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The relay starts before the first admin is created, so its event is published at once.
     hooks: list[Hook] = [
         closing_database,
+        statuses_read_on_the_loop,
         *messaging_hooks("identity", parts.db, settings.amqp_url, enabled=settings.messaging_enabled),
         first_admin,
     ]
     if settings.user_status_cache_enabled:
         hooks.append(listening_for_user_changes)
     app = create_service_app(
+        database=parts.db,
         name="identity",
         title="Clinic identity API",
         description="Registration, login, tokens and user management.",
@@ -54,7 +56,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_authentication_challenge(app)
     app.state.settings = settings
-    app.state.db = parts.db
     app.state.components = parts
     return app
 
@@ -96,6 +97,17 @@ def first_admin(app: FastAPI) -> Iterator[None]:
                 "ADMIN_EMAIL %s belongs to a %s account; no admin created", admin.email, account.user.role
             )
     yield
+
+
+@contextmanager
+def statuses_read_on_the_loop(app: FastAPI) -> Iterator[None]:
+    """The token check reads a user not in its cache on the event loop, not in a thread."""
+    parts: Components = app.state.components
+    parts.statuses.reads = app.state.reads
+    try:
+        yield
+    finally:
+        parts.statuses.reads = None
 
 
 @contextmanager

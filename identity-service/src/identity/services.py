@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from chassis.db import Database
+from chassis.reads import FastReads
 from chassis.timezones import utcnow
 from identity.domain import (
     ADMIN,
@@ -143,6 +144,14 @@ def get_user(db: Database, user_id: int) -> Row:
     """The user ``user_id``, active or not: its public columns, in one autocommit read."""
     with db.reading() as connection:
         user = connection.execute(_USER_BY_ID, {"user_id": user_id}).first()
+    if user is None:
+        raise UserNotFound(user_id)
+    return user
+
+
+async def read_user(reads: FastReads, user_id: int) -> dict[str, Any]:
+    """``get_user`` on the event loop (the caller's own account, read on every ``/me/``)."""
+    user = await reads.first(_USER_BY_ID, {"user_id": user_id})
     if user is None:
         raise UserNotFound(user_id)
     return user

@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Engine, make_url
 
 from chassis.auth import InvalidToken, KeyLookup, Principal, TokenVerifier
+from chassis.reads import FastReads
 from identity.models import USER_STATUS_CHANNEL, User
 
 log = logging.getLogger("identity.user_status")
@@ -48,6 +49,8 @@ class UserStatuses:
         # Bumped by every invalidation: a lookup that raced with one must not cache what it read.
         self._generation = 0
         self._trusted = False
+        # The app's event-loop reads while it runs (``lookup_async`` uses them, else a thread).
+        self.reads: FastReads | None = None
 
     @property
     def trusted(self) -> bool:
@@ -63,6 +66,24 @@ class UserStatuses:
                 return _status(entry)
         generation = self._generation
         status = self._load(user_id)
+        self._remember(user_id, status, generation, now)
+        return status
+
+    async def lookup_async(self, user_id: int) -> UserStatus | None:
+        """``lookup`` for the event loop: a miss is read on the loop (``reads``), else in a thread."""
+        hit, status = self.cached(user_id)
+        if hit:
+            return status
+        if self.reads is None:
+            return await run_in_threadpool(self.lookup, user_id)
+        now = time.monotonic()
+        generation = self._generation
+        row = await self.reads.first(_STATUS_BY_ID, {"user_id": user_id})
+        status = None if row is None else UserStatus(is_active=row["is_active"], role=row["role"])
+        self._remember(user_id, status, generation, now)
+        return status
+
+    def _remember(self, user_id: int, status: UserStatus | None, generation: int, now: float) -> None:
         with self._lock:
             if self._trusted and generation == self._generation:
                 if len(self._entries) >= self._max_entries:
@@ -71,7 +92,6 @@ class UserStatuses:
                     self._entries[user_id] = (None, None, now + self._ttl)
                 else:
                     self._entries[user_id] = (status.is_active, status.role, now + self._ttl)
-        return status
 
     def cached(self, user_id: int) -> tuple[bool, UserStatus | None]:
         """``(True, status)`` when the cache can answer without the database, else ``(False, None)``."""
@@ -214,14 +234,10 @@ class ActiveUserTokenVerifier(TokenVerifier):
 
     async def principal_async(self, token: str) -> SessionPrincipal:
         """The gateway's check of every request: answered in place from memory when the user's
-        status is cached (the signature check is CPU work), from the database in the thread pool
+        status is cached (the signature check is CPU work), from the database on the event loop
         otherwise."""
         claims = self.claims(token)  # identity's own key ring: never any I/O
-        user_id = int(claims["sub"])
-        hit, status = self.statuses.cached(user_id)
-        if not hit:
-            status = await run_in_threadpool(self.statuses.lookup, user_id)
-        return self._principal(claims, status)
+        return self._principal(claims, await self.statuses.lookup_async(int(claims["sub"])))
 
     @staticmethod
     def _principal(claims: dict, status: UserStatus | None) -> SessionPrincipal:

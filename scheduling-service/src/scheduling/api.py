@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BeforeValidator
 
 from chassis.auth import Principal, require_role
-from chassis.db import Database
+from chassis.db import AppReads, Database
 from chassis.errors import problem_responses
 from chassis.pagination import Page, Pagination, page_of
 from scheduling import reservations, services
@@ -201,7 +201,7 @@ async def list_free_timeslots(
     request: Request,
     doctor_id: DoctorId,
     _caller: PatientOrAdmin,
-    db: AppDb,
+    reads: AppReads,
     settings: AppSettings,
     page: Pagination,
     date: Day = None,
@@ -211,9 +211,8 @@ async def list_free_timeslots(
     date_to: Annotated[IsoDate | None, Query(description="Last day (clinic time zone), inclusive.")] = None,
 ) -> dict:
     """An active doctor's available timeslots that start in the future, earliest first."""
-    count, rows = await db.run(
-        services.list_free_timeslots,
-        db,
+    count, rows = await services.list_free_timeslots(
+        reads,
         doctor_id,
         page,
         tz=settings.tz,

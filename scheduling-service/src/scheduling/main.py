@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         )
     app = create_service_app(
+        database=db,
         name="scheduling",
         title="Clinic scheduling API",
         description=DESCRIPTION,
@@ -46,5 +47,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=[{"name": "timeslots", "description": "Doctors' schedules and free timeslots."}],
     )
     app.state.settings = settings
-    app.state.db = db
     return app

@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from chassis.db import Database
-from chassis.pagination import PageParams, total_count
+from chassis.pagination import PageParams, known_total
+from chassis.reads import FastReads
 from chassis.timezones import as_aware, day_bounds, utcnow
 from scheduling import events
 from scheduling.domain import (
@@ -291,8 +292,8 @@ def delete_own_timeslot(db: Database, doctor_id: int, timeslot_id: int) -> None:
         events.publish_timeslot_deleted(session, timeslot, reason=events.DELETED_BY_DOCTOR)
 
 
-def list_free_timeslots(
-    db: Database,
+async def list_free_timeslots(
+    reads: FastReads,
     doctor_id: int,
     page: PageParams,
     *,
@@ -308,7 +309,7 @@ def list_free_timeslots(
             "date_to must not be before date_from.",
             errors=[{"field": "date_to", "message": "must not be before date_from"}],
         )
-    # One autocommit statement per read. The page itself is conditional on the doctor being
+    # One autocommit statement per read, on the event loop. The page itself is conditional on the doctor being
     # listed, so a non-empty page needs no separate doctor check and a short page no count.
     shape = {"day": day is not None, "since": date_from is not None, "until": date_to is not None}
     values: dict[str, Any] = {"doctor_id": doctor_id, "now": utcnow()}
@@ -318,10 +319,11 @@ def list_free_timeslots(
         values["since"] = day_bounds(date_from, tz)[0]
     if date_to is not None:
         values["until"] = day_bounds(date_to, tz)[1]
-    with db.reading() as connection:
-        page_values = {**values, "offset": page.offset, "limit": page.limit}
-        rows = [row._asdict() for row in connection.execute(_free_page(**shape), page_values)]
-        if not rows and not connection.scalar(_DOCTOR_LISTED, {"doctor_id": doctor_id}):
-            raise DoctorNotFound("There is no such doctor.")
-        count = total_count(page, len(rows), lambda: connection.scalar(_free_count(**shape), values) or 0)
+    page_values = {**values, "offset": page.offset, "limit": page.limit}
+    rows = await reads.all(_free_page(**shape), page_values)
+    if not rows and not await reads.scalar(_DOCTOR_LISTED, {"doctor_id": doctor_id}):
+        raise DoctorNotFound("There is no such doctor.")
+    count = known_total(page, len(rows))
+    if count is None:
+        count = await reads.scalar(_free_count(**shape), values) or 0
     return count, rows

@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chassis.auth import TokenVerifier
+from chassis.db import Database
 from chassis.errors import DomainError, RequestGuard, UnexpectedErrors, install_problem_handlers
 from chassis.health import Check, health_router
 from chassis.observability import RequestContextMiddleware
@@ -94,20 +95,31 @@ def create_service_app(
     hooks: Sequence[Hook] = (),
     openapi_tags: list[dict[str, Any]] | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    database: Database | None = None,
 ) -> FastAPI:
     """A FastAPI app with the chassis wiring.
 
     ``hooks`` are context managers entered at start-up and left at shutdown, in
-    reverse order (the outbox relay, the consumers, the hold sweeper ...).
+    reverse order (the outbox relay, the consumers, the hold sweeper ...). With a
+    ``database``, the app has it as ``app.state.db`` and, while it runs, its hot-read
+    pool as ``app.state.reads`` (``chassis.reads``, bound to the app's event loop).
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with ExitStack() as stack:
-            for hook in hooks:
-                stack.enter_context(hook(app))
-            _freeze_startup_objects()
-            yield
+        reads = database.fast_reads() if database is not None else None
+        if reads is not None:
+            await reads.open()
+            app.state.reads = reads
+        try:
+            with ExitStack() as stack:
+                for hook in hooks:
+                    stack.enter_context(hook(app))
+                _freeze_startup_objects()
+                yield
+        finally:
+            if reads is not None:
+                await reads.close()
 
     app = FastAPI(
         title=title,
@@ -122,6 +134,8 @@ def create_service_app(
     )
     app.state.service_name = name
     app.state.token_verifier = token_verifier
+    if database is not None:
+        app.state.db = database
     install_problem_handlers(app, status_of)
     for router in routers:
         app.include_router(router)

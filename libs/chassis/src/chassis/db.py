@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from chassis.reads import FastReads
 from chassis.settings import normalise_database_url
 
 # Named constraints make migrations reviewable and let error mapping key on names.
@@ -46,8 +47,11 @@ PING_AFTER_IDLE_SECONDS = 5.0
 class Database:
     """One service's engine and session factory."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, max_overflow: int = 10, read_pool_size: int = 3
+    ) -> None:
         self.url = normalise_database_url(url)
+        self.read_pool_size = read_pool_size
         self.engine: Engine = create_engine(
             self.url,
             pool_size=pool_size,
@@ -79,8 +83,15 @@ class Database:
     def from_settings(cls, settings: Any) -> Database:
         """The database of a service's settings (``database_url``, ``db_pool_size``, ``db_max_overflow``)."""
         return cls(
-            settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            read_pool_size=settings.db_read_pool_size,
         )
+
+    def fast_reads(self) -> FastReads:
+        """A new async pool for this database's hot reads (``chassis.reads``), for one app."""
+        return FastReads(self.url, size=self.read_pool_size, dialect=self.engine.dialect)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -168,3 +179,11 @@ async def app_database(request: Request) -> Database:
 
 
 AppDatabase = Annotated[Database, Depends(app_database)]
+
+
+async def app_reads(request: Request) -> FastReads:
+    """FastAPI dependency: the app's ``FastReads`` (``app.state.reads``, opened at start-up)."""
+    return request.app.state.reads
+
+
+AppReads = Annotated[FastReads, Depends(app_reads)]

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -151,20 +152,25 @@ def install_problem_handlers(app: FastAPI, status_of: Mapping[type[DomainError],
             headers={"Retry-After": "1"},
         )
 
-    app.add_exception_handler(OperationalError, _database_unavailable)
-    app.add_exception_handler(InterfaceError, _database_unavailable)
+    # SQLAlchemy's wrappers (the engine) and psycopg's own errors (chassis.reads, whose
+    # PoolTimeout is an OperationalError too).
+    for unavailable in (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError):
+        app.add_exception_handler(unavailable, _database_unavailable)
 
-    @app.exception_handler(DataError)
-    async def _data(request: Request, exc: DataError) -> JSONResponse:
+    async def _data(request: Request, exc: Exception) -> JSONResponse:
         # PostgreSQL (or psycopg, before sending) refused a value of the request: a NUL
         # character, a number or a date out of its range. The client's input, not our bug.
-        log.warning("refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
-        reason = str(exc.orig)
+        original = getattr(exc, "orig", exc)
+        log.warning("refused a value on %s %s: %s", request.method, request.url.path, original)
+        reason = str(original)
         if "NUL" in reason or "\\u0000" in reason:
             detail = "Text must not contain NUL (\\u0000) characters."
         else:
             detail = "A value of this request is out of the range this service can store or search for."
         return problem(422, detail, code="unstorable_value")
+
+    app.add_exception_handler(DataError, _data)
+    app.add_exception_handler(psycopg.DataError, _data)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -53,16 +53,22 @@ async def page_params(
 Pagination = Annotated[PageParams, Depends(page_params)]
 
 
-def total_count(params: PageParams, page_length: int, count: Callable[[], int]) -> int:
-    """How many items match in all, from the page itself when it tells (no count query).
+def known_total(params: PageParams, page_length: int) -> int | None:
+    """How many items match in all, when the page itself tells (else None: count them).
 
     A page shorter than ``page_size`` is the last one, so the total is its offset plus its
     length (the same snapshot as the page, even); only a full page, or an empty page past
-    the first, needs ``count()``.
+    the first, needs a count query.
     """
     if page_length < params.limit and (page_length or params.offset == 0):
         return params.offset + page_length
-    return count()
+    return None
+
+
+def total_count(params: PageParams, page_length: int, count: Callable[[], int]) -> int:
+    """``known_total``, or ``count()`` when the page cannot tell."""
+    known = known_total(params, page_length)
+    return count() if known is None else known
 
 
 def page_of(request: Request, params: PageParams, count: int, results: list[T]) -> dict:

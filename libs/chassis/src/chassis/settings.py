@@ -59,6 +59,9 @@ class BaseServiceSettings(BaseSettings):
         default_factory=lambda: default_pool_size(), validation_alias="DB_POOL_SIZE", ge=1
     )
     db_max_overflow: int = Field(default=0, validation_alias="DB_MAX_OVERFLOW", ge=0)
+    # The async pool of the hot reads (chassis.reads), on top of the pool above: each read holds
+    # a connection for one statement on the event loop, so a few serve many requests.
+    db_read_pool_size: int = Field(default=3, validation_alias="DB_READ_POOL_SIZE", ge=1)
 
     @field_validator("clinic_timezone")
     @classmethod

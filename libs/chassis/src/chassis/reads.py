@@ -1,0 +1,126 @@
+"""The hot reads, on the event loop: one statement each, no thread hop, no ORM.
+
+Every list a client reads most (a patient's appointments, a doctor's free timeslots, the
+doctor search, the caller's own account) is one or two plain statements. Through the
+synchronous engine each cost a hop to a worker thread, a pool checkout with its checks and
+SQLAlchemy's execution machinery: about 310 µs of CPU per statement on this machine, where
+psycopg's async connection on the event loop itself needs about 80 (``bench/README.md``).
+
+``FastReads`` keeps a small psycopg ``AsyncConnectionPool`` in autocommit (each statement its
+own snapshot, as inside a READ COMMITTED transaction) and runs prebuilt SQLAlchemy Core
+statements on it, each compiled once to SQL by the service's own dialect. It belongs to one
+app and one event loop: ``create_service_app`` opens it at start-up and closes it at shutdown.
+Writes, and anything that needs a transaction, stay on ``Database``.
+
+A pooled connection is checked without a round trip before use, as ``Database`` does: only
+when its socket is readable (the server closed it) or it sat idle for a while is it pinged,
+and a dead one is replaced. Errors are psycopg's own (``OperationalError`` when the server
+cannot be reached, ``PoolTimeout`` when no connection frees up in time); the service app
+answers them with the same problem responses as SQLAlchemy's.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement
+
+from chassis.settings import normalise_database_url
+
+# A connection idle for longer than this is pinged before use (same rule as ``Database``).
+PING_AFTER_IDLE_SECONDS = 5.0
+# How long a read waits for a free connection (or for the server) before it is a 503.
+WAIT_SECONDS = 5.0
+
+
+class FastReads:
+    """Single-statement reads on a small async pool; ``open()`` inside the app's event loop."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        size: int,
+        dialect: Dialect,
+        name: str = "reads",
+        wait_seconds: float = WAIT_SECONDS,
+    ) -> None:
+        conninfo = normalise_database_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+        self.dialect = dialect
+        self.pool = AsyncConnectionPool(
+            conninfo,
+            min_size=size,
+            max_size=size,
+            open=False,
+            name=name,
+            timeout=wait_seconds,
+            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5},
+            check=self._check,
+            reset=self._note_use,
+        )
+        self._compiled: dict[int, tuple[ClauseElement, str, dict[str, Any]]] = {}
+        self._used_at: dict[int, float] = {}  # id(connection) -> when it went back to the pool
+
+    async def open(self) -> None:
+        # Without waiting: a service starts (and says it is not ready) while its database is down.
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def all(self, statement: ClauseElement, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every row, as dicts keyed by the statement's column names (labels)."""
+        sql, params = self._prepare(statement, values)
+        async with self.pool.connection() as connection:
+            cursor = await connection.execute(sql, params)
+            return await cursor.fetchall()
+
+    async def first(self, statement: ClauseElement, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        sql, params = self._prepare(statement, values)
+        async with self.pool.connection() as connection:
+            cursor = await connection.execute(sql, params)
+            return await cursor.fetchone()
+
+    async def scalar(self, statement: ClauseElement, values: Mapping[str, Any]) -> Any:
+        """The first column of the first row (None without rows)."""
+        row = await self.first(statement, values)
+        return None if row is None else next(iter(row.values()))
+
+    def _prepare(self, statement: ClauseElement, values: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        compiled = self._compiled.get(id(statement))
+        if compiled is None or compiled[0] is not statement:
+            # Once per statement object: the hot statements are built once, at import.
+            done = statement.compile(dialect=self.dialect)
+            compiled = (statement, str(done), dict(done.params))
+            self._compiled[id(statement)] = compiled
+        _, sql, defaults = compiled
+        params = {**defaults, **values}
+        for key, value in params.items():
+            if isinstance(value, Enum):
+                params[key] = value.value
+        return sql, params
+
+    async def _check(self, connection: psycopg.AsyncConnection) -> None:
+        """Hand out a live connection: ping it only if the server may have closed it."""
+        used_at = self._used_at.pop(id(connection), None)
+        stale = used_at is None or time.monotonic() - used_at > PING_AFTER_IDLE_SECONDS
+        if not stale:
+            try:
+                poller = select.poll()
+                poller.register(connection.fileno(), select.POLLIN)
+                stale = bool(poller.poll(0))
+            except Exception:  # closed already: the ping fails and the pool replaces it
+                stale = True
+        if stale:
+            await connection.execute("SELECT 1")
+
+    async def _note_use(self, connection: psycopg.AsyncConnection) -> None:
+        self._used_at[id(connection)] = time.monotonic()
