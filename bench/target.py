@@ -32,7 +32,7 @@ DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 
 # The services' own defaults (DB pool, log level, workers) are what `make run` runs with:
 # the bench's stack must not inherit the e2e harness's test settings for these.
-HARNESS_TEST_SETTINGS = ("DB_POOL_SIZE", "DB_MAX_OVERFLOW", "LOG_LEVEL")
+HARNESS_TEST_SETTINGS = ("DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_READ_POOL_SIZE", "LOG_LEVEL")
 
 
 def libpq_url(url: str) -> str:

@@ -67,6 +67,7 @@ STACK_VARIABLES = frozenset(
         "LOG_FORMAT",
         "DB_POOL_SIZE",
         "DB_MAX_OVERFLOW",
+        "DB_READ_POOL_SIZE",
         "MESSAGING_ENABLED",
         "SERVICE_HOST",
         "TRAEFIK_BIN",
@@ -593,9 +594,11 @@ class Stack(ProcessGroup):
             ADMIN_FULL_NAME="Ada Admin",
             LOG_LEVEL="INFO",
             LOG_FORMAT="json",
-            # Stacks share one PostgreSQL (100 connections by default), replicas and all.
-            DB_POOL_SIZE="4",
-            DB_MAX_OVERFLOW="4",
+            # Stacks share one PostgreSQL (100 connections by default), replicas and all:
+            # at most 3 + 2 + 2 (the hot reads' async pool) per process, plus its listeners.
+            DB_POOL_SIZE="3",
+            DB_MAX_OVERFLOW="2",
+            DB_READ_POOL_SIZE="2",
         )
         for service in SERVICES:
             prefix = service.upper()

@@ -80,10 +80,11 @@ async def list_appointments(
     if filters.day is not None:
         values["day_start"], values["day_end"] = day_bounds(filters.day, tz)
     page_values = {**values, "offset": page.offset, "limit": page.limit}
-    rows = await reads.all(_page_statement(**shape), page_values)
-    count = known_total(page, len(rows))
-    if count is None:
-        count = await reads.scalar(_count_statement(**shape), values) or 0
+    async with reads.connection() as reader:
+        rows = await reader.all(_page_statement(**shape), page_values)
+        count = known_total(page, len(rows))
+        if count is None:
+            count = await reader.scalar(_count_statement(**shape), values) or 0
     return count, [
         AppointmentView(
             **{**row, "doctor_name": row["doctor_name"] or "", "patient_name": row["patient_name"] or ""}

@@ -128,7 +128,7 @@ def _count_statement(*, search: bool, specialty: bool) -> Select[tuple[int]]:
     if specialty:
         by_specialty = by_specialty.where(func.lower(counts.specialty) == bindparam("specialty"))
     if not search:
-        return select(by_specialty.scalar_subquery())
+        return select(by_specialty.correlate(None).scalar_subquery())
     pattern = bindparam("pattern")
     by_specialty = by_specialty.where(counts.specialty.ilike(pattern, escape="\\"))
     by_name_only = (
@@ -141,22 +141,38 @@ def _count_statement(*, search: bool, specialty: bool) -> Select[tuple[int]]:
             *([func.lower(c.specialty) == bindparam("specialty")] if specialty else []),
         )
     )
-    return select(by_specialty.scalar_subquery() + by_name_only.scalar_subquery())
+    # correlate(None): inside the page's statement (also FROM doctors) they stay subqueries of their own.
+    return select(
+        by_specialty.correlate(None).scalar_subquery() + by_name_only.correlate(None).scalar_subquery()
+    )
+
+
+@functools.cache
+def _page_with_total(*, search: bool, specialty: bool) -> Select[Any]:
+    """The page, each row carrying the total: the count is cheap now (sums), so one round trip."""
+    total = _count_statement(search=search, specialty=specialty).scalar_subquery().label("total")
+    return _page_statement(search=search, specialty=specialty).add_columns(total)
 
 
 async def list_doctor_rows(
     reads: FastReads, filters: DoctorFilters, page: PageParams
 ) -> tuple[int, list[dict[str, Any]]]:
     """``GET /api/doctors/``'s read: the statements of ``list_doctors`` in plain Core, as rows of
-    the public columns, in autocommit on the event loop, and the count only when the page
-    cannot tell it.
+    the public columns, in autocommit on the event loop, with the total in the same statement
+    (PostgreSQL computes it once, as an init plan; only an empty page past the end needs a
+    count of its own).
 
-    (One statement with ``count(*) OVER ()`` instead would read every match before the first
-    row, where the page alone stops after ``page_size`` matches in name order.)"""
+    (``count(*) OVER ()`` instead would read every match before the first row, where the page
+    alone stops after ``page_size`` matches in name order.)"""
     shape, values = _shape(filters), _values(filters)
     page_values = {**values, "offset": page.offset, "limit": page.limit}
-    rows = await reads.all(_page_statement(**shape), page_values)
-    count = known_total(page, len(rows))
+    rows = await reads.all(_page_with_total(**shape), page_values)
+    if rows:
+        count = rows[0]["total"]
+        for row in rows:
+            del row["total"]
+        return count, rows
+    count = known_total(page, 0)
     if count is None:
         count = await reads.scalar(_count_statement(**shape), values) or 0
     return count, rows

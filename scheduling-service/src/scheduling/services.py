@@ -320,10 +320,11 @@ async def list_free_timeslots(
     if date_to is not None:
         values["until"] = day_bounds(date_to, tz)[1]
     page_values = {**values, "offset": page.offset, "limit": page.limit}
-    rows = await reads.all(_free_page(**shape), page_values)
-    if not rows and not await reads.scalar(_DOCTOR_LISTED, {"doctor_id": doctor_id}):
-        raise DoctorNotFound("There is no such doctor.")
-    count = known_total(page, len(rows))
-    if count is None:
-        count = await reads.scalar(_free_count(**shape), values) or 0
+    async with reads.connection() as reader:
+        rows = await reader.all(_free_page(**shape), page_values)
+        if not rows and not await reader.scalar(_DOCTOR_LISTED, {"doctor_id": doctor_id}):
+            raise DoctorNotFound("There is no such doctor.")
+        count = known_total(page, len(rows))
+        if count is None:
+            count = await reader.scalar(_free_count(**shape), values) or 0
     return count, rows

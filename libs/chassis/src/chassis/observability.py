@@ -60,12 +60,16 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
-    # Our middleware logs each request with its id and duration; uvicorn's access log would repeat it.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Our middleware logs each request with its id and duration; uvicorn's access log would
+    # repeat it. With no handler anywhere up its chain, uvicorn skips the line altogether
+    # (it formats the client address and the path before the level check otherwise).
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
     logging.getLogger("pika").setLevel(logging.WARNING)
 
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import select
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from enum import Enum
 from typing import Any
 
@@ -37,8 +38,10 @@ from chassis.settings import normalise_database_url
 
 # A connection idle for longer than this is pinged before use (same rule as ``Database``).
 PING_AFTER_IDLE_SECONDS = 5.0
-# How long a read waits for a free connection (or for the server) before it is a 503.
-WAIT_SECONDS = 5.0
+# How long a read waits for a free connection (or for the server) before it is a 503. Reads
+# hold a connection for one statement, so waiting longer means the server is out of reach or
+# out of connections: better a quick 503 than a request (and the gateway's check) stuck.
+WAIT_SECONDS = 2.0
 
 
 class FastReads:
@@ -64,7 +67,6 @@ class FastReads:
             timeout=wait_seconds,
             kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5},
             check=self._check,
-            reset=self._note_use,
         )
         self._compiled: dict[int, tuple[ClauseElement, str, dict[str, Any]]] = {}
         self._used_at: dict[int, float] = {}  # id(connection) -> when it went back to the pool
@@ -78,21 +80,27 @@ class FastReads:
 
     async def all(self, statement: ClauseElement, values: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every row, as dicts keyed by the statement's column names (labels)."""
-        sql, params = self._prepare(statement, values)
-        async with self.pool.connection() as connection:
-            cursor = await connection.execute(sql, params)
-            return await cursor.fetchall()
+        async with self.connection() as reader:
+            return await reader.all(statement, values)
 
     async def first(self, statement: ClauseElement, values: Mapping[str, Any]) -> dict[str, Any] | None:
-        sql, params = self._prepare(statement, values)
-        async with self.pool.connection() as connection:
-            cursor = await connection.execute(sql, params)
-            return await cursor.fetchone()
+        async with self.connection() as reader:
+            return await reader.first(statement, values)
 
     async def scalar(self, statement: ClauseElement, values: Mapping[str, Any]) -> Any:
         """The first column of the first row (None without rows)."""
-        row = await self.first(statement, values)
-        return None if row is None else next(iter(row.values()))
+        async with self.connection() as reader:
+            return await reader.scalar(statement, values)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Reader]:
+        """One pooled connection for several statements (a page and its count): one checkout."""
+        connection = await self.pool.getconn()
+        try:
+            yield Reader(self, connection)
+        finally:
+            self._used_at[id(connection)] = time.monotonic()
+            await self.pool.putconn(connection)
 
     def _prepare(self, statement: ClauseElement, values: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         compiled = self._compiled.get(id(statement))
@@ -122,5 +130,24 @@ class FastReads:
         if stale:
             await connection.execute("SELECT 1")
 
-    async def _note_use(self, connection: psycopg.AsyncConnection) -> None:
-        self._used_at[id(connection)] = time.monotonic()
+
+class Reader:
+    """Statements on one checked-out connection of a ``FastReads`` (``FastReads.connection()``)."""
+
+    __slots__ = ("_connection", "_reads")
+
+    def __init__(self, reads: FastReads, connection: psycopg.AsyncConnection) -> None:
+        self._reads = reads
+        self._connection = connection
+
+    async def all(self, statement: ClauseElement, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        cursor = await self._connection.execute(*self._reads._prepare(statement, values))
+        return await cursor.fetchall()
+
+    async def first(self, statement: ClauseElement, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        cursor = await self._connection.execute(*self._reads._prepare(statement, values))
+        return await cursor.fetchone()
+
+    async def scalar(self, statement: ClauseElement, values: Mapping[str, Any]) -> Any:
+        row = await self.first(statement, values)
+        return None if row is None else next(iter(row.values()))
