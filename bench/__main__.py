@@ -302,20 +302,25 @@ def run(
             once=once,
         )
 
+    def warm_up(name: str, lines: list[tuple[str, str, str, str]], **options: object) -> None:
+        """Unmeasured load for ``--warmup`` seconds (caches, pools, prepared statements)."""
+        warm = workdir / f"{name}-warmup.tsv"
+        write_requests(warm, lines)
+        run_wrk(
+            wrk,
+            target.base_url,
+            warm,
+            name="warm-up",
+            connections=args.connections,
+            duration=args.warmup,
+            threads=args.threads,
+            **options,
+        )
+
     def read_phase(phase: str, kind: str, label: str) -> Result:
         lines = list(read_lines(kind, population, args.users))
         if args.warmup > 0:
-            warm = workdir / f"{kind}-warmup.tsv"
-            write_requests(warm, lines)
-            run_wrk(
-                wrk,
-                target.base_url,
-                warm,
-                name="warm-up",
-                connections=args.connections,
-                duration=args.warmup,
-                threads=args.threads,
-            )
+            warm_up(kind, lines)
         result = metered(phase, lambda: wrk_phase(kind, lines))
         say(f"{label}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
             f"{result.errors} errors {result.statuses}")  # fmt: skip
@@ -360,19 +365,7 @@ def run(
     if "6" in args.phases:
         warm_count = min(len(booking_lines) // 10, 3000) if args.warmup > 0 else 0
         if warm_count:
-            warm = workdir / "booking-warmup.tsv"
-            write_requests(warm, booking_lines[:warm_count])
-            run_wrk(
-                wrk,
-                target.base_url,
-                warm,
-                name="warm-up",
-                connections=args.connections,
-                duration=args.warmup,
-                threads=args.threads,
-                expected=(201,),
-                once=True,
-            )
+            warm_up("booking", booking_lines[:warm_count], expected=(201,), once=True)
             settle(target)
         booking = metered(
             "6", lambda: wrk_phase("booking", booking_lines[warm_count:], expected=(201,), once=True)

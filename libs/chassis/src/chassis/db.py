@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import select
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from chassis.liveness import needs_ping
 from chassis.reads import FastReads
 from chassis.settings import normalise_database_url
 
@@ -39,9 +39,6 @@ class Base(DeclarativeBase):
 
 
 T = TypeVar("T")
-
-# A pooled connection idle for longer than this is pinged before use (see ``_check``).
-PING_AFTER_IDLE_SECONDS = 5.0
 
 
 class Database:
@@ -124,25 +121,10 @@ class Database:
 
 
 def _check(dialect: Any, dbapi_connection: Any, record: Any) -> None:
-    """Make sure a pooled connection is alive before it is handed out, cheaply.
-
-    ``pool_pre_ping`` costs a round trip on every checkout, that is on every request. A
-    connection in use moments ago is alive unless the server closed it, and a server that
-    closes a connection (a restart, ``pg_terminate_backend``, a crash, a proxy cut) makes
-    its socket readable: so only a connection whose socket is readable, or that sat idle
-    for ``PING_AFTER_IDLE_SECONDS`` (long enough for a silent network failure), is pinged.
-    A failed ping makes the pool replace the connection (``DisconnectionError``).
-    """
-    used_at = record.info.get("used_at")
-    stale = used_at is None or time.monotonic() - used_at > PING_AFTER_IDLE_SECONDS
-    if not stale:
-        try:
-            poller = select.poll()
-            poller.register(dbapi_connection.fileno(), select.POLLIN)
-            stale = bool(poller.poll(0))
-        except Exception:  # a connection already known closed has no descriptor: ping it (and fail)
-            stale = True
-    if stale:
+    """Make sure a pooled connection is alive before it is handed out, cheaply
+    (``chassis.liveness``). A failed ping makes the pool replace the connection
+    (``DisconnectionError``)."""
+    if needs_ping(record.info.get("used_at"), dbapi_connection.fileno):
         try:
             dialect.do_ping(dbapi_connection)
         except Exception as exc:

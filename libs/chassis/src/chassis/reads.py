@@ -21,7 +21,6 @@ answers them with the same problem responses as SQLAlchemy's.
 
 from __future__ import annotations
 
-import select
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -34,10 +33,9 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 
+from chassis.liveness import needs_ping
 from chassis.settings import normalise_database_url
 
-# A connection idle for longer than this is pinged before use (same rule as ``Database``).
-PING_AFTER_IDLE_SECONDS = 5.0
 # How long a read waits for a free connection (or for the server) before it is a 503. Reads
 # hold a connection for one statement, so waiting longer means the server is out of reach or
 # out of connections: better a quick 503 than a request (and the gateway's check) stuck.
@@ -118,16 +116,7 @@ class FastReads:
 
     async def _check(self, connection: psycopg.AsyncConnection) -> None:
         """Hand out a live connection: ping it only if the server may have closed it."""
-        used_at = self._used_at.pop(id(connection), None)
-        stale = used_at is None or time.monotonic() - used_at > PING_AFTER_IDLE_SECONDS
-        if not stale:
-            try:
-                poller = select.poll()
-                poller.register(connection.fileno(), select.POLLIN)
-                stale = bool(poller.poll(0))
-            except Exception:  # closed already: the ping fails and the pool replaces it
-                stale = True
-        if stale:
+        if needs_ping(self._used_at.pop(id(connection), None), connection.fileno):
             await connection.execute("SELECT 1")
 
 
