@@ -225,14 +225,19 @@ async def list_free_timeslots(
 
 @internal_router.post("/timeslots/{timeslot_id}/hold", response_model=HoldRead)
 async def hold_timeslot(
-    timeslot_id: TimeslotId, body: HoldRequest, patient: Patient, db: AppDb, settings: AppSettings
+    timeslot_id: TimeslotId,
+    body: HoldRequest,
+    patient: Patient,
+    statements: AppReads,
+    db: AppDb,
+    settings: AppSettings,
 ) -> HoldRead:
     """Hold a timeslot for booking's reservation (the patient's token is forwarded)."""
     if body.patient_id != patient.id:
         raise HoldForAnotherPatient("A patient can only hold timeslots for themselves.")
-    # Every booking comes through here: one cheap hop to the database's threads.
-    timeslot = await db.run(
-        reservations.hold_timeslot,
+    # Every booking comes through here: one statement on the event loop.
+    timeslot = await reservations.hold_timeslot(
+        statements,
         db,
         timeslot_id,
         reservation_id=body.reservation_id,

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from chassis.db import Database
+from chassis.reads import FastReads
 from chassis.timezones import utcnow
 from scheduling.domain import HoldOutcome, HoldTarget, TimeslotState, check_hold, decide_expired_hold
 from scheduling.models import CancelledReservation, Doctor, Timeslot
@@ -76,7 +77,19 @@ class HeldTimeslot(Protocol):
     held_until: datetime | None
 
 
-def hold_timeslot(
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """The timeslot a hold took, as the hold's UPDATE returned it."""
+
+    id: int
+    doctor_id: int
+    start_time: datetime
+    end_time: datetime
+    held_until: datetime | None
+
+
+async def hold_timeslot(
+    statements: FastReads,
     db: Database,
     timeslot_id: int,
     *,
@@ -87,24 +100,33 @@ def hold_timeslot(
 ) -> HeldTimeslot:
     """Hold a timeslot for ``reservation_id`` until ``now + hold_seconds``; idempotent.
 
-    One conditional UPDATE decides, so of many concurrent holds exactly one wins.
-    When it changes nothing, the current row explains why (or shows that this
-    reservation already holds it).
+    One conditional UPDATE decides, so of many concurrent holds exactly one wins. It is
+    whole in itself (it commits alone), so it runs in autocommit on the event loop: every
+    booking comes through here. When it changes nothing, the current row explains why (or
+    shows that this reservation already holds it), read in a database thread.
     """
     now = now or utcnow()
-    with db.engine.begin() as connection:
-        held = connection.execute(
-            _HOLD,
-            {
-                "p_timeslot_id": timeslot_id,
-                "p_now": now,
-                "p_patient_id": patient_id,
-                "p_reservation_id": reservation_id,
-                "p_held_until": now + timedelta(seconds=hold_seconds),
-            },
-        ).first()
+    held = await statements.write(
+        _HOLD,
+        {
+            "p_timeslot_id": timeslot_id,
+            "p_now": now,
+            "p_patient_id": patient_id,
+            "p_reservation_id": reservation_id,
+            "p_held_until": now + timedelta(seconds=hold_seconds),
+        },
+    )
     if held is not None:
-        return held
+        return Hold(**held)
+    return await db.run(
+        _refused_hold, db, timeslot_id, reservation_id=reservation_id, patient_id=patient_id, now=now
+    )
+
+
+def _refused_hold(
+    db: Database, timeslot_id: int, *, reservation_id: uuid.UUID, patient_id: int, now: datetime
+) -> Timeslot:
+    """Why a hold changed nothing (raises the domain error), or the timeslot this reservation holds."""
     with db.transaction() as session:
         row = session.execute(
             select(Timeslot, _doctor_active.label("doctor_active")).where(Timeslot.id == timeslot_id)

@@ -10,7 +10,8 @@ psycopg's async connection on the event loop itself needs about 80 (``bench/READ
 own snapshot, as inside a READ COMMITTED transaction) and runs prebuilt SQLAlchemy Core
 statements on it, each compiled once to SQL by the service's own dialect. It belongs to one
 app and one event loop: ``create_service_app`` opens it at start-up and closes it at shutdown.
-Writes, and anything that needs a transaction, stay on ``Database``.
+Writes, and anything that needs a transaction, stay on ``Database``; the one exception is a
+change that is whole in one statement (``write``: scheduling's conditional hold).
 
 A pooled connection is checked without a round trip before use, as ``Database`` does: only
 when its socket is readable (the server closed it) or it sat idle for a while is it pinged,
@@ -89,6 +90,16 @@ class FastReads:
         """The first column of the first row (None without rows)."""
         async with self.connection() as reader:
             return await reader.scalar(statement, values)
+
+    async def write(self, statement: ClauseElement, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """One statement that changes rows and commits on its own (autocommit); its first row.
+
+        Only for a change that is whole in one statement and needs no transaction around it:
+        a conditional ``UPDATE ... RETURNING`` that decides alone (scheduling's hold). Anything
+        that must commit together with something else belongs in ``Database.transaction()``.
+        """
+        async with self.connection() as reader:
+            return await reader.first(statement, values)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Reader]:
