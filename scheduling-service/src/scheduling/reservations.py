@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -67,16 +66,6 @@ _BOOK_HELD = (
 )
 
 
-class HeldTimeslot(Protocol):
-    """What a hold answers with: a ``Timeslot`` or the row of the hold's UPDATE."""
-
-    id: int
-    doctor_id: int
-    start_time: datetime
-    end_time: datetime
-    held_until: datetime | None
-
-
 @dataclass(frozen=True, slots=True)
 class Hold:
     """The timeslot a hold took, as the hold's UPDATE returned it."""
@@ -97,7 +86,7 @@ async def hold_timeslot(
     patient_id: int,
     hold_seconds: int,
     now: datetime | None = None,
-) -> HeldTimeslot:
+) -> Hold | Timeslot:
     """Hold a timeslot for ``reservation_id`` until ``now + hold_seconds``; idempotent.
 
     One conditional UPDATE decides, so of many concurrent holds exactly one wins. It is

@@ -23,7 +23,7 @@ from scheduling.domain import MAX_PATTERN_DAYS, TimeslotState, WorkingPattern
 from scheduling.models import Timeslot
 
 if TYPE_CHECKING:
-    from scheduling.reservations import HeldTimeslot
+    from scheduling.reservations import Hold
 
 
 def _text_only(value: Any) -> Any:
@@ -172,7 +172,7 @@ class HoldRead(BaseModel):
         return value.astimezone(UTC) if value is not None else None
 
     @classmethod
-    def of(cls, timeslot: HeldTimeslot) -> HoldRead:
+    def of(cls, timeslot: Hold | Timeslot) -> HoldRead:
         return cls(
             timeslot_id=timeslot.id,
             doctor_id=timeslot.doctor_id,

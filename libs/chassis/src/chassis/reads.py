@@ -23,6 +23,7 @@ answers them with the same problem responses as SQLAlchemy's.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from enum import Enum
@@ -68,7 +69,8 @@ class FastReads:
             check=self._check,
         )
         self._compiled: dict[int, tuple[ClauseElement, str, dict[str, Any]]] = {}
-        self._used_at: dict[int, float] = {}  # id(connection) -> when it went back to the pool
+        # When each connection went back to the pool; gone with the connection itself.
+        self._used_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection, float] = weakref.WeakKeyDictionary()
 
     async def open(self) -> None:
         # Without waiting: a service starts (and says it is not ready) while its database is down.
@@ -108,7 +110,7 @@ class FastReads:
         try:
             yield Reader(self, connection)
         finally:
-            self._used_at[id(connection)] = time.monotonic()
+            self._used_at[connection] = time.monotonic()
             await self.pool.putconn(connection)
 
     def _prepare(self, statement: ClauseElement, values: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -127,7 +129,7 @@ class FastReads:
 
     async def _check(self, connection: psycopg.AsyncConnection) -> None:
         """Hand out a live connection: ping it only if the server may have closed it."""
-        if needs_ping(self._used_at.pop(id(connection), None), connection.fileno):
+        if needs_ping(self._used_at.pop(connection, None), connection.fileno):
             await connection.execute("SELECT 1")
 
 
