@@ -210,9 +210,12 @@ class IdentityEvents:
         }
         return self.publish(self.envelope("identity.user.updated", data))
 
-    def deactivated(self, user_id: int, *, revision: int, role: str = "doctor") -> dict[str, Any]:
+    def deactivated(
+        self, user_id: int, *, revision: int, role: str = "doctor", full_name: str | None = None
+    ) -> dict[str, Any]:
         data = {
             "user_id": user_id,
+            **({"full_name": full_name} if full_name is not None else {}),
             "role": role,
             "revision": revision,
             "deactivated_at": "2026-11-27T09:00:00Z",

@@ -94,8 +94,14 @@ def on_user_updated(session: Session, envelope: Envelope) -> None:
 
 def on_user_deactivated(session: Session, envelope: Envelope) -> None:
     data = envelope.data
+    # The name since the event carries it (an older event does not: the name stays as it is).
     current = services.remember_user(
-        session, data["user_id"], revision=data["revision"], role=data["role"], is_active=False
+        session,
+        data["user_id"],
+        revision=data["revision"],
+        role=data["role"],
+        is_active=False,
+        full_name=data.get("full_name"),
     )
     # A stale deactivation (the user was reactivated since) must not cancel newer bookings.
     if current:

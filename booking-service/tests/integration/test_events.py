@@ -38,9 +38,10 @@ def updated(user_id: int, full_name: str, role: str, revision: int, is_active: b
     }
 
 
-def deactivated(user_id: int, role: str, revision: int) -> dict:
+def deactivated(user_id: int, role: str, revision: int, full_name: str | None = None) -> dict:
     return {
         "user_id": user_id,
+        **({"full_name": full_name} if full_name is not None else {}),
         "role": role,
         "revision": revision,
         "deactivated_at": datetime.now(UTC).isoformat(),
@@ -105,6 +106,21 @@ def test_a_name_learnt_after_the_deactivation_still_shows(client, broker, as_use
     broker.publish("identity.user.deactivated", deactivated(doctor, "doctor", revision=2))
     broker.publish("identity.user.registered", registered(doctor, "Dr Late", "doctor", revision=1))
     wait_until(lambda: names(client, as_user, appointment, patient)[0] == "Dr Late")
+
+
+def test_a_rename_delivered_after_the_deactivation_that_followed_it_loses_nothing(
+    client, broker, as_user, pair
+):
+    # Found by the soak: the deactivation (revision 3) carried no name, so the rename before it
+    # (revision 2), delivered late, was dropped as stale and the old name stayed.
+    patient, doctor, appointment = pair
+    broker.publish("identity.user.registered", registered(doctor, "Dr Original", "doctor", revision=1))
+    wait_until(lambda: names(client, as_user, appointment, patient)[0] == "Dr Original")
+    broker.publish(
+        "identity.user.deactivated", deactivated(doctor, "doctor", revision=3, full_name="Dr Renamed")
+    )
+    broker.publish("identity.user.updated", updated(doctor, "Dr Renamed", "doctor", revision=2))
+    wait_until(lambda: names(client, as_user, appointment, patient)[0] == "Dr Renamed")
 
 
 @pytest.mark.parametrize("whose", ["patient", "doctor"])

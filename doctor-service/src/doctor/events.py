@@ -141,7 +141,14 @@ def on_user_updated(session: Session, envelope: Envelope) -> None:
 def on_user_deactivated(session: Session, envelope: Envelope) -> None:
     """A deactivated user's profile is hidden (and kept)."""
     data = envelope.data
-    facts = UserFacts(user_id=data["user_id"], revision=data["revision"], role=data["role"], is_active=False)
+    # The name since the event carries it (an older event does not: the name stays as it is).
+    facts = UserFacts(
+        user_id=data["user_id"],
+        revision=data["revision"],
+        role=data["role"],
+        is_active=False,
+        full_name=data.get("full_name"),
+    )
     apply_user_facts(session, facts, correlation_id=envelope.correlation_id)
 
 

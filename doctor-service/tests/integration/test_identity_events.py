@@ -3,6 +3,7 @@
 import itertools
 
 import pytest
+from sqlalchemy import text
 
 from doctor.events import PROFILE_UPDATED
 
@@ -179,6 +180,21 @@ def test_a_stale_rename_is_ignored(api, identity, user_id):
     identity.updated(user_id, "Second Name", revision=2, changed=["full_name"])
     api.settle()
     api.wait_for(user_id, full_name="Third Name")
+
+
+def test_a_rename_delivered_after_the_deactivation_that_followed_it_loses_nothing(api, identity, user_id, db):
+    # Found by the soak: the deactivation (revision 3) carried no name, so the rename before it
+    # (revision 2), delivered late, was dropped as stale and the hidden profile kept the old name.
+    identity.registered(user_id, "Old Name")
+    api.wait_for(user_id)
+    identity.deactivated(user_id, revision=3, full_name="New Name")
+    identity.updated(user_id, "New Name", revision=2, changed=["full_name"])
+    api.settle()
+    with db.reading() as connection:
+        name = connection.execute(
+            text("SELECT full_name FROM doctors WHERE id = :id"), {"id": user_id}
+        ).scalar()
+    assert name == "New Name"
 
 
 def test_a_deactivation_arriving_before_the_registration_keeps_the_doctor_hidden(api, identity, user_id):

@@ -22,8 +22,11 @@ UserFactKind = Literal["registered", "updated", "deactivated"]
 
 def _user_event_data(user: User, kind: UserFactKind, changed: Sequence[str]) -> dict[str, Any]:
     if kind == "deactivated":
+        # The name too: the newest event must carry every fact consumers keep, or a rename
+        # arriving after it (out of order) would be dropped as stale with its name unknown.
         return {
             "user_id": user.id,
+            "full_name": user.full_name,
             "role": user.role,
             "revision": user.revision,
             "deactivated_at": user.deactivated_at,
