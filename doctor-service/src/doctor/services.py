@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, bindparam, cast, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Select, bindparam, cast, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from chassis.pagination import PageParams, known_total
@@ -154,6 +154,14 @@ def _page_with_total(*, search: bool, specialty: bool) -> Select[Any]:
     return _page_statement(search=search, specialty=specialty).add_columns(total)
 
 
+# ?search= alone: the page and its total from search_listed_doctors() (doctor migration 0003),
+# which picks the plan for how many doctors match without planning each execution.
+_SEARCH_PAGE = text(
+    "SELECT id, full_name, specialty, bio, years_of_experience, total "
+    "FROM search_listed_doctors(:pattern, :offset, :limit)"
+)
+
+
 async def list_doctor_rows(
     reads: FastReads, filters: DoctorFilters, page: PageParams
 ) -> tuple[int, list[dict[str, Any]]]:
@@ -163,10 +171,15 @@ async def list_doctor_rows(
     count of its own).
 
     (``count(*) OVER ()`` instead would read every match before the first row, where the page
-    alone stops after ``page_size`` matches in name order.)"""
+    alone stops after ``page_size`` matches in name order.)
+
+    A search without a specialty runs in ``search_listed_doctors()`` instead: the only shape
+    whose best plan depends on how many doctors match (the other shapes have one plan that is
+    always right, which PostgreSQL keeps)."""
     shape, values = _shape(filters), _values(filters)
     page_values = {**values, "offset": page.offset, "limit": page.limit}
-    rows = await reads.all(_page_with_total(**shape), page_values)
+    statement = _SEARCH_PAGE if shape == {"search": True, "specialty": False} else _page_with_total(**shape)
+    rows = await reads.all(statement, page_values)
     if rows:
         count = rows[0]["total"]
         for row in rows:
