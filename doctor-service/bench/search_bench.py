@@ -1,8 +1,9 @@
 """Benchmark of GET /api/doctors/'s query over 100,000 doctors (not part of the test suite).
 
 Creates a scratch database, migrates it, inserts the doctors, then times the
-service's own list query (the count and one page, as the endpoint runs them) for
-a few searches and filters, and prints p50/p99 and each page query's plan::
+endpoint's own read (``list_doctor_rows``: the first page and its total, on the
+service's async read pool) for a few searches and filters, and prints p50/p99 and
+the plans of the listing's reference page and count queries::
 
     .venv/bin/python doctor-service/bench/search_bench.py
     .venv/bin/python doctor-service/bench/search_bench.py --rows 20000 --runs 50 --keep
@@ -13,6 +14,7 @@ The server comes from ``--server-url`` (default: ``BENCH_DATABASE_URL``, else th
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import time
@@ -24,11 +26,19 @@ from sqlalchemy.pool import NullPool
 
 from chassis.db import Database
 from chassis.migrations import upgrade
+from chassis.pagination import PageParams
+from chassis.reads import FastReads
 from chassis.settings import normalise_database_url
-from doctor.services import DoctorFilters, list_doctors, listed_doctors_count_query, listed_doctors_query
+from doctor.services import (
+    DoctorFilters,
+    list_doctor_rows,
+    listed_doctors_count_query,
+    listed_doctors_query,
+)
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 SCRATCH_DATABASE = "clinic_bench_doctor"
+FIRST_PAGE = PageParams(page=1, page_size=20)
 
 FIRST_NAMES = [
     "Ada", "Alan", "Grace", "John", "Mary", "Ahmed", "Li", "Sofia", "Olga", "Kwame",
@@ -104,16 +114,19 @@ def insert_doctors(db: Database, rows: int) -> None:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE doctors"))
 
 
-def time_case(db: Database, filters: DoctorFilters, runs: int) -> tuple[float, float, int]:
-    """p50 and p99 in milliseconds of the endpoint's two queries (count and first page), and the count."""
+async def time_case(db: Database, filters: DoctorFilters, runs: int) -> tuple[float, float, int]:
+    """p50 and p99 in milliseconds of the endpoint's read (first page and total), and the total."""
+    reads = FastReads(db.url, size=1, dialect=db.engine.dialect)
+    await reads.open()
     timings = []
     count = 0
-    with db.sessions() as session:
+    try:
         for _ in range(runs):
             started = time.perf_counter()
-            count, _page = list_doctors(session, filters, offset=0, limit=20)
+            count, _page = await list_doctor_rows(reads, filters, FIRST_PAGE)
             timings.append((time.perf_counter() - started) * 1000)
-            session.rollback()
+    finally:
+        await reads.close()
     quantiles = statistics.quantiles(timings, n=100, method="inclusive")
     return quantiles[49], quantiles[98], count
 
@@ -146,7 +159,7 @@ def main() -> None:
         insert_doctors(db, args.rows)
         print(f"inserted {args.rows:,} doctors in {time.perf_counter() - started:.1f}s")  # noqa: T201
         for label, filters in CASES:
-            p50, p99, count = time_case(db, filters, args.runs)
+            p50, p99, count = asyncio.run(time_case(db, filters, args.runs))
             print(f"\n{label}: {count:,} matches; p50 {p50:.2f} ms, p99 {p99:.2f} ms")  # noqa: T201
             print("  page query:")  # noqa: T201
             print(plan(db, listed_doctors_query(filters).limit(20)))  # noqa: T201
