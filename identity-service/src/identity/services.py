@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, or_, select, update
+from sqlalchemy import Row, Select, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -218,6 +218,20 @@ def list_users(
     limit: int,
 ) -> tuple[int, list[User]]:
     """How many users match the filters, and one page of them in id order."""
+    count_statement, page_statement = user_list_statements(
+        role=role, search=search, is_active=is_active, offset=offset, limit=limit
+    )
+    with db.sessions() as session:
+        count = session.scalar(count_statement) or 0
+        users = list(session.scalars(page_statement))
+    return count, users
+
+
+def user_list_statements(
+    *, role: str | None, search: str | None, is_active: bool | None, offset: int, limit: int
+) -> tuple[Select[tuple[int]], Select[tuple[User]]]:
+    """The count and the page of ``list_users``. A search is ILIKE on the email or the name,
+    with its own ``%``, ``_`` and ``\\`` taken literally (trigram indexes serve it)."""
     conditions = []
     if role is not None:
         conditions.append(User.role == role)
@@ -229,12 +243,9 @@ def list_users(
         conditions.append(
             or_(User.email.ilike(pattern, escape="\\"), User.full_name.ilike(pattern, escape="\\"))
         )
-    with db.sessions() as session:
-        count = session.scalar(select(func.count()).select_from(User).where(*conditions)) or 0
-        users = list(
-            session.scalars(select(User).where(*conditions).order_by(User.id).offset(offset).limit(limit))
-        )
-    return count, users
+    count = select(func.count()).select_from(User).where(*conditions)
+    page = select(User).where(*conditions).order_by(User.id).offset(offset).limit(limit)
+    return count, page
 
 
 def _deactivate(session: Session, user: User) -> None:
