@@ -169,6 +169,7 @@ def test_traefik_objects_have_only_the_fields_their_custom_resources_define():
             "headerField",
         },
         "rateLimit": {"average", "period", "burst"},
+        "errors": {"status", "service", "query"},
     }
     for middleware in find("Middleware"):
         assert middleware["apiVersion"] == TRAEFIK_GROUP
@@ -475,6 +476,7 @@ def _seconds(duration: str | int) -> float:
 
 def test_the_middlewares_do_what_the_gateway_configuration_does(file_gateway):
     _, middlewares = file_gateway
+    ports = {s: procfile_port(s)[1] for s in (*SERVICES, DOCS)}
     k8s = {m["metadata"]["name"]: m["spec"] for m in find("Middleware")}
     assert set(k8s) == set(middlewares)
     for name, rendered_middleware in middlewares.items():
@@ -495,6 +497,10 @@ def test_the_middlewares_do_what_the_gateway_configuration_does(file_gateway):
                 config.pop("maxBodySize")
         if kind == "rateLimit":
             config["period"], mirror["period"] = _seconds(config["period"]), _seconds(mirror["period"])
+        if kind == "errors":
+            # A Service of the cluster (name and port) where the file names the load balancer.
+            service = mirror.pop("service")
+            assert service == {"name": config.pop("service").removesuffix("@file"), "port": ports[DOCS]}
         assert mirror == config, name
 
 

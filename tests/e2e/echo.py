@@ -1,7 +1,8 @@
 """Stand-in servers for testing the gateway's routing file on its own.
 
 Each answers every request with a JSON description of what it received (method, path,
-headers), so a test sees exactly what the real Traefik forwarded. The identity stand-in
+headers), so a test sees exactly what the real Traefik forwarded; with ``?echo_status=NNN`` in
+the path, under that status. The identity stand-in
 also answers ForwardAuth at ``/internal/verify``: 200 with ``X-User-Id``/``X-User-Role``
 for a known bearer token, else a 401 problem.
 """
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -88,8 +90,10 @@ def _handler_for(server: EchoServer) -> type[BaseHTTPRequestHandler]:
             if self.path.startswith("/internal/verify"):
                 self.verify(seen)
                 return
+            # ?echo_status=NNN: answer with that status (what the gateway makes of a service's errors).
+            status = parse_qs(urlsplit(seen.path).query).get("echo_status", ["200"])[0]
             self.reply(
-                200,
+                int(status),
                 {
                     "service": server.service,
                     "server": server.name,

@@ -121,7 +121,10 @@ def test_login_is_rate_limited_per_client_address(stack):
             statuses.append(response.status_code)
     assert 429 not in statuses[:burst]
     assert statuses[-1] == 429
-    assert int(response.headers["retry-after"]) > 0
+    # Traefik's own 429, as problem+json like every other error (the docs app's problem page).
+    assert problem(response, 429)["code"] == "rate_limited"
+    # The refill time of one request: AUTH_RATE_LIMIT_PERIOD / AUTH_RATE_LIMIT_AVERAGE (1m / 10).
+    assert int(response.headers["retry-after"]) == 6
     with stack.client() as another_address:
         problem(another_address.post("/api/auth/login/", json=credentials), 401)
 

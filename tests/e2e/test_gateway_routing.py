@@ -73,6 +73,7 @@ NOT_ROUTED = [
     "/api/schema/swagger-ui/index.html",
     "/api/schema/assets/",
     "/api/schema/assets/vendor/swagger-ui-bundle.js",
+    "/problems/429",
 ]
 SPOOFED = {"X-User-Id": "1", "X-User-Role": "admin", "X_User_Role": "admin", "X.User.Id": "1"}
 
@@ -227,9 +228,30 @@ def test_login_register_and_refresh_are_rate_limited_per_client_address(gateway,
         limited = client.post(path, json={})
     assert statuses == [200] * RATE_LIMIT
     assert limited.status_code == 429
-    assert int(limited.headers["retry-after"]) > 0
+    # Its body is the docs app's problem page (here the stand-in's echo), asked with the limit.
+    assert limited.json()["server"] == "docs"
+    assert limited.json()["path"] == f"/problems/429?average={RATE_LIMIT}&period=1h"
     with gateway.client() as other_address:
         assert other_address.post(path, json={}).status_code == 200
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_the_gateways_own_error_statuses_get_the_docs_apps_problem_page(gateway, status):
+    # 502 and 504 are what Traefik answers for a service it cannot reach or that does not answer;
+    # whoever produced them, the client gets the problem page (here the docs stand-in's echo).
+    with gateway.client(PATIENT_TOKEN) as client:
+        response = client.get(f"/api/appointments/?echo_status={status}")
+    assert response.status_code == status
+    assert response.json()["server"] == "docs"
+    assert response.json()["path"].startswith(f"/problems/{status}?")
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_services_own_errors_reach_the_client_unchanged(gateway, status):
+    with gateway.client(PATIENT_TOKEN) as client:
+        response = client.get(f"/api/appointments/?echo_status={status}")
+    assert response.status_code == status
+    assert response.json()["server"] == "booking"
 
 
 def test_the_client_address_the_gateway_sees_is_the_test_clients_own(gateway):

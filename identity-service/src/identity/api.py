@@ -36,13 +36,14 @@ internal = APIRouter(prefix="/internal", tags=["internal"], include_in_schema=Fa
 Admin = Annotated[Principal, Depends(require_role("admin"))]
 UserId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The user's id.")]
 
-# The gateway's per-address rate limit on register, login and refresh: Traefik's own plain-text 429.
+# The gateway's per-address rate limit on register, login and refresh: Traefik's own 429, with
+# the docs app's problem+json body (gateway/dynamic/routes.yml, gateway-problems).
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: {
         "description": "Too many requests from this client address (by default the gateway allows "
-        "10 a minute); retry after `Retry-After` seconds. Plain text, from the gateway.",
+        "10 a minute); retry after `Retry-After` seconds. From the gateway, code `rate_limited`.",
         "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
-        "content": {"text/plain": {"schema": {"type": "string"}, "example": "Too Many Requests"}},
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
 }
 

@@ -5,6 +5,7 @@
     GET /api/schema/redoc/            Redoc on the merged document
     GET /api/schema/assets/<file>     the pages' scripts and styles, served from installed packages
     GET /health/live, /health/ready   for the gateway's health check (not routed publicly)
+    GET /problems/<status>            the gateway's own errors as problem+json (problems.py; not routed)
 
 The services' own documents (``/api/schema/<name>/openapi.json``) are served by the services.
 """
@@ -27,6 +28,7 @@ from chassis.observability import RequestContextMiddleware, configure_logging
 from clinic_docs import pages
 from clinic_docs.assets import load_assets
 from clinic_docs.config import Settings
+from clinic_docs.problems import gateway_problem
 from clinic_docs.sources import MergedDocument
 
 PAGE_HEADERS = {
@@ -92,6 +94,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if request.headers.get("if-none-match") == found.etag:
             return Response(status_code=304, headers=headers)
         return Response(found.content, media_type=found.media_type, headers=headers)
+
+    @app.get("/problems/{status}")
+    async def problem_page(
+        status: int, average: str | None = None, period: str | None = None
+    ) -> JSONResponse:
+        # Traefik keeps the status it caught and sends this body and these headers with it.
+        return gateway_problem(status, average, period)
 
     app.include_router(health_router({}))
     app.add_middleware(GZipMiddleware, minimum_size=1024)
