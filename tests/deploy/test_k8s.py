@@ -170,6 +170,7 @@ def test_traefik_objects_have_only_the_fields_their_custom_resources_define():
         },
         "rateLimit": {"average", "period", "burst"},
         "errors": {"status", "service", "query"},
+        "replacePath": {"path"},
     }
     for middleware in find("Middleware"):
         assert middleware["apiVersion"] == TRAEFIK_GROUP

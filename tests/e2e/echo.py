@@ -2,8 +2,8 @@
 
 Each answers every request with a JSON description of what it received (method, path,
 headers), so a test sees exactly what the real Traefik forwarded; with ``?echo_status=NNN`` in
-the path, under that status. The identity stand-in
-also answers ForwardAuth at ``/internal/verify``: 200 with ``X-User-Id``/``X-User-Role``
+the path, under that status (and ``/problems/NNN``, the docs app's problem pages, under NNN).
+The identity stand-in also answers ForwardAuth at ``/internal/verify``: 200 with ``X-User-Id``/``X-User-Role``
 for a known bearer token, else a 401 problem.
 """
 
@@ -90,8 +90,12 @@ def _handler_for(server: EchoServer) -> type[BaseHTTPRequestHandler]:
             if self.path.startswith("/internal/verify"):
                 self.verify(seen)
                 return
-            # ?echo_status=NNN: answer with that status (what the gateway makes of a service's errors).
-            status = parse_qs(urlsplit(seen.path).query).get("echo_status", ["200"])[0]
+            # ?echo_status=NNN: answer with that status (what the gateway makes of a service's errors);
+            # the docs app's problem pages (/problems/NNN) answer with theirs.
+            url = urlsplit(seen.path)
+            status = parse_qs(url.query).get("echo_status", ["200"])[0]
+            if url.path.startswith("/problems/"):
+                status = url.path.removeprefix("/problems/")
             self.reply(
                 int(status),
                 {

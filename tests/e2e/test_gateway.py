@@ -111,6 +111,13 @@ def test_public_routes_ignore_spoofed_identity_headers(stack):
     assert response.json()["role"] == "patient"
 
 
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_an_unknown_api_path_is_a_404_problem(stack, patient, method):
+    with stack.client(patient.access) as client:
+        response = client.request(method, "/api/apointments/", json={"timeslot_id": 1})
+    assert problem(response, 404)["code"] == "not_found"
+
+
 def test_login_is_rate_limited_per_client_address(stack):
     credentials = {"email": unique_email("nobody"), "password": "Wrong-Password-1"}
     burst = int(stack.env["AUTH_RATE_LIMIT_BURST"])

@@ -74,3 +74,11 @@ def test_go_durations_are_read_as_traefik_reads_them(text, seconds):
 )
 def test_retry_after_is_the_refill_time_of_one_request_rounded_up(average, period, seconds):
     assert retry_after(average, period) == seconds
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+def test_the_not_found_page_answers_any_method(client, method):
+    # The gateway's api-not-found router sends every unknown /api/ request here as it came.
+    response = client.request(method, "/problems/404", json={"anything": 1})
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"

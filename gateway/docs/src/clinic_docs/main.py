@@ -95,7 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return Response(status_code=304, headers=headers)
         return Response(found.content, media_type=found.media_type, headers=headers)
 
-    @app.get("/problems/{status}")
+    # Any method: the gateway's not-found router sends every request it gets here, as it came.
+    @app.api_route("/problems/{status}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
     async def problem_page(
         status: int, average: str | None = None, period: str | None = None
     ) -> JSONResponse:

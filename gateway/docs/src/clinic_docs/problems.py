@@ -4,8 +4,10 @@ Traefik answers some requests itself, in plain text: ``429`` from the rate limit
 register and refresh, ``502`` when a service cannot be reached, ``504`` when it does not answer
 in time. The ``gateway-problems`` errors middleware (``gateway/dynamic/routes.yml``) asks this
 app for the body of those instead, and Traefik sends it with the original status: every error
-a client sees is then ``application/problem+json`` as ``spec/API.md`` says. Not routed publicly:
-Traefik calls the docs service directly.
+a client sees is then ``application/problem+json`` as ``spec/API.md`` says. A path under
+``/api/`` that no router matches is sent here by the ``api-not-found`` router, its path
+replaced by ``/problems/404`` (whatever the method). Not routed publicly otherwise: Traefik
+calls the docs service directly.
 
 The errors middleware drops the headers of the response it replaces, so a ``429`` gets its
 ``Retry-After`` here: the rate limit's refill time of one request, ``period / average`` (the
@@ -22,7 +24,9 @@ from fastapi.responses import JSONResponse
 from chassis.errors import ProblemException, problem
 
 # Only the statuses Traefik itself produces; the services' own errors reach clients unchanged.
+# 404: a path under /api/ that no router matches (the gateway's not-found router).
 DETAILS = {
+    404: ("not_found", "There is no endpoint at this path; spec/API.md lists them."),
     429: ("rate_limited", "Too many attempts from this address; try again after Retry-After seconds."),
     502: ("service_unreachable", "The service behind this path cannot be reached now; try again shortly."),
     504: ("service_timeout", "The service behind this path did not answer in time; try again shortly."),

@@ -28,7 +28,8 @@ services. Every path goes through the gateway, the origin of this page.
 - **Lists**: `{count, next, previous, results}`, with `?page=` (from 1) and `?page_size=`
   (default 20, at most 100).
 - **Rate limit**: register, login and token refresh allow 10 requests a minute per client
-  address (the gateway's default); past that it answers `429` (problem+json, code `rate_limited`) with `Retry-After`.
+  address (the gateway's default); past that it answers `429` (problem+json, code
+  `rate_limited`) with `Retry-After`.
 - **Times**: RFC 3339; a time without an offset is read in the clinic time zone.
 """
 
