@@ -18,6 +18,7 @@ CEILING = "/api/bench/ceiling/"
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, EchoServer]]:
     servers = {service: EchoServer(service, users={TOKEN: ("42", "patient")}).start() for service in SERVICES}
+    servers["docs"] = EchoServer("docs").start()  # the problem pages (an unknown /api/ path: 404)
     yield servers
     for server in servers.values():
         server.close()
@@ -25,7 +26,7 @@ def servers() -> Iterator[dict[str, EchoServer]]:
 
 def start_gateway(servers: dict[str, EchoServer], workdir, env: dict[str, str]) -> Gateway:
     backends = {service: [servers[service].url] for service in SERVICES}
-    return Gateway(workdir=workdir, backends=backends, env=env).up()
+    return Gateway(workdir=workdir, backends=backends, env={"DOCS_URLS": servers["docs"].url, **env}).up()
 
 
 def test_the_ceiling_route_is_authenticated_and_ends_at_identitys_liveness(servers, tmp_path):
@@ -47,4 +48,8 @@ def test_the_ceiling_route_is_authenticated_and_ends_at_identitys_liveness(serve
 
 def test_without_the_setting_there_is_no_ceiling_route(servers, tmp_path):
     with start_gateway(servers, tmp_path, {}) as gateway, gateway.client(TOKEN) as client:
-        assert client.get(CEILING).status_code == 404
+        marker = uuid.uuid4().hex
+        assert client.get(f"{CEILING}?probe={marker}").status_code == 404
+    # The not-found page (from the docs app), never identity.
+    assert servers["identity"].seen(marker) == []
+    assert [r.path.split("?")[0] for r in servers["docs"].seen(marker)] == ["/problems/404"]
