@@ -354,6 +354,16 @@ def run(
         one_x[kind] = read_phase(number, kind, f"{number} {label}")
         rows.append(report.Row(number, label, one_x[kind], ceiling=ceiling_rps, target="≥40%"))
 
+    # 1b. the ceiling once more, after the reads: on a shared machine one 10-second measurement
+    # can land in a fast or a slow spell, and every ratio would carry its luck. Ratios use the
+    # mean of the two; both rows show how far each was from it.
+    if ceiling is not None and one_x:
+        again = read_phase("1b", "ceiling", "1b ceiling, again after the reads")
+        ceiling_rps = (ceiling.rps + again.rps) / 2
+        rows.insert(1, report.Row("1b", "ceiling, again after the reads", again, target="ceiling"))
+        for row in rows:
+            row.ceiling = ceiling_rps
+
     # 6. bookings: every request a different free timeslot and patient
     slots = free_slots(batch)
     race_slots = [next(slots) for _ in range(args.race_rounds)]
@@ -516,7 +526,8 @@ def render(args: argparse.Namespace, target: Target, rows: list[report.Row], sam
         "",
         report.table(rows),
         "",
-        "Targets: reads (2–5) ≥ 40% and booking (6) ≥ 20% of the same run's ceiling, p99 < 100 ms, "
+        "Targets: reads (2–5) ≥ 40% and booking (6) ≥ 20% of the same run's ceiling (the mean of "
+        "rows 1 and 1b), p99 < 100 ms, "
         "zero unexpected errors; 10× reads within 20% of 1×; propagation p99 < 250 ms. "
         "bench/README.md explains each column.",
         "",
