@@ -21,16 +21,25 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # pg_trgm is a trusted extension: a database owner without superuser may create it.
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    for column in ("email", "full_name"):
-        op.create_index(
-            f"ix_users_{column}_trgm",
-            "users",
-            [column],
-            postgresql_using="gin",
-            postgresql_ops={column: "gin_trgm_ops"},
-        )
+    # CONCURRENTLY (outside a transaction): users is a table of a running system, and a plain
+    # CREATE INDEX would hold off every registration and profile change while it builds.
+    # A build interrupted before (this migration then not recorded as done) leaves an invalid
+    # index behind: drop it first, so the retry builds a valid one.
+    with op.get_context().autocommit_block():
+        for column in ("email", "full_name"):
+            name = f"ix_users_{column}_trgm"
+            op.drop_index(name, table_name="users", postgresql_concurrently=True, if_exists=True)
+            op.create_index(
+                name,
+                "users",
+                [column],
+                postgresql_using="gin",
+                postgresql_ops={column: "gin_trgm_ops"},
+                postgresql_concurrently=True,
+            )
 
 
 def downgrade() -> None:
-    for column in ("email", "full_name"):
-        op.drop_index(f"ix_users_{column}_trgm", table_name="users")
+    with op.get_context().autocommit_block():
+        for column in ("email", "full_name"):
+            op.drop_index(f"ix_users_{column}_trgm", table_name="users", postgresql_concurrently=True)
