@@ -7,7 +7,7 @@ of the event it publishes.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,15 +86,6 @@ def listed_doctors_count_query(filters: DoctorFilters) -> Select[tuple[int]]:
     return _count_statement(**_shape(filters)).params(_values(filters))
 
 
-def list_doctors(
-    session: Session, filters: DoctorFilters, *, offset: int, limit: int
-) -> tuple[int, Sequence[Doctor]]:
-    """One page of the listed doctors matching ``filters`` and how many match in all."""
-    count = session.scalar(listed_doctors_count_query(filters))
-    doctors = session.scalars(listed_doctors_query(filters).offset(offset).limit(limit)).all()
-    return count or 0, doctors
-
-
 PUBLIC_COLUMNS = tuple(
     DOCTORS.c[name] for name in ("id", "full_name", "specialty", "bio", "years_of_experience")
 )
@@ -165,10 +156,10 @@ _SEARCH_PAGE = text(
 async def list_doctor_rows(
     reads: FastReads, filters: DoctorFilters, page: PageParams
 ) -> tuple[int, list[dict[str, Any]]]:
-    """``GET /api/doctors/``'s read: the statements of ``list_doctors`` in plain Core, as rows of
-    the public columns, in autocommit on the event loop, with the total in the same statement
-    (PostgreSQL computes it once, as an init plan; only an empty page past the end needs a
-    count of its own).
+    """``GET /api/doctors/``'s read: one page of ``listed_doctors_query`` and its total, in plain
+    Core, as rows of the public columns, in autocommit on the event loop, with the total in the
+    same statement (PostgreSQL computes it once, as an init plan; only an empty page past the
+    end needs a count of its own).
 
     (``count(*) OVER ()`` instead would read every match before the first row, where the page
     alone stops after ``page_size`` matches in name order.)
