@@ -169,7 +169,8 @@ async def list_doctor_rows(
     always right, which PostgreSQL keeps)."""
     shape, values = _shape(filters), _values(filters)
     page_values = {**values, "offset": page.offset, "limit": page.limit}
-    statement = _SEARCH_PAGE if shape == {"search": True, "specialty": False} else _page_with_total(**shape)
+    search_only = bool(filters.search) and not filters.specialty
+    statement = _SEARCH_PAGE if search_only else _page_with_total(**shape)
     rows = await reads.all(statement, page_values)
     if rows:
         count = rows[0]["total"]
