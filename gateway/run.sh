@@ -13,6 +13,12 @@
 #   GATEWAY_LOG_LEVEL   Traefik's own log level                  (default INFO)
 #   TRAEFIK_BIN         the traefik executable                   (default traefik, from PATH)
 #
+# TLS, the production default (docs/security.md): with GATEWAY_TLS_CERT_FILE and
+# GATEWAY_TLS_KEY_FILE (PEM files), or GATEWAY_ACME_EMAIL (and GATEWAY_TLS_DOMAIN, Let's
+# Encrypt's TLS challenge, certificates kept in GATEWAY_ACME_STORAGE), the public entry point
+# speaks HTTPS only, every answer carries HSTS, and GATEWAY_HTTP_PORT (when set) answers
+# plain HTTP with a permanent redirect to HTTPS.
+#
 # The public entry point deletes headers whose names alias another one (X_User_Role for
 # X-User-Role) and rejects ambiguous percent-encoded characters in paths (%2F, %5C, %00, %3B,
 # %25, %3F, %23): no public path needs them, and they are what split-view attacks between
@@ -25,6 +31,29 @@ host=${GATEWAY_HOST:-127.0.0.1}
 port=${GATEWAY_PORT:-8000}
 admin_host=${GATEWAY_ADMIN_HOST:-$host}
 admin_port=${GATEWAY_ADMIN_PORT:-8080}
+
+# TLS flags, when certificates are configured, added to the extra arguments (the certificate
+# files are read by gateway/dynamic/tls.yml; HSTS is its middleware).
+if [ -n "${GATEWAY_TLS_CERT_FILE:-}${GATEWAY_ACME_EMAIL:-}" ]; then
+    set -- "$@" \
+        --entrypoints.web.http.tls=true \
+        --entrypoints.web.http.middlewares=hsts@file
+    if [ -n "${GATEWAY_ACME_EMAIL:-}" ]; then
+        set -- "$@" \
+            --certificatesresolvers.acme.acme.email="$GATEWAY_ACME_EMAIL" \
+            --certificatesresolvers.acme.acme.storage="${GATEWAY_ACME_STORAGE:-/var/lib/traefik/acme.json}" \
+            --certificatesresolvers.acme.acme.tlschallenge=true \
+            --entrypoints.web.http.tls.certresolver=acme \
+            "--entrypoints.web.http.tls.domains[0].main=${GATEWAY_TLS_DOMAIN:?GATEWAY_TLS_DOMAIN is needed with GATEWAY_ACME_EMAIL}"
+    fi
+    if [ -n "${GATEWAY_HTTP_PORT:-}" ]; then
+        set -- "$@" \
+            --entrypoints.http.address="$host:$GATEWAY_HTTP_PORT" \
+            --entrypoints.http.http.redirections.entrypoint.to=web \
+            --entrypoints.http.http.redirections.entrypoint.scheme=https \
+            --entrypoints.http.http.redirections.entrypoint.permanent=true
+    fi
+fi
 
 exec "${TRAEFIK_BIN:-traefik}" \
     --global.checknewversion=false \

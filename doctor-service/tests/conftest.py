@@ -62,7 +62,7 @@ def client(database_url: str, db: Database, minter: TokenMinter) -> Iterator[Tes
     empty_tables(db)
     settings = Settings(database_url=database_url, messaging_enabled=False)
     app = create_app(settings)
-    app.state.token_verifier = minter.verifier()
+    minter.trust(app, "doctor")
     with TestClient(app) as test_client:
         yield test_client
 
@@ -129,7 +129,7 @@ def wait_until() -> Callable[..., Any]:
 def live_client(database_url: str, amqp_url: str, minter: TokenMinter) -> Iterator[TestClient]:
     """The API with its outbox relay and its consumer running against this run's vhost."""
     app = create_app(Settings(database_url=database_url, amqp_url=amqp_url))
-    app.state.token_verifier = minter.verifier()
+    minter.trust(app, "doctor")
     with TestClient(app) as test_client:
         assert app.state.event_consumer.wait_ready(30), "the consumer did not subscribe"
         assert app.state.outbox_relay.wait_ready(30), "the outbox relay did not connect"

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from support import CHEAP_HASHING, Api
+from support import CHEAP_HASHING, SERVICE_SECRETS, Api
 
 from chassis.migrations import upgrade
 from identity.config import Settings
@@ -34,12 +34,24 @@ def private_key_pem_text() -> str:
 
 
 @pytest.fixture(scope="session")
-def make_settings(database_url: str, amqp_url: str, private_key_pem_text: str) -> Callable[..., Settings]:
+def service_secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The client secrets of the services that may ask for service tokens (one file each)."""
+    directory = tmp_path_factory.mktemp("service-secrets")
+    for service, secret in SERVICE_SECRETS.items():
+        (directory / service).write_text(secret + "\n")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def make_settings(
+    database_url: str, amqp_url: str, private_key_pem_text: str, service_secrets_dir: Path
+) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values = {
             "database_url": database_url,
             "amqp_url": amqp_url,
             "jwt_private_key": private_key_pem_text,
+            "service_secrets_dir": str(service_secrets_dir),
             "log_format": "text",
             **CHEAP_HASHING,
             **overrides,

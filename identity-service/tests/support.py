@@ -21,6 +21,10 @@ CHEAP_HASHING_ENV = {
 }
 
 
+# The client secrets of the test run's services (SERVICE_SECRETS_DIR holds one file each).
+SERVICE_SECRETS = {"booking": "booking-secret-of-the-tests", "scheduling": "scheduling-secret-of-the-tests"}
+
+
 def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
 

@@ -90,7 +90,7 @@ def make_client(database_url: str, minter: TokenMinter) -> Callable[..., Any]:
         }
         values.update(overrides)
         app = create_app(Settings(**values))
-        app.state.token_verifier = minter.verifier()
+        minter.trust(app, "scheduling")
         with TestClient(app) as client:
             yield client
         app.state.db.dispose()
@@ -102,6 +102,12 @@ def make_client(database_url: str, minter: TokenMinter) -> Callable[..., Any]:
 def client(make_client) -> Iterator[TestClient]:
     with make_client() as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def from_booking(minter: TokenMinter) -> dict[str, str]:
+    """The Authorization header of booking's calls to the internal endpoints (a service token)."""
+    return {"Authorization": minter.service_credentials("booking").authorization("scheduling")}
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,10 @@ STACK_VARIABLES = frozenset(
         "JWT_PRIVATE_KEY_FILE",
         "JWT_ISSUER",
         "JWT_AUDIENCE",
+        "SERVICE_SECRETS_DIR",
+        "SERVICE_SECRET",
+        "SERVICE_CLIENT_SECRETS",
+        "SESSION_MAX_AGE_SECONDS",
         "ACCESS_TOKEN_TTL_SECONDS",
         "REFRESH_TOKEN_TTL_SECONDS",
         "ADMIN_EMAIL",
@@ -589,6 +593,8 @@ class Stack(ProcessGroup):
             SERVICE_HOST=HOST,
             AMQP_URL=self.amqp_url,
             JWT_PRIVATE_KEY_FILE=str(self.jwt_private_key_file),
+            # The services' client secrets (identity reads them all, each service its own).
+            SERVICE_SECRETS_DIR=str(self.workdir / "service-secrets"),
             ADMIN_EMAIL=self.admin.email,
             ADMIN_PASSWORD=self.admin.password,
             ADMIN_FULL_NAME="Ada Admin",
@@ -608,6 +614,21 @@ class Stack(ProcessGroup):
         env["DOCS_URL"] = env["DOCS_URLS"] = self.docs_url
         env.update(extra)
         return env
+
+    def service_secret(self, service: str) -> str:
+        """The client secret of ``service`` in this stack (created by its processes at start-up)."""
+        return (self.workdir / "service-secrets" / service).read_text().strip()
+
+    def service_headers(self, client: str, audience: str) -> dict[str, str]:
+        """What ``client`` sends on its calls to ``audience``: a service token from identity."""
+        response = httpx.post(
+            self.service_url("identity") + "/internal/service-tokens",
+            json={"grant_type": "client_credentials", "audience": audience},
+            auth=(client, self.service_secret(client)),
+            timeout=10,
+        )
+        response.raise_for_status()
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
     def replicas(self, service: str) -> list[str]:
         """Names of ``service``'s processes: ``["booking", "booking-2", ...]``."""

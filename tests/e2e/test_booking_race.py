@@ -197,12 +197,12 @@ def test_a_booking_made_while_the_broker_refuses_messages_is_booked_at_schedulin
 def test_a_hold_left_by_a_booking_service_that_died_is_freed_by_the_sweeper_once_booking_answers(faults):
     patient, doctor = new_user(faults, "patient"), new_user(faults, "doctor")
     slot = new_timeslot(faults, doctor)
-    # What booking does first; then it "dies" before storing the appointment.
+    # What booking does first (with its service token); then it "dies" before storing the appointment.
     with httpx.Client(base_url=faults.service_url("scheduling"), timeout=10) as scheduling:
         hold = scheduling.post(
             f"/internal/timeslots/{slot['id']}/hold",
             json={"reservation_id": str(uuid.uuid4()), "patient_id": patient.id},
-            headers={"Authorization": f"Bearer {patient.access}"},
+            headers=faults.service_headers("booking", "scheduling"),
         )
     assert hold.status_code == 200, hold.text
     faults.kill("booking")

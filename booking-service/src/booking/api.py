@@ -23,9 +23,12 @@ from chassis.db import AppDatabase, AppReads, DbSession
 from chassis.errors import problem_responses
 from chassis.pagination import Page, Pagination, page_of
 from chassis.reads import FastReads
+from chassis.service_auth import require_service
 
 router = APIRouter(prefix="/api/appointments", tags=["appointments"])
 internal_router = APIRouter(prefix="/internal", include_in_schema=False)
+# Only scheduling's hold sweeper asks about reservations, with its service token.
+FromScheduling = Annotated[str, Depends(require_service("scheduling"))]
 
 Patient = Annotated[Principal, Depends(require_role("patient"))]
 Admin = Annotated[Principal, Depends(require_role("admin"))]
@@ -98,7 +101,6 @@ async def book_appointment(
     body: Annotated[AppointmentCreate, Body(openapi_examples=BOOKING_EXAMPLES)],
     caller: Patient,
     db: AppDatabase,
-    request: Request,
     scheduling: Annotated[SchedulingClient, Depends(scheduling_client)],
 ) -> AppointmentView:
     """Book a free timeslot: 201 means the timeslot is the patient's (status `pending`).
@@ -114,7 +116,6 @@ async def book_appointment(
         patient_id=caller.id,
         timeslot_id=body.timeslot_id,
         reason=body.reason,
-        authorization=request.headers["authorization"],
     )
 
 
@@ -204,7 +205,9 @@ def cancel_appointment(appointment_id: AppointmentId, caller: PatientOrAdmin, se
 
 
 @internal_router.get("/reservations/{reservation_id}", response_model=ReservationRead)
-def get_reservation(reservation_id: uuid.UUID, session: DbSession) -> services.ReservationView:
+def get_reservation(
+    reservation_id: uuid.UUID, _caller: FromScheduling, session: DbSession
+) -> services.ReservationView:
     """What became of a reservation: its appointment and status, or 404 when none was stored."""
     found = services.find_reservation(session, reservation_id)
     if found is None:

@@ -10,11 +10,12 @@ from booking.config import Settings
 from booking.errors import STATUS_OF
 from booking.scheduling_client import SchedulingClient
 from chassis.app import Hook, create_service_app
-from chassis.auth import jwks_verifier
 from chassis.db import Database
 from chassis.health import amqp_check
 from chassis.messaging import messaging_hooks
 from chassis.observability import configure_logging
+from chassis.revocations import with_token_revocations
+from chassis.trust import ServiceTrust
 
 
 def scheduling_client_hook(settings: Settings) -> Hook:
@@ -24,6 +25,7 @@ def scheduling_client_hook(settings: Settings) -> Hook:
     def run(app: FastAPI) -> Iterator[SchedulingClient]:
         client = SchedulingClient(
             settings.scheduling_url,
+            credentials=app.state.trust.credentials,
             timeout=settings.scheduling_timeout_seconds,
             max_connections=settings.scheduling_max_connections,
         )
@@ -41,10 +43,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging("booking", settings.log_level, settings.log_format)
     db = Database.from_settings(settings)
+    trust = ServiceTrust.from_settings(settings, "booking", db, calls=True)
     hooks = [
+        trust.hook,
         scheduling_client_hook(settings),
         *messaging_hooks(
-            "booking", db, settings.amqp_url, handlers=events.HANDLERS, enabled=settings.messaging_enabled
+            "booking",
+            db,
+            settings.amqp_url,
+            handlers=with_token_revocations(events.HANDLERS),
+            enabled=settings.messaging_enabled,
         ),
     ]
     app = create_service_app(
@@ -54,10 +62,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Appointments and their status machine.",
         routers=[api.router, api.internal_router],
         status_of=STATUS_OF,
-        token_verifier=jwks_verifier(settings),
-        readiness={"database": db.ping, "broker": amqp_check(settings.amqp_url)},
+        token_verifier=trust.token_verifier,
+        readiness={
+            "database": db.ping,
+            "broker": amqp_check(settings.amqp_url),
+            **trust.readiness("scheduling"),
+        },
         hooks=hooks,
         openapi_tags=[{"name": "appointments", "description": "Booking timeslots and running appointments."}],
     )
     app.state.settings = settings
+    app.state.trust = trust
     return app

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chassis.db import Base
+from chassis.revocations import TokenRevocation  # noqa: F401  (its table is this service's too)
 
 ACTIVE_STATUS_SQL = "status IN ('pending', 'confirmed')"
 ACTIVE_TIMESLOT_INDEX = "uq_appointments_active_timeslot"

@@ -3,8 +3,9 @@
 One pooled ``chassis.http.JsonClient`` per app (keep-alive connections on the standard
 library: every booking makes this call, and httpx cost four times the CPU), created and
 closed by a start-up hook. Both calls are idempotent by reservation id, which the client's
-one resend on a connection the server closed needs. The patient's ``Authorization`` header
-is forwarded: scheduling checks that the hold is made by that patient.
+one resend on a connection the server closed needs. Each call carries booking's service
+token (``chassis.service_auth``), never the patient's: scheduling accepts only booking, and
+booking has already checked that the patient books for themselves.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from booking.errors import (
     TimeslotStarted,
 )
 from chassis.http import JsonClient, JsonResponse, NoAnswer, Unreachable
+from chassis.service_auth import ServiceCredentials, ServiceCredentialUnavailable
 
 log = logging.getLogger("booking.scheduling")
 
@@ -42,15 +44,19 @@ class Hold:
 class SchedulingClient:
     """Holds and releases timeslots at scheduling-service."""
 
-    def __init__(self, base_url: str, *, timeout: float, max_connections: int = 100) -> None:
+    def __init__(
+        self, base_url: str, *, credentials: ServiceCredentials, timeout: float, max_connections: int = 100
+    ) -> None:
         self._http = JsonClient(base_url, timeout=timeout, max_idle=max_connections)
+        self._credentials = credentials
+
+    def _authorization(self) -> dict[str, str]:
+        return {"Authorization": self._credentials.authorization("scheduling")}
 
     def close(self) -> None:
         self._http.close()
 
-    def hold(
-        self, timeslot_id: int, *, reservation_id: uuid.UUID, patient_id: int, authorization: str
-    ) -> Hold:
+    def hold(self, timeslot_id: int, *, reservation_id: uuid.UUID, patient_id: int) -> Hold:
         """Hold ``timeslot_id`` for ``reservation_id``, or raise the domain error scheduling answered.
 
         When the outcome is unknown (timeout, 5xx, a garbled answer) the hold may
@@ -60,15 +66,19 @@ class SchedulingClient:
         body = {"reservation_id": str(reservation_id), "patient_id": patient_id}
         try:
             response = self._http.post(
-                f"/internal/timeslots/{timeslot_id}/hold", body, headers={"Authorization": authorization}
+                f"/internal/timeslots/{timeslot_id}/hold", body, headers=self._authorization()
             )
+        except ServiceCredentialUnavailable as exc:
+            # Nothing was sent: fail closed, nothing to release.
+            log.warning("no service token to hold timeslot %s", timeslot_id)
+            raise SchedulingUnavailable(UNAVAILABLE) from exc
         except Unreachable as exc:
             # The request never reached scheduling: there is nothing to release.
             log.warning("scheduling unreachable while holding timeslot %s: %s", timeslot_id, exc)
             raise SchedulingUnavailable(UNAVAILABLE) from exc
         except NoAnswer as exc:
             log.warning("holding timeslot %s failed: %s", timeslot_id, exc)
-            self.release(timeslot_id, reservation_id=reservation_id, authorization=authorization)
+            self.release(timeslot_id, reservation_id=reservation_id)
             raise SchedulingUnavailable(UNAVAILABLE) from exc
 
         if response.status == 200:
@@ -76,7 +86,7 @@ class SchedulingClient:
                 return _hold_of(response.json())
             except (ValueError, KeyError, TypeError) as exc:
                 log.error("scheduling answered a hold of timeslot %s with an unexpected body", timeslot_id)
-                self.release(timeslot_id, reservation_id=reservation_id, authorization=authorization)
+                self.release(timeslot_id, reservation_id=reservation_id)
                 raise SchedulingUnavailable(UNAVAILABLE) from exc
         code = _problem_code(response)
         if response.status == 404:
@@ -89,10 +99,10 @@ class SchedulingClient:
             raise TimeslotStarted("This timeslot has already started; only future timeslots can be booked.")
         log.error("scheduling answered a hold of timeslot %s with %s", timeslot_id, response.status)
         if response.status >= 500:
-            self.release(timeslot_id, reservation_id=reservation_id, authorization=authorization)
+            self.release(timeslot_id, reservation_id=reservation_id)
         raise SchedulingUnavailable(UNAVAILABLE)
 
-    def release(self, timeslot_id: int, *, reservation_id: uuid.UUID, authorization: str) -> bool:
+    def release(self, timeslot_id: int, *, reservation_id: uuid.UUID) -> bool:
         """Release this reservation's hold; best effort, True when scheduling confirmed it.
 
         A hold that could not be released still expires: scheduling's sweeper asks
@@ -102,9 +112,9 @@ class SchedulingClient:
             response = self._http.post(
                 f"/internal/timeslots/{timeslot_id}/release",
                 {"reservation_id": str(reservation_id)},
-                headers={"Authorization": authorization},
+                headers=self._authorization(),
             )
-        except (Unreachable, NoAnswer) as exc:
+        except (Unreachable, NoAnswer, ServiceCredentialUnavailable) as exc:
             log.warning(
                 "could not release timeslot %s (reservation %s): %s", timeslot_id, reservation_id, exc
             )

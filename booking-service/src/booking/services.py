@@ -49,7 +49,6 @@ def book_appointment(
     patient_id: int,
     timeslot_id: int,
     reason: str | None,
-    authorization: str,
 ) -> AppointmentView:
     """Book ``timeslot_id`` for ``patient_id``: a pending appointment that really holds the timeslot.
 
@@ -58,9 +57,7 @@ def book_appointment(
     insert the appointment, insert its event together with the relay's wake-up, commit.
     """
     reservation_id = uuid.uuid4()
-    hold = scheduling.hold(
-        timeslot_id, reservation_id=reservation_id, patient_id=patient_id, authorization=authorization
-    )
+    hold = scheduling.hold(timeslot_id, reservation_id=reservation_id, patient_id=patient_id)
     try:
         with db.engine.begin() as connection:
             names = _lock_users(connection, patient_id=patient_id, doctor_id=hold.doctor_id)
@@ -95,7 +92,7 @@ def book_appointment(
             events.publish_booked(connection, booked, reservation_id)
     except BaseException as exc:
         # The appointment was not stored, so nothing may stay held: free the timeslot now, not at expiry.
-        scheduling.release(timeslot_id, reservation_id=reservation_id, authorization=authorization)
+        scheduling.release(timeslot_id, reservation_id=reservation_id)
         if isinstance(exc, IntegrityError) and _violates(exc, ACTIVE_TIMESLOT_INDEX):
             raise TimeslotNotAvailable("This timeslot already has an active appointment.") from exc
         raise

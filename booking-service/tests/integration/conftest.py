@@ -59,7 +59,7 @@ def app(database_url: str, amqp_url: str, scheduling: SchedulingStandIn, minter:
         database_url, amqp_url, scheduling_url=scheduling.url, scheduling_timeout_seconds=1.0
     )
     app = create_app(settings)
-    app.state.token_verifier = minter.verifier()
+    minter.trust(app, "booking")
     return app
 
 
@@ -85,6 +85,12 @@ def clean_state(request: pytest.FixtureRequest) -> None:
 def new_id() -> Callable[[], int]:
     """Fresh user/timeslot ids, never reused within a run (events of earlier tests cannot collide)."""
     return lambda: next(_ids)
+
+
+@pytest.fixture(scope="session")
+def from_scheduling(minter: TokenMinter) -> dict[str, str]:
+    """The Authorization header of scheduling's reservation lookups (its service token)."""
+    return {"Authorization": minter.service_credentials("scheduling").authorization("booking")}
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ def test_a_patient_books_a_free_timeslot_and_gets_a_pending_appointment(client, 
     }  # fmt: skip
 
 
-def test_booking_forwards_the_patients_token_and_keeps_the_hold(client, scheduling, new_id, as_user):
+def test_booking_holds_with_its_service_token_never_the_patients(client, scheduling, new_id, as_user, minter):
     patient, slot = new_id(), new_id()
     scheduling.add_timeslot(slot, new_id())
     headers = as_user(patient, "patient")
@@ -52,7 +52,9 @@ def test_booking_forwards_the_patients_token_and_keeps_the_hold(client, scheduli
     assert client.post("/api/appointments/", json={"timeslot_id": slot}, headers=headers).status_code == 201
 
     [hold] = scheduling.holds
-    assert hold["authorization"] == headers["Authorization"]
+    assert hold["authorization"] != headers["Authorization"]
+    token = hold["authorization"].removeprefix("Bearer ")
+    assert minter.service_verifier("scheduling").caller(token) == "booking"
     assert hold["patient_id"] == patient
     assert scheduling.holder_of(slot) == hold["reservation_id"]
     assert scheduling.releases == []
@@ -277,7 +279,7 @@ def test_an_unreachable_scheduling_gives_503_problem_and_stores_nothing(
         database_url, amqp_url, scheduling_url="http://127.0.0.1:1", messaging_enabled=False
     )
     app = create_app(settings)
-    app.state.token_verifier = minter.verifier()
+    minter.trust(app, "booking")
     with TestClient(app) as client:
         response = client.post(
             "/api/appointments/", json={"timeslot_id": new_id()}, headers=minter.headers(new_id(), "patient")

@@ -20,7 +20,7 @@ def test_booking_works_while_the_broker_is_down_and_the_event_follows_when_it_re
     upgrade(ALEMBIC_INI, database_url)
     proxy = tcp_proxy(amqp_url)
     app = create_app(make_settings(database_url, proxy.url(amqp_url), scheduling_url=scheduling.url))
-    app.state.token_verifier = minter.verifier()
+    minter.trust(app, "booking")
     watcher = Broker(amqp_url)
     slot = new_id()
     scheduling.add_timeslot(slot, new_id())

@@ -142,7 +142,7 @@ def test_the_day_filter_means_the_day_in_the_clinic_time_zone(database_url, amqp
             messaging_enabled=False,
         )
     )
-    app.state.token_verifier = minter.verifier()
+    minter.trust(app, "booking")
     # 2030-03-10 is the day New York moves its clocks forward: 23 hours long, 05:00Z to 04:00Z.
     inside = [datetime(2030, 3, 10, 5, 0, tzinfo=UTC), datetime(2030, 3, 11, 3, 30, tzinfo=UTC)]
     outside = [datetime(2030, 3, 10, 4, 30, tzinfo=UTC), datetime(2030, 3, 11, 4, 0, tzinfo=UTC)]

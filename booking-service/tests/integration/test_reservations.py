@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 
-def test_a_stored_reservation_answers_its_appointment_and_status(client, seed, new_id):
+def test_a_stored_reservation_answers_its_appointment_and_status(client, seed, new_id, from_scheduling):
     appointment = seed(patient_id=new_id(), doctor_id=new_id(), status="confirmed")
-    response = client.get(f"/internal/reservations/{appointment.reservation_id}")
+    response = client.get(f"/internal/reservations/{appointment.reservation_id}", headers=from_scheduling)
     assert response.status_code == 200
     assert response.json() == {
         "reservation_id": str(appointment.reservation_id),
@@ -16,19 +16,37 @@ def test_a_stored_reservation_answers_its_appointment_and_status(client, seed, n
     }
 
 
-def test_a_cancelled_appointment_reports_its_reservation_as_cancelled(client, seed, new_id):
+def test_a_cancelled_appointment_reports_its_reservation_as_cancelled(client, seed, new_id, from_scheduling):
     appointment = seed(patient_id=new_id(), doctor_id=new_id(), status="cancelled")
-    assert client.get(f"/internal/reservations/{appointment.reservation_id}").json()["status"] == "cancelled"
+    assert (
+        client.get(f"/internal/reservations/{appointment.reservation_id}", headers=from_scheduling).json()[
+            "status"
+        ]
+        == "cancelled"
+    )
 
 
-def test_an_abandoned_reservation_is_a_404(client):
-    response = client.get(f"/internal/reservations/{uuid.uuid4()}")
+def test_an_abandoned_reservation_is_a_404(client, from_scheduling):
+    response = client.get(f"/internal/reservations/{uuid.uuid4()}", headers=from_scheduling)
     assert response.status_code == 404
     assert response.json()["code"] == "reservation_not_found"
 
 
-def test_a_reservation_id_that_is_not_a_uuid_is_a_422(client):
-    assert client.get("/internal/reservations/not-a-uuid").status_code == 422
+def test_a_reservation_id_that_is_not_a_uuid_is_a_422(client, from_scheduling):
+    assert client.get("/internal/reservations/not-a-uuid", headers=from_scheduling).status_code == 422
+
+
+def test_only_schedulings_service_token_may_ask(client, seed, new_id, as_user, minter):
+    appointment = seed(patient_id=new_id(), doctor_id=new_id(), status="confirmed")
+    path = f"/internal/reservations/{appointment.reservation_id}"
+    for headers in ({}, as_user(appointment.patient_id, "patient"), as_user(new_id(), "admin")):
+        response = client.get(path, headers=headers)
+        assert response.status_code == 401
+        assert response.headers["content-type"] == "application/problem+json"
+    other_service = {"Authorization": minter.service_credentials("doctor").authorization("booking")}
+    assert client.get(path, headers=other_service).status_code == 403
+    wrong_audience = {"Authorization": minter.service_credentials("scheduling").authorization("doctor")}
+    assert client.get(path, headers=wrong_audience).status_code == 401
 
 
 def test_the_internal_lookup_is_not_in_the_public_api_document(client):

@@ -3,11 +3,12 @@
 from fastapi import FastAPI
 
 from chassis.app import create_service_app
-from chassis.auth import jwks_verifier
 from chassis.db import Database
 from chassis.health import amqp_check
 from chassis.messaging import messaging_hooks
 from chassis.observability import configure_logging
+from chassis.revocations import with_token_revocations
+from chassis.trust import ServiceTrust
 from doctor import api, events
 from doctor.config import Settings
 from doctor.errors import STATUS_OF
@@ -17,6 +18,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging("doctor", settings.log_level, settings.log_format)
     db = Database.from_settings(settings)
+    trust = ServiceTrust.from_settings(settings, "doctor", db)
     app = create_service_app(
         database=db,
         name="doctor",
@@ -24,18 +26,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Doctor profiles: specialty, bio, experience; search and filters.",
         routers=[api.router],
         status_of=STATUS_OF,
-        token_verifier=jwks_verifier(settings),
-        readiness={"database": db.ping, "broker": amqp_check(settings.amqp_url)},
-        # The outbox relay publishes doctor.profile.updated; the consumer applies identity's user events.
-        hooks=messaging_hooks(
-            "doctor",
-            db,
-            settings.amqp_url,
-            handlers=events.HANDLERS,
-            enabled=settings.messaging_enabled,
-            retry_delays=settings.event_retry_delays,
-        ),
+        token_verifier=trust.token_verifier,
+        readiness={"database": db.ping, "broker": amqp_check(settings.amqp_url), **trust.readiness()},
+        # The outbox relay publishes doctor.profile.updated; the consumer applies identity's user
+        # events, and records the token revocations among them.
+        hooks=[
+            trust.hook,
+            *messaging_hooks(
+                "doctor",
+                db,
+                settings.amqp_url,
+                handlers=with_token_revocations(events.HANDLERS),
+                enabled=settings.messaging_enabled,
+                retry_delays=settings.event_retry_delays,
+            ),
+        ],
         openapi_tags=[{"name": "doctors", "description": "Find doctors; doctors keep their own profile."}],
     )
     app.state.settings = settings
+    app.state.trust = trust
     return app

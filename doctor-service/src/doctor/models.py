@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chassis.db import Base
+from chassis.revocations import TokenRevocation  # noqa: F401  (its table is this service's too)
 from doctor.domain import FULL_NAME_MAX_LENGTH, MAX_YEARS_OF_EXPERIENCE, SPECIALTY_MAX_LENGTH
 
 __all__ = ["Base", "Doctor", "ListedSpecialtyCount"]

@@ -12,7 +12,7 @@ def test_an_edit_succeeds_while_the_broker_is_down_and_is_published_once_it_is_b
     broker = tcp_proxy(amqp_url)
     broker.cut()
     app = create_app(Settings(database_url=database_url, amqp_url=broker.url(amqp_url)))
-    app.state.token_verifier = minter.verifier()
+    minter.trust(app, "doctor")
     add_doctor(20_007, "Chris Taub")
     with TestClient(app) as client:
         response = client.patch(

@@ -10,7 +10,7 @@ def test_readiness_reports_the_database_and_the_broker(database_url, amqp_url):
         assert client.get("/health/live").json() == {"status": "ok"}
         ready = client.get("/health/ready")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+        assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "token_revocations": "ok"}
 
 
 def test_the_service_stays_ready_but_degraded_while_the_broker_is_unreachable(database_url):
@@ -18,4 +18,7 @@ def test_the_service_stays_ready_but_degraded_while_the_broker_is_unreachable(da
     with TestClient(app) as client:
         ready = client.get("/health/ready")
         assert ready.status_code == 200
-        assert ready.json() == {"status": "degraded", "checks": {"database": "ok", "broker": "unavailable"}}
+        assert ready.json() == {
+            "status": "degraded",
+            "checks": {"database": "ok", "broker": "unavailable", "token_revocations": "ok"},
+        }

@@ -6,6 +6,8 @@ services (JWKS) and the gateway (ForwardAuth) and is never routed publicly.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
@@ -15,11 +17,14 @@ from chassis.auth import CurrentPrincipal, Principal, require_role
 from chassis.db import AppReads
 from chassis.errors import problem_responses
 from chassis.pagination import Page, Pagination, page_of
+from chassis.timezones import utcnow
 from identity import services, sessions
 from identity.components import AppComponents
+from identity.errors import InvalidClient
 from identity.schemas import (
     LoginRequest,
     RefreshRequest,
+    ServiceTokenRequest,
     TokenPair,
     UserAdminUpdate,
     UserFilters,
@@ -27,7 +32,7 @@ from identity.schemas import (
     UserRegister,
     UserUpdateMe,
 )
-from identity.security import IssuedTokens
+from identity.security import IssuedTokens, service_client_authenticated
 
 auth = APIRouter(prefix="/api/auth", tags=["auth"])
 users = APIRouter(prefix="/api/users", tags=["users"], responses=problem_responses(401, 403))
@@ -176,6 +181,7 @@ def update_me(
         session_id=getattr(principal, "session_id", None),
         changes=body.model_dump(exclude_unset=True),
     )
+    parts.statuses.forget(principal.id)  # a new password ends the other sessions
     return UserRead.model_validate(user)
 
 
@@ -189,6 +195,8 @@ def update_me(
 )
 def logout(body: RefreshRequest, principal: CurrentPrincipal, parts: AppComponents) -> Response:
     sessions.log_out(parts.db, user_id=principal.id, refresh_token=body.refresh)
+    # Other replicas hear of the ended session through NOTIFY; this one must not wait for it.
+    parts.statuses.forget(principal.id)
     return Response(status_code=204)
 
 
@@ -272,3 +280,32 @@ async def verify(principal: CurrentPrincipal) -> JSONResponse:
     handler only writes headers.
     """
     return JSONResponse({}, headers={"X-User-Id": str(principal.id), "X-User-Role": principal.role})
+
+
+@internal.post("/service-tokens")
+def service_token(body: ServiceTokenRequest, request: Request, parts: AppComponents) -> JSONResponse:
+    """A service token (OAuth 2.0 client credentials, RFC 6749 §4.4, with a JSON body like every
+    Clinic endpoint): HTTP Basic with the calling service's name and secret, and
+    ``{"grant_type": "client_credentials", "audience": "<service it calls>"}``. The token says
+    "this is <client>, calling <audience>" for ``SERVICE_TOKEN_TTL_SECONDS``."""
+    client_id, secret = _basic_credentials(request)
+    if not service_client_authenticated(parts.service_clients, client_id, secret):
+        raise InvalidClient()
+    token = parts.tokens.service_token(client=client_id, audience=body.audience, now=utcnow())
+    return JSONResponse(
+        {"access_token": token, "token_type": "Bearer", "expires_in": parts.tokens.service_ttl},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _basic_credentials(request: Request) -> tuple[str, str]:
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        raise InvalidClient()
+    try:
+        client_id, separator, secret = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidClient() from exc
+    if not separator:
+        raise InvalidClient()
+    return client_id, secret

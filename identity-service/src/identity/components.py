@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from chassis.db import Database
+from chassis.service_auth import client_secrets
 from identity.config import Settings
 from identity.keys import KeyRing, load_key_ring
 from identity.security import Passwords, TokenIssuer
@@ -22,6 +23,8 @@ class Components:
     tokens: TokenIssuer
     statuses: UserStatuses
     verifier: ActiveUserTokenVerifier
+    # The services that may ask for service tokens, and their client secrets.
+    service_clients: dict[str, str]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Components:
@@ -29,7 +32,10 @@ class Components:
         db = Database.from_settings(settings)
         keys = load_key_ring(settings)
         statuses = UserStatuses(
-            db.engine, ttl=settings.user_status_cache_ttl_seconds, max_entries=settings.user_status_cache_size
+            db.engine,
+            ttl=settings.user_status_cache_ttl_seconds,
+            max_entries=settings.user_status_cache_size,
+            access_token_ttl=settings.access_token_ttl_seconds,
         )
         return cls(
             db=db,
@@ -40,6 +46,13 @@ class Components:
             # Identity checks tokens against its own key ring, not its JWKS over HTTP.
             verifier=ActiveUserTokenVerifier(
                 keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience, statuses=statuses
+            ),
+            service_clients=client_secrets(
+                settings.service_secrets_dir,
+                settings.service_clients,
+                None
+                if settings.service_client_secrets is None
+                else settings.service_client_secrets.get_secret_value(),
             ),
         )
 

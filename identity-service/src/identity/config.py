@@ -21,9 +21,28 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
         default=None, validation_alias="JWT_PREVIOUS_PUBLIC_KEYS_FILE"
     )
 
-    access_token_ttl_seconds: int = Field(default=900, ge=30, validation_alias="ACCESS_TOKEN_TTL_SECONDS")
+    # At most a day: the other services keep token revocations for a day (chassis.revocations).
+    access_token_ttl_seconds: int = Field(
+        default=900, ge=30, le=86_400, validation_alias="ACCESS_TOKEN_TTL_SECONDS"
+    )
     refresh_token_ttl_seconds: int = Field(
         default=14 * 24 * 3600, ge=60, validation_alias="REFRESH_TOKEN_TTL_SECONDS"
+    )
+
+    # A session's absolute lifetime: refreshing never extends a login past it.
+    session_max_age_seconds: int = Field(
+        default=30 * 24 * 3600, ge=60, validation_alias="SESSION_MAX_AGE_SECONDS"
+    )
+
+    # Service-to-service credentials (chassis.service_auth): the services that may ask for a
+    # service token, each with its secret in SERVICE_SECRETS_DIR/<name> (or SERVICE_CLIENT_SECRETS,
+    # a JSON object {"booking": "..."}, on top), and how long a service token lives.
+    service_clients: tuple[str, ...] = Field(
+        default=("doctor", "scheduling", "booking"), validation_alias="SERVICE_CLIENTS"
+    )
+    service_client_secrets: SecretStr | None = Field(default=None, validation_alias="SERVICE_CLIENT_SECRETS")
+    service_token_ttl_seconds: int = Field(
+        default=300, ge=30, le=3600, validation_alias="SERVICE_TOKEN_TTL_SECONDS"
     )
 
     # The first admin, created at start-up when both are set and the email is free.

@@ -85,6 +85,13 @@ class RefreshTokenReused(InvalidRefreshToken):
         )
 
 
+class InvalidClient(AuthenticationFailed):
+    code = "invalid_client"
+
+    def __init__(self) -> None:
+        super().__init__("The service credentials are not valid.")
+
+
 STATUS_OF: dict[type[DomainError], int] = {
     UserNotFound: 404,
     EmailTaken: 409,

@@ -75,6 +75,30 @@ class User(Base):
     __mapper_args__ = {"eager_defaults": True}
 
 
+class LoginSession(Base):
+    """A login: what its refresh tokens (one family) and access tokens (``sid``) belong to.
+
+    It lives until ``expires_at`` (the absolute lifetime: refreshing does not extend it)
+    unless it ends before (``ended_at``: logout, refresh-token reuse, a password change,
+    a deactivation). An ended session's access tokens are refused at once.
+    """
+
+    __tablename__ = "sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)  # the refresh-token family id
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (
+        CheckConstraint("expires_at > started_at", name="expires_after_started"),
+        CheckConstraint("(ended_at IS NULL) = (end_reason IS NULL)", name="end_reason_iff_ended"),
+        Index("ix_sessions_user_id", "user_id"),
+    )
+
+
 class RefreshToken(Base):
     """One refresh token. Tokens rotated from one login share a ``family_id`` (a session).
 
@@ -86,7 +110,7 @@ class RefreshToken(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    family_id: Mapped[uuid.UUID]
+    family_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

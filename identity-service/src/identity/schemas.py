@@ -17,6 +17,7 @@ from pydantic import (
     field_validator,
 )
 
+from chassis.service_auth import SERVICE_NAME
 from identity.domain import (
     DEFAULT_ROLE,
     EMAIL_MAX_LENGTH,
@@ -177,3 +178,14 @@ class NewAdmin(BaseModel):
 
     email: Email
     full_name: FullName
+
+
+class ServiceTokenRequest(BaseModel):
+    """A service's request for a service token (client credentials)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grant_type: Literal["client_credentials"]
+    audience: Annotated[str, StringConstraints(pattern=SERVICE_NAME.pattern)] = Field(
+        description="The service the token is for (the one the caller is about to call)."
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import threading
 import uuid
@@ -14,6 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from chassis.auth import ACCESS_TOKEN_TYPE
+from chassis.service_auth import SERVICE_TOKEN_TYPE
 from identity.config import Settings
 from identity.keys import ALGORITHM, KeyRing
 
@@ -92,13 +94,23 @@ class TokenIssuer:
     """Signs access tokens with identity's current key and dates refresh tokens."""
 
     def __init__(
-        self, keys: KeyRing, *, issuer: str, audience: str, access_ttl: int, refresh_ttl: int
+        self,
+        keys: KeyRing,
+        *,
+        issuer: str,
+        audience: str,
+        access_ttl: int,
+        refresh_ttl: int,
+        session_max_age: int = 30 * 24 * 3600,
+        service_ttl: int = 300,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.access_ttl = access_ttl
         self.refresh_ttl = timedelta(seconds=refresh_ttl)
+        self.session_max_age = timedelta(seconds=session_max_age)
+        self.service_ttl = service_ttl
 
     @classmethod
     def from_settings(cls, keys: KeyRing, settings: Settings) -> TokenIssuer:
@@ -108,11 +120,18 @@ class TokenIssuer:
             audience=settings.jwt_audience,
             access_ttl=settings.access_token_ttl_seconds,
             refresh_ttl=settings.refresh_token_ttl_seconds,
+            session_max_age=settings.session_max_age_seconds,
+            service_ttl=settings.service_token_ttl_seconds,
         )
 
     def access_token(self, *, user_id: int, role: str, session_id: uuid.UUID, now: datetime) -> str:
-        """A signed access token of ``user_id`` in session (refresh-token family) ``session_id``."""
-        issued_at = int(now.timestamp())
+        """A signed access token of ``user_id`` in session (refresh-token family) ``session_id``.
+
+        ``iat`` keeps milliseconds (a NumericDate may be fractional, RFC 7519 §2): services
+        compare it with the time of a role change or a deactivation, and a login in the same
+        second just after one must not be taken for a token from before it.
+        """
+        issued_at = round(now.timestamp(), 3)
         claims = {
             "iss": self.issuer,
             "aud": self.audience,
@@ -121,11 +140,37 @@ class TokenIssuer:
             "typ": ACCESS_TOKEN_TYPE,
             "sid": str(session_id),
             "iat": issued_at,
-            "exp": issued_at + self.access_ttl,
+            "exp": int(issued_at) + self.access_ttl,
             "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, self.keys.signing_key, algorithm=ALGORITHM, headers={"kid": self.keys.kid})
 
-    def refresh_expiry(self, now: datetime) -> datetime:
-        """When a refresh token issued ``now`` stops working."""
-        return now + self.refresh_ttl
+    def service_token(self, *, client: str, audience: str, now: datetime) -> str:
+        """A signed service token: ``client`` may call ``audience``'s internal endpoints."""
+        issued_at = int(now.timestamp())
+        claims = {
+            "iss": self.issuer,
+            "aud": audience,
+            "sub": client,
+            "typ": SERVICE_TOKEN_TYPE,
+            "iat": issued_at,
+            "exp": issued_at + self.service_ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self.keys.signing_key, algorithm=ALGORITHM, headers={"kid": self.keys.kid})
+
+    def session_expiry(self, started_at: datetime) -> datetime:
+        """When a session started at ``started_at`` ends at the latest (refreshing does not extend it)."""
+        return started_at + self.session_max_age
+
+    def refresh_expiry(self, now: datetime, session_expires_at: datetime) -> datetime:
+        """When a refresh token issued ``now`` stops working: its lifetime, within its session's."""
+        return min(now + self.refresh_ttl, session_expires_at)
+
+
+def service_client_authenticated(clients: dict[str, str], client_id: str, secret: str) -> bool:
+    """Whether ``secret`` is the client secret of service ``client_id`` (constant-time)."""
+    expected = clients.get(client_id)
+    # Compared even for an unknown client, so the answer's timing does not tell which exist.
+    matches = hmac.compare_digest((expected or "\0" * 43).encode("utf-8"), secret.encode("utf-8"))
+    return expected is not None and matches

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, func, or_, select, update
+from sqlalchemy import Row, Select, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -36,8 +36,9 @@ from identity.errors import (
     WeakPassword,
 )
 from identity.events import UserFactKind, publish_user_fact
-from identity.models import RefreshToken, User
+from identity.models import LoginSession, User
 from identity.security import Passwords
+from identity.sessions import end_sessions
 
 log = logging.getLogger("identity.services")
 
@@ -194,14 +195,10 @@ def update_own_account(
                 raise CurrentPasswordInvalid("current_password", ["The current password is not correct."])
             _require_strong(changes["password"], user.email)
             user.password_hash = passwords.hash(changes["password"])
-            others = RefreshToken.user_id == user.id
+            others = LoginSession.user_id == user.id
             if session_id is not None:
-                others &= RefreshToken.family_id != session_id
-            session.execute(
-                update(RefreshToken)
-                .where(others, RefreshToken.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
-            )
+                others &= LoginSession.id != session_id
+            end_sessions(session, others, reason="password_changed")
         changed = _apply_profile(user, changes, ("full_name", "phone"))
         if changed:
             record_user_fact(session, user, "updated", changed)
@@ -249,14 +246,9 @@ def user_list_statements(
 
 
 def _deactivate(session: Session, user: User) -> None:
-    now = utcnow()
     user.is_active = False
-    user.deactivated_at = now
-    session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    user.deactivated_at = utcnow()
+    end_sessions(session, LoginSession.user_id == user.id, reason="deactivated")
     record_user_fact(session, user, "deactivated")
 
 

@@ -1,53 +1,82 @@
-"""identity-service use cases for sessions: log in, refresh (with rotation), log out.
+"""identity-service use cases for sessions: log in, refresh (with rotation), log out, end.
 
-A session is a family of refresh tokens: login starts one, each refresh replaces the
-presented token by a new one of the same family. Presenting a replaced token again
-means two parties hold the session (one of them stole it), so the whole family is
-revoked (OAuth 2.0 Security BCP, refresh token rotation).
+A session (``LoginSession``) is one login and its family of refresh tokens: login
+starts one, each refresh replaces the presented token by a new one of the same family.
+Presenting a replaced token again means two parties hold the session (one of them stole
+it), so the session ends (OAuth 2.0 Security BCP, refresh token rotation). A session
+ends at once everywhere: its refresh tokens are revoked, the gateway's token check
+refuses its access tokens (a trigger NOTIFYs every replica), and
+``identity.session.revoked`` tells the other services to refuse them too. Refreshing
+never extends a session past its absolute lifetime (``SESSION_MAX_AGE_SECONDS``).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from chassis.db import Database
+from chassis.messaging import add_event
 from chassis.timezones import utcnow
 from identity.domain import normalise_email
 from identity.errors import AuthenticationFailed, InvalidCredentials, InvalidRefreshToken, RefreshTokenReused
-from identity.models import RefreshToken, User
+from identity.events import PRODUCER
+from identity.models import LoginSession, RefreshToken, User
 from identity.security import IssuedTokens, Passwords, TokenIssuer, new_refresh_token, refresh_token_digest
 
 log = logging.getLogger("identity.sessions")
 
 
+SESSION_REVOKED = "identity.session.revoked"
+
+
 def _issue(
-    session: Session, tokens: TokenIssuer, *, user_id: int, role: str, family_id: uuid.UUID, now: datetime
+    session: Session, tokens: TokenIssuer, *, user_id: int, role: str, login: LoginSession, now: datetime
 ) -> tuple[IssuedTokens, RefreshToken]:
     refresh = new_refresh_token()
     row = RefreshToken(
         token_hash=refresh_token_digest(refresh),
-        family_id=family_id,
+        family_id=login.id,
         user_id=user_id,
         issued_at=now,
-        expires_at=tokens.refresh_expiry(now),
+        expires_at=tokens.refresh_expiry(now, login.expires_at),
     )
     session.add(row)
     session.flush()
-    access = tokens.access_token(user_id=user_id, role=role, session_id=family_id, now=now)
+    access = tokens.access_token(user_id=user_id, role=role, session_id=login.id, now=now)
     return IssuedTokens(access=access, refresh=refresh, expires_in=tokens.access_ttl), row
 
 
-def _revoke_family(session: Session, family_id: uuid.UUID, now: datetime) -> None:
+def end_sessions(session: Session, which: ColumnElement[bool], *, reason: str) -> Sequence[uuid.UUID]:
+    """End the live sessions matching ``which``, in the caller's transaction: their refresh
+    tokens are revoked and each end is published (``identity.session.revoked``)."""
+    now = utcnow()
+    ended = session.execute(
+        update(LoginSession)
+        .where(which, LoginSession.ended_at.is_(None))
+        .values(ended_at=now, end_reason=reason)
+        .returning(LoginSession.id, LoginSession.user_id)
+    ).all()
+    if not ended:
+        return []
     session.execute(
         update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .where(RefreshToken.family_id.in_([row.id for row in ended]), RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+    for row in ended:
+        add_event(
+            session,
+            SESSION_REVOKED,
+            {"session_id": row.id, "user_id": row.user_id, "revoked_at": now, "reason": reason},
+            producer=PRODUCER,
+        )
+    return [row.id for row in ended]
 
 
 def log_in(
@@ -71,9 +100,12 @@ def log_in(
             session.execute(
                 update(User).where(User.id == user.id).values(password_hash=passwords.hash(password))
             )
-        issued, _ = _issue(
-            session, tokens, user_id=user.id, role=user.role, family_id=uuid.uuid4(), now=utcnow()
+        now = utcnow()
+        login = LoginSession(
+            id=uuid.uuid4(), user_id=user.id, started_at=now, expires_at=tokens.session_expiry(now)
         )
+        session.add(login)
+        issued, _ = _issue(session, tokens, user_id=user.id, role=user.role, login=login, now=now)
     return issued
 
 
@@ -96,22 +128,25 @@ def _rotate(session: Session, tokens: TokenIssuer, digest: bytes) -> IssuedToken
     ).one_or_none()
     if presented is None or presented.revoked_at is not None:
         return InvalidRefreshToken()
+    this_session = LoginSession.id == presented.family_id
     if presented.used_at is not None:
-        _revoke_family(session, presented.family_id, now)
+        end_sessions(session, this_session, reason="refresh_token_reused")
         log.warning(
             "refresh token reuse: session revoked",
             extra={"user_id": presented.user_id, "family_id": str(presented.family_id)},
         )
         return RefreshTokenReused()
-    if presented.expires_at <= now:
+    login = session.get(LoginSession, presented.family_id)
+    if presented.expires_at <= now or login is None or login.ended_at is not None:
+        return InvalidRefreshToken()
+    if login.expires_at <= now:
+        end_sessions(session, this_session, reason="expired")
         return InvalidRefreshToken()
     user = session.get(User, presented.user_id)
     if user is None or not user.is_active:
-        _revoke_family(session, presented.family_id, now)
+        end_sessions(session, this_session, reason="deactivated")
         return InvalidRefreshToken()
-    issued, successor = _issue(
-        session, tokens, user_id=user.id, role=user.role, family_id=presented.family_id, now=now
-    )
+    issued, successor = _issue(session, tokens, user_id=user.id, role=user.role, login=login, now=now)
     presented.used_at = now
     presented.replaced_by_id = successor.id
     return issued
@@ -131,4 +166,4 @@ def log_out(db: Database, *, user_id: int, refresh_token: str) -> None:
             )
         )
         if family_id is not None:
-            _revoke_family(session, family_id, utcnow())
+            end_sessions(session, LoginSession.id == family_id, reason="logout")

@@ -1,11 +1,12 @@
-"""Whether a token's user is still active, and their current role: cheap enough for every request.
+"""A token's user as they are now (active, role, ended sessions): cheap enough for every request.
 
 The gateway asks identity about every request, so looking the user up must cost
-(almost) nothing. ``UserStatuses`` keeps ``user id -> (active, role)`` in memory and
-``UserStatusListener`` keeps it honest: a trigger on ``users`` NOTIFYs on a role or
-active-flag change, every replica LISTENs, and the changed user is dropped from every
-cache when the change commits. The cache is only trusted while the listener is
-connected; otherwise each lookup is one primary-key query.
+(almost) nothing. ``UserStatuses`` keeps ``user id -> (active, role, recently ended
+sessions)`` in memory and ``UserStatusListener`` keeps it honest: triggers on ``users``
+(a role or active-flag change) and ``sessions`` (a session ended) NOTIFY, every replica
+LISTENs, and the user is dropped from every cache when the change commits. The cache
+is only trusted while the listener is connected; otherwise each lookup is one
+primary-key query.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 import psycopg
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Engine, make_url
 
 from chassis.auth import InvalidToken, KeyLookup, Principal, TokenVerifier
 from chassis.reads import FastReads
-from identity.models import USER_STATUS_CHANNEL, User
+from chassis.timezones import utcnow
+from identity.models import USER_STATUS_CHANNEL, LoginSession, User
 
 log = logging.getLogger("identity.user_status")
 
@@ -32,19 +35,28 @@ log = logging.getLogger("identity.user_status")
 class UserStatus:
     is_active: bool
     role: str
+    # The user's sessions that ended recently enough for their access tokens to be unexpired.
+    ended_sessions: frozenset[str] = frozenset()
 
 
 class UserStatuses:
     """The current (active, role) of users, cached while invalidations are guaranteed."""
 
-    def __init__(self, engine: Engine, *, ttl: float = 300.0, max_entries: int = 100_000) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        ttl: float = 300.0,
+        max_entries: int = 100_000,
+        access_token_ttl: float = 900.0,
+    ) -> None:
         self._engine = engine
         self._ttl = ttl
         self._max_entries = max_entries
-        # user id -> (is_active, role, expiry), or (None, None, expiry) for no such user: plain
-        # tuples of plain values, which the garbage collector stops visiting (100,000 objects
-        # it would walk through on every full pass otherwise).
-        self._entries: dict[int, tuple[bool | None, str | None, float]] = {}
+        # A session that ended longer ago than this has no unexpired access token left.
+        self._ended_window = timedelta(seconds=access_token_ttl + 60)
+        # user id -> the UserStatus, and when the entry expires; None for no such user.
+        self._entries: dict[int, tuple[UserStatus | None, float]] = {}
         self._lock = threading.Lock()
         # Bumped by every invalidation: a lookup that raced with one must not cache what it read.
         self._generation = 0
@@ -62,8 +74,8 @@ class UserStatuses:
         now = time.monotonic()
         if self._trusted:
             entry = self._entries.get(user_id)
-            if entry is not None and entry[2] > now:
-                return _status(entry)
+            if entry is not None and entry[1] > now:
+                return entry[0]
         generation = self._generation
         status = self._load(user_id)
         self._remember(user_id, status, generation, now)
@@ -78,8 +90,8 @@ class UserStatuses:
             return await run_in_threadpool(self.lookup, user_id)
         now = time.monotonic()
         generation = self._generation
-        row = await self.reads.first(_STATUS_BY_ID, {"user_id": user_id})
-        status = None if row is None else UserStatus(is_active=row["is_active"], role=row["role"])
+        row = await self.reads.first(_STATUS_BY_ID, self._parameters(user_id))
+        status = None if row is None else _status(row["is_active"], row["role"], row["ended_sessions"])
         self._remember(user_id, status, generation, now)
         return status
 
@@ -88,17 +100,14 @@ class UserStatuses:
             if self._trusted and generation == self._generation:
                 if len(self._entries) >= self._max_entries:
                     self._entries.pop(next(iter(self._entries)))  # the oldest entry
-                if status is None:
-                    self._entries[user_id] = (None, None, now + self._ttl)
-                else:
-                    self._entries[user_id] = (status.is_active, status.role, now + self._ttl)
+                self._entries[user_id] = (status, now + self._ttl)
 
     def cached(self, user_id: int) -> tuple[bool, UserStatus | None]:
         """``(True, status)`` when the cache can answer without the database, else ``(False, None)``."""
         if self._trusted:
             entry = self._entries.get(user_id)
-            if entry is not None and entry[2] > time.monotonic():
-                return True, _status(entry)
+            if entry is not None and entry[1] > time.monotonic():
+                return True, entry[0]
         return False, None
 
     def is_cached(self, user_id: int) -> bool:
@@ -118,20 +127,32 @@ class UserStatuses:
             self._entries.clear()
             self._trusted = trusted
 
+    def _parameters(self, user_id: int) -> dict:
+        return {"user_id": user_id, "ended_since": utcnow() - self._ended_window}
+
     def _load(self, user_id: int) -> UserStatus | None:
         with self._engine.connect() as connection:
-            row = connection.execute(_STATUS_BY_ID, {"user_id": user_id}).first()
-        return None if row is None else UserStatus(is_active=row.is_active, role=row.role)
+            row = connection.execute(_STATUS_BY_ID, self._parameters(user_id)).first()
+        return None if row is None else _status(row.is_active, row.role, row.ended_sessions)
 
 
-# Built once (the lookup of every token whose user is not cached); the id is bound at execution.
+# Built once (the lookup of every token whose user is not cached); bound at execution.
 _USERS = User.__table__
-_STATUS_BY_ID = select(_USERS.c.is_active, _USERS.c.role).where(_USERS.c.id == bindparam("user_id"))
+_SESSIONS = LoginSession.__table__
+_RECENTLY_ENDED = (
+    select(_SESSIONS.c.id)
+    .where(_SESSIONS.c.user_id == _USERS.c.id, _SESSIONS.c.ended_at >= bindparam("ended_since"))
+    .scalar_subquery()
+)
+_STATUS_BY_ID = select(
+    _USERS.c.is_active, _USERS.c.role, func.array(_RECENTLY_ENDED).label("ended_sessions")
+).where(_USERS.c.id == bindparam("user_id"))
 
 
-def _status(entry: tuple[bool | None, str | None, float]) -> UserStatus | None:
-    is_active, role, _ = entry
-    return None if is_active is None or role is None else UserStatus(is_active=is_active, role=role)
+def _status(is_active: bool, role: str, ended_sessions: list | None) -> UserStatus:
+    return UserStatus(
+        is_active=is_active, role=role, ended_sessions=frozenset(str(sid) for sid in ended_sessions or ())
+    )
 
 
 class UserStatusListener:
@@ -218,10 +239,9 @@ def _session_id(claims: dict) -> uuid.UUID | None:
 
 
 class ActiveUserTokenVerifier(TokenVerifier):
-    """A ``TokenVerifier`` that also refuses tokens of deactivated or deleted users.
-
-    The principal's role is the user's role now, not the one written in the token, so
-    a role change applies at once.
+    """A ``TokenVerifier`` judging tokens on identity's current state: it also refuses tokens of
+    deactivated or deleted users, of ended sessions, and those naming a role the user no
+    longer has (a role change applies at once; the user logs in or refreshes for a new token).
     """
 
     def __init__(self, keys: KeyLookup, *, issuer: str, audience: str, statuses: UserStatuses) -> None:
@@ -243,4 +263,8 @@ class ActiveUserTokenVerifier(TokenVerifier):
     def _principal(claims: dict, status: UserStatus | None) -> SessionPrincipal:
         if status is None or not status.is_active:
             raise InvalidToken("the account is deactivated or no longer exists")
+        if claims["role"] != status.role:
+            raise InvalidToken("the account's role has changed; log in again")
+        if claims.get("sid") in status.ended_sessions:
+            raise InvalidToken("the session has ended")
         return SessionPrincipal(id=int(claims["sub"]), role=status.role, session_id=_session_id(claims))

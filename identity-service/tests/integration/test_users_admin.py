@@ -130,4 +130,7 @@ def test_an_admin_cannot_delete_deactivate_or_demote_itself(client, api, method,
 def test_an_admin_may_demote_another_admin_who_then_loses_access_at_once(client, api, admin):
     other, other_tokens = api.admin()
     client.patch(f"/api/users/{other['id']}/", headers=admin_headers(admin), json={"role": "patient"})
-    assert_problem(client.get("/api/users/", headers=bearer(other_tokens)), 403)
+    # The admin token is refused outright; a new login has the patient's role, and no admin powers.
+    assert_problem(client.get("/api/users/", headers=bearer(other_tokens)), 401)
+    patient_tokens = client.post("/api/auth/token/refresh/", json={"refresh": other_tokens["refresh"]}).json()
+    assert_problem(client.get("/api/users/", headers=bearer(patient_tokens)), 403)

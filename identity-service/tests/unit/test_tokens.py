@@ -56,7 +56,7 @@ def test_an_access_token_carries_the_agreed_header_and_claims(issuer, ring, veri
     claims = verifier.claims(token)
     assert claims["sub"] == "42" and claims["typ"] == "access"
     assert claims["iss"] == ISSUER and claims["aud"] == AUDIENCE
-    assert claims["exp"] - claims["iat"] == 900
+    assert claims["exp"] - int(claims["iat"]) == 900
     assert claims["jti"] and claims["sid"]
 
 

@@ -18,9 +18,9 @@ from chassis.auth import Principal, require_role
 from chassis.db import AppReads, Database
 from chassis.errors import problem_responses
 from chassis.pagination import Page, Pagination, page_of
+from chassis.service_auth import require_service
 from scheduling import reservations, services
 from scheduling.config import Settings
-from scheduling.errors import HoldForAnotherPatient
 from scheduling.schemas import (
     BulkCreated,
     BulkTimeslotCreate,
@@ -33,6 +33,8 @@ from scheduling.schemas import (
 
 router = APIRouter(tags=["timeslots"])
 internal_router = APIRouter(prefix="/internal", include_in_schema=False)
+# Only booking holds and releases timeslots, with its service token (never a user's token).
+FromBooking = Annotated[str, Depends(require_service("booking"))]
 
 
 async def _db(request: Request) -> Database:
@@ -47,7 +49,6 @@ AppDb = Annotated[Database, Depends(_db)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 DoctorCaller = Annotated[Principal, Depends(require_role("doctor"))]
 PatientOrAdmin = Annotated[Principal, Depends(require_role("patient", "admin"))]
-Patient = Annotated[Principal, Depends(require_role("patient"))]
 # Ids are positive 64-bit integers; anything else is a 422 before any lookup.
 TimeslotId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The timeslot's id.")]
 DoctorId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The doctor's id (their user id).")]
@@ -227,14 +228,12 @@ async def list_free_timeslots(
 async def hold_timeslot(
     timeslot_id: TimeslotId,
     body: HoldRequest,
-    patient: Patient,
+    _caller: FromBooking,
     statements: AppReads,
     db: AppDb,
     settings: AppSettings,
 ) -> HoldRead:
-    """Hold a timeslot for booking's reservation (the patient's token is forwarded)."""
-    if body.patient_id != patient.id:
-        raise HoldForAnotherPatient("A patient can only hold timeslots for themselves.")
+    """Hold a timeslot for booking's reservation of ``body.patient_id`` (booking checked the patient)."""
     # Every booking comes through here: one statement on the event loop.
     timeslot = await reservations.hold_timeslot(
         statements,
@@ -248,7 +247,7 @@ async def hold_timeslot(
 
 
 @internal_router.post("/timeslots/{timeslot_id}/release", status_code=204)
-def release_hold(timeslot_id: TimeslotId, body: ReleaseRequest, _patient: Patient, db: AppDb) -> Response:
+def release_hold(timeslot_id: TimeslotId, body: ReleaseRequest, _caller: FromBooking, db: AppDb) -> Response:
     """Free a timeslot held by this reservation; anything else is a no-op."""
     reservations.release_hold(db, timeslot_id, reservation_id=body.reservation_id)
     return Response(status_code=204)

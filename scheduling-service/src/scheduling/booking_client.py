@@ -1,9 +1,10 @@
 """booking-service's internal reservation lookup, asked by the hold sweeper.
 
 ``GET {BOOKING_URL}/internal/reservations/{id}``: 200 with the appointment's
-status, or 404 ``reservation_not_found`` when no appointment was stored. The
-endpoint is unauthenticated and never routed by the gateway (a known trade-off:
-anything that can reach booking's port directly can read reservation statuses).
+status, or 404 ``reservation_not_found`` when no appointment was stored. Each call
+carries scheduling's service token (``chassis.service_auth``); booking answers only
+scheduling. Without a token (identity unreachable) the answer is "unknown": a hold is
+never freed on a guess.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import uuid
 
 import httpx
 
+from chassis.service_auth import ServiceCredentials, ServiceCredentialUnavailable
 from scheduling.reservations import ReservationAnswer
 
 log = logging.getLogger("scheduling.booking")
@@ -23,15 +25,23 @@ UNKNOWN = ReservationAnswer(found=None)
 class BookingClient:
     """Asks booking what became of a reservation; any doubt answers "unknown"."""
 
-    def __init__(self, base_url: str, *, timeout: float) -> None:
+    def __init__(self, base_url: str, *, timeout: float, credentials: ServiceCredentials) -> None:
         self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+        self._credentials = credentials
 
     def close(self) -> None:
         self._http.close()
 
     def reservation(self, reservation_id: uuid.UUID) -> ReservationAnswer:
         try:
-            response = self._http.get(f"/internal/reservations/{reservation_id}")
+            authorization = self._credentials.authorization("booking")
+        except ServiceCredentialUnavailable:
+            log.warning("no service token to ask booking about reservation %s", reservation_id)
+            return UNKNOWN
+        try:
+            response = self._http.get(
+                f"/internal/reservations/{reservation_id}", headers={"Authorization": authorization}
+            )
         except httpx.HTTPError as exc:
             log.warning("booking unreachable while asking about reservation %s: %s", reservation_id, exc)
             return UNKNOWN

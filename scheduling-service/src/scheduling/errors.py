@@ -81,17 +81,10 @@ class TimeslotStarted(DomainError):
     code = "timeslot_started"
 
 
-class HoldForAnotherPatient(DomainError):
-    """A patient may only hold timeslots for themselves."""
-
-    code = "patient_mismatch"
-
-
 STATUS_OF: dict[type[DomainError], int] = {
     TimeslotNotFound: 404,
     DoctorNotFound: 404,
     DoctorInactive: 403,
-    HoldForAnotherPatient: 403,
     InvalidTimeslot: 422,
     TimeslotInPast: 422,
     PatternTooLarge: 422,

@@ -3,11 +3,12 @@
 from fastapi import FastAPI
 
 from chassis.app import create_service_app
-from chassis.auth import jwks_verifier
 from chassis.db import Database
 from chassis.health import amqp_check
 from chassis.messaging import messaging_hooks
 from chassis.observability import configure_logging
+from chassis.revocations import with_token_revocations
+from chassis.trust import ServiceTrust
 from scheduling import api, events
 from scheduling.config import Settings
 from scheduling.errors import STATUS_OF
@@ -22,9 +23,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging("scheduling", settings.log_level, settings.log_format)
     db = Database.from_settings(settings)
-    hooks = messaging_hooks(
-        "scheduling", db, settings.amqp_url, handlers=events.HANDLERS, enabled=settings.messaging_enabled
-    )
+    trust = ServiceTrust.from_settings(settings, "scheduling", db, calls=True)
+    hooks = [
+        trust.hook,
+        *messaging_hooks(
+            "scheduling",
+            db,
+            settings.amqp_url,
+            handlers=with_token_revocations(events.HANDLERS),
+            enabled=settings.messaging_enabled,
+        ),
+    ]
     if settings.hold_sweeper_enabled:
         hooks.append(
             hold_sweeper_hook(
@@ -41,10 +50,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         routers=[api.router, api.internal_router],
         status_of=STATUS_OF,
-        token_verifier=jwks_verifier(settings),
-        readiness={"database": db.ping, "broker": amqp_check(settings.amqp_url)},
+        token_verifier=trust.token_verifier,
+        readiness={
+            "database": db.ping,
+            "broker": amqp_check(settings.amqp_url),
+            **trust.readiness("booking"),
+        },
         hooks=hooks,
         openapi_tags=[{"name": "timeslots", "description": "Doctors' schedules and free timeslots."}],
     )
     app.state.settings = settings
+    app.state.trust = trust
     return app

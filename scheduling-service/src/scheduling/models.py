@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chassis.db import Base
+from chassis.revocations import TokenRevocation  # noqa: F401  (its table is this service's too)
 
 NO_OVERLAP_CONSTRAINT = "ex_timeslots_no_overlap"
 

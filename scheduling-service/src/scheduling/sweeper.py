@@ -24,8 +24,8 @@ def hold_sweeper_hook(db: Database, *, booking_url: str, timeout: float, interva
     """A hook that runs the sweeper in a background thread while the app runs."""
 
     @contextmanager
-    def hook(_app: FastAPI) -> Iterator[None]:
-        client = BookingClient(booking_url, timeout=timeout)
+    def hook(app: FastAPI) -> Iterator[None]:
+        client = BookingClient(booking_url, timeout=timeout, credentials=app.state.trust.credentials)
         stop = threading.Event()
 
         def run() -> None:

@@ -149,10 +149,17 @@ def consumed(db, eventually) -> Callable[[uuid.UUID], None]:
 class Schedule:
     """What doctors and patients do through the messaging-enabled service's API."""
 
-    def __init__(self, client: TestClient, when: Callable[..., datetime], rfc3339: Callable[[datetime], str]):
+    def __init__(
+        self,
+        client: TestClient,
+        when: Callable[..., datetime],
+        rfc3339: Callable[[datetime], str],
+        from_booking: dict[str, str],
+    ):
         self.client = client
         self.when = when
         self.rfc3339 = rfc3339
+        self.from_booking = from_booking  # booking's service token: holds and releases are its calls
 
     def publish(self, doctor: Caller, days_ahead: int) -> dict:
         start = self.when(days_ahead, 9) + timedelta(minutes=uuid.uuid4().int % 600)
@@ -164,14 +171,14 @@ class Schedule:
     def hold(self, timeslot: dict, patient: Caller, reservation: uuid.UUID) -> None:
         body = {"reservation_id": str(reservation), "patient_id": patient[0]}
         response = self.client.post(
-            f"/internal/timeslots/{timeslot['id']}/hold", json=body, headers=patient[1]
+            f"/internal/timeslots/{timeslot['id']}/hold", json=body, headers=self.from_booking
         )
         assert response.status_code == 200
 
     def release(self, timeslot: dict, patient: Caller, reservation: uuid.UUID) -> None:
         body = {"reservation_id": str(reservation)}
         response = self.client.post(
-            f"/internal/timeslots/{timeslot['id']}/release", json=body, headers=patient[1]
+            f"/internal/timeslots/{timeslot['id']}/release", json=body, headers=self.from_booking
         )
         assert response.status_code == 204
 
@@ -187,5 +194,5 @@ class Schedule:
 
 
 @pytest.fixture
-def schedule(messaging_client, when, rfc3339) -> Schedule:
-    return Schedule(messaging_client, when, rfc3339)
+def schedule(messaging_client, when, rfc3339, from_booking) -> Schedule:
+    return Schedule(messaging_client, when, rfc3339, from_booking)

@@ -23,7 +23,9 @@ def deactivate(db, user_id, revision=1):
         apply_user_state(session, user_id=user_id, role="doctor", is_active=False, revision=revision)
 
 
-def test_patients_see_a_doctors_free_timeslots_earliest_first(client, doctor, patient, when, rfc3339):
+def test_patients_see_a_doctors_free_timeslots_earliest_first(
+    client, doctor, patient, when, rfc3339, from_booking
+):
     doctor_id, headers = doctor
     patient_id, patient_headers = patient
     later = publish(client, headers, when(50, 11), when(50, 12), rfc3339)
@@ -31,7 +33,7 @@ def test_patients_see_a_doctors_free_timeslots_earliest_first(client, doctor, pa
     held = publish(client, headers, when(50, 13), when(50, 14), rfc3339)
     hold = {"reservation_id": str(uuid.uuid4()), "patient_id": patient_id}
     assert (
-        client.post(f"/internal/timeslots/{held['id']}/hold", json=hold, headers=patient_headers).status_code
+        client.post(f"/internal/timeslots/{held['id']}/hold", json=hold, headers=from_booking).status_code
         == 200
     )
 

@@ -16,10 +16,12 @@ from datetime import timedelta
 
 import pytest
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from chassis.auth import InvalidToken
 from chassis.db import Database
+from chassis.testkit import TokenMinter
 from chassis.timezones import utcnow
 from scheduling.booking_client import BookingClient
 from scheduling.domain import HoldOutcome
@@ -29,13 +31,21 @@ from scheduling.reservations import sweep_expired_holds
 class BookingStandIn:
     """``GET /internal/reservations/{id}``: the stored status, else booking's 404 problem."""
 
-    def __init__(self) -> None:
+    def __init__(self, minter: TokenMinter) -> None:
         self.statuses: dict[str, str] = {}
         self.asked: Counter[str] = Counter()
+        verifier = minter.service_verifier("booking")
         app = FastAPI()
 
         @app.get("/internal/reservations/{reservation_id}")
-        def reservation(reservation_id: str) -> JSONResponse:
+        def reservation(reservation_id: str, request: Request) -> JSONResponse:
+            # Like booking: only scheduling's service token is answered.
+            try:
+                caller = verifier.caller(request.headers.get("authorization", "").removeprefix("Bearer "))
+            except InvalidToken:
+                caller = None
+            if caller != "scheduling":
+                return JSONResponse({"status": 401}, status_code=401, media_type="application/problem+json")
             self.asked[reservation_id] += 1
             status = self.statuses.get(reservation_id)
             if status is None:
@@ -59,8 +69,8 @@ class BookingStandIn:
 
 
 @pytest.fixture(scope="module")
-def booking(eventually) -> Iterator[BookingStandIn]:
-    stand_in = BookingStandIn()
+def booking(eventually, minter) -> Iterator[BookingStandIn]:
+    stand_in = BookingStandIn(minter)
     stand_in.thread.start()
     eventually(lambda: stand_in.server.started, what="the stand-in booking server")
     yield stand_in
@@ -87,7 +97,7 @@ def client(make_client, sweeper_database_url):
 
 
 @pytest.fixture
-def held(client, new_id, auth, when, rfc3339):
+def held(client, new_id, auth, when, rfc3339, from_booking):
     """``held()`` → (timeslot, reservation id): a fresh timeslot held for a fresh reservation."""
 
     def make() -> tuple[dict, str]:
@@ -98,9 +108,7 @@ def held(client, new_id, auth, when, rfc3339):
         patient_id = new_id()
         reservation = str(uuid.uuid4())
         hold = {"reservation_id": reservation, "patient_id": patient_id}
-        response = client.post(
-            f"/internal/timeslots/{timeslot['id']}/hold", json=hold, headers=auth(patient_id, "patient")
-        )
+        response = client.post(f"/internal/timeslots/{timeslot['id']}/hold", json=hold, headers=from_booking)
         assert response.status_code == 200
         return timeslot, reservation
 
@@ -112,21 +120,30 @@ def is_available(client, auth, timeslot) -> bool:
     return response.json()["is_available"]
 
 
-def sweep(db, url: str, *, minutes_later: int = 60) -> dict[int, HoldOutcome]:
-    client = BookingClient(url, timeout=2)
-    try:
-        return sweep_expired_holds(db, client.reservation, now=utcnow() + timedelta(minutes=minutes_later))
-    finally:
-        client.close()
+@pytest.fixture(scope="module")
+def sweep(minter):
+    """``sweep(db, booking_url)``: one pass of the sweeper, asking with scheduling's service token."""
+
+    def run(db, url: str, *, minutes_later: int = 60) -> dict[int, HoldOutcome]:
+        client = BookingClient(url, timeout=2, credentials=minter.service_credentials("scheduling"))
+        try:
+            later = utcnow() + timedelta(minutes=minutes_later)
+            return sweep_expired_holds(db, client.reservation, now=later)
+        finally:
+            client.close()
+
+    return run
 
 
-def test_an_expired_hold_without_an_appointment_is_freed(client, sweeper_db, booking, held, auth):
+def test_an_expired_hold_without_an_appointment_is_freed(client, sweeper_db, booking, held, auth, sweep):
     timeslot, _ = held()
     assert sweep(sweeper_db, booking.url)[timeslot["id"]] is HoldOutcome.FREE
     assert is_available(client, auth, timeslot)
 
 
-def test_an_expired_hold_whose_appointment_exists_becomes_booked(client, sweeper_db, booking, held, auth):
+def test_an_expired_hold_whose_appointment_exists_becomes_booked(
+    client, sweeper_db, booking, held, auth, sweep
+):
     timeslot, reservation = held()
     booking.statuses[reservation] = "pending"
     assert sweep(sweeper_db, booking.url)[timeslot["id"]] is HoldOutcome.BOOK
@@ -135,14 +152,16 @@ def test_an_expired_hold_whose_appointment_exists_becomes_booked(client, sweeper
     assert timeslot["id"] not in sweep(sweeper_db, booking.url)
 
 
-def test_an_expired_hold_whose_appointment_was_cancelled_is_freed(client, sweeper_db, booking, held, auth):
+def test_an_expired_hold_whose_appointment_was_cancelled_is_freed(
+    client, sweeper_db, booking, held, auth, sweep
+):
     timeslot, reservation = held()
     booking.statuses[reservation] = "cancelled"
     sweep(sweeper_db, booking.url)
     assert is_available(client, auth, timeslot)
 
 
-def test_an_expired_hold_is_never_freed_while_booking_is_unreachable(client, sweeper_db, held, auth):
+def test_an_expired_hold_is_never_freed_while_booking_is_unreachable(client, sweeper_db, held, auth, sweep):
     timeslot, _ = held()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -151,7 +170,7 @@ def test_an_expired_hold_is_never_freed_while_booking_is_unreachable(client, swe
     assert not is_available(client, auth, timeslot)
 
 
-def test_a_404_that_is_not_bookings_answer_never_frees_a_hold(client, sweeper_db, booking, held, auth):
+def test_a_404_that_is_not_bookings_answer_never_frees_a_hold(client, sweeper_db, booking, held, auth, sweep):
     timeslot, _ = held()
     # A wrong BOOKING_URL path: the server answers 404 for a route that does not exist.
     sweep(sweeper_db, booking.url + "/wrong-prefix")
@@ -160,14 +179,14 @@ def test_a_404_that_is_not_bookings_answer_never_frees_a_hold(client, sweeper_db
     assert is_available(client, auth, timeslot)
 
 
-def test_a_hold_before_its_expiry_is_left_alone(client, sweeper_db, booking, held, auth):
+def test_a_hold_before_its_expiry_is_left_alone(client, sweeper_db, booking, held, auth, sweep):
     timeslot, reservation = held()
     assert timeslot["id"] not in sweep(sweeper_db, booking.url, minutes_later=0)
     assert booking.asked[reservation] == 0
     assert not is_available(client, auth, timeslot)
 
 
-def test_two_sweepers_at_once_ask_about_each_hold_once(client, sweeper_db, booking, held):
+def test_two_sweepers_at_once_ask_about_each_hold_once(client, sweeper_db, booking, held, sweep):
     holds = [held() for _ in range(12)]
     barrier = threading.Barrier(2)
 
@@ -187,7 +206,7 @@ def test_two_sweepers_at_once_ask_about_each_hold_once(client, sweeper_db, booki
 
 
 def test_the_running_service_frees_abandoned_holds_in_the_background(
-    make_client, sweeper_database_url, booking, new_id, auth, when, rfc3339, eventually
+    make_client, sweeper_database_url, booking, new_id, auth, when, rfc3339, eventually, from_booking
 ):
     settings = {
         "database_url": sweeper_database_url,
@@ -204,7 +223,7 @@ def test_the_running_service_frees_abandoned_holds_in_the_background(
         hold = {"reservation_id": str(uuid.uuid4()), "patient_id": patient_id}
         assert (
             service.post(
-                f"/internal/timeslots/{timeslot['id']}/hold", json=hold, headers=auth(patient_id, "patient")
+                f"/internal/timeslots/{timeslot['id']}/hold", json=hold, headers=from_booking
             ).status_code
             == 200
         )

@@ -39,9 +39,9 @@ def own(client, timeslot, headers) -> dict:
     return client.get(f"/api/timeslots/{timeslot['id']}/", headers=headers).json()
 
 
-def test_a_patient_holds_a_free_timeslot_for_a_while(client, timeslot, doctor, new_id, auth):
+def test_a_patient_holds_a_free_timeslot_for_a_while(client, timeslot, doctor, new_id, auth, from_booking):
     patient_id = new_id()
-    response = hold(client, timeslot["id"], patient_id, auth(patient_id, "patient"))
+    response = hold(client, timeslot["id"], patient_id, from_booking)
     assert response.status_code == 200
     body = response.json()
     assert body["timeslot_id"] == timeslot["id"]
@@ -52,12 +52,12 @@ def test_a_patient_holds_a_free_timeslot_for_a_while(client, timeslot, doctor, n
     assert own(client, timeslot, doctor[1])["is_available"] is False
 
 
-def test_of_fifty_concurrent_holds_exactly_one_wins(client, timeslot, new_id, auth):
+def test_of_fifty_concurrent_holds_exactly_one_wins(client, timeslot, new_id, auth, from_booking):
     patients = [new_id() for _ in range(50)]
     barrier = threading.Barrier(50)
 
     def attempt(patient_id: int) -> int:
-        headers = auth(patient_id, "patient")
+        headers = from_booking
         barrier.wait()
         return hold(client, timeslot["id"], patient_id, headers).status_code
 
@@ -66,9 +66,9 @@ def test_of_fifty_concurrent_holds_exactly_one_wins(client, timeslot, new_id, au
     assert sorted(statuses) == [200] + [409] * 49
 
 
-def test_holding_again_with_the_same_reservation_is_idempotent(client, timeslot, new_id, auth):
+def test_holding_again_with_the_same_reservation_is_idempotent(client, timeslot, new_id, auth, from_booking):
     patient_id = new_id()
-    headers = auth(patient_id, "patient")
+    headers = from_booking
     reservation = uuid.uuid4()
     first = hold(client, timeslot["id"], patient_id, headers, reservation)
     again = hold(client, timeslot["id"], patient_id, headers, reservation)
@@ -76,23 +76,25 @@ def test_holding_again_with_the_same_reservation_is_idempotent(client, timeslot,
     assert again.json() == first.json()
 
 
-def test_a_timeslot_held_by_another_reservation_is_not_available(client, timeslot, new_id, auth):
+def test_a_timeslot_held_by_another_reservation_is_not_available(
+    client, timeslot, new_id, auth, from_booking
+):
     first, second = new_id(), new_id()
-    assert hold(client, timeslot["id"], first, auth(first, "patient")).status_code == 200
-    response = hold(client, timeslot["id"], second, auth(second, "patient"))
+    assert hold(client, timeslot["id"], first, from_booking).status_code == 200
+    response = hold(client, timeslot["id"], second, from_booking)
     assert response.status_code == 409
     assert response.json()["code"] == "timeslot_not_available"
 
 
-def test_a_doctor_cannot_book_their_own_timeslot(client, timeslot, doctor, auth):
+def test_a_doctor_cannot_book_their_own_timeslot(client, timeslot, doctor, auth, from_booking):
     doctor_id, _ = doctor
     # A doctor who also holds a patient token (the same user id) is refused.
-    response = hold(client, timeslot["id"], doctor_id, auth(doctor_id, "patient"))
+    response = hold(client, timeslot["id"], doctor_id, from_booking)
     assert response.status_code == 409
     assert response.json()["code"] == "cannot_book_own_timeslot"
 
 
-def test_a_started_timeslot_cannot_be_held(client, db, timeslot, new_id, auth):
+def test_a_started_timeslot_cannot_be_held(client, db, timeslot, new_id, auth, from_booking):
     with db.transaction() as session:
         session.execute(
             update(Timeslot)
@@ -103,31 +105,34 @@ def test_a_started_timeslot_cannot_be_held(client, db, timeslot, new_id, auth):
             )
         )
     patient_id = new_id()
-    response = hold(client, timeslot["id"], patient_id, auth(patient_id, "patient"))
+    response = hold(client, timeslot["id"], patient_id, from_booking)
     assert response.status_code == 422
     assert response.json()["code"] == "timeslot_started"
 
 
 def test_an_unknown_timeslot_or_an_inactive_doctors_timeslot_is_404(
-    client, db, timeslot, doctor, new_id, auth
+    client, db, timeslot, doctor, new_id, auth, from_booking
 ):
     patient_id = new_id()
-    headers = auth(patient_id, "patient")
+    headers = from_booking
     assert hold(client, 999_999_999_999, patient_id, headers).status_code == 404
     with db.transaction() as session:
         apply_user_state(session, user_id=doctor[0], role="doctor", is_active=False, revision=1)
     assert hold(client, timeslot["id"], patient_id, headers).status_code == 404
 
 
-def test_only_patients_hold_and_only_for_themselves(client, timeslot, new_id, auth):
+def test_only_bookings_service_token_holds_and_releases(client, timeslot, doctor, new_id, auth, minter):
     patient_id = new_id()
-    assert hold(client, timeslot["id"], patient_id, {}).status_code == 401
-    for role in ("doctor", "admin"):
-        assert hold(client, timeslot["id"], patient_id, auth(patient_id, role)).status_code == 403
-    response = hold(client, timeslot["id"], new_id(), auth(patient_id, "patient"))
-    assert response.status_code == 403
-    assert response.json()["code"] == "patient_mismatch"
-    assert release(client, timeslot["id"], uuid.uuid4(), auth(patient_id, "doctor")).status_code == 403
+    for headers in ({}, auth(patient_id, "patient"), auth(patient_id, "admin")):
+        assert hold(client, timeslot["id"], patient_id, headers).status_code == 401
+        assert release(client, timeslot["id"], uuid.uuid4(), headers).status_code == 401
+    # A service token of another service, or one meant for another audience.
+    for caller, audience, status in (("doctor", "scheduling", 403), ("booking", "booking", 401)):
+        headers = {"Authorization": f"Bearer {minter.service_token(caller, audience)}"}
+        response = hold(client, timeslot["id"], patient_id, headers)
+        assert response.status_code == status
+        assert response.headers["content-type"] == "application/problem+json"
+    assert own(client, timeslot, doctor[1])["is_available"] is True
 
 
 @pytest.mark.parametrize(
@@ -138,17 +143,16 @@ def test_only_patients_hold_and_only_for_themselves(client, timeslot, new_id, au
         {"reservation_id": str(uuid.uuid4()), "patient_id": "1"},
     ],
 )
-def test_a_malformed_hold_is_422(client, timeslot, new_id, auth, body):
-    patient_id = new_id()
-    response = client.post(
-        f"/internal/timeslots/{timeslot['id']}/hold", json=body, headers=auth(patient_id, "patient")
-    )
+def test_a_malformed_hold_is_422(client, timeslot, body, from_booking):
+    response = client.post(f"/internal/timeslots/{timeslot['id']}/hold", json=body, headers=from_booking)
     assert response.status_code == 422
 
 
-def test_release_frees_only_the_matching_reservations_hold(client, timeslot, doctor, new_id, auth):
+def test_release_frees_only_the_matching_reservations_hold(
+    client, timeslot, doctor, new_id, auth, from_booking
+):
     patient_id = new_id()
-    headers = auth(patient_id, "patient")
+    headers = from_booking
     reservation = uuid.uuid4()
     assert hold(client, timeslot["id"], patient_id, headers, reservation).status_code == 200
 
@@ -162,17 +166,19 @@ def test_release_frees_only_the_matching_reservations_hold(client, timeslot, doc
     assert release(client, 999_999_999_999, reservation, headers).status_code == 204
 
 
-def test_a_held_timeslot_cannot_be_deleted(client, timeslot, doctor, new_id, auth):
+def test_a_held_timeslot_cannot_be_deleted(client, timeslot, doctor, new_id, auth, from_booking):
     patient_id = new_id()
-    assert hold(client, timeslot["id"], patient_id, auth(patient_id, "patient")).status_code == 200
+    assert hold(client, timeslot["id"], patient_id, from_booking).status_code == 200
     response = client.delete(f"/api/timeslots/{timeslot['id']}/", headers=doctor[1])
     assert response.status_code == 409
     assert response.json()["code"] == "timeslot_reserved"
 
 
-def test_held_timeslots_are_listed_as_unavailable_to_their_doctor(client, timeslot, doctor, new_id, auth):
+def test_held_timeslots_are_listed_as_unavailable_to_their_doctor(
+    client, timeslot, doctor, new_id, auth, from_booking
+):
     patient_id = new_id()
-    hold(client, timeslot["id"], patient_id, auth(patient_id, "patient"))
+    hold(client, timeslot["id"], patient_id, from_booking)
     taken = client.get("/api/timeslots/", params={"is_available": "false"}, headers=doctor[1]).json()
     free = client.get("/api/timeslots/", params={"is_available": "true"}, headers=doctor[1]).json()
     assert [t["id"] for t in taken["results"]] == [timeslot["id"]]

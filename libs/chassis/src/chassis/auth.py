@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import httpx
 import jwt
@@ -47,6 +47,13 @@ class InvalidToken(Exception):
 
 
 KeyLookup = Callable[[str], Any]
+
+
+class RevocationList(Protocol):
+    """What identity has taken back since a token was issued (``chassis.revocations``)."""
+
+    def check(self, claims: Mapping[str, Any]) -> None:
+        """Raise ``InvalidToken`` if the token of these verified claims was revoked."""
 
 
 class JwksKeys:
@@ -102,13 +109,24 @@ class TokenVerifier:
     one byte) goes through the full verification.
     """
 
+    token_type = ACCESS_TOKEN_TYPE
+    token_kind = "an access token"
+
     def __init__(
-        self, keys: KeyLookup, *, issuer: str, audience: str, cache_size: int = VERIFIED_CACHE_SIZE
+        self,
+        keys: KeyLookup,
+        *,
+        issuer: str,
+        audience: str,
+        cache_size: int = VERIFIED_CACHE_SIZE,
+        revocations: RevocationList | None = None,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.cache_size = cache_size
+        # Checked on every use, cached or not: a revocation applies to tokens already seen.
+        self.revocations = revocations
         self._verified: dict[str, dict[str, Any]] = {}
         self._verified_lock = threading.Lock()
 
@@ -150,16 +168,22 @@ class TokenVerifier:
             raise InvalidToken("token expired") from exc
         except jwt.PyJWTError as exc:
             raise InvalidToken("invalid token") from exc
-        if claims.get("typ") != ACCESS_TOKEN_TYPE:
-            raise InvalidToken("not an access token")
+        if claims.get("typ") != self.token_type:
+            raise InvalidToken(f"not {self.token_kind}")
+        if not isinstance(claims["exp"], int | float) or not isinstance(claims["iat"], int | float):
+            raise InvalidToken("invalid token claims")
+        self.check_claims(claims)
+        return claims
+
+    def check_claims(self, claims: dict[str, Any]) -> None:
+        """The claims an access token must carry: a user id and a known role."""
         if claims.get("role") not in ROLES or not str(claims["sub"]).isdigit():
             raise InvalidToken("invalid token claims")
-        if not isinstance(claims["exp"], int | float):
-            raise InvalidToken("invalid token claims")
-        return claims
 
     def principal(self, token: str) -> Principal:
         claims = self.claims(token)
+        if self.revocations is not None:
+            self.revocations.check(claims)
         return Principal(id=int(claims["sub"]), role=claims["role"])
 
     async def principal_async(self, token: str) -> Principal:
@@ -182,10 +206,14 @@ class TokenVerifier:
         return isinstance(kid, str) and may_block(kid)
 
 
-def jwks_verifier(settings: Any) -> TokenVerifier:
-    """A verifier of identity's tokens, from a service's ``AuthSettings``."""
+def jwks_verifier(settings: Any, revocations: RevocationList | None = None) -> TokenVerifier:
+    """A verifier of identity's access tokens, from a service's ``AuthSettings``; with
+    ``revocations``, it also refuses tokens that identity has revoked since."""
     return TokenVerifier(
-        JwksKeys(settings.jwks_url), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        JwksKeys(settings.jwks_url),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        revocations=revocations,
     )
 
 

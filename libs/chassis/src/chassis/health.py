@@ -21,11 +21,14 @@ from fastapi.responses import JSONResponse
 log = logging.getLogger("chassis.health")
 
 Check = Callable[[], None]
+# Readiness checks named so report whether a service token can be had (chassis.trust).
+CREDENTIAL_CHECK_PREFIX = "credential_for_"
 
 
 def health_router(checks: Mapping[str, Check], informational: Collection[str] = ("broker",)) -> APIRouter:
     """``/health/live`` and ``/health/ready`` over ``checks``; those named in ``informational``
-    are reported but do not make the service unready."""
+    (and the service credentials, ``credential_for_*``: without one the internal calls fail
+    closed, everything else still works) are reported but do not make the service unready."""
     router = APIRouter(prefix="/health", tags=["health"], include_in_schema=False)
 
     @router.get("/live")
@@ -42,7 +45,11 @@ def health_router(checks: Mapping[str, Check], informational: Collection[str] = 
             except Exception as exc:  # any failure means "not ready"; the reason goes to the log only
                 log.warning("readiness check %s failed: %s", name, exc)
                 results[name] = "unavailable"
-        ready = all(v == "ok" for k, v in results.items() if k not in informational)
+        ready = all(
+            v == "ok"
+            for k, v in results.items()
+            if k not in informational and not k.startswith(CREDENTIAL_CHECK_PREFIX)
+        )
         status = (
             "unavailable" if not ready else "ok" if all(v == "ok" for v in results.values()) else "degraded"
         )

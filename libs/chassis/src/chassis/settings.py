@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -90,11 +90,28 @@ class BrokerSettings(BaseSettings):
 
 
 class AuthSettings(BaseSettings):
-    """Where a service finds identity's public keys to verify access tokens."""
+    """Where a service finds identity (its public keys, service tokens) and its own client secret."""
 
     identity_url: str = Field(default="http://127.0.0.1:8001", validation_alias="IDENTITY_URL")
     jwt_issuer: str = Field(default="clinic-identity", validation_alias="JWT_ISSUER")
     jwt_audience: str = Field(default="clinic", validation_alias="JWT_AUDIENCE")
+    # Service-to-service credentials (chassis.service_auth): a file per service in this
+    # directory holds its client secret (created when absent, for the local stack);
+    # SERVICE_SECRET gives a service's own secret directly instead.
+    service_secrets_dir: str = Field(default="var/service-secrets", validation_alias="SERVICE_SECRETS_DIR")
+    service_secret: SecretStr | None = Field(default=None, validation_alias="SERVICE_SECRET")
+    # How often each process reads the token revocations its consumer recorded (chassis.revocations).
+    token_revocation_poll_seconds: float = Field(
+        default=0.5, gt=0, le=5, validation_alias="TOKEN_REVOCATION_POLL_SECONDS"
+    )
+
+    def own_service_secret(self, service: str) -> str | None:
+        """This service's client secret: ``SERVICE_SECRET``, else its file (created when absent)."""
+        if self.service_secret is not None:
+            return self.service_secret.get_secret_value()
+        from chassis.service_auth import service_secret
+
+        return service_secret(self.service_secrets_dir, service)
 
     @property
     def jwks_url(self) -> str:

@@ -1,0 +1,90 @@
+"""sessions: each login a row, with an absolute lifetime and an end; a NOTIFY when one ends
+
+Every refresh-token family becomes a session (started at its first token, ending 30 days
+later unless it ended before: a family without a live token ended when its last token
+was revoked). The gateway's token check refuses the access tokens of ended sessions; the
+trigger tells every identity replica's cache at once.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-02
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "sessions",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.BigInteger(), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("end_reason", sa.String(length=32), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_sessions"),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name="fk_sessions_user_id_users", ondelete="CASCADE"
+        ),
+        sa.CheckConstraint("expires_at > started_at", name="ck_sessions_expires_after_started"),
+        sa.CheckConstraint(
+            "(ended_at IS NULL) = (end_reason IS NULL)", name="ck_sessions_end_reason_iff_ended"
+        ),
+    )
+    op.create_index("ix_sessions_user_id", "sessions", ["user_id"])
+    op.execute(
+        """
+        INSERT INTO sessions (id, user_id, started_at, expires_at, ended_at, end_reason)
+        SELECT family_id,
+               min(user_id),
+               min(issued_at),
+               min(issued_at) + interval '30 days',
+               CASE WHEN bool_and(revoked_at IS NOT NULL) THEN max(revoked_at) END,
+               CASE WHEN bool_and(revoked_at IS NOT NULL) THEN 'revoked' END
+        FROM refresh_tokens
+        GROUP BY family_id
+        """
+    )
+    op.create_foreign_key(
+        "fk_refresh_tokens_family_id_sessions",
+        "refresh_tokens",
+        "sessions",
+        ["family_id"],
+        ["id"],
+        ondelete="CASCADE",
+    )
+    op.execute(
+        """
+        CREATE FUNCTION notify_session_ended() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('identity_user_status', NEW.user_id::text);
+            RETURN NULL;
+        END
+        $$
+        """
+    )
+    op.execute(
+        """
+        CREATE TRIGGER trg_sessions_ended
+        AFTER UPDATE OF ended_at ON sessions
+        FOR EACH ROW
+        WHEN (OLD.ended_at IS NULL AND NEW.ended_at IS NOT NULL)
+        EXECUTE FUNCTION notify_session_ended()
+        """
+    )
+
+
+def downgrade() -> None:
+    op.execute("DROP TRIGGER IF EXISTS trg_sessions_ended ON sessions")
+    op.execute("DROP FUNCTION IF EXISTS notify_session_ended()")
+    op.drop_constraint("fk_refresh_tokens_family_id_sessions", "refresh_tokens", type_="foreignkey")
+    op.drop_table("sessions")
