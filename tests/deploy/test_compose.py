@@ -30,7 +30,12 @@ from .conftest import (
     variables_a_deployment_must_set,
 )
 
-REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD")
+REQUIRED_SECRETS = (
+    "POSTGRES_PASSWORD",
+    "RABBITMQ_PASSWORD",
+    "BOOKING_SERVICE_SECRET",
+    "SCHEDULING_SERVICE_SECRET",
+)
 DATABASE_DATA = "/var/lib/postgresql/data"
 
 
@@ -244,12 +249,12 @@ def test_every_variable_passed_to_the_gateway_is_one_run_sh_or_the_routing_reads
     assert not unknown
 
 
-def test_the_gateway_listens_on_all_interfaces_and_publishes_its_port():
+def test_the_gateway_listens_on_all_interfaces_and_is_published_on_loopback_unless_told():
     env = environment_of(gateway())
     assert env["GATEWAY_HOST"] == "0.0.0.0" and env["TRAEFIK_BIN"] == "traefik"
     (port,) = gateway()["ports"]
     published, target = port.rsplit(":", 1)
-    assert target == env["GATEWAY_PORT"] == "8000" and published == "8000"
+    assert target == env["GATEWAY_PORT"] == "8000" and published == "127.0.0.1:8000"
 
 
 def test_the_gateway_healthcheck_pings_its_admin_entry_point():

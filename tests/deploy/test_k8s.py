@@ -159,7 +159,7 @@ def test_every_kubernetes_object_is_valid_for_its_schema(version):
 def test_traefik_objects_have_only_the_fields_their_custom_resources_define():
     # kubernetes-validate has no schemas for CRDs: a structural check of what the base uses.
     middleware_fields = {
-        "headers": {"customRequestHeaders"},
+        "headers": {"customRequestHeaders", "stsSeconds", "stsIncludeSubdomains"},
         "forwardAuth": {
             "address",
             "trustForwardHeader",
