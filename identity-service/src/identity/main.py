@@ -90,11 +90,14 @@ def first_admin(app: FastAPI) -> Iterator[None]:
             )
         except WeakPassword as exc:
             raise RuntimeError(f"ADMIN_PASSWORD is not acceptable: {exc.detail}") from None
+        # Ids, not the email: no personal data in log lines.
         if account.created:
-            log.info("created the admin account %s from ADMIN_EMAIL", admin.email)
+            log.info("created the admin account (user %s) from ADMIN_EMAIL", account.user.id)
         elif account.user.role != ADMIN:
             log.warning(
-                "ADMIN_EMAIL %s belongs to a %s account; no admin created", admin.email, account.user.role
+                "ADMIN_EMAIL belongs to user %s, a %s account; no admin created",
+                account.user.id,
+                account.user.role,
             )
     yield
 
