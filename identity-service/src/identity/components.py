@@ -11,6 +11,7 @@ from chassis.db import Database
 from identity.config import Settings
 from identity.keys import KeyRing, load_key_ring
 from identity.security import Passwords, TokenIssuer
+from identity.throttle import LoginThrottle
 from identity.user_status import ActiveUserTokenVerifier, UserStatuses
 
 
@@ -22,6 +23,8 @@ class Components:
     tokens: TokenIssuer
     statuses: UserStatuses
     verifier: ActiveUserTokenVerifier
+    throttle: LoginThrottle
+    trusted_proxy_count: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Components:
@@ -41,6 +44,13 @@ class Components:
             verifier=ActiveUserTokenVerifier(
                 keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience, statuses=statuses
             ),
+            throttle=LoginThrottle(
+                window_seconds=settings.login_throttle_window_seconds,
+                account_failures=settings.login_throttle_account_failures,
+                address_failures=settings.login_throttle_address_failures,
+                ipv6_prefix=settings.login_throttle_ipv6_prefix,
+            ),
+            trusted_proxy_count=settings.trusted_proxy_count,
         )
 
 

@@ -45,6 +45,25 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
         default_factory=lambda: os.cpu_count() or 2, ge=1, validation_alias="PASSWORD_HASH_CONCURRENCY"
     )
 
+    # Login throttling (spec/API.md "Authentication"): failed logins (and wrong current
+    # passwords) within the window, per account and per client address (IPv6 by its /64).
+    login_throttle_window_seconds: float = Field(
+        default=900.0, gt=0, validation_alias="LOGIN_THROTTLE_WINDOW_SECONDS"
+    )
+    login_throttle_account_failures: int = Field(
+        default=5, ge=1, le=10, validation_alias="LOGIN_THROTTLE_ACCOUNT_FAILURES"
+    )
+    login_throttle_address_failures: int = Field(
+        default=100, ge=1, validation_alias="LOGIN_THROTTLE_ADDRESS_FAILURES"
+    )
+    login_throttle_ipv6_prefix: int = Field(
+        default=64, ge=1, le=128, validation_alias="LOGIN_THROTTLE_IPV6_PREFIX"
+    )
+    # How many proxies in front of identity append to X-Forwarded-For (the gateway: 1). The
+    # client address is that many entries from its end; 0 uses the connection's address. Only
+    # the gateway may reach identity's port, or a caller could name any address it likes.
+    trusted_proxy_count: int = Field(default=1, ge=0, validation_alias="TRUSTED_PROXY_COUNT")
+
     # The in-process cache of (user id -> active, role) behind the gateway's token check,
     # invalidated through PostgreSQL LISTEN/NOTIFY; the TTL only bounds a missed notification.
     user_status_cache_enabled: bool = Field(default=True, validation_alias="USER_STATUS_CACHE_ENABLED")

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -100,4 +101,27 @@ class RefreshToken(Base):
         CheckConstraint("expires_at > issued_at", name="expires_after_issued"),
         Index("ix_refresh_tokens_family_id", "family_id"),
         Index("ix_refresh_tokens_user_id", "user_id"),
+    )
+
+
+class LoginFailure(Base):
+    """A failed login (or a wrong ``current_password``), counted for throttling (``throttle.py``).
+
+    ``account_key`` is a SHA-256 of the lower-cased email, ``address`` the client's address (an
+    IPv6 one as its /64). A login in progress is a row too until it succeeds, so concurrent
+    guesses at one account are counted before their (slow) password checks finish.
+    """
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    account_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    address: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("clock_timestamp()")
+    )
+
+    __table_args__ = (
+        Index("ix_login_failures_account_key", "account_key", "failed_at"),
+        Index("ix_login_failures_address", "address", "failed_at"),
     )

@@ -21,6 +21,7 @@ from identity.domain import normalise_email
 from identity.errors import AuthenticationFailed, InvalidCredentials, InvalidRefreshToken, RefreshTokenReused
 from identity.models import RefreshToken, User
 from identity.security import IssuedTokens, Passwords, TokenIssuer, new_refresh_token, refresh_token_digest
+from identity.throttle import LoginThrottle
 
 log = logging.getLogger("identity.sessions")
 
@@ -51,13 +52,23 @@ def _revoke_family(session: Session, family_id: uuid.UUID, now: datetime) -> Non
 
 
 def log_in(
-    db: Database, passwords: Passwords, tokens: TokenIssuer, *, email: str, password: str
+    db: Database,
+    passwords: Passwords,
+    tokens: TokenIssuer,
+    throttle: LoginThrottle,
+    *,
+    email: str,
+    password: str,
+    address: str,
 ) -> IssuedTokens:
     """Tokens for the active account with these credentials, else ``InvalidCredentials``.
 
     Every refusal takes one password verification and says the same thing, so neither
-    the answer nor its timing tells whether the email has an account.
+    the answer nor its timing tells whether the email has an account. Each refusal counts
+    as a failed login of the account and of ``address``; past the throttle's limits the
+    answer is ``LoginThrottled`` without any check, for the right password too.
     """
+    attempt = throttle.begin(db, email=email, address=address)
     with db.sessions() as session:
         user = session.scalars(select(User).where(User.email == normalise_email(email))).one_or_none()
     if user is None:
@@ -66,6 +77,7 @@ def log_in(
     # Verified outside any transaction: hashing is slow, and should not hold a connection.
     if not passwords.verify(user.password_hash, password) or not user.is_active:
         raise InvalidCredentials()
+    throttle.succeeded(db, attempt)
     with db.transaction() as session:
         if passwords.needs_rehash(user.password_hash):
             session.execute(
