@@ -95,6 +95,9 @@ class AuthSettings(BaseSettings):
     identity_url: str = Field(default="http://127.0.0.1:8001", validation_alias="IDENTITY_URL")
     jwt_issuer: str = Field(default="clinic-identity", validation_alias="JWT_ISSUER")
     jwt_audience: str = Field(default="clinic", validation_alias="JWT_AUDIENCE")
+    # How long the keys fetched from identity's JWKS are used before they are fetched again:
+    # a key identity stops publishing stops verifying within this period.
+    jwks_refresh_seconds: float = Field(default=300.0, gt=0, validation_alias="JWKS_REFRESH_SECONDS")
 
     @property
     def jwks_url(self) -> str:
