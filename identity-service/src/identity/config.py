@@ -25,6 +25,12 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
     refresh_token_ttl_seconds: int = Field(
         default=14 * 24 * 3600, ge=60, validation_alias="REFRESH_TOKEN_TTL_SECONDS"
     )
+    # A refresh token presented again this soon after its rotation, while its successor is
+    # still unused, gets that same successor (two tabs refreshing at once) instead of being
+    # taken for a stolen token; 0 turns the grace off.
+    refresh_reuse_grace_seconds: float = Field(
+        default=10.0, ge=0, le=300, validation_alias="REFRESH_REUSE_GRACE_SECONDS"
+    )
 
     # The first admin, created at start-up when both are set and the email is free.
     admin_email: str | None = Field(default=None, validation_alias="ADMIN_EMAIL")

@@ -80,7 +80,8 @@ class RefreshToken(Base):
     """One refresh token. Tokens rotated from one login share a ``family_id`` (a session).
 
     A used token points to its successor (``replaced_by_id``); presenting a used token
-    again is reuse, and revokes the family.
+    again is reuse, and revokes the family, except within the refresh grace period while the
+    successor is unused: then it gets that same successor (``sessions.py``).
     """
 
     __tablename__ = "refresh_tokens"
@@ -94,6 +95,9 @@ class RefreshToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("refresh_tokens.id", ondelete="SET NULL"))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The successor, sealed with this token (security.seal_successor), for the refresh grace
+    # period; cleared by the retention job once the period is over.
+    successor_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     __table_args__ = (
         UniqueConstraint("token_hash", name="uq_refresh_tokens_token_hash"),

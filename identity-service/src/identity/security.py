@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from chassis.auth import ACCESS_TOKEN_TYPE
 from identity.config import Settings
@@ -88,17 +90,49 @@ def refresh_token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
+def seal_successor(presented: str, successor: str) -> bytes:
+    """``successor`` encrypted under a key only the holder of ``presented`` can derive.
+
+    Kept on the presented token's row for the refresh grace period, so that a concurrent
+    refresh with the same token can be given the same successor. The database holds only the
+    presented token's SHA-256, and the key is another hash of it (domain-separated), so what
+    the database holds does not open it.
+    """
+    nonce = secrets.token_bytes(12)
+    return nonce + AESGCM(_sealing_key(presented)).encrypt(nonce, successor.encode(), None)
+
+
+def open_successor(presented: str, sealed: bytes) -> str | None:
+    """The successor ``seal_successor`` sealed with ``presented``; None if it does not open."""
+    try:
+        return AESGCM(_sealing_key(presented)).decrypt(sealed[:12], sealed[12:], None).decode()
+    except (InvalidTag, ValueError):
+        return None
+
+
+def _sealing_key(presented: str) -> bytes:
+    return hashlib.sha256(b"clinic refresh successor\x00" + presented.encode("utf-8")).digest()
+
+
 class TokenIssuer:
     """Signs access tokens with identity's current key and dates refresh tokens."""
 
     def __init__(
-        self, keys: KeyRing, *, issuer: str, audience: str, access_ttl: int, refresh_ttl: int
+        self,
+        keys: KeyRing,
+        *,
+        issuer: str,
+        audience: str,
+        access_ttl: int,
+        refresh_ttl: int,
+        reuse_grace: float = 10.0,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.access_ttl = access_ttl
         self.refresh_ttl = timedelta(seconds=refresh_ttl)
+        self.reuse_grace = timedelta(seconds=reuse_grace)
 
     @classmethod
     def from_settings(cls, keys: KeyRing, settings: Settings) -> TokenIssuer:
@@ -108,6 +142,7 @@ class TokenIssuer:
             audience=settings.jwt_audience,
             access_ttl=settings.access_token_ttl_seconds,
             refresh_ttl=settings.refresh_token_ttl_seconds,
+            reuse_grace=settings.refresh_reuse_grace_seconds,
         )
 
     def access_token(self, *, user_id: int, role: str, session_id: uuid.UUID, now: datetime) -> str:

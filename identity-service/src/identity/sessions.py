@@ -3,7 +3,9 @@
 A session is a family of refresh tokens: login starts one, each refresh replaces the
 presented token by a new one of the same family. Presenting a replaced token again
 means two parties hold the session (one of them stole it), so the whole family is
-revoked (OAuth 2.0 Security BCP, refresh token rotation).
+revoked (OAuth 2.0 Security BCP, refresh token rotation) — unless it comes within a short
+grace period of the rotation while the successor is still unused (two tabs refreshing at
+once): then it gets the same successor, kept sealed for that period.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from chassis.timezones import utcnow
 from identity.domain import normalise_email
 from identity.errors import AuthenticationFailed, InvalidCredentials, InvalidRefreshToken, RefreshTokenReused
 from identity.models import RefreshToken, User
-from identity.security import IssuedTokens, Passwords, TokenIssuer, new_refresh_token, refresh_token_digest
+from identity.security import (
+    IssuedTokens,
+    Passwords,
+    TokenIssuer,
+    new_refresh_token,
+    open_successor,
+    refresh_token_digest,
+    seal_successor,
+)
 from identity.throttle import LoginThrottle
 
 log = logging.getLogger("identity.sessions")
@@ -90,25 +100,36 @@ def log_in(
 
 
 def refresh_session(db: Database, tokens: TokenIssuer, *, refresh_token: str) -> IssuedTokens:
-    """New tokens for a valid refresh token, which is used up; a reused token revokes its family."""
+    """New tokens for a valid refresh token, which is used up; a reused token revokes its family.
+
+    Within the grace period after a rotation (``REFRESH_REUSE_GRACE_SECONDS``), while the
+    successor is unused, the used token is answered with that same successor (and a new access
+    token) instead: two tabs refreshing at once keep their session.
+    """
     with db.transaction() as session:
-        outcome = _rotate(session, tokens, refresh_token_digest(refresh_token))
+        outcome = _rotate(session, tokens, refresh_token)
     # Raised only now, after the commit: a reuse must revoke the family even though it fails.
     if isinstance(outcome, AuthenticationFailed):
         raise outcome
     return outcome
 
 
-def _rotate(session: Session, tokens: TokenIssuer, digest: bytes) -> IssuedTokens | AuthenticationFailed:
+def _rotate(session: Session, tokens: TokenIssuer, refresh_token: str) -> IssuedTokens | AuthenticationFailed:
     now = utcnow()
     # The row lock makes concurrent refreshes with one token take turns: the second one
-    # sees the token used and is treated as reuse, so at most one of them succeeds.
+    # sees the token used, and gets the first one's successor (within the grace period)
+    # or is treated as reuse.
     presented = session.scalars(
-        select(RefreshToken).where(RefreshToken.token_hash == digest).with_for_update()
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == refresh_token_digest(refresh_token))
+        .with_for_update()
     ).one_or_none()
     if presented is None or presented.revoked_at is not None:
         return InvalidRefreshToken()
     if presented.used_at is not None:
+        again = _same_successor(session, tokens, presented, refresh_token, now)
+        if again is not None:
+            return again
         _revoke_family(session, presented.family_id, now)
         log.warning(
             "refresh token reuse: session revoked",
@@ -126,7 +147,39 @@ def _rotate(session: Session, tokens: TokenIssuer, digest: bytes) -> IssuedToken
     )
     presented.used_at = now
     presented.replaced_by_id = successor.id
+    if tokens.reuse_grace:
+        presented.successor_sealed = seal_successor(refresh_token, issued.refresh)
     return issued
+
+
+def _same_successor(
+    session: Session, tokens: TokenIssuer, presented: RefreshToken, refresh_token: str, now: datetime
+) -> IssuedTokens | None:
+    """The successor ``presented`` was rotated into, if this is a concurrent refresh of it.
+
+    That is: within the grace period after the rotation, and the successor neither used,
+    revoked nor expired (a successor already used means two parties hold the token: reuse).
+    Why not a new token of the family instead: the first caller's successor would then have to
+    die or a second live branch of the session would start; with the same successor there is
+    one branch, and the first use of it ends the grace of its predecessor.
+    """
+    if presented.successor_sealed is None or presented.used_at is None:
+        return None
+    if now - presented.used_at > tokens.reuse_grace or presented.replaced_by_id is None:
+        return None
+    successor = session.get(RefreshToken, presented.replaced_by_id, with_for_update=True)
+    if successor is None or successor.used_at is not None or successor.revoked_at is not None:
+        return None
+    if successor.expires_at <= now:
+        return None
+    user = session.get(User, presented.user_id)
+    if user is None or not user.is_active:
+        return None
+    refresh = open_successor(refresh_token, presented.successor_sealed)
+    if refresh is None:
+        return None
+    access = tokens.access_token(user_id=user.id, role=user.role, session_id=presented.family_id, now=now)
+    return IssuedTokens(access=access, refresh=refresh, expires_in=tokens.access_ttl)
 
 
 def log_out(db: Database, *, user_id: int, refresh_token: str) -> None:
