@@ -13,7 +13,7 @@ from chassis.app import Hook, create_service_app
 from chassis.auth import jwks_verifier
 from chassis.db import Database
 from chassis.health import amqp_check
-from chassis.messaging import messaging_hooks
+from chassis.messaging import messaging_hooks, service_retention_hooks
 from chassis.observability import configure_logging
 
 
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         *messaging_hooks(
             "booking", db, settings.amqp_url, handlers=events.HANDLERS, enabled=settings.messaging_enabled
         ),
+        *service_retention_hooks("booking", db, settings),
     ]
     app = create_service_app(
         database=db,

@@ -6,7 +6,7 @@ from chassis.app import create_service_app
 from chassis.auth import jwks_verifier
 from chassis.db import Database
 from chassis.health import amqp_check
-from chassis.messaging import messaging_hooks
+from chassis.messaging import messaging_hooks, service_retention_hooks
 from chassis.observability import configure_logging
 from doctor import api, events
 from doctor.config import Settings
@@ -27,14 +27,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         token_verifier=jwks_verifier(settings),
         readiness={"database": db.ping, "broker": amqp_check(settings.amqp_url)},
         # The outbox relay publishes doctor.profile.updated; the consumer applies identity's user events.
-        hooks=messaging_hooks(
-            "doctor",
-            db,
-            settings.amqp_url,
-            handlers=events.HANDLERS,
-            enabled=settings.messaging_enabled,
-            retry_delays=settings.event_retry_delays,
-        ),
+        hooks=[
+            *messaging_hooks(
+                "doctor",
+                db,
+                settings.amqp_url,
+                handlers=events.HANDLERS,
+                enabled=settings.messaging_enabled,
+                retry_delays=settings.event_retry_delays,
+            ),
+            *service_retention_hooks("doctor", db, settings),
+        ],
         openapi_tags=[{"name": "doctors", "description": "Find doctors; doctors keep their own profile."}],
     )
     app.state.settings = settings

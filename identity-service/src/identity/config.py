@@ -31,6 +31,11 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
     refresh_reuse_grace_seconds: float = Field(
         default=10.0, ge=0, le=300, validation_alias="REFRESH_REUSE_GRACE_SECONDS"
     )
+    # The refresh tokens of a session are deleted this long after the session ended (every
+    # token revoked or expired): retention.py.
+    refresh_token_retention_days: float = Field(
+        default=30.0, gt=0, validation_alias="REFRESH_TOKEN_RETENTION_DAYS"
+    )
 
     # The first admin, created at start-up when both are set and the email is free.
     admin_email: str | None = Field(default=None, validation_alias="ADMIN_EMAIL")

@@ -6,7 +6,7 @@ from chassis.app import create_service_app
 from chassis.auth import jwks_verifier
 from chassis.db import Database
 from chassis.health import amqp_check
-from chassis.messaging import messaging_hooks
+from chassis.messaging import messaging_hooks, service_retention_hooks
 from chassis.observability import configure_logging
 from scheduling import api, events
 from scheduling.config import Settings
@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     hooks = messaging_hooks(
         "scheduling", db, settings.amqp_url, handlers=events.HANDLERS, enabled=settings.messaging_enabled
     )
+    hooks.extend(service_retention_hooks("scheduling", db, settings))
     if settings.hold_sweeper_enabled:
         hooks.append(
             hold_sweeper_hook(

@@ -87,6 +87,15 @@ class BrokerSettings(BaseSettings):
     event_retry_delays: tuple[float, ...] = Field(
         default=(1.0, 5.0, 30.0, 120.0), min_length=1, validation_alias="EVENT_RETRY_DELAYS"
     )
+    # Retention (chassis.messaging.retention): published outbox rows and inbox rows older than
+    # these are deleted every RETENTION_INTERVAL_SECONDS. The inbox keeps at least a day: it
+    # must outlive every redelivery of an event (minutes), handlers' own idempotency does the rest.
+    retention_enabled: bool = Field(default=True, validation_alias="RETENTION_ENABLED")
+    retention_interval_seconds: float = Field(
+        default=3600.0, gt=0, validation_alias="RETENTION_INTERVAL_SECONDS"
+    )
+    outbox_retention_days: float = Field(default=7.0, gt=0, validation_alias="OUTBOX_RETENTION_DAYS")
+    inbox_retention_days: float = Field(default=14.0, ge=1, validation_alias="INBOX_RETENTION_DAYS")
 
 
 class AuthSettings(BaseSettings):

@@ -1,0 +1,74 @@
+"""identity's own retention tasks, run by the service's retention job with the outbox's and inbox's.
+
+- Refresh tokens of ended sessions: a session (a family of refresh tokens) has ended when none
+  of its tokens can be used any more (each revoked or expired); REFRESH_TOKEN_RETENTION_DAYS
+  after that, the whole family goes. A live session keeps its used tokens, so presenting an
+  old one of them is still detected as reuse; sessions have an absolute lifetime, so no family
+  lives forever.
+- Sealed successors (the refresh grace period) once the grace period is over.
+- Login failures older than the throttling window: nothing counts them any more.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Interval, bindparam, delete, func, or_, select, update
+
+from chassis.db import Database
+from chassis.messaging.retention import BATCH_SIZE, Task
+from identity.models import RefreshToken
+from identity.throttle import LoginThrottle
+
+TOKENS = RefreshToken.__table__
+
+
+def purge_ended_sessions(db: Database, older_than: timedelta, *, batch_size: int = BATCH_SIZE) -> int:
+    """Delete the refresh tokens of sessions that ended more than ``older_than`` ago; how many."""
+    ended_at = func.max(
+        func.least(func.coalesce(TOKENS.c.revoked_at, TOKENS.c.expires_at), TOKENS.c.expires_at)
+    )
+    ended_families = (
+        select(TOKENS.c.family_id)
+        .group_by(TOKENS.c.family_id)
+        .having(func.bool_and(or_(TOKENS.c.revoked_at.is_not(None), TOKENS.c.expires_at <= func.now())))
+        .having(ended_at < func.now() - bindparam("p_age", type_=Interval()))
+        .limit(batch_size)
+    )
+    statement = delete(TOKENS).where(TOKENS.c.family_id.in_(ended_families.scalar_subquery()))
+    total = 0
+    while True:
+        with db.engine.begin() as connection:
+            deleted = connection.execute(statement, {"p_age": older_than}).rowcount or 0
+        total += deleted
+        if deleted == 0:
+            return total
+
+
+def forget_sealed_successors(db: Database, grace: timedelta) -> int:
+    """Drop the sealed successors of tokens rotated longer than ``grace`` ago; how many."""
+    with db.engine.begin() as connection:
+        result = connection.execute(
+            update(TOKENS)
+            .where(
+                TOKENS.c.successor_sealed.is_not(None),
+                TOKENS.c.used_at < func.now() - bindparam("p_grace", type_=Interval()),
+            )
+            .values(successor_sealed=None),
+            {"p_grace": grace},
+        )
+    return result.rowcount or 0
+
+
+def identity_retention_tasks(
+    db: Database, throttle: LoginThrottle, *, refresh_token_days: float, refresh_grace_seconds: float
+) -> dict[str, Task]:
+    return {
+        "refresh tokens of ended sessions": lambda: purge_ended_sessions(
+            db, timedelta(days=refresh_token_days)
+        ),
+        "sealed refresh successors": lambda: forget_sealed_successors(
+            db, timedelta(seconds=refresh_grace_seconds)
+        ),
+        "login failures": lambda: throttle.prune(db),
+    }
