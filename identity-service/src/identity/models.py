@@ -48,8 +48,8 @@ class User(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
     deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Grows by one with every change other services care about (name, phone, role,
-    # active), so consumers of identity.user.* events can ignore stale ones.
+    # Grows by one with every change other services care about (name, role, active), so
+    # consumers of identity.user.* events can ignore stale ones.
     revision: Mapped[int] = mapped_column(Integer, server_default="1")
 
     __table_args__ = (

@@ -35,7 +35,7 @@ from identity.errors import (
     UserNotFound,
     WeakPassword,
 )
-from identity.events import UserFactKind, publish_user_fact
+from identity.events import UserFactKind, publish_user_fact, shared_changes
 from identity.models import RefreshToken, User
 from identity.security import Passwords
 from identity.throttle import LoginThrottle
@@ -47,8 +47,13 @@ def record_user_fact(session: Session, user: User, kind: UserFactKind, changed: 
     """A user registered, was updated or was deactivated: tell the other services.
 
     Called inside the transaction of the change, after it is applied to ``user``. Each
-    fact takes the next ``revision`` of the user and goes to the outbox with the change.
+    fact takes the next ``revision`` of the user and goes to the outbox with the change. An
+    update of fields no other service keeps (the phone alone) is no fact for them: no event.
     """
+    if kind == "updated":
+        changed = shared_changes(changed)
+        if not changed:
+            return
     if kind != "registered":
         user.revision += 1
     session.flush()
