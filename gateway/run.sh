@@ -22,7 +22,9 @@
 # The public entry point deletes headers whose names alias another one (X_User_Role for
 # X-User-Role) and rejects ambiguous percent-encoded characters in paths (%2F, %5C, %00, %3B,
 # %25, %3F, %23): no public path needs them, and they are what split-view attacks between
-# the gateway and a backend are made of. Extra arguments are passed on to traefik.
+# the gateway and a backend are made of. The access log (JSON on stdout) keeps paths without
+# their query strings (a search for a patient's name or email is personal data) and, of the
+# headers, only X-User-Id and X-Request-Id. Extra arguments are passed on to traefik.
 set -eu
 
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
@@ -80,6 +82,7 @@ exec "${TRAEFIK_BIN:-traefik}" \
     --log.format=json \
     --accesslog=true \
     --accesslog.format=json \
+    --accesslog.fields.queryparameters.defaultmode=drop \
     --accesslog.fields.headers.names.X-User-Id=keep \
     --accesslog.fields.headers.names.X-Request-Id=keep \
     "$@"

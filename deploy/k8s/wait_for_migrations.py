@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     cli = importlib.import_module(f"{args.service}.cli")
     settings = importlib.import_module(f"{args.service}.config").Settings()
     script = ScriptDirectory.from_config(alembic_config(cli.ALEMBIC_INI, settings.database_url))
-    engine = create_engine(normalise_database_url(settings.database_url), pool_pre_ping=True)
+    engine = create_engine(
+        normalise_database_url(settings.database_url), pool_pre_ping=True, hide_parameters=True
+    )
     say(f"waiting until the {args.service} database is at {', '.join(sorted(script.get_heads()))}")
     while True:
         try:

@@ -168,7 +168,7 @@ def test_traefik_objects_have_only_the_fields_their_custom_resources_define():
             "maxResponseBodySize",
             "headerField",
         },
-        "rateLimit": {"average", "period", "burst"},
+        "rateLimit": {"average", "period", "burst", "sourceCriterion"},
         "errors": {"status", "service", "query"},
         "replacePath": {"path"},
     }

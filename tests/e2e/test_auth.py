@@ -209,8 +209,18 @@ def test_refresh_rotates_the_refresh_token(stack, patient):
 
 def test_a_reused_refresh_token_is_refused_and_revokes_its_whole_chain(stack, patient):
     second = refreshed(stack, patient.refresh).json()["refresh"]
-    problem(refreshed(stack, patient.refresh), 401)
-    problem(refreshed(stack, second), 401)
+    third = refreshed(stack, second).json()["refresh"]
+    # Presented again after its successor was used: reuse, whatever the grace period.
+    assert problem(refreshed(stack, patient.refresh), 401)["code"] == "refresh_token_reused"
+    problem(refreshed(stack, third), 401)
+
+
+def test_two_refreshes_with_one_token_at_once_get_the_same_successor(stack, patient):
+    first = refreshed(stack, patient.refresh)
+    again = refreshed(stack, patient.refresh)  # a second tab, within REFRESH_REUSE_GRACE_SECONDS
+    assert first.status_code == again.status_code == 200, again.text
+    assert first.json()["refresh"] == again.json()["refresh"]
+    assert refreshed(stack, again.json()["refresh"]).status_code == 200
 
 
 def test_refresh_refuses_anything_but_a_live_refresh_token(stack, patient):

@@ -1,8 +1,9 @@
 """Fixtures of the robustness suite: its own stack (the e2e harness), and the people using it.
 
-The stack is the e2e harness's (``tests/e2e/stack.py``), with the gateway's auth rate limit
-raised (the fuzzer registers and logs in far more often than a person; the limit itself is
-tested in e2e) and cheap password hashing (hashing cost is not what these tests are about).
+The stack is the e2e harness's (``tests/e2e/stack.py``), with the gateway's auth rate limit and
+identity's per-address login throttling raised (the fuzzer registers and logs in, mostly with
+made-up credentials, far more often than a person; both are tested in e2e) and cheap password
+hashing (hashing cost is not what these tests are about).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .people import People, make_people
 ROBUSTNESS_ENV = {
     "AUTH_RATE_LIMIT_AVERAGE": "100000",
     "AUTH_RATE_LIMIT_BURST": "100000",
+    "LOGIN_THROTTLE_ADDRESS_FAILURES": "100000",
     "PASSWORD_HASH_TIME_COST": "1",
     "PASSWORD_HASH_MEMORY_COST": "1024",
     # The suite runs a second stack (the short soak) beside this one on a shared PostgreSQL.

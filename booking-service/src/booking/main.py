@@ -12,7 +12,7 @@ from booking.scheduling_client import SchedulingClient
 from chassis.app import Hook, create_service_app
 from chassis.db import Database
 from chassis.health import amqp_check
-from chassis.messaging import messaging_hooks
+from chassis.messaging import messaging_hooks, service_retention_hooks
 from chassis.observability import configure_logging
 from chassis.revocations import with_token_revocations
 from chassis.trust import ServiceTrust
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             handlers=with_token_revocations(events.HANDLERS),
             enabled=settings.messaging_enabled,
         ),
+        *service_retention_hooks("booking", db, settings),
     ]
     app = create_service_app(
         database=db,

@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from chassis.app import create_service_app
 from chassis.db import Database
 from chassis.health import amqp_check
-from chassis.messaging import messaging_hooks
+from chassis.messaging import messaging_hooks, service_retention_hooks
 from chassis.observability import configure_logging
 from chassis.revocations import with_token_revocations
 from chassis.trust import ServiceTrust
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 enabled=settings.messaging_enabled,
                 retry_delays=settings.event_retry_delays,
             ),
+            *service_retention_hooks("doctor", db, settings),
         ],
         openapi_tags=[{"name": "doctors", "description": "Find doctors; doctors keep their own profile."}],
     )

@@ -31,7 +31,7 @@ def test_each_gateway_status_has_a_problem_body_with_that_status(client, status,
 
 
 def test_a_429_says_when_the_rate_limit_has_room_again(client):
-    # The gateway's default limit: 10 a minute, so one request's room every 6 seconds.
+    # A limit of 10 a minute: one request's room every 6 seconds.
     assert client.get("/problems/429?average=10&period=1m").headers["retry-after"] == "6"
     assert client.get("/problems/429?average=3&period=1h").headers["retry-after"] == "1200"
     assert "retry-after" not in client.get("/problems/502").headers

@@ -5,8 +5,8 @@ later unless it ended before: a family without a live token ended when its last 
 was revoked). The gateway's token check refuses the access tokens of ended sessions; the
 trigger tells every identity replica's cache at once.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006_sessions
+Revises: 0005_refresh_grace
 Create Date: 2026-12-02
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0006_sessions"
+down_revision: str | None = "0005_refresh_grace"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

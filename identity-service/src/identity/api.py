@@ -33,6 +33,7 @@ from identity.schemas import (
     UserUpdateMe,
 )
 from identity.security import IssuedTokens, service_client_authenticated
+from identity.throttle import client_address
 
 auth = APIRouter(prefix="/api/auth", tags=["auth"])
 users = APIRouter(prefix="/api/users", tags=["users"], responses=problem_responses(401, 403))
@@ -41,16 +42,35 @@ internal = APIRouter(prefix="/internal", tags=["internal"], include_in_schema=Fa
 Admin = Annotated[Principal, Depends(require_role("admin"))]
 UserId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The user's id.")]
 
-# The gateway's per-address rate limit on register, login and refresh: Traefik's own 429, with
-# the docs app's problem+json body (gateway/dynamic/routes.yml, gateway-problems).
-RATE_LIMITED: dict[int | str, dict[str, Any]] = {
-    429: {
-        "description": "Too many requests from this client address (by default the gateway allows "
-        "10 a minute); retry after `Retry-After` seconds. From the gateway, code `rate_limited`.",
-        "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
-        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+
+# 429s: the gateway's generous per-address rate limit on register, login and refresh (Traefik's
+# own 429 with the docs app's problem+json, code ``rate_limited``: gateway/dynamic/routes.yml),
+# and identity's login throttling (code ``login_throttled``: throttle.py).
+def _too_many(description: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        429: {
+            "description": description,
+            "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
     }
-}
+
+
+RATE_LIMITED = _too_many(
+    "Too many requests from this client address (the gateway allows 120 a minute by default; "
+    "code `rate_limited`); retry after `Retry-After` seconds."
+)
+THROTTLED = _too_many(
+    "Too many failed logins for this account (5 in 15 minutes by default) or from this client "
+    "address (100), code `login_throttled`: refused without checking the password, the right one "
+    "included, for `Retry-After` seconds. The gateway's own limit on requests from one address "
+    "(120 a minute by default) answers 429 too, in plain text, with `Retry-After`."
+)
+CURRENT_PASSWORD_THROTTLED = _too_many(
+    "Too many failed logins or wrong current passwords for this account, or failed logins from this "
+    "address (code `login_throttled`); retry after `Retry-After` seconds."
+)
+
 
 # Request examples, offered by Swagger UI's "Try it out" and shown by Redoc.
 REGISTER_EXAMPLES = {
@@ -127,14 +147,23 @@ def register(
     summary="Log in with email and password",
     description="Public. Answers an `access` token (send it as `Authorization: Bearer <access>`; "
     "`expires_in` seconds) and a single-use `refresh` token. Wrong credentials and deactivated "
-    "accounts get the same 401.",
-    responses={**problem_responses(400, 401, 422), **RATE_LIMITED},
+    "accounts get the same 401. Failed logins are throttled per account and per client address "
+    "(429 `login_throttled`, also for the right password while it lasts).",
+    responses={**problem_responses(400, 401, 422), **THROTTLED},
 )
 def login(
-    body: Annotated[LoginRequest, Body(openapi_examples=LOGIN_EXAMPLES)], parts: AppComponents
+    body: Annotated[LoginRequest, Body(openapi_examples=LOGIN_EXAMPLES)],
+    request: Request,
+    parts: AppComponents,
 ) -> TokenPair:
     issued = sessions.log_in(
-        parts.db, parts.passwords, parts.tokens, email=body.email, password=body.password
+        parts.db,
+        parts.passwords,
+        parts.tokens,
+        parts.throttle,
+        email=body.email,
+        password=body.password,
+        address=client_address(request, parts.trusted_proxy_count),
     )
     return _token_pair(issued)
 
@@ -166,20 +195,25 @@ async def read_me(principal: CurrentPrincipal, reads: AppReads) -> dict[str, Any
 @auth.patch(
     "/me/",
     summary="Change the caller's name, phone or password",
-    description="A new password needs `current_password`, and signs out the account's other sessions.",
-    responses=problem_responses(400, 401, 422),
+    description="A new password needs `current_password`, and signs out the account's other sessions. "
+    "A wrong `current_password` counts as a failed login of the account (429 `login_throttled` past "
+    "the limit).",
+    responses={**problem_responses(400, 401, 422), **CURRENT_PASSWORD_THROTTLED},
 )
 def update_me(
     body: Annotated[UserUpdateMe, Body(openapi_examples=UPDATE_ME_EXAMPLES)],
+    request: Request,
     principal: CurrentPrincipal,
     parts: AppComponents,
 ) -> UserRead:
     user = services.update_own_account(
         parts.db,
         parts.passwords,
+        parts.throttle,
         user_id=principal.id,
         session_id=getattr(principal, "session_id", None),
         changes=body.model_dump(exclude_unset=True),
+        address=client_address(request, parts.trusted_proxy_count),
     )
     parts.statuses.forget(principal.id)  # a new password ends the other sessions
     return UserRead.model_validate(user)

@@ -12,6 +12,7 @@ from chassis.service_auth import client_secrets
 from identity.config import Settings
 from identity.keys import KeyRing, load_key_ring
 from identity.security import Passwords, TokenIssuer
+from identity.throttle import LoginThrottle
 from identity.user_status import ActiveUserTokenVerifier, UserStatuses
 
 
@@ -25,6 +26,8 @@ class Components:
     verifier: ActiveUserTokenVerifier
     # The services that may ask for service tokens, and their client secrets.
     service_clients: dict[str, str]
+    throttle: LoginThrottle
+    trusted_proxy_count: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Components:
@@ -54,6 +57,13 @@ class Components:
                 if settings.service_client_secrets is None
                 else settings.service_client_secrets.get_secret_value(),
             ),
+            throttle=LoginThrottle(
+                window_seconds=settings.login_throttle_window_seconds,
+                account_failures=settings.login_throttle_account_failures,
+                address_failures=settings.login_throttle_address_failures,
+                ipv6_prefix=settings.login_throttle_ipv6_prefix,
+            ),
+            trusted_proxy_count=settings.trusted_proxy_count,
         )
 
 

@@ -28,6 +28,17 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
     refresh_token_ttl_seconds: int = Field(
         default=14 * 24 * 3600, ge=60, validation_alias="REFRESH_TOKEN_TTL_SECONDS"
     )
+    # A refresh token presented again this soon after its rotation, while its successor is
+    # still unused, gets that same successor (two tabs refreshing at once) instead of being
+    # taken for a stolen token; 0 turns the grace off.
+    refresh_reuse_grace_seconds: float = Field(
+        default=10.0, ge=0, le=300, validation_alias="REFRESH_REUSE_GRACE_SECONDS"
+    )
+    # The refresh tokens of a session are deleted this long after the session ended (every
+    # token revoked or expired): retention.py.
+    refresh_token_retention_days: float = Field(
+        default=30.0, gt=0, validation_alias="REFRESH_TOKEN_RETENTION_DAYS"
+    )
 
     # A session's absolute lifetime: refreshing never extends a login past it.
     session_max_age_seconds: int = Field(
@@ -63,6 +74,25 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
     password_hash_concurrency: int = Field(
         default_factory=lambda: os.cpu_count() or 2, ge=1, validation_alias="PASSWORD_HASH_CONCURRENCY"
     )
+
+    # Login throttling (spec/API.md "Authentication"): failed logins (and wrong current
+    # passwords) within the window, per account and per client address (IPv6 by its /64).
+    login_throttle_window_seconds: float = Field(
+        default=900.0, gt=0, validation_alias="LOGIN_THROTTLE_WINDOW_SECONDS"
+    )
+    login_throttle_account_failures: int = Field(
+        default=5, ge=1, le=10, validation_alias="LOGIN_THROTTLE_ACCOUNT_FAILURES"
+    )
+    login_throttle_address_failures: int = Field(
+        default=100, ge=1, validation_alias="LOGIN_THROTTLE_ADDRESS_FAILURES"
+    )
+    login_throttle_ipv6_prefix: int = Field(
+        default=64, ge=1, le=128, validation_alias="LOGIN_THROTTLE_IPV6_PREFIX"
+    )
+    # How many proxies in front of identity append to X-Forwarded-For (the gateway: 1). The
+    # client address is that many entries from its end; 0 uses the connection's address. Only
+    # the gateway may reach identity's port, or a caller could name any address it likes.
+    trusted_proxy_count: int = Field(default=1, ge=0, validation_alias="TRUSTED_PROXY_COUNT")
 
     # The in-process cache of (user id -> active, role) behind the gateway's token check,
     # invalidated through PostgreSQL LISTEN/NOTIFY; the TTL only bounds a missed notification.

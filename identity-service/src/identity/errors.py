@@ -92,12 +92,27 @@ class InvalidClient(AuthenticationFailed):
         super().__init__("The service credentials are not valid.")
 
 
+class LoginThrottled(DomainError):
+    """Too many failed logins for this account or from this address (429, ``Retry-After``)."""
+
+    code = "login_throttled"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "Too many failed login attempts for this account or from this address; "
+            f"try again in {retry_after} seconds.",
+            retry_after=retry_after,
+        )
+        self.retry_after = retry_after
+
+
 STATUS_OF: dict[type[DomainError], int] = {
     UserNotFound: 404,
     EmailTaken: 409,
     AdminLockout: 409,
     FieldInvalid: 422,
     AuthenticationFailed: 401,
+    LoginThrottled: 429,
 }
 
 # RFC 9110: a 401 carries a challenge. ``Bearer`` without an error: no token was at fault.
@@ -105,10 +120,21 @@ AUTHENTICATION_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="clinic"'}
 
 
 def install_authentication_challenge(app: FastAPI) -> None:
-    """Render ``AuthenticationFailed`` like every domain error, plus the 401 challenge header."""
+    """Render ``AuthenticationFailed`` like every domain error, plus the 401 challenge header;
+    and ``LoginThrottled`` with its ``Retry-After``."""
 
     @app.exception_handler(AuthenticationFailed)
     async def _challenge(_: Request, exc: AuthenticationFailed) -> JSONResponse:
         return problem(
             STATUS_OF[AuthenticationFailed], exc.detail, code=exc.code, headers=AUTHENTICATION_CHALLENGE
+        )
+
+    @app.exception_handler(LoginThrottled)
+    async def _throttled(_: Request, exc: LoginThrottled) -> JSONResponse:
+        return problem(
+            STATUS_OF[LoginThrottled],
+            exc.detail,
+            code=exc.code,
+            headers={"Retry-After": str(exc.retry_after)},
+            **exc.extra,
         )

@@ -1,8 +1,9 @@
 """Events identity-service publishes; their contracts are contracts/events/identity.user.*.schema.json.
 
-Payloads carry what other services keep of a user (name, phone, role, active flag)
-and the user's ``revision``, so consumers can ignore stale, out-of-order updates.
-Never an email, a password or a hash.
+Payloads carry what other services keep of a user (name, role, active flag) and the user's
+``revision``, so consumers can ignore stale, out-of-order updates. Never an email, a phone
+number, a password or a hash: no other service uses them (``phone`` was sent once and read by
+none; the schemas keep it as deprecated so that events published before still validate).
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ PRODUCER = "identity"
 
 UserFactKind = Literal["registered", "updated", "deactivated"]
 
+# The fields of a user other services keep: a change of any other (the phone) is identity's alone.
+SHARED_FIELDS = ("full_name", "role", "is_active")
+
+
+def shared_changes(changed: Sequence[str]) -> list[str]:
+    """Of the changed fields, those other services are told about."""
+    return [field for field in changed if field in SHARED_FIELDS]
+
 
 def _user_event_data(user: User, kind: UserFactKind, changed: Sequence[str]) -> dict[str, Any]:
     if kind == "deactivated":
@@ -34,7 +43,6 @@ def _user_event_data(user: User, kind: UserFactKind, changed: Sequence[str]) -> 
     data: dict[str, Any] = {
         "user_id": user.id,
         "full_name": user.full_name,
-        "phone": user.phone,
         "role": user.role,
         "is_active": user.is_active,
         "revision": user.revision,

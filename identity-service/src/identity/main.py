@@ -10,13 +10,14 @@ from fastapi import FastAPI
 
 from chassis.app import Hook, create_service_app
 from chassis.health import amqp_check
-from chassis.messaging import messaging_hooks
+from chassis.messaging import messaging_hooks, service_retention_hooks
 from chassis.observability import configure_logging
 from identity import api, services
 from identity.components import Components
 from identity.config import Settings
 from identity.domain import ADMIN
 from identity.errors import STATUS_OF, WeakPassword, install_authentication_challenge
+from identity.retention import identity_retention_tasks
 from identity.schemas import NewAdmin
 from identity.user_status import UserStatusListener
 
@@ -39,6 +40,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         statuses_read_on_the_loop,
         *messaging_hooks("identity", parts.db, settings.amqp_url, enabled=settings.messaging_enabled),
         first_admin,
+        *service_retention_hooks(
+            "identity",
+            parts.db,
+            settings,
+            identity_retention_tasks(
+                parts.db,
+                parts.throttle,
+                refresh_token_days=settings.refresh_token_retention_days,
+                refresh_grace_seconds=settings.refresh_reuse_grace_seconds,
+            ),
+        ),
     ]
     if settings.user_status_cache_enabled:
         hooks.append(listening_for_user_changes)
@@ -90,11 +102,14 @@ def first_admin(app: FastAPI) -> Iterator[None]:
             )
         except WeakPassword as exc:
             raise RuntimeError(f"ADMIN_PASSWORD is not acceptable: {exc.detail}") from None
+        # Ids, not the email: no personal data in log lines.
         if account.created:
-            log.info("created the admin account %s from ADMIN_EMAIL", admin.email)
+            log.info("created the admin account (user %s) from ADMIN_EMAIL", account.user.id)
         elif account.user.role != ADMIN:
             log.warning(
-                "ADMIN_EMAIL %s belongs to a %s account; no admin created", admin.email, account.user.role
+                "ADMIN_EMAIL belongs to user %s, a %s account; no admin created",
+                account.user.id,
+                account.user.role,
             )
     yield
 

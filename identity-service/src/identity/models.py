@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -47,8 +48,8 @@ class User(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
     deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Grows by one with every change other services care about (name, phone, role,
-    # active), so consumers of identity.user.* events can ignore stale ones.
+    # Grows by one with every change other services care about (name, role, active), so
+    # consumers of identity.user.* events can ignore stale ones.
     revision: Mapped[int] = mapped_column(Integer, server_default="1")
 
     __table_args__ = (
@@ -103,7 +104,8 @@ class RefreshToken(Base):
     """One refresh token. Tokens rotated from one login share a ``family_id`` (a session).
 
     A used token points to its successor (``replaced_by_id``); presenting a used token
-    again is reuse, and revokes the family.
+    again is reuse, and revokes the family, except within the refresh grace period while the
+    successor is unused: then it gets that same successor (``sessions.py``).
     """
 
     __tablename__ = "refresh_tokens"
@@ -117,6 +119,9 @@ class RefreshToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("refresh_tokens.id", ondelete="SET NULL"))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The successor, sealed with this token (security.seal_successor), for the refresh grace
+    # period; cleared by the retention job once the period is over.
+    successor_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     __table_args__ = (
         UniqueConstraint("token_hash", name="uq_refresh_tokens_token_hash"),
@@ -124,4 +129,27 @@ class RefreshToken(Base):
         CheckConstraint("expires_at > issued_at", name="expires_after_issued"),
         Index("ix_refresh_tokens_family_id", "family_id"),
         Index("ix_refresh_tokens_user_id", "user_id"),
+    )
+
+
+class LoginFailure(Base):
+    """A failed login (or a wrong ``current_password``), counted for throttling (``throttle.py``).
+
+    ``account_key`` is a SHA-256 of the lower-cased email, ``address`` the client's address (an
+    IPv6 one as its /64). A login in progress is a row too until it succeeds, so concurrent
+    guesses at one account are counted before their (slow) password checks finish.
+    """
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    account_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    address: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("clock_timestamp()")
+    )
+
+    __table_args__ = (
+        Index("ix_login_failures_account_key", "account_key", "failed_at"),
+        Index("ix_login_failures_address", "address", "failed_at"),
     )

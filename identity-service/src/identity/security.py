@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from chassis.auth import ACCESS_TOKEN_TYPE
 from chassis.service_auth import SERVICE_TOKEN_TYPE
@@ -90,6 +92,30 @@ def refresh_token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
+def seal_successor(presented: str, successor: str) -> bytes:
+    """``successor`` encrypted under a key only the holder of ``presented`` can derive.
+
+    Kept on the presented token's row for the refresh grace period, so that a concurrent
+    refresh with the same token can be given the same successor. The database holds only the
+    presented token's SHA-256, and the key is another hash of it (domain-separated), so what
+    the database holds does not open it.
+    """
+    nonce = secrets.token_bytes(12)
+    return nonce + AESGCM(_sealing_key(presented)).encrypt(nonce, successor.encode(), None)
+
+
+def open_successor(presented: str, sealed: bytes) -> str | None:
+    """The successor ``seal_successor`` sealed with ``presented``; None if it does not open."""
+    try:
+        return AESGCM(_sealing_key(presented)).decrypt(sealed[:12], sealed[12:], None).decode()
+    except (InvalidTag, ValueError):
+        return None
+
+
+def _sealing_key(presented: str) -> bytes:
+    return hashlib.sha256(b"clinic refresh successor\x00" + presented.encode("utf-8")).digest()
+
+
 class TokenIssuer:
     """Signs access tokens with identity's current key and dates refresh tokens."""
 
@@ -103,6 +129,7 @@ class TokenIssuer:
         refresh_ttl: int,
         session_max_age: int = 30 * 24 * 3600,
         service_ttl: int = 300,
+        reuse_grace: float = 10.0,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
@@ -111,6 +138,7 @@ class TokenIssuer:
         self.refresh_ttl = timedelta(seconds=refresh_ttl)
         self.session_max_age = timedelta(seconds=session_max_age)
         self.service_ttl = service_ttl
+        self.reuse_grace = timedelta(seconds=reuse_grace)
 
     @classmethod
     def from_settings(cls, keys: KeyRing, settings: Settings) -> TokenIssuer:
@@ -122,6 +150,7 @@ class TokenIssuer:
             refresh_ttl=settings.refresh_token_ttl_seconds,
             session_max_age=settings.session_max_age_seconds,
             service_ttl=settings.service_token_ttl_seconds,
+            reuse_grace=settings.refresh_reuse_grace_seconds,
         )
 
     def access_token(self, *, user_id: int, role: str, session_id: uuid.UUID, now: datetime) -> str:

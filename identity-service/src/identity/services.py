@@ -35,10 +35,11 @@ from identity.errors import (
     UserNotFound,
     WeakPassword,
 )
-from identity.events import UserFactKind, publish_user_fact
+from identity.events import UserFactKind, publish_user_fact, shared_changes
 from identity.models import LoginSession, User
 from identity.security import Passwords
 from identity.sessions import end_sessions
+from identity.throttle import LoginThrottle
 
 log = logging.getLogger("identity.services")
 
@@ -47,8 +48,13 @@ def record_user_fact(session: Session, user: User, kind: UserFactKind, changed: 
     """A user registered, was updated or was deactivated: tell the other services.
 
     Called inside the transaction of the change, after it is applied to ``user``. Each
-    fact takes the next ``revision`` of the user and goes to the outbox with the change.
+    fact takes the next ``revision`` of the user and goes to the outbox with the change. An
+    update of fields no other service keeps (the phone alone) is no fact for them: no event.
     """
+    if kind == "updated":
+        changed = shared_changes(changed)
+        if not changed:
+            return
     if kind != "registered":
         user.revision += 1
     session.flush()
@@ -176,12 +182,21 @@ def _apply_profile(user: User, changes: dict[str, Any], fields: tuple[str, ...])
 
 
 def update_own_account(
-    db: Database, passwords: Passwords, *, user_id: int, session_id: uuid.UUID | None, changes: dict[str, Any]
+    db: Database,
+    passwords: Passwords,
+    throttle: LoginThrottle,
+    *,
+    user_id: int,
+    session_id: uuid.UUID | None,
+    changes: dict[str, Any],
+    address: str,
 ) -> User:
     """Change one's own name, phone or password (the current password is required for the latter).
 
     ``changes`` holds only the fields the caller sent. A new password ends every other
     session of the account; the caller's own session (``session_id``) stays signed in.
+    A wrong current password counts as a failed login of the account (from ``address``),
+    so a stolen access token cannot guess it faster than the login could.
     """
     with db.transaction() as session:
         user = _locked_user(session, user_id)
@@ -191,8 +206,10 @@ def update_own_account(
                 raise CurrentPasswordInvalid(
                     "current_password", ["Enter your current password to change it."]
                 )
+            attempt = throttle.begin(db, email=user.email, address=address)
             if not passwords.verify(user.password_hash, current):
                 raise CurrentPasswordInvalid("current_password", ["The current password is not correct."])
+            throttle.succeeded(db, attempt)
             _require_strong(changes["password"], user.email)
             user.password_hash = passwords.hash(changes["password"])
             others = LoginSession.user_id == user.id

@@ -3,9 +3,11 @@
 A session (``LoginSession``) is one login and its family of refresh tokens: login
 starts one, each refresh replaces the presented token by a new one of the same family.
 Presenting a replaced token again means two parties hold the session (one of them stole
-it), so the session ends (OAuth 2.0 Security BCP, refresh token rotation). A session
-ends at once everywhere: its refresh tokens are revoked, the gateway's token check
-refuses its access tokens (a trigger NOTIFYs every replica), and
+it), so the session ends (OAuth 2.0 Security BCP, refresh token rotation) — unless it
+comes within a short grace period of the rotation while the successor is still unused
+(two tabs refreshing at once): then it gets the same successor, kept sealed for that
+period. A session ends at once everywhere: its refresh tokens are revoked, the gateway's
+token check refuses its access tokens (a trigger NOTIFYs every replica), and
 ``identity.session.revoked`` tells the other services to refuse them too. Refreshing
 never extends a session past its absolute lifetime (``SESSION_MAX_AGE_SECONDS``).
 """
@@ -27,7 +29,16 @@ from identity.domain import normalise_email
 from identity.errors import AuthenticationFailed, InvalidCredentials, InvalidRefreshToken, RefreshTokenReused
 from identity.events import PRODUCER
 from identity.models import LoginSession, RefreshToken, User
-from identity.security import IssuedTokens, Passwords, TokenIssuer, new_refresh_token, refresh_token_digest
+from identity.security import (
+    IssuedTokens,
+    Passwords,
+    TokenIssuer,
+    new_refresh_token,
+    open_successor,
+    refresh_token_digest,
+    seal_successor,
+)
+from identity.throttle import LoginThrottle
 
 log = logging.getLogger("identity.sessions")
 
@@ -80,13 +91,23 @@ def end_sessions(session: Session, which: ColumnElement[bool], *, reason: str) -
 
 
 def log_in(
-    db: Database, passwords: Passwords, tokens: TokenIssuer, *, email: str, password: str
+    db: Database,
+    passwords: Passwords,
+    tokens: TokenIssuer,
+    throttle: LoginThrottle,
+    *,
+    email: str,
+    password: str,
+    address: str,
 ) -> IssuedTokens:
     """Tokens for the active account with these credentials, else ``InvalidCredentials``.
 
     Every refusal takes one password verification and says the same thing, so neither
-    the answer nor its timing tells whether the email has an account.
+    the answer nor its timing tells whether the email has an account. Each refusal counts
+    as a failed login of the account and of ``address``; past the throttle's limits the
+    answer is ``LoginThrottled`` without any check, for the right password too.
     """
+    attempt = throttle.begin(db, email=email, address=address)
     with db.sessions() as session:
         user = session.scalars(select(User).where(User.email == normalise_email(email))).one_or_none()
     if user is None:
@@ -95,6 +116,7 @@ def log_in(
     # Verified outside any transaction: hashing is slow, and should not hold a connection.
     if not passwords.verify(user.password_hash, password) or not user.is_active:
         raise InvalidCredentials()
+    throttle.succeeded(db, attempt)
     with db.transaction() as session:
         if passwords.needs_rehash(user.password_hash):
             session.execute(
@@ -110,26 +132,37 @@ def log_in(
 
 
 def refresh_session(db: Database, tokens: TokenIssuer, *, refresh_token: str) -> IssuedTokens:
-    """New tokens for a valid refresh token, which is used up; a reused token revokes its family."""
+    """New tokens for a valid refresh token, which is used up; a reused token revokes its family.
+
+    Within the grace period after a rotation (``REFRESH_REUSE_GRACE_SECONDS``), while the
+    successor is unused, the used token is answered with that same successor (and a new access
+    token) instead: two tabs refreshing at once keep their session.
+    """
     with db.transaction() as session:
-        outcome = _rotate(session, tokens, refresh_token_digest(refresh_token))
+        outcome = _rotate(session, tokens, refresh_token)
     # Raised only now, after the commit: a reuse must revoke the family even though it fails.
     if isinstance(outcome, AuthenticationFailed):
         raise outcome
     return outcome
 
 
-def _rotate(session: Session, tokens: TokenIssuer, digest: bytes) -> IssuedTokens | AuthenticationFailed:
+def _rotate(session: Session, tokens: TokenIssuer, refresh_token: str) -> IssuedTokens | AuthenticationFailed:
     now = utcnow()
     # The row lock makes concurrent refreshes with one token take turns: the second one
-    # sees the token used and is treated as reuse, so at most one of them succeeds.
+    # sees the token used, and gets the first one's successor (within the grace period)
+    # or is treated as reuse.
     presented = session.scalars(
-        select(RefreshToken).where(RefreshToken.token_hash == digest).with_for_update()
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == refresh_token_digest(refresh_token))
+        .with_for_update()
     ).one_or_none()
     if presented is None or presented.revoked_at is not None:
         return InvalidRefreshToken()
     this_session = LoginSession.id == presented.family_id
     if presented.used_at is not None:
+        again = _same_successor(session, tokens, presented, refresh_token, now)
+        if again is not None:
+            return again
         end_sessions(session, this_session, reason="refresh_token_reused")
         log.warning(
             "refresh token reuse: session revoked",
@@ -149,7 +182,39 @@ def _rotate(session: Session, tokens: TokenIssuer, digest: bytes) -> IssuedToken
     issued, successor = _issue(session, tokens, user_id=user.id, role=user.role, login=login, now=now)
     presented.used_at = now
     presented.replaced_by_id = successor.id
+    if tokens.reuse_grace:
+        presented.successor_sealed = seal_successor(refresh_token, issued.refresh)
     return issued
+
+
+def _same_successor(
+    session: Session, tokens: TokenIssuer, presented: RefreshToken, refresh_token: str, now: datetime
+) -> IssuedTokens | None:
+    """The successor ``presented`` was rotated into, if this is a concurrent refresh of it.
+
+    That is: within the grace period after the rotation, and the successor neither used,
+    revoked nor expired (a successor already used means two parties hold the token: reuse).
+    Why not a new token of the family instead: the first caller's successor would then have to
+    die or a second live branch of the session would start; with the same successor there is
+    one branch, and the first use of it ends the grace of its predecessor.
+    """
+    if presented.successor_sealed is None or presented.used_at is None:
+        return None
+    if now - presented.used_at > tokens.reuse_grace or presented.replaced_by_id is None:
+        return None
+    successor = session.get(RefreshToken, presented.replaced_by_id, with_for_update=True)
+    if successor is None or successor.used_at is not None or successor.revoked_at is not None:
+        return None
+    if successor.expires_at <= now:
+        return None
+    user = session.get(User, presented.user_id)
+    if user is None or not user.is_active:
+        return None
+    refresh = open_successor(refresh_token, presented.successor_sealed)
+    if refresh is None:
+        return None
+    access = tokens.access_token(user_id=user.id, role=user.role, session_id=presented.family_id, now=now)
+    return IssuedTokens(access=access, refresh=refresh, expires_in=tokens.access_ttl)
 
 
 def log_out(db: Database, *, user_id: int, refresh_token: str) -> None:

@@ -2,11 +2,13 @@ import threading
 from datetime import timedelta
 
 import jwt
-from sqlalchemy import update
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
 from support import assert_problem, bearer
 
+from identity.main import create_app
 from identity.models import RefreshToken
-from identity.security import refresh_token_digest
+from identity.security import open_successor, refresh_token_digest
 
 
 def refresh(client, token):
@@ -35,21 +37,72 @@ def test_reusing_a_rotated_refresh_token_revokes_its_whole_session(client, api):
     assert refresh(client, other_session["refresh"]).status_code == 200
 
 
-def test_concurrent_refreshes_with_one_token_let_exactly_one_succeed(client, api):
+def test_concurrent_refreshes_with_one_token_all_get_the_same_successor(client, api):
     _, tokens = api.signed_in()
     barrier = threading.Barrier(5)
-    statuses = []
+    answers = []
 
     def attempt():
         barrier.wait()
-        statuses.append(refresh(client, tokens["refresh"]).status_code)
+        answers.append(refresh(client, tokens["refresh"]))
 
     threads = [threading.Thread(target=attempt) for _ in range(5)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(statuses) == [200, 401, 401, 401, 401]
+    assert [answer.status_code for answer in answers] == [200] * 5
+    assert len({answer.json()["refresh"] for answer in answers}) == 1
+    # The session lives on: every access token works, and the one successor rotates once.
+    for answer in answers:
+        assert client.get("/api/auth/me/", headers=bearer(answer.json())).status_code == 200
+    assert refresh(client, answers[0].json()["refresh"]).status_code == 200
+
+
+def test_a_token_presented_again_after_the_grace_period_is_reuse_and_ends_the_session(client, api, app):
+    _, tokens = api.signed_in()
+    first = refresh(client, tokens["refresh"]).json()
+    with app.state.db.transaction() as session:
+        session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == refresh_token_digest(tokens["refresh"]))
+            .values(used_at=RefreshToken.used_at - timedelta(seconds=11))
+        )
+    assert_problem(refresh(client, tokens["refresh"]), 401, "refresh_token_reused")
+    assert_problem(refresh(client, first["refresh"]), 401, "invalid_refresh_token")
+
+
+def test_a_token_presented_again_once_its_successor_was_used_is_reuse_even_within_the_grace(client, api):
+    _, tokens = api.signed_in()
+    first = refresh(client, tokens["refresh"]).json()
+    again = refresh(client, tokens["refresh"]).json()
+    assert again["refresh"] == first["refresh"]
+    refresh(client, first["refresh"])
+    assert_problem(refresh(client, tokens["refresh"]), 401, "refresh_token_reused")
+
+
+def test_without_a_grace_period_a_second_refresh_is_reuse(make_settings, api):
+    with TestClient(create_app(make_settings(refresh_reuse_grace_seconds=0))) as strict:
+        _, tokens = api.signed_in()
+        first = refresh(strict, tokens["refresh"])
+        assert first.status_code == 200
+        assert_problem(refresh(strict, tokens["refresh"]), 401, "refresh_token_reused")
+        assert_problem(refresh(strict, first.json()["refresh"]), 401, "invalid_refresh_token")
+
+
+def test_the_kept_successor_opens_only_with_the_token_it_succeeds(client, api, app):
+    _, tokens = api.signed_in()
+    successor = refresh(client, tokens["refresh"]).json()["refresh"]
+    with app.state.db.sessions() as session:
+        sealed = session.scalar(
+            select(RefreshToken.successor_sealed).where(
+                RefreshToken.token_hash == refresh_token_digest(tokens["refresh"])
+            )
+        )
+    assert sealed is not None and successor.encode() not in sealed
+    assert open_successor(tokens["refresh"], sealed) == successor
+    assert open_successor(successor, sealed) is None
+    assert open_successor(refresh_token_digest(tokens["refresh"]).hex(), sealed) is None
 
 
 def test_an_expired_refresh_token_is_refused(client, api, app):

@@ -35,13 +35,33 @@ def test_registration_publishes_a_registered_event_that_matches_its_contract(api
     assert event["data"] == {
         "user_id": user["id"],
         "full_name": "Dr Ada Lovelace",
-        "phone": "+998 90 123 45 67",
         "role": "doctor",
         "is_active": True,
         "date_joined": event["data"]["date_joined"],
         "revision": 1,
     }
-    assert "password" not in json.dumps(event) and user["email"] not in json.dumps(event)
+    for private in ("password", user["email"], "+998 90 123 45 67"):
+        assert private not in json.dumps(event)
+
+
+def test_a_phone_change_alone_publishes_nothing_and_with_a_rename_only_the_rename(api, client, broker):
+    queue = broker.bind_queue("identity.user.*")
+    user, tokens = api.signed_in(phone="+1 555 0100")
+    assert (
+        client.patch("/api/auth/me/", json={"phone": "+1 555 0101"}, headers=bearer(tokens)).status_code
+        == 200
+    )
+    both = client.patch(
+        "/api/auth/me/", json={"phone": "+1 555 0102", "full_name": "New Name"}, headers=bearer(tokens)
+    )
+    assert both.status_code == 200
+
+    registered, updated = _events_of(broker, queue, user["id"], 2)
+    assert broker.get(queue, count=1, timeout=1) == []
+    validate_envelope(updated, CONTRACTS)
+    assert updated["data"]["changed"] == ["full_name"]
+    assert updated["data"]["revision"] == registered["data"]["revision"] + 1
+    assert "phone" not in updated["data"] and "+1 555" not in json.dumps(updated)
 
 
 def test_a_rename_and_a_deactivation_publish_events_with_growing_revisions(api, client, broker):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
 
 import pytest
 
-from chassis.auth import InvalidToken, JwksKeys, TokenVerifier
+from chassis.auth import InvalidToken, TokenVerifier
 from chassis.testkit import TokenMinter
 
 
@@ -73,14 +72,3 @@ def test_the_memory_holds_at_most_cache_size_tokens_dropping_the_oldest(minter):
     for token in tokens:
         verifier.principal(token)
     assert list(verifier._verified) == tokens[2:]
-
-
-def test_the_async_check_fetches_an_unknown_signing_key_off_the_event_loop(minter, monkeypatch):
-    keys = JwksKeys("http://127.0.0.1:9/internal/jwks")
-    monkeypatch.setattr(keys, "_refresh", lambda: keys._keys.update({minter.kid: minter._key(minter.kid)}))
-    verifier = TokenVerifier(keys, issuer=minter.issuer, audience=minter.audience)
-    token = minter.token(7, "doctor")
-    assert verifier._may_block(token)
-    principal = asyncio.run(verifier.principal_async(token))
-    assert (principal.id, principal.role) == (7, "doctor")
-    assert not verifier._may_block(token)

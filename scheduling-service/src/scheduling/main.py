@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from chassis.app import create_service_app
 from chassis.db import Database
 from chassis.health import amqp_check
-from chassis.messaging import messaging_hooks
+from chassis.messaging import messaging_hooks, service_retention_hooks
 from chassis.observability import configure_logging
 from chassis.revocations import with_token_revocations
 from chassis.trust import ServiceTrust
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             handlers=with_token_revocations(events.HANDLERS),
             enabled=settings.messaging_enabled,
         ),
+        *service_retention_hooks("scheduling", db, settings),
     ]
     if settings.hold_sweeper_enabled:
         hooks.append(

@@ -27,9 +27,10 @@ services. Every path goes through the gateway, the origin of this page.
   `detail`, and `errors: [{field, message}]` for validation errors.
 - **Lists**: `{count, next, previous, results}`, with `?page=` (from 1) and `?page_size=`
   (default 20, at most 100).
-- **Rate limit**: register, login and token refresh allow 10 requests a minute per client
+- **Rate limit**: register, login and token refresh allow 120 requests a minute per client
   address (the gateway's default); past that it answers `429` (problem+json, code
-  `rate_limited`) with `Retry-After`.
+  `rate_limited`) with `Retry-After`. Failed logins are throttled per account (5 in 15
+  minutes) and per address (100): `429`, code `login_throttled`, with `Retry-After`.
 - **Times**: RFC 3339; a time without an offset is read in the clinic time zone.
 """
 

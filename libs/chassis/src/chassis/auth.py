@@ -1,8 +1,9 @@
 """Access-token verification and role checks, shared by every service.
 
 Only identity-service signs tokens (EdDSA, with a ``kid``); every other service
-verifies them with identity's public keys from its JWKS, cached and refreshed
-when a token names a key it has not seen. The gateway checks tokens first; a
+verifies them with identity's public keys from its JWKS, cached, fetched again every
+``JWKS_REFRESH_SECONDS`` (so a removed key stops working everywhere within that period)
+and at once when a token names a key it has not seen. The gateway checks tokens first; a
 service checks them again so that a request reaching it directly is still
 authenticated.
 """
@@ -57,35 +58,61 @@ class RevocationList(Protocol):
 
 
 class JwksKeys:
-    """Public keys fetched from a JWKS URL, cached, refetched for an unknown ``kid``."""
+    """Public keys fetched from a JWKS URL, cached for ``refresh_interval`` seconds.
 
-    def __init__(self, url: str, *, min_refresh_interval: float = 5.0, timeout: float = 3.0) -> None:
+    Keys older than ``refresh_interval`` are fetched again before they are used, so a key
+    that identity stops publishing (a leaked one, removed) stops verifying in every service
+    within that period, without a restart. A token naming a key not seen yet fetches the set
+    at once, at most every ``min_refresh_interval`` seconds (a stream of forged key ids must
+    not become a stream of requests to identity). When identity cannot be reached, the keys
+    fetched last stay in use and the fetch is retried every ``min_refresh_interval``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        refresh_interval: float = 300.0,
+        min_refresh_interval: float = 5.0,
+        timeout: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.url = url
+        self.refresh_interval = refresh_interval
         self.min_refresh_interval = min_refresh_interval
         self.timeout = timeout
+        self._clock = clock
         self._keys: dict[str, Any] = {}
-        self._fetched_at = 0.0
+        self._fetched_at = -float("inf")  # the last attempt, successful or not
+        self._good_until = -float("inf")  # when the keys held now must be fetched again
         self._lock = threading.Lock()
 
     def __call__(self, kid: str) -> Any:
-        key = self._keys.get(kid)
+        key = self.fresh_key(kid)
         if key is not None:
             return key
         with self._lock:
-            key = self._keys.get(kid)
-            if key is None and time.monotonic() - self._fetched_at >= self.min_refresh_interval:
+            now = self._clock()
+            stale = now >= self._good_until
+            if (stale or kid not in self._keys) and now - self._fetched_at >= self.min_refresh_interval:
                 self._refresh()
-                key = self._keys.get(kid)
+            key = self._keys.get(kid)
         if key is None:
             raise InvalidToken("unknown signing key")
         return key
 
+    def fresh_key(self, kid: str) -> Any | None:
+        """The key ``kid`` if it is known and the keys are not due for a refresh; no I/O."""
+        if self._clock() >= self._good_until:
+            return None
+        return self._keys.get(kid)
+
     def may_block(self, kid: str) -> bool:
-        """Whether looking ``kid`` up may fetch the JWKS over the network (an unknown key)."""
-        return kid not in self._keys
+        """Whether looking ``kid`` up may fetch the JWKS over the network (unknown or due keys)."""
+        return self.fresh_key(kid) is None
 
     def _refresh(self) -> None:
-        self._fetched_at = time.monotonic()
+        now = self._fetched_at = self._clock()
         try:
             response = httpx.get(self.url, timeout=self.timeout)
             response.raise_for_status()
@@ -93,9 +120,13 @@ class JwksKeys:
             for jwk in response.json().get("keys", []):
                 if jwk.get("kid"):
                     keys[jwk["kid"]] = PyJWK(jwk).key
-            self._keys = keys
-        except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+        except (httpx.HTTPError, ValueError, AttributeError, jwt.PyJWTError) as exc:
             log.warning("could not fetch the JWKS from %s: %s", self.url, exc)
+            # Keep the keys held (identity may only be restarting) and try again soon.
+            self._good_until = now + self.min_refresh_interval
+            return
+        self._keys = keys
+        self._good_until = now + self.refresh_interval
 
 
 class TokenVerifier:
@@ -127,25 +158,35 @@ class TokenVerifier:
         self.cache_size = cache_size
         # Checked on every use, cached or not: a revocation applies to tokens already seen.
         self.revocations = revocations
-        self._verified: dict[str, dict[str, Any]] = {}
+        # token -> (its claims, its key id, the key that verified it)
+        self._verified: dict[str, tuple[dict[str, Any], str, Any]] = {}
         self._verified_lock = threading.Lock()
 
     def claims(self, token: str) -> dict[str, Any]:
         """The verified claims of an access token (do not modify them); raises ``InvalidToken``."""
-        claims = self._verified.get(token)
-        if claims is not None:
-            if claims["exp"] > time.time():
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            claims, kid, key = remembered
+            # Still unexpired, and its key still the one published (a key identity removed
+            # stops verifying the tokens it signed, remembered ones included).
+            if claims["exp"] > time.time() and self._still_published(kid, key):
                 return claims
             self._verified.pop(token, None)
-        claims = self._verify(token)
+        claims, kid, key = self._verify(token)
         if self.cache_size > 0:
             with self._verified_lock:
                 if len(self._verified) >= self.cache_size:
                     del self._verified[next(iter(self._verified))]  # the oldest entry
-                self._verified[token] = claims
+                self._verified[token] = (claims, kid, key)
         return claims
 
-    def _verify(self, token: str) -> dict[str, Any]:
+    def _still_published(self, kid: str, key: Any) -> bool:
+        fresh_key = getattr(self.keys, "fresh_key", None)
+        if fresh_key is None:
+            return True  # a fixed key ring (identity's own, tests'): keys never go away
+        return fresh_key(kid) is key
+
+    def _verify(self, token: str) -> tuple[dict[str, Any], str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -173,7 +214,7 @@ class TokenVerifier:
         if not isinstance(claims["exp"], int | float) or not isinstance(claims["iat"], int | float):
             raise InvalidToken("invalid token claims")
         self.check_claims(claims)
-        return claims
+        return claims, header["kid"], key
 
     def check_claims(self, claims: dict[str, Any]) -> None:
         """The claims an access token must carry: a user id and a known role."""
@@ -194,11 +235,12 @@ class TokenVerifier:
         return self.principal(token)
 
     def _may_block(self, token: str) -> bool:
-        if token in self._verified:
-            return False
         may_block = getattr(self.keys, "may_block", None)
         if may_block is None:
             return False
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            return may_block(remembered[1])
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError:
@@ -210,11 +252,16 @@ def jwks_verifier(settings: Any, revocations: RevocationList | None = None) -> T
     """A verifier of identity's access tokens, from a service's ``AuthSettings``; with
     ``revocations``, it also refuses tokens that identity has revoked since."""
     return TokenVerifier(
-        JwksKeys(settings.jwks_url),
+        jwks_keys(settings),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         revocations=revocations,
     )
+
+
+def jwks_keys(settings: Any) -> JwksKeys:
+    """identity's public keys, fetched from its JWKS and again every ``JWKS_REFRESH_SECONDS``."""
+    return JwksKeys(settings.jwks_url, refresh_interval=settings.jwks_refresh_seconds)
 
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from `POST /api/auth/login/`.")

@@ -54,6 +54,9 @@ class Database:
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_recycle=1800,
+            # Statement parameters (emails, phone numbers, password hashes, appointment
+            # reasons) never reach an exception's text, and so never a log line.
+            hide_parameters=True,
         )
         dialect = self.engine.dialect
         event.listen(

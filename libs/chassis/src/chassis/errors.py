@@ -161,7 +161,15 @@ def install_problem_handlers(app: FastAPI, status_of: Mapping[type[DomainError],
         # PostgreSQL (or psycopg, before sending) refused a value of the request: a NUL
         # character, a number or a date out of its range. The client's input, not our bug.
         original = getattr(exc, "orig", exc)
-        log.warning("refused a value on %s %s: %s", request.method, request.url.path, original)
+        # The message quotes the refused value (the client's input): only its kind is logged.
+        sqlstate = getattr(original, "sqlstate", None) or "-"
+        log.warning(
+            "refused a value on %s %s: %s (SQLSTATE %s)",
+            request.method,
+            request.url.path,
+            type(original).__name__,
+            sqlstate,
+        )
         reason = str(original)
         if "NUL" in reason or "\\u0000" in reason:
             detail = "Text must not contain NUL (\\u0000) characters."

@@ -38,7 +38,7 @@ def run_env(metadata: MetaData, database_url: str) -> None:
         return
     section = config.get_section(config.config_ini_section) or {}
     section["sqlalchemy.url"] = normalise_database_url(url)
-    engine = engine_from_config(section, prefix="sqlalchemy.", poolclass=pool.NullPool)
+    engine = engine_from_config(section, prefix="sqlalchemy.", poolclass=pool.NullPool, hide_parameters=True)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=metadata, compare_type=True)
         with context.begin_transaction():

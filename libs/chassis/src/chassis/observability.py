@@ -3,6 +3,11 @@
 Every log line carries the service name and, inside a request, its request id;
 the id comes from a well-formed incoming ``X-Request-Id`` (Traefik or a client)
 or is generated, and is echoed on the response so a client can quote it.
+
+No log line carries personal data or secrets: log ids, never emails, phone numbers,
+appointment reasons, passwords or tokens. Engines hide statement parameters
+(``hide_parameters``), and the formatters remove what PostgreSQL itself quotes of a
+row in its error messages (``redact_database_values``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,28 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+# What PostgreSQL quotes of the data in its error messages: a unique violation's key
+# ("DETAIL:  Key (email)=(ada@example.com) already exists."), a check violation's whole row
+# ("Failing row contains (...)"), a refused input value and the parameter it came from.
+_DATABASE_VALUES = (
+    (re.compile(r"^(\s*DETAIL:\s+).*$", re.MULTILINE), r"\1[redacted]"),
+    (re.compile(r"^(\s*CONTEXT:\s+.*parameter \$\d+ = ).*$", re.MULTILINE), r"\1[redacted]"),
+    (re.compile(r'(invalid input (?:syntax|value) for [^:\n]*: )"(?:[^"\n]|"")*"'), r"\1[redacted]"),
+    (re.compile(r'((?:^|\s)value )"(?:[^"\n]|"")*"( is out of range)'), r"\1[redacted]\2"),
+)
+
+
+def redact_database_values(text: str) -> str:
+    """``text`` without the values PostgreSQL's error messages quote (keys, rows, inputs).
+
+    Constraint names and the statement stay, so the line still says what failed.
+    """
+    for pattern, replacement in _DATABASE_VALUES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -36,7 +63,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact_database_values(record.getMessage()),
         }
         request_id = request_id_var.get()
         if request_id:
@@ -45,8 +72,15 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact_database_values(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """``LOG_FORMAT=text``: one plain line per record, database values redacted like the JSON's."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_database_values(super().format(record))
 
 
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
@@ -56,7 +90,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
         handler.setFormatter(JsonFormatter(service))
         logging.Formatter.converter = time.gmtime
     else:
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

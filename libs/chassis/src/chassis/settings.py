@@ -87,6 +87,15 @@ class BrokerSettings(BaseSettings):
     event_retry_delays: tuple[float, ...] = Field(
         default=(1.0, 5.0, 30.0, 120.0), min_length=1, validation_alias="EVENT_RETRY_DELAYS"
     )
+    # Retention (chassis.messaging.retention): published outbox rows and inbox rows older than
+    # these are deleted every RETENTION_INTERVAL_SECONDS. The inbox keeps at least a day: it
+    # must outlive every redelivery of an event (minutes), handlers' own idempotency does the rest.
+    retention_enabled: bool = Field(default=True, validation_alias="RETENTION_ENABLED")
+    retention_interval_seconds: float = Field(
+        default=3600.0, gt=0, validation_alias="RETENTION_INTERVAL_SECONDS"
+    )
+    outbox_retention_days: float = Field(default=7.0, gt=0, validation_alias="OUTBOX_RETENTION_DAYS")
+    inbox_retention_days: float = Field(default=14.0, ge=1, validation_alias="INBOX_RETENTION_DAYS")
 
 
 class AuthSettings(BaseSettings):
@@ -95,6 +104,9 @@ class AuthSettings(BaseSettings):
     identity_url: str = Field(default="http://127.0.0.1:8001", validation_alias="IDENTITY_URL")
     jwt_issuer: str = Field(default="clinic-identity", validation_alias="JWT_ISSUER")
     jwt_audience: str = Field(default="clinic", validation_alias="JWT_AUDIENCE")
+    # How long the keys fetched from identity's JWKS are used before they are fetched again:
+    # a key identity stops publishing stops verifying within this period.
+    jwks_refresh_seconds: float = Field(default=300.0, gt=0, validation_alias="JWKS_REFRESH_SECONDS")
     # Service-to-service credentials (chassis.service_auth): a file per service in this
     # directory holds its client secret (created when absent, for the local stack);
     # SERVICE_SECRET gives a service's own secret directly instead.

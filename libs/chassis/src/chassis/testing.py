@@ -93,7 +93,10 @@ class DatabaseFactory:
         self.run_id = run_id
         self.created: list[str] = []
         self._admin = create_engine(
-            self.server_url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+            self.server_url.set(database="postgres"),
+            isolation_level="AUTOCOMMIT",
+            poolclass=NullPool,
+            hide_parameters=True,
         )
 
     def __call__(self, name: str) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from chassis.auth import JwksKeys, TokenVerifier
+from chassis.auth import TokenVerifier, jwks_keys
 from chassis.db import Database
 from chassis.health import CREDENTIAL_CHECK_PREFIX, Check
 from chassis.revocations import RevocationPoller, TokenRevocations
@@ -51,7 +51,7 @@ class ServiceTrust:
     @classmethod
     def from_settings(cls, settings: Any, service: str, db: Database, *, calls: bool = False) -> ServiceTrust:
         """``calls``: this service calls other services' internal endpoints (it needs a credential)."""
-        keys = JwksKeys(settings.jwks_url)  # one key cache for both verifiers
+        keys = jwks_keys(settings)  # one key cache for both verifiers
         revocations = TokenRevocations()
         credentials = None
         if calls:

@@ -15,6 +15,14 @@ from chassis.messaging.hooks import messaging_hooks
 from chassis.messaging.migration_ops import create_messaging_tables, drop_messaging_tables
 from chassis.messaging.outbox import NOTIFY_CHANNEL, OutboxEvent, ProcessedEvent, add_event
 from chassis.messaging.relay import OutboxRelay
+from chassis.messaging.retention import (
+    RetentionJob,
+    messaging_retention_tasks,
+    purge_processed_events,
+    purge_published_events,
+    retention_hook,
+    service_retention_hooks,
+)
 from chassis.messaging.topology import (
     EXCHANGE,
     UNROUTED_EXCHANGE,
@@ -36,6 +44,7 @@ __all__ = [
     "OutboxEvent",
     "OutboxRelay",
     "ProcessedEvent",
+    "RetentionJob",
     "ServiceQueues",
     "add_event",
     "create_messaging_tables",
@@ -43,4 +52,9 @@ __all__ = [
     "declare_exchanges",
     "drop_messaging_tables",
     "messaging_hooks",
+    "messaging_retention_tasks",
+    "purge_processed_events",
+    "purge_published_events",
+    "retention_hook",
+    "service_retention_hooks",
 ]

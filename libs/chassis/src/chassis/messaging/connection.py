@@ -15,6 +15,8 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingConnection
 
+from chassis.observability import redact_database_values
+
 log = logging.getLogger("chassis.messaging")
 
 # Headers the broker writes on dead-lettering and redelivery; never copied onto a republished message.
@@ -77,8 +79,8 @@ class Backoff:
 
 
 def describe_error(exc: BaseException) -> str:
-    """A short, one-line description of ``exc`` for logs and ``x-error`` headers."""
-    lines = str(exc).strip().splitlines()
+    """A short, one-line description of ``exc`` for logs and ``x-error`` headers (no data values)."""
+    lines = redact_database_values(str(exc)).strip().splitlines()
     if not lines:  # pika's connection errors often have an empty message
         return type(exc).__name__
     return f"{type(exc).__name__}: {lines[0]}"[:500]
