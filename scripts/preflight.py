@@ -192,7 +192,12 @@ def provision_and_migrate(service: str, env: Mapping[str, str]) -> subprocess.Co
     """Run ``<service> provision`` (roles, database, broker user), then ``<service> migrate``."""
     for command in ("provision", "migrate"):
         result = subprocess.run(
-            [str(BIN / service), command], cwd=ROOT, env=dict(env), capture_output=True, text=True, timeout=300
+            [str(BIN / service), command],
+            cwd=ROOT,
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         if result.returncode != 0:
             result.args = f"{service} {command}"
