@@ -211,3 +211,12 @@ def test_a_superuser_in_a_url_is_left_alone(make_database):
         assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (
             True,
         )
+
+
+def test_an_administrator_of_another_server_is_refused_before_anything_is_created():
+    with pytest.raises(ValueError, match="ADMIN_DATABASE_URL"):
+        provision_database(
+            "postgresql://postgres@127.0.0.1:5432/postgres",
+            "postgresql://clinic_booking@db.example.com:5432/clinic_booking",
+            "postgresql://clinic_booking_owner@db.example.com:5432/clinic_booking",
+        )

@@ -90,6 +90,14 @@ def provision_database(admin_url: str, runtime_url: str, migration_url: str) -> 
     database = make_url(runtime_url).database
     if not database or make_url(migration_url).database != database:
         raise ValueError("the database URL and the migration database URL must name the same database")
+    servers = {
+        (make_url(url).host or "localhost", make_url(url).port or 5432) for url in (admin_url, runtime_url)
+    }
+    if len(servers) > 1:
+        raise ValueError(
+            f"the administrator's URL names another server than the database URL ({_redacted(runtime_url)}): "
+            "set <SERVICE>_ADMIN_DATABASE_URL to a role of that server that may create roles and databases"
+        )
     runtime, owner = Login.of(runtime_url), Login.of(migration_url)
     with psycopg.connect(_libpq(admin_url), autocommit=True, connect_timeout=10) as admin:
         admin_role = admin.execute("SELECT current_user").fetchone()[0]
