@@ -26,11 +26,6 @@ def local_role(service: str) -> str:
     return f"clinic_{service}"
 
 
-def local_owner_role(service: str) -> str:
-    """The PostgreSQL role that owns a service's schema by default (migrations run as it)."""
-    return f"clinic_{service}_owner"
-
-
 def database_url_field(service: str) -> str:
     """A settings field for a service's database URL, as the service runs (least privilege).
 
