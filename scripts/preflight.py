@@ -91,6 +91,20 @@ def database_urls(env: Mapping[str, str]) -> dict[str, str]:
     return urls
 
 
+def migration_database_urls(env: Mapping[str, str]) -> dict[str, str]:
+    """Each service's schema owner's URL, read as the services read it (chassis.settings)."""
+    urls = {}
+    for service in SERVICES:
+        explicit = env.get(f"{service.upper()}_DATABASE_URL") or env.get("DATABASE_URL")
+        urls[service] = (
+            env.get(f"{service.upper()}_MIGRATION_DATABASE_URL")
+            or env.get("MIGRATION_DATABASE_URL")
+            or explicit
+            or f"postgresql+psycopg://clinic_{service}_owner@127.0.0.1:5432/clinic_{service}"
+        )
+    return urls
+
+
 def admin_database_urls(env: Mapping[str, str]) -> dict[str, str]:
     """Each service's administrator URL, which ``<service> provision`` creates its roles with."""
     return {
