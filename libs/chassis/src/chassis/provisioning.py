@@ -39,6 +39,8 @@ import os
 import re
 import shutil
 import subprocess
+import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
@@ -312,6 +314,9 @@ def rabbitmq_password_hash(password: str) -> str:
     return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
 
 
+_HTTP_ATTEMPTS = 30
+
+
 def _provision_over_http(
     management_url: str, admin: Login, vhost: str, user: Login, permissions: BrokerPermissions
 ) -> None:
@@ -325,8 +330,19 @@ def _provision_over_http(
             method="PUT",
             headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=30):  # noqa: S310 (the operator's own URL)
-            pass
+        # The management listener may come up a little after the broker answers its health check.
+        for attempt in range(_HTTP_ATTEMPTS):
+            try:
+                with urllib.request.urlopen(request, timeout=30):  # noqa: S310 (the operator's own URL)
+                    return
+            except urllib.error.HTTPError:
+                raise
+            except (urllib.error.URLError, ConnectionError) as exc:
+                if attempt == _HTTP_ATTEMPTS - 1:
+                    raise RuntimeError(
+                        f"the broker's management API at {base} does not answer: {exc}"
+                    ) from exc
+                time.sleep(2)
 
     v, u = quote(vhost, safe=""), quote(user.name, safe="")
     put(f"/users/{u}", {"password": user.password or "", "tags": ""})
