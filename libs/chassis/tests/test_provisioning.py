@@ -220,3 +220,14 @@ def test_an_administrator_of_another_server_is_refused_before_anything_is_create
             "postgresql://clinic_booking@db.example.com:5432/clinic_booking",
             "postgresql://clinic_booking_owner@db.example.com:5432/clinic_booking",
         )
+
+
+def test_without_rabbitmqctl_or_the_management_api_provision_says_what_to_set():
+    with pytest.raises(RuntimeError, match="RABBITMQ_MANAGEMENT_URL"):
+        provision_broker_user(
+            "amqp://clinic_booking:pw@127.0.0.1:5672/%2F",
+            "booking",
+            consumes=True,
+            admin_url="amqp://guest:guest@127.0.0.1:5672/%2F",
+            rabbitmqctl="no-such-rabbitmqctl",
+        )

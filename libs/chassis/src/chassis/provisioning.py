@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -263,11 +264,9 @@ def provision_broker_user(
 def _provision_with_rabbitmqctl(ctl: str, vhost: str, user: Login, permissions: BrokerPermissions) -> None:
     """One ``rabbitmqctl import_definitions`` (each call starts an Erlang VM), from stdin: the
     password travels hashed, never on a command line that ``ps`` shows."""
-    if shutil.which(ctl) is None:
-        raise RuntimeError(
-            f"{ctl} not found: creating the broker user {user.name} needs rabbitmqctl on the broker's "
-            "machine (RABBITMQCTL), or its management API (RABBITMQ_MANAGEMENT_URL)"
-        )
+    command = shlex.split(ctl)  # e.g. RABBITMQCTL="sudo rabbitmqctl"
+    if not command or shutil.which(command[0]) is None:
+        raise RuntimeError(f"{ctl} not found: {_BROKER_USER_HINT.format(user=user.name)}")
     definitions = {
         "users": [
             {
@@ -297,14 +296,24 @@ def _provision_with_rabbitmqctl(ctl: str, vhost: str, user: Login, permissions: 
         ],
     }
     result = subprocess.run(
-        [ctl, "-q", "import_definitions"],
+        [*command, "-q", "import_definitions"],
         input=json.dumps(definitions),
         capture_output=True,
         text=True,
         timeout=120,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl import_definitions ({user.name}) failed: {result.stderr.strip()}")
+        raise RuntimeError(
+            f"{ctl} import_definitions failed: {result.stderr.strip()}\n"
+            + _BROKER_USER_HINT.format(user=user.name)
+        )
+
+
+_BROKER_USER_HINT = (
+    "creating the broker user {user} needs rabbitmqctl on the broker's machine as a user that may run "
+    "it (RABBITMQCTL, e.g. 'sudo rabbitmqctl'), or the broker's management API (RABBITMQ_MANAGEMENT_URL); "
+    "or give every service one broker user with AMQP_URL (no per-service permissions then)"
+)
 
 
 def rabbitmq_password_hash(password: str) -> str:
