@@ -42,6 +42,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -702,8 +703,8 @@ class Stack(ProcessGroup):
 
         for service, admin_url in self.database_urls.items():
             roles = [
-                urlsplit_user(self.runtime_database_urls[service]),
-                urlsplit_user(self.migration_database_urls[service]),
+                _user_of(self.runtime_database_urls[service]),
+                _user_of(self.migration_database_urls[service]),
             ]
             # Objects and grants go to the administrator (the database stays as it was, for its
             # creator to keep or drop); then the roles own nothing and can go.
@@ -721,9 +722,7 @@ class Stack(ProcessGroup):
         ctl = os.environ.get("RABBITMQCTL", "rabbitmqctl")
         for url in self.runtime_amqp_urls.values():
             with suppress(OSError, subprocess.SubprocessError):
-                subprocess.run(
-                    [ctl, "-q", "delete_user", urlsplit_user(url)], capture_output=True, timeout=60
-                )
+                subprocess.run([ctl, "-q", "delete_user", _user_of(url)], capture_output=True, timeout=60)
 
     def up(self) -> Stack:
         """Migrate, start every process and wait until the gateway routes to every server.
@@ -839,23 +838,16 @@ class StackFactory:
             stack.close()
 
 
-def urlsplit_user(url: str) -> str:
-    """The user name of a URL."""
-    from urllib.parse import unquote, urlsplit
-
+def _user_of(url: str) -> str:
     return unquote(urlsplit(url).username or "")
 
 
 def _database_of(url: str) -> str:
-    from urllib.parse import urlsplit
-
     return urlsplit(url).path.lstrip("/")
 
 
 def _with_login(url: str, user: str, password: str) -> str:
     """``url`` with its user and password replaced."""
-    from urllib.parse import quote, urlsplit, urlunsplit
-
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]
     netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
@@ -870,7 +862,5 @@ def _libpq(url: str) -> str:
 
 
 def _vhost_of(amqp_url: str) -> str:
-    from urllib.parse import unquote, urlsplit
-
     vhost = unquote(urlsplit(amqp_url).path.lstrip("/")) or "clinic_test"
     return "clinic_test" if vhost == "/" else vhost
