@@ -209,7 +209,9 @@ class AttachedStack(Target):
 
         env = preflight.stack_environment()
         self.env = env
-        urls = {service: libpq_url(url) for service, url in preflight.database_urls(env).items()}
+        # The schema owners' URLs: seeding ends with VACUUM ANALYZE, which the services' own roles
+        # may not run (docs/local-stack.md, "Roles and users").
+        urls = {service: libpq_url(url) for service, url in preflight.migration_database_urls(env).items()}
         key_file = Path(env.get("JWT_PRIVATE_KEY_FILE") or preflight.DEFAULT_JWT_PRIVATE_KEY_FILE)
         if not key_file.is_absolute():
             key_file = ROOT / key_file

@@ -1,11 +1,18 @@
 """Gets the machine ready for the local stack, and says exactly what is missing when it is not.
 
     preflight.py servers    PostgreSQL and RabbitMQ answer (TEST_* URLs with --test)
-    preflight.py migrate    ... and each service's database exists and is migrated
+    preflight.py migrate    ... and each service is provisioned and migrated
     preflight.py run        ... and the stack's ports are free and identity's key folder exists
 
 The environment is read the way ``honcho start`` reads it: the process environment with
 ``.env`` (if present) on top, so preflight prepares exactly what the Procfile will run.
+
+Least privilege: the servers are checked, and each service provisioned, with the
+administrators' URLs (``<SERVICE>_ADMIN_DATABASE_URL`` / ``ADMIN_DATABASE_URL``, default the
+``postgres`` superuser; ``AMQP_ADMIN_URL``, default guest). ``<service> provision`` creates the
+service's database, its owner role (``clinic_<service>_owner``, which ``<service> migrate`` runs
+as) and its runtime role and broker user (``clinic_<service>``), which the Procfile's processes
+run as (docs/local-stack.md).
 """
 
 from __future__ import annotations
@@ -25,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SERVICES = ("identity", "doctor", "scheduling", "booking")
 
-DEFAULT_POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
-DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+DEFAULT_ADMIN_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DEFAULT_AMQP_ADMIN_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_TEST_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_JWT_PRIVATE_KEY_FILE = "var/jwt/private.pem"
@@ -66,21 +73,51 @@ def stack_environment(root: Path = ROOT) -> dict[str, str]:
 
 
 def database_urls(env: Mapping[str, str]) -> dict[str, str]:
-    """Each service's database URL, read as the services read it."""
+    """Each service's database URL, read as the services read it (chassis.settings)."""
     urls = {}
     for service in SERVICES:
         urls[service] = (
             env.get(f"{service.upper()}_DATABASE_URL")
             or env.get("DATABASE_URL")
-            or f"{DEFAULT_POSTGRES_SERVER}/clinic_{service}"
+            or f"postgresql+psycopg://clinic_{service}@127.0.0.1:5432/clinic_{service}"
         )
-    if len(set(urls.values())) < len(urls):
-        shared = ", ".join(sorted(s for s in urls if list(urls.values()).count(urls[s]) > 1))
+    if len({_maintenance_conninfo(url)[1] for url in urls.values()}) < len(urls):
+        names = [_maintenance_conninfo(url)[1] for url in urls.values()]
+        shared = ", ".join(sorted(s for s, n in zip(urls, names, strict=True) if names.count(n) > 1))
         raise PreflightError(
             f"{shared} would share one database (is DATABASE_URL set?); each service owns its own: set "
             "IDENTITY_DATABASE_URL, DOCTOR_DATABASE_URL, SCHEDULING_DATABASE_URL and BOOKING_DATABASE_URL."
         )
     return urls
+
+
+def migration_database_urls(env: Mapping[str, str]) -> dict[str, str]:
+    """Each service's schema owner's URL, read as the services read it (chassis.settings)."""
+    urls = {}
+    for service in SERVICES:
+        explicit = env.get(f"{service.upper()}_DATABASE_URL") or env.get("DATABASE_URL")
+        urls[service] = (
+            env.get(f"{service.upper()}_MIGRATION_DATABASE_URL")
+            or env.get("MIGRATION_DATABASE_URL")
+            or explicit
+            or f"postgresql+psycopg://clinic_{service}_owner@127.0.0.1:5432/clinic_{service}"
+        )
+    return urls
+
+
+def admin_database_urls(env: Mapping[str, str]) -> dict[str, str]:
+    """Each service's administrator URL, which ``<service> provision`` creates its roles with."""
+    return {
+        service: env.get(f"{service.upper()}_ADMIN_DATABASE_URL")
+        or env.get("ADMIN_DATABASE_URL")
+        or DEFAULT_ADMIN_DATABASE_URL
+        for service in SERVICES
+    }
+
+
+def amqp_admin_url(env: Mapping[str, str]) -> str:
+    """The broker administrator's URL, as ``chassis.settings`` reads it."""
+    return env.get("AMQP_ADMIN_URL") or env.get("AMQP_URL") or DEFAULT_AMQP_ADMIN_URL
 
 
 def _host_port(url: str, default_port: int) -> tuple[str, int]:
@@ -165,41 +202,34 @@ def check_servers(database_urls: list[str], amqp_url: str) -> None:
         raise PreflightError("\n".join(problems))
 
 
-def create_database(database_url: str) -> bool:
-    """Create the database of ``database_url`` unless it exists; True if it was created."""
-    import psycopg
-    from psycopg import sql
-
-    conninfo, name = _maintenance_conninfo(database_url)
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            return False
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return True
-
-
-def migrate(service: str, database_url: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run ``<service> migrate`` against ``database_url``."""
-    env = dict(env, **{f"{service.upper()}_DATABASE_URL": database_url})
-    return subprocess.run(
-        [str(BIN / service), "migrate"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
+def provision_and_migrate(service: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``<service> provision`` (roles, database, broker user), then ``<service> migrate``."""
+    for command in ("provision", "migrate"):
+        result = subprocess.run(
+            [str(BIN / service), command],
+            cwd=ROOT,
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if result.returncode != 0:
+            result.args = f"{service} {command}"
+            return result
+    return result
 
 
 def prepare_databases(env: Mapping[str, str]) -> None:
     urls = database_urls(env)
-    for service, url in urls.items():
-        if create_database(url):
-            say(f"created database {_maintenance_conninfo(url)[1]} ({service})")
     with ThreadPoolExecutor(len(urls)) as pool:
-        results = dict(zip(urls, pool.map(lambda s: migrate(s, urls[s], env), urls), strict=True))
+        results = dict(zip(urls, pool.map(lambda s: provision_and_migrate(s, env), urls), strict=True))
     failed = {service: result for service, result in results.items() if result.returncode != 0}
-    for service, result in failed.items():
+    for result in failed.values():
         sys.stderr.write(result.stdout + result.stderr)
-        say(f"`{service} migrate` failed (exit {result.returncode})")
+        say(f"`{result.args}` failed (exit {result.returncode})")
     if failed:
-        raise PreflightError(f"migrations failed: {', '.join(failed)}")
-    say(f"databases migrated: {', '.join(urls)}")
+        raise PreflightError(f"provisioning or migrations failed: {', '.join(failed)}")
+    say(f"databases provisioned and migrated: {', '.join(urls)}")
 
 
 def check_ports_free(env: Mapping[str, str]) -> None:
@@ -248,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                 env.get("TEST_AMQP_URL") or DEFAULT_TEST_AMQP_URL,
             )
             return 0
-        check_servers(list(database_urls(env).values()), env.get("AMQP_URL") or DEFAULT_AMQP_URL)
+        database_urls(env)  # each service its own database
+        check_servers(list(admin_database_urls(env).values()), amqp_admin_url(env))
         if args.step in {"migrate", "run"}:
             prepare_databases(env)
         if args.step == "run":

@@ -125,14 +125,34 @@ def settings_names(service: str) -> set[str]:
     return {name for variable in settings_variables(service) for name in variable.names}
 
 
+# Settings only `<service> provision` and `migrate` read: the administrators' and the schema
+# owner's credentials. A service's running container must never hold them (least privilege).
+PRIVILEGED_VARIABLE = re.compile(
+    r"(^|_)(ADMIN_DATABASE_URL|MIGRATION_DATABASE_URL|AMQP_ADMIN_URL|RABBITMQ_MANAGEMENT_URL)$"
+)
+
+
+def is_privileged(variable: SettingsVariable) -> bool:
+    return any(PRIVILEGED_VARIABLE.search(name) for name in variable.names)
+
+
 def variables_a_deployment_must_set(service: str) -> list[SettingsVariable]:
-    """Settings whose default is wrong in a container: required ones, and local addresses."""
+    """Settings whose default is wrong in a service's container: required ones, and local addresses
+    (not the privileged ones, which only its migration job gets)."""
     return [
         variable
         for variable in settings_variables(service)
-        if variable.required
-        or (isinstance(variable.default, str) and re.search(r"127\.0\.0\.1|localhost", variable.default))
+        if not is_privileged(variable)
+        and (
+            variable.required
+            or (isinstance(variable.default, str) and re.search(r"127\.0\.0\.1|localhost", variable.default))
+        )
     ]
+
+
+def privileged_variables(service: str) -> list[SettingsVariable]:
+    """The settings a migration job must set (provision and migrate) and a service never gets."""
+    return [variable for variable in settings_variables(service) if is_privileged(variable)]
 
 
 # Settings without a local-address default that are still unsafe to leave unset in a

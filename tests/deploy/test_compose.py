@@ -25,6 +25,7 @@ from .conftest import (
     gateway_template_defaults,
     gateway_variables,
     interpolations,
+    privileged_variables,
     procfile,
     procfile_port,
     variables_a_deployment_must_set,
@@ -35,6 +36,7 @@ REQUIRED_SECRETS = (
     "RABBITMQ_PASSWORD",
     "BOOKING_SERVICE_SECRET",
     "SCHEDULING_SERVICE_SECRET",
+    *(f"{s.upper()}_{kind}_PASSWORD" for s in SERVICES for kind in ("DB", "DB_OWNER", "RABBITMQ")),
 )
 DATABASE_DATA = "/var/lib/postgresql/data"
 
@@ -96,9 +98,8 @@ def test_the_service_starts_after_its_migration_its_database_and_the_broker(serv
     # identity publishes at start-up (the first admin): every consumer's queues must exist.
     migrations = {migration(s) for s in SERVICES} if service == "identity" else {migration(service)}
     assert set(depends_on) == {*migrations, database(service), "rabbitmq"}
-    # A consumer's migration also declares its queues, so it needs the broker too.
-    needs = {database(service)} if service == "identity" else {database(service), "rabbitmq"}
-    assert set(services()[migration(service)]["depends_on"]) == needs
+    # Every job creates its service's broker user and declares the exchanges (and a consumer's queues).
+    assert set(services()[migration(service)]["depends_on"]) == {database(service), "rabbitmq"}
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -109,9 +110,9 @@ def test_the_service_runs_its_image_command_which_is_the_procfile_line(service):
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_the_migration_job_runs_the_service_migrate_command_from_the_same_image(service):
+def test_the_migration_job_provisions_then_migrates_from_the_same_image(service):
     job = services()[migration(service)]
-    assert job["command"] == [service, "migrate"]
+    assert job["command"] == ["sh", "-c", f"{service} provision && exec {service} migrate"]
     assert job["image"] == services()[service]["image"]
     assert job["build"] == services()[service]["build"]
     assert job.get("healthcheck", {}).get("disable") is True
@@ -128,8 +129,15 @@ def test_every_variable_passed_to_a_service_is_one_it_reads(service):
 def test_every_setting_whose_default_is_wrong_in_a_container_is_set(service):
     name = service.removesuffix("-migrate")
     env = environment_of(services()[service])
-    if service.endswith("-migrate"):  # `<name> migrate` reads the database URL only
-        must = [v for v in variables_a_deployment_must_set(name) if any("DATABASE_URL" in n for n in v.names)]
+    if service.endswith("-migrate"):  # provision and migrate: the URLs, privileged or not
+        must = [
+            *(
+                v
+                for v in variables_a_deployment_must_set(name)
+                if any(n.endswith(("DATABASE_URL", "AMQP_URL")) for n in v.names)
+            ),
+            *privileged_variables(name),
+        ]
     else:
         must = variables_a_deployment_must_set(name)
     for variable in must:
@@ -152,28 +160,120 @@ def test_every_url_names_a_compose_service_at_its_port():
             if not key.endswith("_URL") or not value.startswith("http"):
                 continue
             url = urlsplit(value)
+            if key == "RABBITMQ_MANAGEMENT_URL":
+                assert (url.hostname, url.port) == ("rabbitmq", 15672)
+                continue
             assert url.hostname in ports, f"{name}: {key}={value} names no service"
             assert url.port == ports[url.hostname], f"{name}: {key}={value} has the wrong port"
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_the_service_reaches_its_own_database_with_the_database_credentials(service):
+def test_the_service_reaches_its_own_database_as_its_own_role_never_the_superuser(service):
     env = environment_of(services()[service])
-    (url_name,) = [n for n in env if n.endswith("DATABASE_URL")]
-    url = urlsplit(env[url_name])
+    prefix = service.upper()
+    url = urlsplit(env[f"{prefix}_DATABASE_URL"])
     db = environment_of(services()[database(service)])
     assert url.hostname == database(service) and (url.port or 5432) == 5432
-    assert url.username == db["POSTGRES_USER"] and url.password == db["POSTGRES_PASSWORD"]
     assert url.path.lstrip("/") == db["POSTGRES_DB"] == f"clinic_{service}"
-    assert environment_of(services()[migration(service)])[url_name] == env[url_name]
+    assert url.username == f"clinic_{service}" != db["POSTGRES_USER"]
+    assert url.password not in (db["POSTGRES_PASSWORD"], None, "")
+    job = environment_of(services()[migration(service)])
+    assert job[f"{prefix}_DATABASE_URL"] == env[f"{prefix}_DATABASE_URL"]  # the role provision creates
+    owner = urlsplit(job[f"{prefix}_MIGRATION_DATABASE_URL"])
+    admin = urlsplit(job[f"{prefix}_ADMIN_DATABASE_URL"])
+    assert (owner.hostname, owner.path) == (
+        url.hostname,
+        url.path,
+    ) and owner.username == f"clinic_{service}_owner"
+    assert len({url.password, owner.password, db["POSTGRES_PASSWORD"]}) == 3
+    assert (admin.hostname, admin.username, admin.password) == (
+        url.hostname,
+        db["POSTGRES_USER"],
+        db["POSTGRES_PASSWORD"],
+    )
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_the_service_reaches_the_broker_with_its_credentials(service):
-    url = urlsplit(environment_of(services()[service])["AMQP_URL"])
+def test_the_service_reaches_the_broker_as_its_own_user_never_the_administrator(service):
+    env = environment_of(services()[service])
+    url = urlsplit(env[f"{service.upper()}_AMQP_URL"])
     broker = environment_of(services()["rabbitmq"])
     assert (url.scheme, url.hostname, url.port) == ("amqp", "rabbitmq", 5672)
-    assert url.username == broker["RABBITMQ_DEFAULT_USER"] and url.password == broker["RABBITMQ_DEFAULT_PASS"]
+    assert url.username == f"clinic_{service}" != broker["RABBITMQ_DEFAULT_USER"]
+    assert url.password != broker["RABBITMQ_DEFAULT_PASS"]
+    assert "AMQP_URL" not in env
+    admin = urlsplit(environment_of(services()[migration(service)])["AMQP_ADMIN_URL"])
+    assert (admin.username, admin.password) == (
+        broker["RABBITMQ_DEFAULT_USER"],
+        broker["RABBITMQ_DEFAULT_PASS"],
+    )
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_service_container_holds_an_administrators_or_the_owners_credentials(service):
+    env = environment_of(services()[service])
+    held = {name for variable in privileged_variables(service) for name in variable.names} & set(env)
+    assert not held
+    assert not any(is_privileged_value(value) for value in env.values())
+
+
+def is_privileged_value(value: str) -> bool:
+    """A URL with an administrator's or an owner's user name in it."""
+    user = urlsplit(value).username if "://" in value else None
+    return user is not None and (user.endswith("_owner") or user in ("clinic", "postgres", "guest"))
+
+
+def test_the_broker_offers_its_management_api_for_provisioning():
+    (plugins,) = [
+        v for v in services()["rabbitmq"]["volumes"] if v.endswith("/etc/rabbitmq/enabled_plugins:ro")
+    ]
+    source = ROOT / plugins.split(":")[0]
+    assert "rabbitmq_management" in source.read_text()
+
+
+# Who talks to whom: (container, callee it must reach). Everything else sharing no network.
+MUST_REACH = (
+    {("gateway", s) for s in (*SERVICES, DOCS)}
+    | {(DOCS, s) for s in SERVICES}
+    | {(s, "identity") for s in ("doctor", "scheduling", "booking")}
+    | {
+        ("booking", "scheduling"),
+        ("scheduling", "booking"),
+    }
+    | {(s, database(s)) for s in SERVICES}
+    | {(migration(s), database(s)) for s in SERVICES}
+    | {(s, "rabbitmq") for s in SERVICES}
+    | {(migration(s), "rabbitmq") for s in SERVICES}
+)
+
+
+def networks_of(name: str) -> set[str]:
+    return set(services()[name].get("networks", []))
+
+
+def test_every_container_is_on_named_networks_only_and_only_the_gateways_reaches_outside():
+    declared = compose_raw()["networks"]
+    for name in services():
+        assert networks_of(name), f"{name} would join the default network, shared by everything"
+        assert networks_of(name) <= set(declared)
+    outside = {n for n, spec in declared.items() if not (spec or {}).get("internal")}
+    assert outside == {"front"}
+    assert {name for name in services() if networks_of(name) & outside} == {"gateway"}
+
+
+def test_containers_share_a_network_only_where_one_calls_the_other():
+    for caller, callee in MUST_REACH:
+        assert networks_of(caller) & networks_of(callee), f"{caller} cannot reach {callee}"
+    for service in SERVICES:
+        # A database is reachable from its service and its job alone; the broker from no gateway or docs.
+        db = database(service)
+        sharing = {n for n in services() if n != db and networks_of(n) & networks_of(db)}
+        assert sharing == {service, migration(service)}
+    assert not networks_of("gateway") & networks_of("rabbitmq")
+    assert not networks_of(DOCS) & networks_of("rabbitmq")
+    # Pairs the architecture never calls share no network of their own.
+    assert not networks_of("doctor") & networks_of("scheduling") - networks_of("identity")
+    assert not networks_of("doctor") & networks_of("booking") - networks_of("identity")
 
 
 @pytest.mark.parametrize("service", SERVICES)

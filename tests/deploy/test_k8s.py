@@ -28,6 +28,7 @@ from .conftest import (
     SERVICES,
     allowed_variables,
     dockerfile,
+    privileged_variables,
     procfile,
     procfile_port,
     require_tool,
@@ -291,9 +292,27 @@ def test_every_setting_whose_default_is_wrong_in_a_pod_is_set(service):
         assert any(n in env for n in variable.names), f"{service} must set one of {variable.names}"
     for names in ONE_OF_MUST_BE_SET.get(service, []):
         assert any(env.get(n) for n in names), f"{service} must set one of {names}"
-    for resource in (one("Job", f"{service}-migrate"),):
-        (job_container,) = containers_of(resource)
-        assert any(n.endswith("DATABASE_URL") for n in environment(resource, job_container))
+    job = one("Job", f"{service}-migrate")
+    for job_container in containers_of(job):  # provision, then migrate
+        env = environment(job, job_container)
+        for variable in privileged_variables(service):
+            assert any(n in env for n in variable.names), f"{job_container['name']}: {variable.names}"
+        assert f"{service.upper()}_DATABASE_URL" in env and f"{service.upper()}_AMQP_URL" in env
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_pod_holds_no_administrators_or_owners_credentials(service):
+    deployment = one("Deployment", service)
+    privileged = {name for variable in privileged_variables(service) for name in variable.names}
+    for container in containers_of(deployment):
+        env = environment(deployment, container)
+        assert not privileged & set(env), container["name"]
+        urls = [urlsplit(v) for k, v in env.items() if k.endswith("_URL") and "://" in v]
+        assert not [u for u in urls if (u.username or "").endswith("_owner")]
+    (main,) = containers_of(deployment, init=False)
+    env = environment(deployment, main)
+    assert urlsplit(env[f"{service.upper()}_DATABASE_URL"]).username == f"clinic_{service}"
+    assert urlsplit(env[f"{service.upper()}_AMQP_URL"]).username == f"clinic_{service}"
 
 
 def test_the_docs_app_runs_its_image_and_asks_every_service_for_its_document():
@@ -339,10 +358,12 @@ def test_identity_reads_the_shared_signing_key_from_a_secret():
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_the_migration_job_runs_the_migrate_command_of_the_deployment_image(service):
+def test_the_migration_job_provisions_then_migrates_with_the_deployment_image(service):
     job = one("Job", f"{service}-migrate")
-    (container,) = containers_of(job)
+    (provision,) = job["spec"]["template"]["spec"]["initContainers"]
+    (container,) = containers_of(job, init=False)
     (deployed,) = containers_of(one("Deployment", service), init=False)
+    assert provision["command"] == [service, "provision"] and provision["image"] == deployed["image"]
     assert container["command"] == [service, "migrate"] and container["image"] == deployed["image"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
 

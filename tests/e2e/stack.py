@@ -12,6 +12,12 @@ binary, real uvicorn processes, real PostgreSQL and RabbitMQ.
     stack.restart("booking-2")
     stack.close()
 
+Least privilege, as in production: ``up()`` runs ``<service> provision`` with the given
+(administrators') database and broker URLs, creating each service's owner and runtime roles
+and its broker user for this stack alone, then ``<service> migrate`` as the owner; the service
+processes get only their runtime credentials (``runtime_database_urls``, ``runtime_amqp_urls``).
+``close()`` drops the roles and users again (the databases and vhost are their creators' to drop).
+
 A process is named after its Procfile entry; extra replicas of a service are ``<name>-2``,
 ``<name>-3`` ... and all of a service's replicas are listed to the gateway in ``<NAME>_URLS``.
 Each process writes its output to ``<workdir>/logs/<name>.log``.
@@ -36,6 +42,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -52,7 +59,11 @@ DOCS = "docs"  # the API documentation app (gateway/docs): Swagger UI, Redoc, th
 STACK_VARIABLES = frozenset(
     {
         "DATABASE_URL",
+        "MIGRATION_DATABASE_URL",
+        "ADMIN_DATABASE_URL",
         "AMQP_URL",
+        "AMQP_ADMIN_URL",
+        "RABBITMQ_MANAGEMENT_URL",
         "JWT_PRIVATE_KEY",
         "JWT_PRIVATE_KEY_FILE",
         "JWT_ISSUER",
@@ -77,7 +88,19 @@ STACK_VARIABLES = frozenset(
         "TRAEFIK_BIN",
         "PORT",
     }
-    | {f"{s.upper()}_{suffix}" for s in SERVICES for suffix in ("DATABASE_URL", "URL", "URLS", "PORT")}
+    | {
+        f"{s.upper()}_{suffix}"
+        for s in SERVICES
+        for suffix in (
+            "DATABASE_URL",
+            "MIGRATION_DATABASE_URL",
+            "ADMIN_DATABASE_URL",
+            "AMQP_URL",
+            "URL",
+            "URLS",
+            "PORT",
+        )
+    }
 )
 STACK_VARIABLE_PREFIXES = ("GATEWAY_", "AUTH_RATE_LIMIT_", "DOCS_")
 
@@ -520,8 +543,10 @@ class Stack(ProcessGroup):
     """The whole stack: the gateway, every service (with replicas) and the docs app (``docs``), on
     this stack's own resources.
 
-    ``database_urls`` maps each service to a fresh database, ``amqp_url`` names a vhost of
-    this stack's own; ``replicas`` asks for more than one process of a service
+    ``database_urls`` maps each service to a fresh database (as a role that may create roles:
+    the test server's superuser), ``amqp_url`` names a vhost of this stack's own (as the
+    broker's administrator); the services run as roles and users made for them from these
+    (module docstring). ``replicas`` asks for more than one process of a service
     (``{"booking": 2}``); ``env`` adds or overrides variables of every process
     (``{"ACCESS_TOKEN_TTL_SECONDS": "5"}``). ``up()`` migrates and starts everything.
     """
@@ -547,6 +572,16 @@ class Stack(ProcessGroup):
             raise StackError(f"replicas of unknown services: {', '.join(sorted(unknown))}")
         self.database_urls = {service: database_urls[service] for service in SERVICES}
         self.amqp_url = amqp_url
+        # Each service's own roles and broker user, named after its database and the vhost.
+        secret = uuid.uuid4().hex
+        self.runtime_database_urls = {
+            s: _with_login(url, _database_of(url), secret) for s, url in self.database_urls.items()
+        }
+        self.migration_database_urls = {
+            s: _with_login(url, f"{_database_of(url)}_owner", secret) for s, url in self.database_urls.items()
+        }
+        vhost = _vhost_of(amqp_url)
+        self.runtime_amqp_urls = {s: _with_login(amqp_url, f"{vhost}_{s}", secret) for s in SERVICES}
         self.replica_counts = dict.fromkeys(SERVICES, 1) | dict(replicas or {})
         self.admin = admin or Credentials(
             email=f"admin-{uuid.uuid4().hex[:8]}@clinic.example.com", password=f"Adm1n-{uuid.uuid4().hex}"
@@ -591,7 +626,6 @@ class Stack(ProcessGroup):
         env = self.gateway_environment()
         env.update(
             SERVICE_HOST=HOST,
-            AMQP_URL=self.amqp_url,
             JWT_PRIVATE_KEY_FILE=str(self.jwt_private_key_file),
             # The services' client secrets (identity reads them all, each service its own).
             SERVICE_SECRETS_DIR=str(self.workdir / "service-secrets"),
@@ -608,7 +642,8 @@ class Stack(ProcessGroup):
         )
         for service in SERVICES:
             prefix = service.upper()
-            env[f"{prefix}_DATABASE_URL"] = self.database_urls[service]
+            env[f"{prefix}_DATABASE_URL"] = self.runtime_database_urls[service]
+            env[f"{prefix}_AMQP_URL"] = self.runtime_amqp_urls[service]
             env[f"{prefix}_URL"] = self.service_urls[service][0]
             env[f"{prefix}_URLS"] = ",".join(self.service_urls[service])
         env["DOCS_URL"] = env["DOCS_URLS"] = self.docs_url
@@ -641,8 +676,19 @@ class Stack(ProcessGroup):
             raise KeyError(f"{name} is not a service process")
         return url
 
+    def migration_environment(self, service: str) -> dict[str, str]:
+        """What ``<service> provision`` and ``migrate`` run with: the administrators' URLs too."""
+        prefix = service.upper()
+        return {
+            **self.env,
+            f"{prefix}_MIGRATION_DATABASE_URL": self.migration_database_urls[service],
+            f"{prefix}_ADMIN_DATABASE_URL": self.database_urls[service],
+            "AMQP_ADMIN_URL": self.amqp_url,
+        }
+
     def migrate(self, services: Iterable[str] = SERVICES) -> None:
-        """Run ``<service> migrate`` for each service (in parallel), as ``make migrate`` does."""
+        """Run ``<service> provision`` and ``<service> migrate`` for each service (in parallel), as
+        ``make migrate`` does."""
         services = list(services)
         with ThreadPoolExecutor(len(services)) as pool:
             failures = [f for f in pool.map(self._migrate, services) if f]
@@ -650,19 +696,54 @@ class Stack(ProcessGroup):
             raise StackError("migrations failed:\n" + "\n".join(failures))
 
     def _migrate(self, service: str) -> str | None:
-        """Migrate one service's database; a description of the failure, or None."""
-        result = subprocess.run(
-            [str(BIN / service), "migrate"],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=self.startup_timeout,
-        )
-        if result.returncode == 0:
-            return None
-        output = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
-        return f"--- `{service} migrate` exited with {result.returncode}:\n{output}"
+        """Provision and migrate one service; a description of the failure, or None."""
+        for command in ("provision", "migrate"):
+            result = subprocess.run(
+                [str(BIN / service), command],
+                cwd=ROOT,
+                env=self.migration_environment(service),
+                capture_output=True,
+                text=True,
+                timeout=self.startup_timeout,
+            )
+            if result.returncode != 0:
+                output = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
+                return f"--- `{service} {command}` exited with {result.returncode}:\n{output}"
+        return None
+
+    def close(self) -> None:
+        """Stop every process, then drop the roles and broker users made for this stack."""
+        closed = self._closed
+        super().close()
+        if not closed:
+            self._drop_accounts()
+
+    def _drop_accounts(self) -> None:
+        import psycopg
+        from psycopg import sql
+
+        for service, admin_url in self.database_urls.items():
+            roles = [
+                _user_of(self.runtime_database_urls[service]),
+                _user_of(self.migration_database_urls[service]),
+            ]
+            # Objects and grants go to the administrator (the database stays as it was, for its
+            # creator to keep or drop); then the roles own nothing and can go.
+            with suppress(psycopg.Error), psycopg.connect(_libpq(admin_url), autocommit=True) as conn:
+                existing = [
+                    r
+                    for r in roles
+                    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (r,)).fetchone()
+                ]
+                if existing:
+                    names = sql.SQL(", ").join(map(sql.Identifier, existing))
+                    conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(names))
+                    conn.execute(sql.SQL("DROP OWNED BY {}").format(names))
+                    conn.execute(sql.SQL("DROP ROLE {}").format(names))
+        ctl = os.environ.get("RABBITMQCTL", "rabbitmqctl")
+        for url in self.runtime_amqp_urls.values():
+            with suppress(OSError, subprocess.SubprocessError):
+                subprocess.run([ctl, "-q", "delete_user", _user_of(url)], capture_output=True, timeout=60)
 
     def up(self) -> Stack:
         """Migrate, start every process and wait until the gateway routes to every server.
@@ -778,8 +859,29 @@ class StackFactory:
             stack.close()
 
 
-def _vhost_of(amqp_url: str) -> str:
-    from urllib.parse import unquote, urlsplit
+def _user_of(url: str) -> str:
+    return unquote(urlsplit(url).username or "")
 
+
+def _database_of(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def _with_login(url: str, user: str, password: str) -> str:
+    """``url`` with its user and password replaced."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _libpq(url: str) -> str:
+    for prefix in ("postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
+def _vhost_of(amqp_url: str) -> str:
     vhost = unquote(urlsplit(amqp_url).path.lstrip("/")) or "clinic_test"
     return "clinic_test" if vhost == "/" else vhost

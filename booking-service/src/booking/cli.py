@@ -23,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _consumed_event_types() -> list[str]:
     from booking.events import HANDLERS  # the app's handlers, imported only when migrating
+    from chassis.revocations import with_token_revocations
 
-    return list(HANDLERS)
+    return list(with_token_revocations(HANDLERS))
 
 
 if __name__ == "__main__":

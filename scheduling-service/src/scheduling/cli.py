@@ -22,9 +22,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _consumed_event_types() -> list[str]:
+    from chassis.revocations import with_token_revocations
     from scheduling.events import HANDLERS  # the app's handlers, imported only when migrating
 
-    return list(HANDLERS)
+    return list(with_token_revocations(HANDLERS))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The command line every service shares: ``<service> migrate`` and ``<service> dead-letters ...``.
+"""The command line every service shares: ``<service> provision``, ``migrate`` and ``dead-letters ...``.
 
 A service's ``cli.py`` calls ``service_main`` and may add commands of its own
 (identity adds ``createadmin``).
@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from chassis.messaging import deadletters_cli
-from chassis.messaging.topology import declare_consumer_topology_at
+from chassis.messaging.topology import declare_topology_at
 from chassis.migrations import upgrade
+from chassis.provisioning import provision_broker_user, provision_database
 
 AddCommands = Callable[[Any], None]
 RunCommand = Callable[[argparse.Namespace], int]
@@ -39,6 +40,11 @@ def service_main(
     service passes ``consumed_event_types``: ``migrate`` then also declares its queues
     and bindings, so that they exist before any service publishes, and the
     ``dead-letters`` command is offered.
+
+    ``provision`` (with the administrators' URLs) creates the service's database roles, its
+    database and its broker user (``chassis.provisioning``); ``migrate`` runs as the schema's
+    owner (``migration_database_url``) and declares the broker topology as its administrator
+    (``amqp_admin_url``); the service itself runs as neither.
     """
     consumes_events = consumed_event_types is not None
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -47,19 +53,34 @@ def service_main(
         return deadletters_cli(service, argv[1:], amqp_url=settings().amqp_url)
     parser = argparse.ArgumentParser(prog=service, description=description)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("migrate", help="apply the database migrations")
+    commands.add_parser(
+        "provision", help="create or update the service's database roles, database and broker user"
+    )
+    commands.add_parser("migrate", help="apply the database migrations and declare the broker's queues")
     if consumes_events:
         commands.add_parser("dead-letters", help="list or replay the events that kept failing (list|replay)")
     if add_commands is not None:
         add_commands(commands)
     args = parser.parse_args(argv)
+    if args.command == "provision":
+        values = settings()
+        provision_database(values.admin_database_url, values.database_url, values.migration_database_url)
+        if values.messaging_enabled:
+            provision_broker_user(
+                values.amqp_url,
+                service,
+                consumes=consumes_events,
+                admin_url=values.amqp_admin_url,
+                management_url=values.rabbitmq_management_url,
+                rabbitmqctl=values.rabbitmqctl,
+            )
+        return 0
     if args.command == "migrate":
         values = settings()
-        upgrade(alembic_ini, values.database_url)
-        if consumed_event_types is not None and values.messaging_enabled:
-            declare_consumer_topology_at(
-                values.amqp_url, service, consumed_event_types(), values.event_retry_delays
-            )
+        upgrade(alembic_ini, values.migration_database_url)
+        if values.messaging_enabled:
+            event_types = consumed_event_types() if consumed_event_types is not None else None
+            declare_topology_at(values.amqp_admin_url, service, event_types, values.event_retry_delays)
         return 0
     if run_command is None:
         parser.error(f"unknown command {args.command}")

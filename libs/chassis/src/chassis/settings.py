@@ -10,22 +10,70 @@ from __future__ import annotations
 import os
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+# The local server's superuser and broker administrator: only ``<service> provision`` (and
+# ``migrate``, for the broker's topology) use them; services run as their own roles and users.
+DEFAULT_ADMIN_DATABASE_URL = f"{DEFAULT_POSTGRES_SERVER}/postgres"
+DEFAULT_AMQP_ADMIN_URL = DEFAULT_AMQP_URL
+
+
+def local_role(service: str) -> str:
+    """The PostgreSQL role and RabbitMQ user a service runs as by default: ``clinic_<service>``."""
+    return f"clinic_{service}"
 
 
 def database_url_field(service: str) -> str:
-    """A settings field for a service's database URL.
+    """A settings field for a service's database URL, as the service runs (least privilege).
 
     Read from ``<SERVICE>_DATABASE_URL`` (so one ``.env`` can serve every service)
-    or plain ``DATABASE_URL`` (for a developer running one service alone).
+    or plain ``DATABASE_URL`` (for a developer running one service alone). The default is
+    the local server as the service's own role, ``clinic_<service>`` (``make run`` creates it).
     """
     return Field(
-        default=f"{DEFAULT_POSTGRES_SERVER}/clinic_{service}",
+        default=f"postgresql+psycopg://{local_role(service)}@127.0.0.1:5432/clinic_{service}",
         validation_alias=AliasChoices(f"{service.upper()}_DATABASE_URL", "DATABASE_URL"),
+    )
+
+
+def migration_database_url_field(service: str) -> str | None:
+    """A settings field for the URL ``<service> migrate`` connects with: the schema's owner.
+
+    ``<SERVICE>_MIGRATION_DATABASE_URL`` or ``MIGRATION_DATABASE_URL``. Unset, it is the local
+    owner role ``clinic_<service>_owner`` when the database URL is the default too, and the
+    database URL itself (one role for both, as before) when only that one was given.
+    """
+    return Field(
+        default=None,
+        validation_alias=AliasChoices(f"{service.upper()}_MIGRATION_DATABASE_URL", "MIGRATION_DATABASE_URL"),
+    )
+
+
+def admin_database_url_field(service: str) -> str:
+    """A settings field for the URL ``<service> provision`` creates roles and the database with.
+
+    A role that may create roles and databases (the local default is the ``postgres``
+    superuser); its database part names the maintenance database to connect to.
+    """
+    return Field(
+        default=DEFAULT_ADMIN_DATABASE_URL,
+        validation_alias=AliasChoices(f"{service.upper()}_ADMIN_DATABASE_URL", "ADMIN_DATABASE_URL"),
+    )
+
+
+def amqp_url_field(service: str) -> str:
+    """A settings field for the broker URL a service runs with, as its own RabbitMQ user.
+
+    ``<SERVICE>_AMQP_URL``, else the shared ``AMQP_URL``; the default is the local broker as
+    ``clinic_<service>`` (password ``clinic_<service>``: local only, ``make run`` creates it).
+    """
+    user = local_role(service)
+    return Field(
+        default=f"amqp://{user}:{user}@127.0.0.1:5672/%2F",
+        validation_alias=AliasChoices(f"{service.upper()}_AMQP_URL", "AMQP_URL"),
     )
 
 
@@ -76,11 +124,39 @@ class BaseServiceSettings(BaseSettings):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.clinic_timezone)
 
+    @model_validator(mode="after")
+    def _pair_privileged_urls(self) -> BaseServiceSettings:
+        """Fill the unset migration and broker-admin URLs (see their fields)."""
+        explicit = self.model_fields_set
+        if "migration_database_url" in type(self).model_fields and self.migration_database_url is None:
+            url = self.database_url
+            if "database_url" not in explicit:
+                # The default clinic_<service> on the local server: its owner is clinic_<service>_owner.
+                from sqlalchemy.engine import make_url
+
+                default = make_url(url)
+                url = default.set(username=f"{default.username}_owner").render_as_string(hide_password=False)
+            self.migration_database_url = url
+        if "amqp_admin_url" in type(self).model_fields and self.amqp_admin_url is None:
+            self.amqp_admin_url = self.amqp_url if "amqp_url" in explicit else DEFAULT_AMQP_ADMIN_URL
+        return self
+
 
 class BrokerSettings(BaseSettings):
-    """RabbitMQ connection and the outbox relay's pace."""
+    """RabbitMQ connection and the outbox relay's pace.
+
+    A service replaces ``amqp_url`` with ``amqp_url_field(<service>)``; ``amqp_admin_url``
+    (``AMQP_ADMIN_URL``) is the administrator that ``<service> migrate`` declares the exchanges
+    and queues with and ``<service> provision`` creates the service's user with; unset, it is
+    ``AMQP_URL`` when that was given (one user for everything, as before), else the local guest.
+    ``<service> provision`` creates users with ``rabbitmqctl`` (``RABBITMQCTL``) on the broker's
+    own machine, or through the management API at ``RABBITMQ_MANAGEMENT_URL`` when that is set.
+    """
 
     amqp_url: str = Field(default=DEFAULT_AMQP_URL, validation_alias="AMQP_URL")
+    amqp_admin_url: str | None = Field(default=None, validation_alias="AMQP_ADMIN_URL")
+    rabbitmq_management_url: str | None = Field(default=None, validation_alias="RABBITMQ_MANAGEMENT_URL")
+    rabbitmqctl: str = Field(default="rabbitmqctl", validation_alias="RABBITMQCTL")
     messaging_enabled: bool = Field(default=True, validation_alias="MESSAGING_ENABLED")
     # Delays (seconds) of a failing event's successive retries before it is dead-lettered;
     # a JSON list, e.g. EVENT_RETRY_DELAYS='[1, 5, 30, 120]'.

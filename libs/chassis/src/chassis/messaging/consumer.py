@@ -5,7 +5,8 @@ event id into the inbox (``ON CONFLICT DO NOTHING``) and, if it was new, run the
 handler; commit; only then ack. A redelivered or duplicated event finds its id in
 the inbox, skips the handler and is acked.
 
-A failing handler (or a malformed message) is re-published to the next retry queue
+A failing handler (or a malformed message) is re-published (through ``<service>.requeue``,
+the only exchange besides ``clinic.events`` the service's broker user may write to) to the next retry queue
 with ``x-attempt`` incremented and the original is acked; after the last retry it
 goes to ``<service>.events.dlq`` with ``x-error``, ``x-attempts`` and
 ``x-original-routing-key``. A database outage is not the message's fault: the
@@ -44,8 +45,8 @@ from chassis.messaging.outbox import ProcessedEvent
 from chassis.messaging.topology import (
     ServiceQueues,
     check_service_name,
-    declare_consumer_topology,
     delay_ms,
+    ensure_consumer_topology,
 )
 
 log = logging.getLogger("chassis.messaging.consumer")
@@ -130,8 +131,8 @@ class EventConsumer:
     def _consume(self, backoff: Backoff) -> None:
         connection = connect(self.amqp_url, name=f"{self.service}-consumer")
         try:
+            ensure_consumer_topology(connection, self.service, self.handlers, self.retry_delays)
             channel = connection.channel()
-            declare_consumer_topology(channel, self.service, self.handlers, self.retry_delays)
             channel.confirm_delivery()
             channel.basic_qos(prefetch_count=self.prefetch)
             channel.basic_consume(self.queues.main, self._on_message, auto_ack=False)
@@ -235,7 +236,11 @@ class EventConsumer:
             )
         try:
             channel.basic_publish(
-                "", target, body, republished_properties(properties, headers), mandatory=True
+                self.queues.requeue_exchange,
+                target,
+                body,
+                republished_properties(properties, headers),
+                mandatory=True,
             )
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
             # The retry or dead-letter queue is gone: leave the message to the queue's delivery limit.

@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from chassis.db import Database
 from chassis.messaging.connection import Backoff, BrokerError, close_quietly, connect, describe_error
 from chassis.messaging.outbox import NOTIFY_CHANNEL, OutboxEvent
-from chassis.messaging.topology import EXCHANGE, declare_exchanges
+from chassis.messaging.topology import EXCHANGE, ensure_exchanges
 
 log = logging.getLogger("chassis.messaging.relay")
 
@@ -129,9 +129,9 @@ class OutboxRelay:
         self.close()
         connection = connect(self.amqp_url, name="outbox-relay")
         try:
+            ensure_exchanges(connection)
             channel = connection.channel()
             channel.confirm_delivery()
-            declare_exchanges(channel)
         except BaseException:
             close_quietly(connection)
             raise

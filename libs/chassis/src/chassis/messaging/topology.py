@@ -13,15 +13,26 @@ Every declarer must pass identical arguments, or RabbitMQ closes the channel wit
   for its TTL and then returns through the default exchange to ``<service>.events``
   alone, so a retry never reaches other services again.
 - ``<service>.events.dlq``: messages that failed every retry, to inspect and replay.
+- ``<service>.requeue``: a direct exchange to which ``<service>.events``, its retry queues
+  and its dead-letter queue are bound under their own names. The consumer moves a failed
+  message to a retry or dead-letter queue, and ``dead-letters replay`` sends it back, through
+  it: never through the default exchange, which reaches every queue of the vhost.
+
+Who declares: ``<service> migrate`` with the broker's administrator (``AMQP_ADMIN_URL``). A
+service's own user may not declare anything (least privilege: it could delete the shared
+exchange); at run time the relay and the consumer check passively that everything exists
+and declare only what is missing, which an administrator's connection (tests, a single-user
+set-up) may do and a service's own user is refused, with a message naming ``migrate``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from pika.adapters.blocking_connection import BlockingChannel
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 EXCHANGE = "clinic.events"
 UNROUTED_EXCHANGE = "clinic.unrouted"
@@ -65,6 +76,11 @@ class ServiceQueues:
     @property
     def dlq(self) -> str:
         return f"{self.service}.events.dlq"
+
+    @property
+    def requeue_exchange(self) -> str:
+        """The direct exchange that reaches this service's queues, each by its own name."""
+        return f"{self.service}.requeue"
 
     def retry(self, delay_seconds: float) -> str:
         return retry_queue_name(self.service, delay_seconds)
@@ -119,6 +135,15 @@ def declare_retry_queues(channel: BlockingChannel, service: str, delays: Sequenc
     return names
 
 
+def declare_requeue_exchange(channel: BlockingChannel, service: str, retry_delays: Sequence[float]) -> str:
+    """Declare ``<service>.requeue`` and bind the service's queues to it, each by its own name."""
+    queues = ServiceQueues(check_service_name(service))
+    channel.exchange_declare(queues.requeue_exchange, "direct", durable=True)
+    for name in (queues.main, queues.dlq, *(queues.retry(d) for d in retry_delays)):
+        channel.queue_bind(name, queues.requeue_exchange, routing_key=name)
+    return queues.requeue_exchange
+
+
 def declare_consumer_topology(
     channel: BlockingChannel, service: str, event_types: Iterable[str], retry_delays: Sequence[float]
 ) -> ServiceQueues:
@@ -126,23 +151,93 @@ def declare_consumer_topology(
     declare_exchanges(channel)
     queues = declare_service_queues(channel, service)
     declare_retry_queues(channel, service, retry_delays)
+    declare_requeue_exchange(channel, service, retry_delays)
     for event_type in sorted(set(event_types)):
         channel.queue_bind(queues.main, EXCHANGE, routing_key=event_type)
     return queues
 
 
-def declare_consumer_topology_at(
-    amqp_url: str, service: str, event_types: Iterable[str], retry_delays: Sequence[float]
-) -> ServiceQueues:
-    """Declare a consuming service's topology over a connection of its own, then close it.
+class TopologyMissing(Exception):
+    """Exchanges or queues are missing and this broker user may not declare them."""
 
-    ``<service> migrate`` does this before any service starts, so that an event published
-    at start-up (identity's first admin) already finds every consumer's queue.
+
+def _all_exist(connection: BlockingConnection, exchanges: Iterable[str], queues: Iterable[str]) -> bool:
+    """Whether every exchange and queue exists (passive declarations need no permission)."""
+    channel = connection.channel()
+    try:
+        for exchange in exchanges:
+            channel.exchange_declare(exchange, passive=True)
+        for queue in queues:
+            channel.queue_declare(queue, passive=True)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == 404:  # NOT_FOUND closes the channel; the connection stays usable
+            return False
+        raise
+    channel.close()
+    return True
+
+
+def _declare_missing(
+    connection: BlockingConnection, declare: Callable[[BlockingChannel], object], who: str
+) -> None:
+    channel = connection.channel()
+    try:
+        declare(channel)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == 403:
+            raise TopologyMissing(
+                f"the broker's exchanges or queues for {who} are missing and its broker user may not "
+                f"declare them: run `{who} migrate` (with AMQP_ADMIN_URL) first"
+            ) from exc
+        raise
+    channel.close()
+
+
+def ensure_exchanges(connection: BlockingConnection, service: str = "<service>") -> None:
+    """Make sure ``clinic.events`` (and its alternate exchange) exist; declare them only if missing."""
+    if not _all_exist(connection, (UNROUTED_EXCHANGE, EXCHANGE), (UNROUTED_QUEUE,)):
+        _declare_missing(connection, declare_exchanges, service)
+
+
+def ensure_consumer_topology(
+    connection: BlockingConnection, service: str, event_types: Iterable[str], retry_delays: Sequence[float]
+) -> ServiceQueues:
+    """Make sure a consuming service's exchanges and queues exist; declare everything if one is missing.
+
+    When they all exist the bindings are taken as ``<service> migrate`` left them: binding
+    needs a permission on ``clinic.events`` that a service's own user does not have.
+    """
+    queues = ServiceQueues(check_service_name(service))
+    exchanges = (UNROUTED_EXCHANGE, EXCHANGE, queues.requeue_exchange)
+    names = (queues.main, queues.dlq, *(queues.retry(d) for d in retry_delays))
+    if not _all_exist(connection, exchanges, names):
+        types = list(event_types)
+        _declare_missing(
+            connection,
+            lambda channel: declare_consumer_topology(channel, service, types, retry_delays),
+            service,
+        )
+    return queues
+
+
+def declare_topology_at(
+    amqp_url: str, service: str, event_types: Iterable[str] | None, retry_delays: Sequence[float]
+) -> None:
+    """Declare a service's topology over a connection of its own, then close it.
+
+    ``<service> migrate`` does this as the broker's administrator before any service starts,
+    so that an event published at start-up (identity's first admin) already finds every
+    consumer's queue. A service that consumes nothing (``event_types`` None) needs only the
+    exchanges it publishes to.
     """
     from chassis.messaging.connection import close_quietly, connect
 
     connection = connect(amqp_url, name=f"{service}-migrate")
     try:
-        return declare_consumer_topology(connection.channel(), service, event_types, retry_delays)
+        channel = connection.channel()
+        if event_types is None:
+            declare_exchanges(channel)
+        else:
+            declare_consumer_topology(channel, service, event_types, retry_delays)
     finally:
         close_quietly(connection)

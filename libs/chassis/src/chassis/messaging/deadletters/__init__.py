@@ -21,7 +21,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from chassis.messaging.connection import close_quietly, connect, own_headers, republished_properties
-from chassis.messaging.topology import ServiceQueues, declare_service_queues
+from chassis.messaging.topology import ServiceQueues, ensure_consumer_topology
 from chassis.settings import DEFAULT_AMQP_URL
 
 # Our retry bookkeeping; a replayed message starts again with all its retries.
@@ -73,7 +73,7 @@ class DeadLetters:
                 headers = {k: v for k, v in own_headers(properties).items() if k not in _RETRY_HEADERS}
                 headers["x-replayed"] = True
                 channel.basic_publish(
-                    "",
+                    self.queues.requeue_exchange,
                     self.queues.main,
                     body,
                     republished_properties(properties, headers),
@@ -88,9 +88,9 @@ class DeadLetters:
     def _channel(self) -> Iterator[BlockingChannel]:
         connection = connect(self.amqp_url, name=f"{self.queues.service}-dead-letters")
         try:
-            channel = connection.channel()
-            declare_service_queues(channel, self.queues.service)
-            yield channel
+            # The service's own user may read its dead letters and requeue them, nothing more.
+            ensure_consumer_topology(connection, self.queues.service, (), ())
+            yield connection.channel()
         finally:
             close_quietly(connection)
 
