@@ -70,6 +70,7 @@ STACK_VARIABLES = frozenset(
         "DB_READ_POOL_SIZE",
         "MESSAGING_ENABLED",
         "SERVICE_HOST",
+        "SHUTDOWN_DRAIN_SECONDS",
         "TRAEFIK_BIN",
         "PORT",
     }
@@ -606,6 +607,8 @@ class Stack(ProcessGroup):
             DB_POOL_SIZE="3",
             DB_MAX_OVERFLOW="2",
             DB_READ_POOL_SIZE="2",
+            # SIGTERM: not ready at once, serving on for 2 s (the gateway checks every second).
+            SHUTDOWN_DRAIN_SECONDS="2",
         )
         for service in SERVICES:
             prefix = service.upper()
