@@ -59,7 +59,7 @@ from sqlalchemy import create_engine, text
 from chassis.settings import normalise_database_url
 from chassis.testing import DatabaseFactory, RabbitVhosts, TcpProxy
 
-from ..e2e.stack import Stack
+from ..e2e.stack import Stack, StackError
 
 PASSWORD = "Blue-Otter-42"
 SERVICES = ("identity", "doctor", "scheduling", "booking")
@@ -445,7 +445,21 @@ class Chaos:
         self.proxy.restore()
         for process in self.stack.processes.values():
             if not process.running:
-                self.stack.start(process.name)
+                self._start(process.name)
+
+    def _start(self, name: str, attempts: int = 5) -> None:
+        """Start ``name`` again as a supervisor (compose's restart policy, Kubernetes) would: a
+        process that fails to start (its database refusing connections, say) is started again."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self.stack.start(name)
+                return
+            except StackError:
+                self.stack.kill(name)  # whatever is left of it
+                if attempt == attempts:
+                    raise
+                self.ledger.fault("failed start, started again", name)
+                time.sleep(2.0 * attempt)
 
     def _run(self) -> None:
         faults = [
@@ -472,7 +486,7 @@ class Chaos:
         self.stack.kill(name)
         self.ledger.fault("SIGKILL identity", name)
         self.stop.wait(self.rng.uniform(0.5, 3.0))
-        self.stack.start(name)
+        self._start(name)
 
     def _service_process(self) -> str:
         return self.rng.choice([p.name for p in self.stack.processes.values() if p.service])
@@ -489,13 +503,13 @@ class Chaos:
         self.stack.kill(name)
         self.ledger.fault("SIGKILL", name)
         self.stop.wait(self.rng.uniform(0.5, 3.0))
-        self.stack.start(name)
+        self._start(name)
 
     def stop_service(self) -> None:
         name = self._service_process()
         self.stack.stop(name)
         self.ledger.fault("SIGTERM", name)
-        self.stack.start(name)
+        self._start(name)
 
     def kill_booking_mid_booking(self) -> None:
         """A burst of bookings, and one booking replica killed while they are in flight."""
@@ -508,7 +522,7 @@ class Chaos:
         self.ledger.fault("SIGKILL mid-booking", name)
         for thread in burst:
             thread.join(60)
-        self.stack.start(name)
+        self._start(name)
 
     def _one_booking(self) -> None:
         client = Client(self.stack, self.ledger)
