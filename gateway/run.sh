@@ -10,6 +10,9 @@
 #   GATEWAY_PORT        port of the public entry point           (default 8000)
 #   GATEWAY_ADMIN_HOST  address of the ping/metrics entry point  (default GATEWAY_HOST)
 #   GATEWAY_ADMIN_PORT  port of the ping/metrics entry point     (default 8080)
+#   GATEWAY_INTERNAL_PORT  port of the internal entry point, on 127.0.0.1 only (default 8081):
+#                       ForwardAuth's token checks and the "service unavailable" fallback
+#                       (dynamic/routes.yml) go through it; never published
 #   GATEWAY_LOG_LEVEL   Traefik's own log level                  (default INFO)
 #   TRAEFIK_BIN         the traefik executable                   (default traefik, from PATH)
 #
@@ -69,6 +72,9 @@ exec "${TRAEFIK_BIN:-traefik}" \
     --entrypoints.web.http.encodedcharacters.allowencodedpercent=false \
     --entrypoints.web.http.encodedcharacters.allowencodedquestionmark=false \
     --entrypoints.web.http.encodedcharacters.allowencodedhash=false \
+    --entrypoints.internal.address="127.0.0.1:${GATEWAY_INTERNAL_PORT:-8081}" \
+    --entrypoints.internal.forwardedheaders.trustedips=127.0.0.1/32 \
+    --entrypoints.internal.http.aliasheadersstrategy=delete \
     --entrypoints.traefik.address="$admin_host:$admin_port" \
     --entrypoints.traefik.http.aliasheadersstrategy=delete \
     --ping=true \

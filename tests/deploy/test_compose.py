@@ -315,6 +315,14 @@ def test_identity_keeps_its_signing_key_in_a_named_volume():
     assert "JWT_PRIVATE_KEY" in environment_of(identity), "a key from .env must be possible too"
 
 
+def test_identity_runs_two_replicas_by_default_and_no_fixed_container_name_prevents_it():
+    identity = services()["identity"]
+    assert int(identity["deploy"]["replicas"]) >= 2
+    assert "container_name" not in identity
+    assert not identity.get("ports"), "replicas cannot share a published port"
+    assert compose_raw()["services"]["identity"]["deploy"]["replicas"] == "${IDENTITY_REPLICAS:-2}"
+
+
 def test_identity_creates_the_first_admin_from_the_env_file():
     raw_env = compose_raw()["services"]["identity"]["environment"]
     for name in ("ADMIN_EMAIL", "ADMIN_PASSWORD"):

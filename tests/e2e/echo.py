@@ -4,13 +4,15 @@ Each answers every request with a JSON description of what it received (method, 
 headers), so a test sees exactly what the real Traefik forwarded; with ``?echo_status=NNN`` in
 the path, under that status (and ``/problems/NNN``, the docs app's problem pages, under NNN).
 The identity stand-in also answers ForwardAuth at ``/internal/verify``: 200 with ``X-User-Id``/``X-User-Role``
-for a known bearer token, else a 401 problem.
+for a known bearer token, else a 401 problem; ``verify_status`` makes it answer that status
+instead, ``verify_delay`` makes it wait that many seconds first (a sick identity).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +38,8 @@ class EchoServer:
     name: str = ""
     users: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     ready_status: int = 200
+    verify_status: int | None = None
+    verify_delay: float = 0.0
     requests: list[SeenRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -108,6 +112,11 @@ def _handler_for(server: EchoServer) -> type[BaseHTTPRequestHandler]:
             )
 
         def verify(self, seen: SeenRequest) -> None:
+            if server.verify_delay:
+                time.sleep(server.verify_delay)
+            if server.verify_status is not None:
+                self.reply(server.verify_status, {"detail": "stand-in failure"})
+                return
             authorization = (seen.header("Authorization") or [""])[0]
             user = server.users.get(authorization.removeprefix("Bearer "))
             if user is None:

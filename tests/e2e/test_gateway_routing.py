@@ -316,3 +316,125 @@ def test_a_replica_failing_readiness_leaves_the_rotation_and_rejoins_when_ready(
         finally:
             sick.ready_status = 200
         wait_until(lambda: "doctor-2" in servers_of_a_burst(), timeout=20, what="doctor-2 back in rotation")
+
+
+def test_a_service_with_no_healthy_replica_gets_the_docs_apps_503_problem_page(gateway, servers):
+    # Traefik's own "no available server" is plain text; the service's failover sends the
+    # request to the internal unavailable router instead, which asks the docs app's 503 page.
+    sick = [servers["doctor"], servers["doctor-2"]]
+    with gateway.client(PATIENT_TOKEN) as client:
+        try:
+            for server in sick:
+                server.ready_status = 503
+            wait_until(
+                lambda: client.get("/api/doctors/").status_code == 503,
+                timeout=20,
+                what="every doctor replica out of rotation",
+            )
+            url, marker = marked("/api/doctors/")
+            response = client.post(url, json={})
+        finally:
+            for server in sick:
+                server.ready_status = 200
+        assert response.status_code == 503
+        assert response.json()["server"] == "docs"
+        assert urlsplit(response.json()["path"]).path == "/problems/503"
+        assert "cause=auth" not in response.json()["path"]
+        wait_until(lambda: client.get("/api/doctors/").status_code == 200, timeout=20, what="doctor back")
+    assert [r for server in sick for r in server.seen(marker)] == []
+
+
+# -- when identity cannot check the token ----------------------------------------------------
+# A gateway whose identity is one live stand-in and one dead address that stays in the rotation
+# (health checks once an hour): every token check either reaches the live one or is retried there.
+
+
+@pytest.fixture(scope="module")
+def fragile(servers, tmp_path_factory) -> Iterator[tuple[Gateway, EchoServer]]:
+    identity = EchoServer("identity", name="identity-live", users=USERS).start()
+    dead = EchoServer("identity", name="identity-dead").start()
+    dead_url = dead.url
+    dead.close()
+    backends = {service: [servers[service].url] for service in SERVICES}
+    backends["identity"] = [dead_url, identity.url]
+    gateway = Gateway(
+        workdir=tmp_path_factory.mktemp("fragile"),
+        backends=backends,
+        env={
+            "DOCS_URLS": servers["docs"].url,
+            "GATEWAY_HEALTHCHECK_INTERVAL": "1h",
+            "GATEWAY_HEALTHCHECK_UNHEALTHY_INTERVAL": "1h",
+            "GATEWAY_VERIFY_TIMEOUT": "1s",
+        },
+    )
+    try:
+        with gateway.up():
+            yield gateway, identity
+    finally:
+        identity.close()
+
+
+def test_a_dead_identity_replica_costs_no_token_check(fragile, servers):
+    gateway, identity = fragile
+    with gateway.client(PATIENT_TOKEN) as client:
+        statuses = [client.get("/api/appointments/").status_code for _ in range(10)]
+    assert statuses == [200] * 10
+    assert len(identity.seen("/internal/verify")) >= 10
+
+
+@pytest.mark.parametrize("failure", ["5xx", "timeout"])
+def test_when_identity_fails_the_token_check_the_client_gets_503_auth_unavailable_and_nothing_is_forwarded(
+    fragile, servers, failure
+):
+    gateway, identity = fragile
+    url, marker = marked("/api/appointments/")
+    if failure == "5xx":
+        identity.verify_status = 500
+    else:
+        identity.verify_delay = 3.0  # GATEWAY_VERIFY_TIMEOUT is 1s
+    try:
+        with gateway.client(PATIENT_TOKEN) as client:
+            response = client.post(url, json={"timeslot_id": 1})
+    finally:
+        identity.verify_status = None
+        identity.verify_delay = 0.0
+    assert response.status_code == 503, response.text
+    # The body (and Retry-After) is the docs app's auth_unavailable page, here the stand-in's echo.
+    assert response.json()["server"] == "docs"
+    assert response.json()["path"] == "/problems/503?cause=auth"
+    assert servers["booking"].seen(marker) == []
+
+
+def test_when_no_identity_replica_can_be_reached_the_client_gets_503_auth_unavailable(
+    servers, tmp_path_factory
+):
+    dead = [EchoServer("identity", name=f"identity-dead-{n}").start() for n in range(2)]
+    dead_urls = [server.url for server in dead]
+    for server in dead:
+        server.close()
+    backends = {service: [servers[service].url] for service in SERVICES}
+    backends["identity"] = dead_urls
+    gateway = Gateway(
+        workdir=tmp_path_factory.mktemp("no-identity"),
+        backends=backends,
+        env={"DOCS_URLS": servers["docs"].url},
+    )
+    with gateway.up():
+        url, marker = marked("/api/appointments/")
+        with gateway.client(PATIENT_TOKEN) as client:
+            # At once (both still count as healthy: connection refused, twice) and once the
+            # health checks took both out of the rotation (no server left).
+            first = client.get(url)
+            wait_until(
+                lambda: "Health check failed" in gateway.processes["gateway"].log_text(),
+                timeout=20,
+                what="the health check of identity's replicas",
+            )
+            later = client.delete(url)
+            public = client.get("/api/schema/booking/openapi.json")
+    for response in (first, later):
+        assert response.status_code == 503, response.text
+        assert response.json()["server"] == "docs"
+        assert response.json()["path"] == "/problems/503?cause=auth"
+    assert servers["booking"].seen(marker) == []
+    assert public.status_code == 200

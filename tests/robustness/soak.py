@@ -3,13 +3,14 @@
     python -m tests.robustness.soak --minutes 10          # make soak
     python -m tests.robustness.soak --seconds 60          # the short soak of make test
 
-A stack with two replicas of booking and scheduling talks to RabbitMQ through a TCP proxy
-of its own. Client threads send mixed traffic through the gateway (patients and doctors
+A stack with two replicas of identity, booking and scheduling talks to RabbitMQ through a
+TCP proxy of its own. Client threads send mixed traffic through the gateway (patients and doctors
 register, doctors publish timeslots, patients book, many at once on a few "hot" timeslots,
 doctors confirm, everyone cancels, users rename themselves, the admin deactivates users)
 while a chaos loop cuts the broker connection, kills (SIGKILL) and restarts service
-processes, also in the middle of a burst of bookings, and stops them gracefully. Every
-answer a client gets is recorded.
+processes (an identity replica among them, often), also in the middle of a burst of bookings,
+and stops them gracefully (SIGTERM: they drain first). Every answer a client gets is recorded,
+a 5xx with where it came from (its problem+json ``code``).
 
 Then traffic stops, every fault is healed, and once the system has settled (outboxes
 published, queues drained, holds settled; bounded by a deadline) ``check`` reads every
@@ -26,8 +27,10 @@ service's database and the broker and lists each anomaly:
   a dead-letter queue;
 - a 201 a client saw (user, timeslot, appointment) that is not in the database.
 
-The report (operations and their answers, faults injected, anomalies) is printed; the run
-fails when there is any anomaly.
+The report (operations, their answers and availability, the 5xx by cause, faults injected,
+anomalies) is printed; the run fails when there is any anomaly, or any 5xx that is not a 502
+or 503 problem+json (a 500 above all: a bug, or the gateway's bare answer when it could not
+check a token).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from sqlalchemy import create_engine, text
 from chassis.settings import normalise_database_url
 from chassis.testing import DatabaseFactory, RabbitVhosts, TcpProxy
 
-from ..e2e.stack import Stack
+from ..e2e.stack import Stack, StackError
 
 PASSWORD = "Blue-Otter-42"
 SERVICES = ("identity", "doctor", "scheduling", "booking")
@@ -73,7 +76,15 @@ SOAK_ENV = {
     "DB_MAX_OVERFLOW": "3",
     "LOG_LEVEL": "WARNING",
 }
-REPLICAS = {"booking": 2, "scheduling": 2}
+REPLICAS = {"identity": 2, "booking": 2, "scheduling": 2}
+# The gateway's own answers (problem+json codes of gateway/docs: clinic_docs/problems.py).
+GATEWAY_CODES = {
+    "auth_unavailable": "the token could not be checked (no identity replica answered)",
+    "service_unavailable": "no healthy replica of the service (a single replica down)",
+    "service_unreachable": "the replica died with the request in flight, or before the gateway saw it go",
+    "service_timeout": "the service did not answer in time",
+}
+NO_ANSWER = "no answer (the connection dropped or timed out)"
 RABBITMQCTL = os.environ.get("RABBITMQCTL", "rabbitmqctl")
 
 
@@ -95,15 +106,19 @@ class Ledger:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     answers: Counter[tuple[str, int]] = field(default_factory=Counter)
+    # (operation, status, cause) of every 5xx and every request without an answer.
+    failures: Counter[tuple[str, int, str]] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     people: dict[int, Person] = field(default_factory=dict)
     timeslots: dict[int, int] = field(default_factory=dict)  # id -> doctor id (201s)
     appointments: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> body (201s)
     fault_log: list[str] = field(default_factory=list)
 
-    def answer(self, operation: str, status: int) -> None:
+    def answer(self, operation: str, status: int, cause: str | None = None) -> None:
         with self.lock:
             self.answers[(operation, status)] += 1
+            if cause is not None:
+                self.failures[(operation, status, cause)] += 1
 
     def fault(self, kind: str, detail: str) -> None:
         with self.lock:
@@ -133,10 +148,30 @@ class Client:
         try:
             response = self.http.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError:
-            self.ledger.answer(operation, 0)  # no answer at all (a process died mid-request)
+            self.ledger.answer(operation, 0, NO_ANSWER)
             return None
-        self.ledger.answer(operation, response.status_code)
+        self.ledger.answer(operation, response.status_code, failure_cause(response))
         return response
+
+
+def failure_cause(response: httpx.Response) -> str | None:
+    """Where a 5xx came from: ``gateway: <code>``, ``service: <code>``, or what is wrong with it."""
+    if response.status_code < 500:
+        return None
+    if not response.headers.get("content-type", "").startswith("application/problem+json"):
+        return f"not problem+json ({response.headers.get('content-type') or 'no content type'})"
+    try:
+        code = response.json().get("code") or "(no code)"
+    except (ValueError, AttributeError):
+        return "problem+json that is not a JSON object"
+    return f"gateway: {code}" if code in GATEWAY_CODES else f"service: {code}"
+
+
+def acceptable(status: int, cause: str) -> bool:
+    """A 5xx (or no answer) the soak allows: a 502 or 503 problem+json, or a dropped connection."""
+    if status == 0:
+        return True
+    return status in (502, 503) and cause.startswith(("gateway: ", "service: "))
 
 
 # -- traffic ---------------------------------------------------------------------------------
@@ -411,13 +446,28 @@ class Chaos:
         self.proxy.restore()
         for process in self.stack.processes.values():
             if not process.running:
-                self.stack.start(process.name)
+                self._start(process.name)
+
+    def _start(self, name: str, attempts: int = 5) -> None:
+        """Start ``name`` again as a supervisor (compose's restart policy, Kubernetes) would: a
+        process that fails to start (its database refusing connections, say) is started again."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self.stack.start(name)
+                return
+            except StackError:
+                self.stack.kill(name)  # whatever is left of it
+                if attempt == attempts:
+                    raise
+                self.ledger.fault("failed start, started again", name)
+                time.sleep(2.0 * attempt)
 
     def _run(self) -> None:
         faults = [
             (self.cut_broker, 3),
             (self.kill_service, 3),
             (self.kill_booking_mid_booking, 2),
+            (self.kill_identity, 2),
             (self.stop_service, 1),
         ]
         if self.restart_rabbitmq:
@@ -430,6 +480,14 @@ class Chaos:
                 self.errors.append(f"{fault.__name__}: {exc!r}")
                 with suppress(Exception):
                     self.heal()
+
+    def kill_identity(self) -> None:
+        """One identity replica crashes: the other checks every token meanwhile."""
+        name = self.rng.choice(self.stack.replicas("identity"))
+        self.stack.kill(name)
+        self.ledger.fault("SIGKILL identity", name)
+        self.stop.wait(self.rng.uniform(0.5, 3.0))
+        self._start(name)
 
     def _service_process(self) -> str:
         return self.rng.choice([p.name for p in self.stack.processes.values() if p.service])
@@ -446,13 +504,13 @@ class Chaos:
         self.stack.kill(name)
         self.ledger.fault("SIGKILL", name)
         self.stop.wait(self.rng.uniform(0.5, 3.0))
-        self.stack.start(name)
+        self._start(name)
 
     def stop_service(self) -> None:
         name = self._service_process()
         self.stack.stop(name)
         self.ledger.fault("SIGTERM", name)
-        self.stack.start(name)
+        self._start(name)
 
     def kill_booking_mid_booking(self) -> None:
         """A burst of bookings, and one booking replica killed while they are in flight."""
@@ -465,7 +523,7 @@ class Chaos:
         self.ledger.fault("SIGKILL mid-booking", name)
         for thread in burst:
             thread.join(60)
-        self.stack.start(name)
+        self._start(name)
 
     def _one_booking(self) -> None:
         client = Client(self.stack, self.ledger)
@@ -696,19 +754,51 @@ class Report:
     counts: dict[str, int]
 
     @property
+    def unacceptable(self) -> dict[tuple[str, int, str], int]:
+        """5xx answers that are not a 502 or 503 problem+json (any 500, any bare text)."""
+        return {key: n for key, n in self.ledger.failures.items() if not acceptable(key[1], key[2])}
+
+    @property
     def ok(self) -> bool:
-        return not self.anomalies and not self.chaos_errors and self.unsettled is None
+        return (
+            not self.anomalies and not self.chaos_errors and self.unsettled is None and not self.unacceptable
+        )
 
     def render(self) -> str:
         lines = [f"===== soak: {self.seconds:.0f}s of traffic with faults ====="]
-        lines.append("operations (answers by status; 0 = no answer, the process died mid-request):")
+        lines.append(
+            "operations (requests, availability = share answered 2xx or 4xx, answers by status;"
+            " 0 = no answer):"
+        )
         operations = sorted({op for op, _ in self.ledger.answers})
+
+        def availability(statuses: dict[int, int]) -> str:
+            total = sum(statuses.values())
+            served = sum(n for s, n in statuses.items() if 200 <= s < 500)
+            return f"{100 * served / total:6.2f} %" if total else "      -"
+
         for op in operations:
             statuses = {s: n for (o, s), n in self.ledger.answers.items() if o == op}
-            total = sum(statuses.values())
             detail = ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()))
-            lines.append(f"  {op:<22} {total:>6}  ({detail})")
-        lines.append(f"  {'total':<22} {sum(self.ledger.answers.values()):>6}")
+            lines.append(f"  {op:<22} {sum(statuses.values()):>6} {availability(statuses)}  ({detail})")
+        everything: Counter[int] = Counter()
+        for (_, status), n in self.ledger.answers.items():
+            everything[status] += n
+        lines.append(f"  {'total':<22} {sum(everything.values()):>6} {availability(dict(everything))}")
+        lines.append("5xx and unanswered requests, by cause:")
+        causes: Counter[tuple[int, str]] = Counter()
+        for (_, status, cause), n in self.ledger.failures.items():
+            causes[(status, cause)] += n
+        for (status, cause), n in sorted(causes.items()):
+            code = cause.removeprefix("gateway: ")
+            why = (
+                f" - {GATEWAY_CODES[code]}" if cause.startswith("gateway: ") and code in GATEWAY_CODES else ""
+            )
+            flag = "" if acceptable(status, cause) else "  <-- NOT ACCEPTABLE"
+            lines.append(f"  {status or 'none':>4} {cause}{why}: {n}{flag}")
+        if not causes:
+            lines.append("  none")
+        lines.append(f"500 answers: {everything[500]}")
         lines.append("faults injected:")
         lines += [f"  {kind:<26} {n:>4}" for kind, n in sorted(self.ledger.faults.items())] or ["  none"]
         lines.append("in the databases at the end:")
@@ -718,6 +808,8 @@ class Report:
             lines += [f"  {error}" for error in self.chaos_errors]
         if self.unsettled:
             lines.append(f"NOT SETTLED at the deadline: {self.unsettled}")
+        if self.unacceptable:
+            lines.append(f"5xx that are not a 502/503 problem+json: {sum(self.unacceptable.values())}")
         lines.append(f"anomalies: {len(self.anomalies)}")
         lines += [f"  - {anomaly}" for anomaly in self.anomalies[:200]]
         return "\n".join(lines)
@@ -775,7 +867,7 @@ def soak(
 def soak_stack(
     *, workdir: Path, make_database: Callable[[str], str], amqp_url: str, label: str = "soak"
 ) -> Iterator[tuple[Stack, TcpProxy]]:
-    """A started stack (two booking and scheduling replicas) whose broker is behind a TCP proxy."""
+    """A started stack (two identity, booking and scheduling replicas) whose broker is behind a TCP proxy."""
     with ExitStack() as resources:
         proxy = resources.enter_context(TcpProxy.for_url(amqp_url))
         stack = Stack(

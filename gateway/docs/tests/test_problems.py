@@ -1,4 +1,4 @@
-"""The gateway's own errors (429, 502, 504) as problem+json: ``GET /problems/{status}``."""
+"""The gateway's own errors (429, 502, 503, 504) as problem+json: ``GET /problems/{status}``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,13 @@ def client():
 
 
 @pytest.mark.parametrize(
-    ("status", "code"), [(429, "rate_limited"), (502, "service_unreachable"), (504, "service_timeout")]
+    ("status", "code"),
+    [
+        (429, "rate_limited"),
+        (502, "service_unreachable"),
+        (503, "service_unavailable"),
+        (504, "service_timeout"),
+    ],
 )
 def test_each_gateway_status_has_a_problem_body_with_that_status(client, status, code):
     # Traefik sends the body with the status it caught; the page's own status is the same anyway.
@@ -35,6 +41,18 @@ def test_a_429_says_when_the_rate_limit_has_room_again(client):
     assert client.get("/problems/429?average=10&period=1m").headers["retry-after"] == "6"
     assert client.get("/problems/429?average=3&period=1h").headers["retry-after"] == "1200"
     assert "retry-after" not in client.get("/problems/502").headers
+
+
+def test_a_503_is_auth_unavailable_when_the_token_could_not_be_checked_and_says_when_to_retry(client):
+    for method in ("GET", "POST", "DELETE"):
+        response = client.request(method, "/problems/503?cause=auth")
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "auth_unavailable"
+        assert response.headers["retry-after"] == "2"
+    assert client.get("/problems/503").headers["retry-after"] == "2"
+    assert client.get("/problems/503?cause=other").json()["code"] == "service_unavailable"
+    assert client.get("/problems/502?cause=auth").json()["code"] == "service_unreachable"
 
 
 def test_a_status_the_gateway_does_not_produce_has_no_page(client):

@@ -25,6 +25,7 @@ from chassis.app import OptionalTrailingSlash
 from chassis.errors import ProblemException, install_problem_handlers
 from chassis.health import health_router
 from chassis.observability import RequestContextMiddleware, configure_logging
+from chassis.shutdown import drain_on_sigterm
 from clinic_docs import pages
 from clinic_docs.assets import load_assets
 from clinic_docs.config import Settings
@@ -58,7 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ttl=settings.cache_ttl_seconds,
                 partial_ttl=settings.partial_cache_ttl_seconds,
             )
-            yield
+            # SIGTERM: not ready first, then uvicorn's graceful shutdown (chassis.shutdown).
+            with drain_on_sigterm(app):
+                yield
 
     app = FastAPI(
         title="Clinic API docs",
@@ -98,10 +101,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Any method: the gateway's not-found router sends every request it gets here, as it came.
     @app.api_route("/problems/{status}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
     async def problem_page(
-        status: int, average: str | None = None, period: str | None = None
+        status: int, average: str | None = None, period: str | None = None, cause: str | None = None
     ) -> JSONResponse:
-        # Traefik keeps the status it caught and sends this body and these headers with it.
-        return gateway_problem(status, average, period)
+        # Traefik keeps the status it caught (or rewrites it to this page's) and sends this
+        # body and these headers with it.
+        return gateway_problem(status, average, period, cause)
 
     app.include_router(health_router({}))
     app.add_middleware(GZipMiddleware, minimum_size=1024)

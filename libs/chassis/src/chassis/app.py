@@ -16,6 +16,7 @@ from chassis.db import Database
 from chassis.errors import DomainError, RequestGuard, UnexpectedErrors, install_problem_handlers
 from chassis.health import Check, health_router
 from chassis.observability import RequestContextMiddleware
+from chassis.shutdown import drain_on_sigterm
 
 Hook = Callable[[FastAPI], AbstractContextManager[Any]]
 
@@ -115,6 +116,8 @@ def create_service_app(
             with ExitStack() as stack:
                 for hook in hooks:
                     stack.enter_context(hook(app))
+                # SIGTERM: not ready first, then uvicorn's graceful shutdown (chassis.shutdown).
+                stack.enter_context(drain_on_sigterm(app))
                 _freeze_startup_objects()
                 yield
         finally:

@@ -6,7 +6,9 @@ each. It answers 503 only when a *required* dependency is down (the database):
 with the broker down the service still serves every request (events wait in the
 outbox), so it stays ready and reports ``degraded`` — otherwise a broker outage
 would take every replica out of the gateway's and Kubernetes' rotation.
-Neither endpoint is routed by the gateway.
+Neither endpoint is routed by the gateway. Once the process got SIGTERM (``chassis.shutdown``)
+``/health/ready`` answers 503 ``draining`` while it still serves requests, so that the gateway
+and Kubernetes take it out of their rotation before it stops listening.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Mapping
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+
+from chassis.shutdown import is_draining
 
 log = logging.getLogger("chassis.health")
 
@@ -36,7 +40,9 @@ def health_router(checks: Mapping[str, Check], informational: Collection[str] = 
         return {"status": "ok"}
 
     @router.get("/ready")
-    async def ready() -> JSONResponse:
+    async def ready(request: Request) -> JSONResponse:
+        if is_draining(request.app):
+            return JSONResponse({"status": "draining", "checks": {}}, status_code=503)
         results: dict[str, str] = {}
         for name, check in checks.items():
             try:
