@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, text
 from chassis.settings import normalise_database_url
 
 from .api import User, new_user, problem
-from .stack import Stack, StackFactory, wait_until
+from .stack import SERVICES, Stack, StackFactory, wait_until
 from .test_appointments import (
     EVENT_DEADLINE,
     appointment,
@@ -142,16 +142,29 @@ def vhost_and_user(stack: Stack) -> tuple[str, str]:
 def broker_refusing_messages(stack: Stack) -> Iterator[None]:
     """The stack's broker takes no message (as under a memory alarm) until the block ends.
 
-    Write permission on the stack's vhost is withdrawn and its connections are closed, so
-    nothing can be published or consumed; connections still open, so health checks pass.
+    Write permission on the stack's vhost is withdrawn from every user (the administrator and
+    each service's own) and its connections are closed, so nothing can be published or consumed;
+    connections still open, so health checks pass. Each user gets its own permissions back.
     """
-    vhost, user = vhost_and_user(stack)
-    rabbitmqctl("set_permissions", "-p", vhost, user, ".*", "^$", ".*")
+    vhost, _ = vhost_and_user(stack)
+    before = json.loads(rabbitmqctl("list_permissions", "-p", vhost, "--formatter", "json"))
+    assert len(before) > len(SERVICES)  # the administrator and each service's own user
+    for entry in before:
+        rabbitmqctl("set_permissions", "-p", vhost, entry["user"], entry["configure"], "^$", entry["read"])
     rabbitmqctl("close_all_connections", "-p", vhost, "e2e: broker refusing messages")
     try:
         yield
     finally:
-        rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+        for entry in before:
+            rabbitmqctl(
+                "set_permissions",
+                "-p",
+                vhost,
+                entry["user"],
+                entry["configure"],
+                entry["write"],
+                entry["read"],
+            )
 
 
 def query(stack: Stack, service: str, sql: str, **params: Any) -> list[Any]:
