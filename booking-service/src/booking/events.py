@@ -78,7 +78,7 @@ def publish_cancelled(
 
 def on_user_registered(session: Session, envelope: Envelope) -> None:
     data = envelope.data
-    services.remember_user(
+    current = services.remember_user(
         session,
         data["user_id"],
         revision=data["revision"],
@@ -86,6 +86,11 @@ def on_user_registered(session: Session, envelope: Envelope) -> None:
         is_active=data["is_active"],
         full_name=data["full_name"],
     )
+    # The newest event decides, whatever its type: an update of an inactive account (a rename
+    # made just after the deactivation, delivered before it) cancels like the deactivation,
+    # which then arrives stale and changes nothing. Found by the soak.
+    if current and not data["is_active"]:
+        services.cancel_appointments_of_deactivated_user(session, data["user_id"])
 
 
 def on_user_updated(session: Session, envelope: Envelope) -> None:

@@ -156,6 +156,26 @@ def test_deactivating_a_user_cancels_their_future_active_appointments(
     assert {e["data"]["cancelled_by"] for e in cancellations} == {"system"}
 
 
+def test_an_update_of_an_inactive_account_delivered_before_its_deactivation_cancels_too(
+    client, broker, as_user, seed, new_id
+):
+    # Found by the soak: a rename committed just after the deactivation (revision 3, the account
+    # inactive) was delivered first; the deactivation (revision 2) then came stale and cancelled
+    # nothing, leaving a deactivated patient's appointment active.
+    patient = new_id()
+    appointment = seed(patient_id=patient, doctor_id=new_id())
+    admin = as_user(new_id(), "admin")
+    broker.publish(
+        "identity.user.updated", updated(patient, "Renamed", "patient", revision=3, is_active=False)
+    )
+    broker.publish("identity.user.deactivated", deactivated(patient, "patient", revision=2))
+    wait_until(
+        lambda: (
+            client.get(f"/api/appointments/{appointment.id}/", headers=admin).json()["status"] == "cancelled"
+        )
+    )
+
+
 def test_a_stale_deactivation_does_not_cancel_appointments_of_a_reactivated_user(
     client, broker, as_user, seed, new_id
 ):

@@ -85,6 +85,13 @@ class RefreshTokenReused(InvalidRefreshToken):
         )
 
 
+class AccountDeactivated(AuthenticationFailed):
+    code = "account_deactivated"
+
+    def __init__(self) -> None:
+        super().__init__("This account has been deactivated.")
+
+
 class InvalidClient(AuthenticationFailed):
     code = "invalid_client"
 

@@ -28,6 +28,7 @@ from identity.domain import (
     password_problems,
 )
 from identity.errors import (
+    AccountDeactivated,
     AdminLockout,
     CurrentPasswordInvalid,
     EmailTaken,
@@ -200,6 +201,9 @@ def update_own_account(
     """
     with db.transaction() as session:
         user = _locked_user(session, user_id)
+        # The token was checked when the request came in; a deactivation may have committed since.
+        if not user.is_active:
+            raise AccountDeactivated()
         if changes.get("password") is not None:
             current = changes.get("current_password")
             if current is None:

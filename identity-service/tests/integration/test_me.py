@@ -1,6 +1,9 @@
 import pytest
 from support import PASSWORD, assert_problem, bearer
 
+from identity import services
+from identity.errors import AccountDeactivated
+
 NEW_PASSWORD = "a brand new secret"
 
 
@@ -90,3 +93,22 @@ def test_a_deactivated_users_access_token_no_longer_opens_me(client, api):
     assert client.delete(f"/api/users/{user['id']}/", headers=bearer(admin_tokens)).status_code == 204
     assert_problem(client.get("/api/auth/me/", headers=bearer(tokens)), 401)
     assert_problem(client.patch("/api/auth/me/", headers=bearer(tokens), json={"full_name": "X"}), 401)
+
+
+def test_a_change_that_reaches_the_account_after_its_deactivation_is_refused_and_publishes_nothing(api, app):
+    # The request's token was checked before the deactivation committed (the race the soak found):
+    # the use case itself refuses an inactive account, so no update can follow the deactivation.
+    user, _ = api.signed_in()
+    parts = app.state.components
+    services.deactivate_user(parts.db, actor_id=0, user_id=user["id"])
+    with pytest.raises(AccountDeactivated):
+        services.update_own_account(
+            parts.db,
+            parts.passwords,
+            parts.throttle,
+            user_id=user["id"],
+            session_id=None,
+            changes={"full_name": "Too Late"},
+            address="127.0.0.1",
+        )
+    assert services.get_user(parts.db, user["id"]).full_name == "Test User"
