@@ -42,12 +42,40 @@ def default_pool_size(cores: int | None = None) -> int:
     return min(20, max(5, 2 * (cores or os.cpu_count() or 1)))
 
 
-class BaseServiceSettings(BaseSettings):
-    """What every service reads: logging, the clinic time zone, database pool sizes."""
+# The one configuration of every settings class built from the fragments below. pydantic merges
+# the ``model_config`` of a class's bases in order, each overriding the one before, and a plain
+# ``BaseSettings`` base brings the library's defaults (no env_file, empty values taken, unknown
+# names forbidden): so every fragment derives from ChassisSettings, never from BaseSettings
+# directly, and a class of several fragments keeps this configuration whatever their order.
+CHASSIS_SETTINGS_CONFIG = SettingsConfigDict(
+    # A developer's .env beside the process (the containers have none).
+    env_file=".env",
+    # VAR= (compose's ${VAR:-}, an empty line of .env) means "not set": the default applies.
+    env_ignore_empty=True,
+    # One .env serves every process: another process's names are not an error.
+    extra="ignore",
+    populate_by_name=True,
+)
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_ignore_empty=True, extra="ignore", populate_by_name=True
-    )
+
+class ChassisSettings(BaseSettings):
+    """The base of every settings fragment: the chassis's configuration, and nothing read."""
+
+    model_config = CHASSIS_SETTINGS_CONFIG
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__mro__[1:]:
+            plain = issubclass(base, BaseSettings) and not issubclass(base, ChassisSettings)
+            if plain and base is not BaseSettings:
+                raise TypeError(
+                    f"{cls.__name__} mixes in {base.__name__}, a BaseSettings that is not a "
+                    "ChassisSettings: its default configuration would replace the chassis's"
+                )
+
+
+class BaseServiceSettings(ChassisSettings):
+    """What every service reads: logging, the clinic time zone, database pool sizes."""
 
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_format: str = Field(default="json", validation_alias="LOG_FORMAT")
@@ -77,7 +105,7 @@ class BaseServiceSettings(BaseSettings):
         return ZoneInfo(self.clinic_timezone)
 
 
-class BrokerSettings(BaseSettings):
+class BrokerSettings(ChassisSettings):
     """RabbitMQ connection and the outbox relay's pace."""
 
     amqp_url: str = Field(default=DEFAULT_AMQP_URL, validation_alias="AMQP_URL")
@@ -89,7 +117,7 @@ class BrokerSettings(BaseSettings):
     )
 
 
-class AuthSettings(BaseSettings):
+class AuthSettings(ChassisSettings):
     """Where a service finds identity's public keys to verify access tokens."""
 
     identity_url: str = Field(default="http://127.0.0.1:8001", validation_alias="IDENTITY_URL")
