@@ -56,3 +56,44 @@ def test_mixing_in_a_plain_base_settings_is_refused():
 
 def test_every_fragment_is_a_chassis_settings():
     assert all(issubclass(fragment, ChassisSettings) for fragment in FRAGMENTS)
+
+
+def test_passwords_come_from_files_into_the_urls(monkeypatch, tmp_path: Path):
+    from urllib.parse import unquote, urlsplit
+
+    from sqlalchemy.engine import make_url
+
+    class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
+        database_url: str = "postgresql+psycopg://clinic@identity-db:5432/clinic_identity"
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "db").write_text("p@ss/wörd:1%\n")
+    (tmp_path / "amqp").write_text("s3cret+/?#\n")
+    monkeypatch.setenv("DATABASE_PASSWORD_FILE", str(tmp_path / "db"))
+    monkeypatch.setenv("AMQP_PASSWORD_FILE", str(tmp_path / "amqp"))
+    monkeypatch.setenv("AMQP_URL", "amqp://clinic@rabbitmq:5672/%2F")
+    settings = Settings()
+    url = make_url(settings.database_url)
+    assert (url.username, url.password, url.host, url.database) == (
+        "clinic",
+        "p@ss/wörd:1%",
+        "identity-db",
+        "clinic_identity",
+    )
+    amqp = urlsplit(settings.amqp_url)
+    assert (amqp.username, unquote(amqp.password), amqp.hostname, amqp.path) == (
+        "clinic",
+        "s3cret+/?#",
+        "rabbitmq",
+        "/%2F",
+    )
+
+
+def test_an_empty_password_file_is_an_error(monkeypatch, tmp_path: Path):
+    from pydantic import ValidationError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "amqp").write_text("\n")
+    monkeypatch.setenv("AMQP_PASSWORD_FILE", str(tmp_path / "amqp"))
+    with pytest.raises(ValidationError, match="empty"):
+        BrokerSettings()

@@ -8,9 +8,11 @@ variables (``AMQP_URL``, ``CLINIC_TIMEZONE``, ``IDENTITY_URL`` ...) the same way
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -35,6 +37,24 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def read_secret_file(path: str) -> str:
+    """A password from a file (a compose or Kubernetes secret): its text without the final newline."""
+    value = Path(path).read_text().removesuffix("\n").removesuffix("\r")
+    if not value:
+        raise ValueError(f"the secret file {path} is empty")
+    return value
+
+
+def url_with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` (percent-encoded) as its user's password, replacing any there."""
+    parts = urlsplit(url)
+    if not parts.username:
+        raise ValueError("a password file needs a URL with a user name, e.g. postgresql://clinic@db/name")
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.netloc.rpartition("@")[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
 
 
 def default_pool_size(cores: int | None = None) -> int:
@@ -90,6 +110,16 @@ class BaseServiceSettings(ChassisSettings):
     # The async pool of the hot reads (chassis.reads), on top of the pool above: each read holds
     # a connection for one statement on the event loop, so a few serve many requests.
     db_read_pool_size: int = Field(default=3, validation_alias="DB_READ_POOL_SIZE", ge=1)
+    # The database password from a file (a compose secret), put into the database URL, which
+    # then names only the user: postgresql+psycopg://clinic@identity-db:5432/clinic_identity.
+    database_password_file: str | None = Field(default=None, validation_alias="DATABASE_PASSWORD_FILE")
+
+    @model_validator(mode="after")
+    def _database_password_from_file(self) -> BaseServiceSettings:
+        if self.database_password_file and hasattr(self, "database_url"):
+            password = read_secret_file(self.database_password_file)
+            self.database_url = url_with_password(self.database_url, password)
+        return self
 
     @field_validator("clinic_timezone")
     @classmethod
@@ -115,6 +145,15 @@ class BrokerSettings(ChassisSettings):
     event_retry_delays: tuple[float, ...] = Field(
         default=(1.0, 5.0, 30.0, 120.0), min_length=1, validation_alias="EVENT_RETRY_DELAYS"
     )
+    # The broker password from a file (a compose secret), put into AMQP_URL, which then names
+    # only the user: amqp://clinic@rabbitmq:5672/%2F.
+    amqp_password_file: str | None = Field(default=None, validation_alias="AMQP_PASSWORD_FILE")
+
+    @model_validator(mode="after")
+    def _amqp_password_from_file(self) -> BrokerSettings:
+        if self.amqp_password_file:
+            self.amqp_url = url_with_password(self.amqp_url, read_secret_file(self.amqp_password_file))
+        return self
 
 
 class AuthSettings(ChassisSettings):
