@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import os
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -30,6 +32,10 @@ def compose_environment(monkeypatch, tmp_path):
         monkeypatch.chdir(tmp_path)  # no developer's .env
         env = environment_of(compose()["services"][container])
         for name, value in env.items():
+            if value.startswith("/run/secrets/"):  # the compose secret, as mounted: a file
+                value = str(tmp_path / value.removeprefix("/run/secrets/"))
+                (tmp_path / Path(value).name).write_text(f"sample-{Path(value).name}\n")
+                env[name] = value
             monkeypatch.setenv(name, value)
         return env
 
@@ -48,9 +54,15 @@ def test_the_settings_build_from_the_compose_environment(container, compose_envi
     service = container.removesuffix("-migrate")
     env = compose_environment(container)
     settings = importlib.import_module(f"{service}.config").Settings()
-    assert settings.database_url == env[f"{service.upper()}_DATABASE_URL"]
+    # The URLs with the passwords of the secret files (compose names only the user).
+    database = urlsplit(settings.database_url)
+    assert database.password == "sample-postgres_password"
+    assert (
+        database._replace(netloc=database.netloc.replace(":sample-postgres_password", "")).geturl()
+        == (env[f"{service.upper()}_DATABASE_URL"])
+    )
     if "AMQP_URL" in env:
-        assert settings.amqp_url == env["AMQP_URL"]
+        assert urlsplit(settings.amqp_url).password == "sample-rabbitmq_password"
     empty = [name for name, value in env.items() if value == ""]
     for name, field in type(settings).model_fields.items():
         alias = field.validation_alias
