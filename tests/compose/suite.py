@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .engine import say
+from .engine import STATE, say
 
 if TYPE_CHECKING:
     from .smoke import Compose
@@ -123,6 +123,31 @@ class Story:
         return self.patient.json("POST", "/api/appointments/", 201, json=body)
 
     # -- the steps -------------------------------------------------------------------------
+
+    def services_run_as_their_own_roles_with_no_secret_in_any_environment(self) -> None:
+        """Least privilege as deployed: each service's database sessions are its own role's
+        (clinic_<name>, password from its secret file), and no secret file's value is in any
+        container's environment (what `docker inspect` shows)."""
+        for service in SERVICES:
+            roles = self.compose.sql(
+                service,
+                f"SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = 'clinic_{service}' "
+                "AND usename IS NOT NULL AND pid <> pg_backend_pid()",
+            )
+            assert f"clinic_{service}" in roles, (service, roles)
+        secrets = {path.name: path.read_text().strip() for path in (STATE / "secrets").iterdir()}
+        assert secrets, "no secret files"
+        ids = self.compose.run("ps", "-aq", capture_output=True, text=True).stdout.split()
+        assert ids, "no containers"
+        inspected = subprocess.run(
+            ["docker", "inspect", "--format", "{{.Name}} {{json .Config.Env}}", *ids],
+            env=self.compose.engine.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        leaked = sorted(name for name, value in secrets.items() if value and value in inspected)
+        assert not leaked, f"secrets in a container's environment: {leaked}"
 
     def gateway_routes_to_every_service(self) -> None:
         for service in SERVICES:
@@ -270,6 +295,10 @@ def run_suite(compose: Compose, base_url: str, results: Results) -> None:
     story = Story(compose, base_url)
     steps = [
         ("the gateway routes to every service", story.gateway_routes_to_every_service),
+        (
+            "services run as their own roles, no secret in any environment",
+            story.services_run_as_their_own_roles_with_no_secret_in_any_environment,
+        ),
         ("a patient and a doctor register and log in", story.patient_and_doctor_register_and_log_in),
         ("doctor-service hears of the new doctor (event)", story.doctor_service_hears_of_the_new_doctor),
         ("the doctor publishes timeslots the patient sees", story.doctor_publishes_timeslots),
