@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -25,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 STATE = ROOT / "var" / "compose-smoke"
 # Short: a unix socket path has a length limit, and containerd puts its own sockets under it.
-EXEC_ROOT = Path("/run/clinic-smoke-docker")
+# One per checkout, so that smokes of two checkouts on one machine do not share an engine.
+EXEC_ROOT = Path(f"/run/clinic-smoke-{hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]}")
 SOCKET = EXEC_ROOT / "docker.sock"
 ENGINE_START_TIMEOUT = 60
 
