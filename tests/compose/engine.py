@@ -26,12 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 STATE = ROOT / "var" / "compose-smoke"
 # Short: a unix socket path has a length limit, and containerd puts its own sockets under it.
-# One per checkout (or COMPOSE_SMOKE_EXEC_ROOT): two checkouts' smokes on one machine each run
-# an engine of their own and never stop or clean up the other's.
-EXEC_ROOT = Path(
-    os.environ.get("COMPOSE_SMOKE_EXEC_ROOT")
-    or f"/run/clinic-smoke-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]}"
-)
+# One per checkout, so that smokes of two checkouts on one machine do not share an engine.
+EXEC_ROOT = Path(f"/run/clinic-smoke-{hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]}")
 SOCKET = EXEC_ROOT / "docker.sock"
 ENGINE_START_TIMEOUT = 60
 
