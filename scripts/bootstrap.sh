@@ -22,7 +22,9 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 
 echo "bootstrap: installing chassis, services and tools into $venv"
+# At the versions of constraints.txt (`make lock`), as the images are.
 "$venv/bin/python" -m pip install --quiet \
+    -c constraints.txt \
     -r requirements-dev.txt \
     -e libs/chassis \
     -e identity-service \

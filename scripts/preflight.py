@@ -158,6 +158,32 @@ def check_postgres(database_url: str) -> None:
         raise PreflightError(f"PostgreSQL at {host}:{port} refused the connection: {exc}".strip()) from exc
 
 
+def free_connection_slots(database_url: str) -> tuple[int, int]:
+    """(free, max_connections) of the PostgreSQL server: max_connections minus the client
+    connections open now (every database, every user)."""
+    import psycopg
+
+    conninfo, _ = _maintenance_conninfo(database_url)
+    with psycopg.connect(conninfo, connect_timeout=5) as conn:
+        maximum, current = conn.execute(
+            "SELECT current_setting('max_connections')::int,"
+            " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+        ).fetchone()
+    return maximum - current, maximum
+
+
+def check_connection_slots(database_url: str, needed: int, what: str) -> None:
+    """Fail at once when the server has fewer free connection slots than ``needed``."""
+    free, maximum = free_connection_slots(database_url)
+    if free < needed:
+        raise PreflightError(
+            f"PostgreSQL has {free} free connections of max_connections={maximum}; {what} needs "
+            f"{needed}. Something else holds the rest (make run, another test run: "
+            "SELECT datname, count(*) FROM pg_stat_activity GROUP BY 1): stop it, or raise "
+            "max_connections."
+        )
+
+
 def check_rabbitmq(amqp_url: str) -> None:
     import pika
     import pika.exceptions

@@ -20,7 +20,13 @@ import time
 from pathlib import Path
 from xml.etree import ElementTree
 
-from preflight import DEFAULT_TEST_AMQP_URL, DEFAULT_TEST_DATABASE_URL, PreflightError, check_servers
+from preflight import (
+    DEFAULT_TEST_AMQP_URL,
+    DEFAULT_TEST_DATABASE_URL,
+    PreflightError,
+    check_connection_slots,
+    check_servers,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTEST = Path(sys.executable).parent / "pytest"
@@ -41,6 +47,25 @@ SUITES: dict[str, tuple[Path, list[str]]] = {
 # Run only when asked for by name (make fuzz): the fuzzer alone, with FUZZ_EXAMPLES from the environment.
 ON_DEMAND: dict[str, tuple[Path, list[str]]] = {
     "robustness-fuzz": (ROOT, ["tests/robustness/test_fuzz.py"]),
+}
+
+# PostgreSQL connections a suite holds at its peak: its fixtures' pools and apps and, for e2e and
+# robustness, the stacks they start (every process with DB_POOL_SIZE=2, DB_MAX_OVERFLOW=2,
+# DB_READ_POOL_SIZE=1 and its listeners; replicas in some tests). Measured by sampling
+# pg_stat_activity for one run's databases (CLINIC_TEST_RUN_ID), rounded up: e2e 59, robustness
+# 51, the largest of chassis and the four services 53. Suites run one after another, so a run
+# needs its heaviest suite's; next to `make run` (about 31 of the default 100 in use) they fit.
+CONNECTIONS_NEEDED = {
+    "chassis": 55,
+    "identity": 55,
+    "doctor": 55,
+    "scheduling": 55,
+    "booking": 55,
+    "docs": 0,
+    "deploy": 0,
+    "e2e": 60,
+    "robustness": 55,
+    "robustness-fuzz": 55,
 }
 
 OUTCOMES = {0: "passed", 1: "FAILED", 2: "INTERRUPTED", 3: "INTERNAL ERROR", 4: "USAGE ERROR", 5: "NO TESTS"}
@@ -64,6 +89,13 @@ def main(argv: list[str]) -> int:
         check_servers([os.environ["TEST_DATABASE_URL"]], os.environ["TEST_AMQP_URL"])
     except PreflightError as exc:
         say(f"the test servers are not ready:\n{exc}")
+        return 1
+    needed = max(CONNECTIONS_NEEDED[name] for name in names)
+    heaviest = max(names, key=CONNECTIONS_NEEDED.__getitem__)
+    try:
+        check_connection_slots(os.environ["TEST_DATABASE_URL"], needed, f"the {heaviest} suite")
+    except PreflightError as exc:
+        say(f"not enough PostgreSQL connections for the tests:\n{exc}")
         return 1
 
     extra = shlex.split(os.environ.get("PYTEST_ARGS", ""))

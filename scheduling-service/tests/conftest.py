@@ -50,7 +50,7 @@ def database_url(make_migrated_database) -> str:
 
 @pytest.fixture(scope="session")
 def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
+    database = Database(database_url, pool_size=2, max_overflow=2)  # small: `make run` may be up
     yield database
     database.dispose()
 

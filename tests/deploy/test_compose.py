@@ -31,12 +31,13 @@ from .conftest import (
     variables_a_deployment_must_set,
 )
 
-REQUIRED_SECRETS = (
-    "POSTGRES_PASSWORD",
-    "RABBITMQ_PASSWORD",
-    "BOOKING_SERVICE_SECRET",
-    "SCHEDULING_SERVICE_SECRET",
-    *(f"{s.upper()}_{kind}_PASSWORD" for s in SERVICES for kind in ("DB", "DB_OWNER", "RABBITMQ")),
+# Every password and client secret: a file each (docker-compose.yml's top-level secrets:).
+ADMIN_SECRETS = {"postgres_password", "rabbitmq_password"}
+SERVICE_CLIENT_SECRETS = {"booking_service_secret", "scheduling_service_secret"}
+SECRETS = (
+    ADMIN_SECRETS
+    | SERVICE_CLIENT_SECRETS
+    | {f"{s}_{kind}" for s in SERVICES for kind in ("db_password", "db_owner_password", "rabbitmq_password")}
 )
 DATABASE_DATA = "/var/lib/postgresql/data"
 
@@ -64,6 +65,11 @@ def test_the_stack_has_the_gateway_broker_and_per_service_process_job_and_databa
     for service in SERVICES:
         expected |= {service, migration(service), database(service)}
     assert set(services()) == expected
+
+
+def test_each_image_is_built_by_one_service_only():
+    built = [spec["image"] for spec in services().values() if "build" in spec]
+    assert len(built) == len(set(built)), built
 
 
 def test_only_the_gateway_publishes_a_port():
@@ -114,7 +120,8 @@ def test_the_migration_job_provisions_then_migrates_from_the_same_image(service)
     job = services()[migration(service)]
     assert job["command"] == ["sh", "-c", f"{service} provision && exec {service} migrate"]
     assert job["image"] == services()[service]["image"]
-    assert job["build"] == services()[service]["build"]
+    # Built once, by the service: a second build: of the same tag is built again in parallel.
+    assert "build" not in job
     assert job.get("healthcheck", {}).get("disable") is True
 
 
@@ -176,21 +183,31 @@ def test_the_service_reaches_its_own_database_as_its_own_role_never_the_superuse
     assert url.hostname == database(service) and (url.port or 5432) == 5432
     assert url.path.lstrip("/") == db["POSTGRES_DB"] == f"clinic_{service}"
     assert url.username == f"clinic_{service}" != db["POSTGRES_USER"]
-    assert url.password not in (db["POSTGRES_PASSWORD"], None, "")
+    # No password in any URL: each is a secret file, which chassis puts into its URL.
+    assert url.password is None
+    assert env["DATABASE_PASSWORD_FILE"] == f"/run/secrets/{service}_db_password"
+    assert db["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    assert mounted(service) == {(f"{service}_db_password",), (f"{service}_rabbitmq_password",)} | {
+        (name, target) for name, target in client_secrets_of(service)
+    }
+    assert mounted(database(service)) == {("postgres_password",)}
     job = environment_of(services()[migration(service)])
     assert job[f"{prefix}_DATABASE_URL"] == env[f"{prefix}_DATABASE_URL"]  # the role provision creates
+    assert job["DATABASE_PASSWORD_FILE"] == env["DATABASE_PASSWORD_FILE"]
     owner = urlsplit(job[f"{prefix}_MIGRATION_DATABASE_URL"])
     admin = urlsplit(job[f"{prefix}_ADMIN_DATABASE_URL"])
-    assert (owner.hostname, owner.path) == (
-        url.hostname,
-        url.path,
-    ) and owner.username == f"clinic_{service}_owner"
-    assert len({url.password, owner.password, db["POSTGRES_PASSWORD"]}) == 3
-    assert (admin.hostname, admin.username, admin.password) == (
-        url.hostname,
-        db["POSTGRES_USER"],
-        db["POSTGRES_PASSWORD"],
-    )
+    assert (owner.hostname, owner.path) == (url.hostname, url.path)
+    assert owner.username == f"clinic_{service}_owner" and owner.password is None
+    assert job["MIGRATION_DATABASE_PASSWORD_FILE"] == f"/run/secrets/{service}_db_owner_password"
+    assert (admin.hostname, admin.username, admin.password) == (url.hostname, db["POSTGRES_USER"], None)
+    assert job["ADMIN_DATABASE_PASSWORD_FILE"] == db["POSTGRES_PASSWORD_FILE"]
+    assert mounted(migration(service)) == {
+        ("postgres_password",),
+        ("rabbitmq_password",),
+        (f"{service}_db_password",),
+        (f"{service}_db_owner_password",),
+        (f"{service}_rabbitmq_password",),
+    }
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -200,13 +217,53 @@ def test_the_service_reaches_the_broker_as_its_own_user_never_the_administrator(
     broker = environment_of(services()["rabbitmq"])
     assert (url.scheme, url.hostname, url.port) == ("amqp", "rabbitmq", 5672)
     assert url.username == f"clinic_{service}" != broker["RABBITMQ_DEFAULT_USER"]
-    assert url.password != broker["RABBITMQ_DEFAULT_PASS"]
+    assert url.password is None and env["AMQP_PASSWORD_FILE"] == f"/run/secrets/{service}_rabbitmq_password"
     assert "AMQP_URL" not in env
-    admin = urlsplit(environment_of(services()[migration(service)])["AMQP_ADMIN_URL"])
-    assert (admin.username, admin.password) == (
-        broker["RABBITMQ_DEFAULT_USER"],
-        broker["RABBITMQ_DEFAULT_PASS"],
-    )
+    job = environment_of(services()[migration(service)])
+    assert job["AMQP_PASSWORD_FILE"] == env["AMQP_PASSWORD_FILE"]
+    admin = urlsplit(job["AMQP_ADMIN_URL"])
+    assert (admin.username, admin.password) == (broker["RABBITMQ_DEFAULT_USER"], None)
+    assert job["AMQP_ADMIN_PASSWORD_FILE"] == "/run/secrets/rabbitmq_password"
+
+
+def test_the_brokers_administrator_password_is_its_secret_file():
+    # The broker's first user gets the file's password (its image reads no *_FILE).
+    assert mounted("rabbitmq") == {("rabbitmq_password",)}
+    entrypoint = services()["rabbitmq"]["entrypoint"]
+    assert entrypoint[:2] == ["sh", "-c"]
+    assert 'RABBITMQ_DEFAULT_PASS="$(cat /run/secrets/rabbitmq_password)"' in entrypoint[2]
+    assert entrypoint[2].endswith("exec docker-entrypoint.sh rabbitmq-server")
+    assert "RABBITMQ_DEFAULT_PASS" not in environment_of(services()["rabbitmq"])
+
+
+def mounted(name: str) -> set[tuple[str, ...]]:
+    """The secrets a container mounts: (source,) at /run/secrets/<source>, or (source, target)."""
+    result = set()
+    for entry in services()[name].get("secrets", []):
+        if isinstance(entry, str):
+            result.add((entry,))
+        elif entry.get("target") in (None, entry["source"]):
+            result.add((entry["source"],))
+        else:
+            result.add((entry["source"], entry["target"]))
+    return result
+
+
+def client_secrets_of(service: str) -> set[tuple[str, str]]:
+    """The client secrets a service mounts in SERVICE_SECRETS_DIR (/run/secrets/<client>):
+    identity every client's, booking and scheduling their own, doctor none."""
+    clients = {"identity": ("booking", "scheduling"), "booking": ("booking",), "scheduling": ("scheduling",)}
+    return {(f"{client}_service_secret", client) for client in clients.get(service, ())}
+
+
+@pytest.mark.parametrize("service", ["identity", "booking", "scheduling"])
+def test_service_client_secrets_are_files_in_the_service_secrets_dir(service):
+    env = environment_of(services()[service])
+    assert env["SERVICE_SECRETS_DIR"] == "/run/secrets"
+    assert "SERVICE_SECRET" not in env and "SERVICE_CLIENT_SECRETS" not in env
+    assert client_secrets_of(service) <= mounted(service)
+    if service == "identity":
+        assert json.loads(env["SERVICE_CLIENTS"]) == ["booking", "scheduling"]
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -287,7 +344,7 @@ def test_the_service_healthcheck_asks_its_own_port_for_readiness(service):
 @pytest.mark.parametrize("service", SERVICES)
 def test_each_database_is_postgres_15_with_a_named_volume_and_a_tcp_readiness_check(service):
     db = services()[database(service)]
-    assert db["image"] == "postgres:15-alpine"
+    assert re.fullmatch(r"postgres:15\.\d+-alpine", db["image"])
     (volume,) = db["volumes"]
     source, target = volume.split(":")[:2]
     assert target == DATABASE_DATA and source in compose()["volumes"]
@@ -297,7 +354,7 @@ def test_each_database_is_postgres_15_with_a_named_volume_and_a_tcp_readiness_ch
 
 def test_the_broker_is_rabbitmq_3_13_with_a_stable_node_name_and_a_ping_check():
     broker = services()["rabbitmq"]
-    assert re.fullmatch(r"rabbitmq:3\.13(-management)?-alpine", broker["image"])
+    assert re.fullmatch(r"rabbitmq:3\.13\.\d+(-management)?-alpine", broker["image"])
     assert broker["hostname"] == "rabbitmq"
     assert broker["healthcheck"]["test"][:2] == ["CMD", "rabbitmq-diagnostics"]
     assert "ping" in broker["healthcheck"]["test"]
@@ -414,9 +471,21 @@ def test_every_interpolation_has_a_default_or_is_required_with_a_message():
             assert interpolation.arg, interpolation.name
 
 
-def test_the_secrets_are_required():
-    required = {i.name for i in interpolations(compose_raw()) if i.op == ":?"}
-    assert required == set(REQUIRED_SECRETS)
+def test_the_passwords_are_secret_files_and_in_no_environment():
+    secrets = compose()["secrets"]
+    assert set(secrets) == SECRETS
+    for name, secret in secrets.items():
+        assert secret == {"file": f"./secrets/{name}"}, name
+    used = {entry[0] for name in services() for entry in mounted(name)}
+    assert used == SECRETS, "a secret no container mounts"
+    for name, service in services().items():
+        for variable, value in environment_of(service).items():
+            # ADMIN_PASSWORD (identity's first admin, read once at start-up) is no connection secret.
+            plain = re.search(r"PASSWORD$|_PASS$", variable) and variable != "ADMIN_PASSWORD"
+            assert not plain, f"{name}: {variable} is a plain variable"
+            if "://" in value:
+                assert urlsplit(value).password is None, f"{name}: {variable} holds a password"
+        assert {entry[0] for entry in mounted(name)} <= SECRETS
 
 
 def test_every_interpolated_variable_is_in_the_env_example():

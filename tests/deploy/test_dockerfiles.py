@@ -23,7 +23,7 @@ from .conftest import (
     require_tool,
 )
 
-BASE_IMAGE = "python:3.11-slim"
+BASE_IMAGE = "python:3.11.14-slim-bookworm"
 
 
 def stages(service: str) -> list[list[tuple[str, str]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import os
 import re
@@ -111,10 +112,17 @@ def containers_of(resource: dict, *, init: bool = True) -> list[dict]:
     return (template.get("initContainers", []) if init else []) + template.get("containers", [])
 
 
+@cache
+def example_secrets() -> tuple[dict, ...]:
+    """The Secrets of secrets.example.yaml: not in the base, created once by the operator."""
+    return tuple(doc for doc in yaml.safe_load_all((K8S_DIR / "secrets.example.yaml").read_text()) if doc)
+
+
 def find(kind: str, name: str | None = None) -> list[dict]:
+    """Objects of the base, and for ``Secret`` those the operator creates from the example."""
     found = [
         r
-        for r in rendered()
+        for r in (example_secrets() if kind == "Secret" else rendered())
         if r["kind"] == kind
         and (name is None or re.sub(r"-[a-z0-9]{10}$", "", r["metadata"]["name"]) == name)
     ]
@@ -124,6 +132,30 @@ def find(kind: str, name: str | None = None) -> list[dict]:
 def one(kind: str, name: str) -> dict:
     (resource,) = find(kind, name)
     return resource
+
+
+def test_the_base_holds_no_secret_so_an_apply_never_overwrites_the_real_ones():
+    assert [r["metadata"]["name"] for r in rendered() if r["kind"] == "Secret"] == []
+    assert all(secret["kind"] == "Secret" for secret in example_secrets())
+    assert all(
+        secret["metadata"]["namespace"] == kustomization()["namespace"] for secret in example_secrets()
+    )
+
+
+def test_every_secret_the_base_uses_is_in_the_example():
+    used = set()
+    for resource in rendered():
+        for container in containers_of(resource):
+            for source in container.get("envFrom", []):
+                if "secretRef" in source:
+                    used.add(source["secretRef"]["name"])
+            for variable in container.get("env", []):
+                if "secretKeyRef" in variable.get("valueFrom", {}):
+                    used.add(variable["valueFrom"]["secretKeyRef"]["name"])
+        for volume in resource.get("spec", {}).get("template", {}).get("spec", {}).get("volumes", []):
+            if "secret" in volume:
+                used.add(volume["secret"]["secretName"])
+    assert used == {secret["metadata"]["name"] for secret in example_secrets()}
 
 
 def test_the_fallback_renderer_makes_the_same_objects_as_kustomize():
@@ -316,6 +348,42 @@ def test_a_service_pod_holds_no_administrators_or_owners_credentials(service):
     assert urlsplit(env[f"{service.upper()}_AMQP_URL"]).username == f"clinic_{service}"
 
 
+def machine_sized_settings(service: str) -> list[str]:
+    """Variables whose default is computed from the machine (its cores), not the pod."""
+    settings = importlib.import_module(f"{service}.config").Settings
+    names = []
+    for field in settings.model_fields.values():
+        if field.default_factory is not None and isinstance(field.validation_alias, str):
+            names.append(field.validation_alias)
+    return names
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_settings_sized_from_the_machine_are_set_for_the_pod(service):
+    # os.cpu_count() in a pod is the node's: 64 cores would mean 64 concurrent password hashes
+    # (19 MiB each) in identity's 512 MiB, and pools of 20 connections per replica.
+    assert "DB_POOL_SIZE" in machine_sized_settings(service)
+    deployment = one("Deployment", service)
+    (container,) = containers_of(deployment, init=False)
+    env = environment(deployment, container)
+    for name in machine_sized_settings(service):
+        assert name in env, f"{service}: {name} defaults to the node's size; set it for the pod"
+
+
+def test_identity_hashes_within_its_memory_limit():
+    deployment = one("Deployment", "identity")
+    (container,) = containers_of(deployment, init=False)
+    env = environment(deployment, container)
+    from identity.config import Settings
+
+    fields = Settings.model_fields
+    memory_kib = int(env.get("PASSWORD_HASH_MEMORY_COST", fields["password_hash_memory_cost"].default))
+    concurrency = int(env["PASSWORD_HASH_CONCURRENCY"])
+    limit_mib = int(container["resources"]["limits"]["memory"].removesuffix("Mi"))
+    # The hashes in flight take at most a quarter of the limit: the app itself needs the rest.
+    assert concurrency * memory_kib / 1024 <= limit_mib / 4
+
+
 def test_the_docs_app_runs_its_image_and_asks_every_service_for_its_document():
     deployment = one("Deployment", DOCS)
     (container,) = containers_of(deployment)
@@ -372,7 +440,11 @@ def test_the_migration_job_provisions_then_migrates_with_the_deployment_image(se
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_pods_wait_for_the_migrations_of_their_image(service):
     deployment = one("Deployment", service)
-    (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
+    (init,) = [
+        c
+        for c in deployment["spec"]["template"]["spec"]["initContainers"]
+        if c["name"] == "wait-for-migrations"
+    ]
     (container,) = containers_of(deployment, init=False)
     assert init["image"] == container["image"]
     script, argument = init["command"][1:]
@@ -383,6 +455,32 @@ def test_the_pods_wait_for_the_migrations_of_their_image(service):
         Path(script).name
         in one("ConfigMap", re.sub(r"-[a-z0-9]{10}$", "", volume["configMap"]["name"]))["data"]
     )
+
+
+def consuming_services() -> list[str]:
+    """The services whose `<name> migrate` declares queues (their CLI lists consumed events)."""
+    return [
+        s for s in SERVICES if "consumed_event_types=" in (ROOT / f"{s}-service/src/{s}/cli.py").read_text()
+    ]
+
+
+def test_identity_waits_for_every_consumer_queue_before_it_publishes():
+    # identity publishes at start-up; in Kubernetes nothing else orders it after the other
+    # services' migration Jobs, which declare their queues.
+    deployment = one("Deployment", "identity")
+    inits = {c["name"]: c for c in deployment["spec"]["template"]["spec"]["initContainers"]}
+    init = inits["wait-for-queues"]
+    (container,) = containers_of(deployment, init=False)
+    assert init["image"] == container["image"]
+    assert init["command"][:2] == ["python", "/opt/clinic/scripts/wait_for_queues.py"]
+    assert sorted(init["command"][2:]) == sorted(s for s in consuming_services() if s != "identity")
+    sources = {ref.get("secretRef", ref.get("configMapRef"))["name"] for ref in init["envFrom"]}
+    # identity's own broker user (IDENTITY_AMQP_URL): passive declarations need no permission.
+    assert {"identity-broker", "clinic-config"} <= sources
+    (mount,) = [m for m in init["volumeMounts"] if m["mountPath"] == "/opt/clinic/scripts"]
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    scripts = one("ConfigMap", re.sub(r"-[a-z0-9]{10}$", "", volume["configMap"]["name"]))["data"]
+    assert "wait_for_queues.py" in scripts
 
 
 def test_the_wait_script_knows_a_migrated_database_from_one_still_waiting_for_its_job():
@@ -556,3 +654,26 @@ def test_the_kubernetes_readme_covers_the_prerequisites():
         "IngressRoute",
     ):
         assert topic in readme
+
+
+# ------------------------------------------------------------------ docs match the health code
+
+HEALTH_DOCS = ["docs/deploy.md", "deploy/k8s/README.md", "docs/local-stack.md", "docs/CONVENTIONS.md"]
+
+
+def paragraphs_about_readiness(path: str) -> list[str]:
+    text = (ROOT / path).read_text()
+    blocks = re.split(r"\n\s*\n|\n(?=\s*[-|] )", text)
+    return [" ".join(block.split()) for block in blocks if "/health/ready" in block]
+
+
+@pytest.mark.parametrize("path", HEALTH_DOCS)
+def test_the_docs_say_a_broker_outage_leaves_services_ready(path):
+    # chassis.health: 503 only without the database; the broker is informational ("degraded").
+    from chassis.health import health_router
+
+    assert "broker" in inspect.signature(health_router).parameters["informational"].default
+    for paragraph in paragraphs_about_readiness(path):
+        if re.search(r"broker|RabbitMQ", paragraph):
+            assert "unready" not in paragraph and "out of rotation (503)" not in paragraph, paragraph
+            assert re.search(r"degraded|broker reported|reports the broker", paragraph), paragraph

@@ -642,11 +642,12 @@ class Stack(ProcessGroup):
             ADMIN_FULL_NAME="Ada Admin",
             LOG_LEVEL="INFO",
             LOG_FORMAT="json",
-            # Stacks share one PostgreSQL (100 connections by default), replicas and all:
-            # at most 3 + 2 + 2 (the hot reads' async pool) per process, plus its listeners.
-            DB_POOL_SIZE="3",
+            # Stacks share one PostgreSQL (100 connections by default) with each other and with
+            # a developer's `make run` (about 31 idle): at most 2 + 2 + 1 (the hot reads' async
+            # pool) per process, plus its listeners (scripts/run_tests.py CONNECTIONS_NEEDED).
+            DB_POOL_SIZE="2",
             DB_MAX_OVERFLOW="2",
-            DB_READ_POOL_SIZE="2",
+            DB_READ_POOL_SIZE="1",
             # SIGTERM: not ready at once, serving on for 2 s (the gateway checks every second).
             SHUTDOWN_DRAIN_SECONDS="2",
         )

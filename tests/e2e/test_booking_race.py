@@ -45,7 +45,7 @@ from .test_appointments import (
 PATIENTS = 50
 # Extra stacks share one PostgreSQL server (100 connections) with the main stack and with
 # other test runs: small pools keep them within it; requests wait for a connection instead.
-SMALL_POOLS = {"DB_POOL_SIZE": "3", "DB_MAX_OVERFLOW": "3"}
+SMALL_POOLS = {"DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "2"}
 RABBITMQCTL = os.environ.get("RABBITMQCTL", "rabbitmqctl")
 
 

@@ -3,7 +3,7 @@
 import os
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from chassis.settings import (
     AuthSettings,
@@ -33,6 +33,19 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
     jwt_previous_public_keys_file: str | None = Field(
         default=None, validation_alias="JWT_PREVIOUS_PUBLIC_KEYS_FILE"
     )
+
+    @field_validator(
+        "jwt_private_key", "jwt_private_key_file", "jwt_previous_public_keys_file", mode="before"
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """A blank key or path (``JWT_PRIVATE_KEY=`` in .env or compose) is no key: the next
+        source applies, as if the variable were not set at all."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, SecretStr) and not value.get_secret_value().strip():
+            return None
+        return value
 
     # At most a day: the other services keep token revocations for a day (chassis.revocations).
     access_token_ttl_seconds: int = Field(

@@ -83,7 +83,7 @@ class KeyRing:
 
 def load_key_ring(settings: Settings) -> KeyRing:
     """The key ring of ``settings``: JWT_PRIVATE_KEY, else JWT_PRIVATE_KEY_FILE, else ephemeral."""
-    if settings.jwt_private_key is not None:
+    if settings.jwt_private_key is not None and settings.jwt_private_key.get_secret_value().strip():
         signing_key = parse_private_key(settings.jwt_private_key.get_secret_value().replace("\\n", "\n"))
     elif settings.jwt_private_key_file:
         signing_key = load_or_create_private_key(Path(settings.jwt_private_key_file))

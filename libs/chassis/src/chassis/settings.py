@@ -8,6 +8,8 @@ variables (``AMQP_URL``, ``CLINIC_TIMEZONE``, ``IDENTITY_URL`` ...) the same way
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -85,17 +87,86 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def read_secret_file(path: str) -> str:
+    """A password from a file (a compose or Kubernetes secret): its text without the final newline."""
+    value = Path(path).read_text().removesuffix("\n").removesuffix("\r")
+    if not value:
+        raise ValueError(f"the secret file {path} is empty")
+    return value
+
+
+def url_with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` (percent-encoded) as its user's password, replacing any there."""
+    parts = urlsplit(url)
+    if not parts.username:
+        raise ValueError("a password file needs a URL with a user name, e.g. postgresql://clinic@db/name")
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.netloc.rpartition("@")[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+
+
+# Each URL setting that may take its user's password from a file, and the setting naming that
+# file (``*_PASSWORD_FILE``, a path: compose mounts secrets at /run/secrets/<name>). A file
+# replaces any password in the URL; settings a class does not have are skipped.
+PASSWORD_FILES = {
+    "database_url": "database_password_file",
+    "migration_database_url": "migration_database_password_file",
+    "admin_database_url": "admin_database_password_file",
+    "amqp_url": "amqp_password_file",
+    "amqp_admin_url": "amqp_admin_password_file",
+}
+
+
+def apply_password_files(settings: BaseSettings) -> None:
+    """Put each ``*_PASSWORD_FILE``'s password into its URL setting (PASSWORD_FILES)."""
+    fields = type(settings).model_fields
+    for url_field, file_field in PASSWORD_FILES.items():
+        if url_field not in fields or file_field not in fields:
+            continue
+        path, url = getattr(settings, file_field), getattr(settings, url_field)
+        if path and url:
+            setattr(settings, url_field, url_with_password(url, read_secret_file(path)))
+
+
 def default_pool_size(cores: int | None = None) -> int:
     """``DB_POOL_SIZE``'s default: 2 connections per core, within 5..20."""
     return min(20, max(5, 2 * (cores or os.cpu_count() or 1)))
 
 
-class BaseServiceSettings(BaseSettings):
-    """What every service reads: logging, the clinic time zone, database pool sizes."""
+# The one configuration of every settings class built from the fragments below. pydantic merges
+# the ``model_config`` of a class's bases in order, each overriding the one before, and a plain
+# ``BaseSettings`` base brings the library's defaults (no env_file, empty values taken, unknown
+# names forbidden): so every fragment derives from ChassisSettings, never from BaseSettings
+# directly, and a class of several fragments keeps this configuration whatever their order.
+CHASSIS_SETTINGS_CONFIG = SettingsConfigDict(
+    # A developer's .env beside the process (the containers have none).
+    env_file=".env",
+    # VAR= (compose's ${VAR:-}, an empty line of .env) means "not set": the default applies.
+    env_ignore_empty=True,
+    # One .env serves every process: another process's names are not an error.
+    extra="ignore",
+    populate_by_name=True,
+)
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_ignore_empty=True, extra="ignore", populate_by_name=True
-    )
+
+class ChassisSettings(BaseSettings):
+    """The base of every settings fragment: the chassis's configuration, and nothing read."""
+
+    model_config = CHASSIS_SETTINGS_CONFIG
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__mro__[1:]:
+            plain = issubclass(base, BaseSettings) and not issubclass(base, ChassisSettings)
+            if plain and base is not BaseSettings:
+                raise TypeError(
+                    f"{cls.__name__} mixes in {base.__name__}, a BaseSettings that is not a "
+                    "ChassisSettings: its default configuration would replace the chassis's"
+                )
+
+
+class BaseServiceSettings(ChassisSettings):
+    """What every service reads: logging, the clinic time zone, database pool sizes."""
 
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_format: str = Field(default="json", validation_alias="LOG_FORMAT")
@@ -110,6 +181,17 @@ class BaseServiceSettings(BaseSettings):
     # The async pool of the hot reads (chassis.reads), on top of the pool above: each read holds
     # a connection for one statement on the event loop, so a few serve many requests.
     db_read_pool_size: int = Field(default=3, validation_alias="DB_READ_POOL_SIZE", ge=1)
+    # The database passwords from files (compose or Kubernetes secrets), put into the URLs,
+    # which then name only the user: postgresql+psycopg://clinic_identity@identity-db:5432/
+    # clinic_identity. One for the service's own URL, one for its migration URL (the schema's
+    # owner) and one for its admin URL (``<service> provision``); see PASSWORD_FILES.
+    database_password_file: str | None = Field(default=None, validation_alias="DATABASE_PASSWORD_FILE")
+    migration_database_password_file: str | None = Field(
+        default=None, validation_alias="MIGRATION_DATABASE_PASSWORD_FILE"
+    )
+    admin_database_password_file: str | None = Field(
+        default=None, validation_alias="ADMIN_DATABASE_PASSWORD_FILE"
+    )
 
     @field_validator("clinic_timezone")
     @classmethod
@@ -126,7 +208,9 @@ class BaseServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _pair_privileged_urls(self) -> BaseServiceSettings:
-        """Fill the unset migration and broker-admin URLs (see their fields)."""
+        """Put the passwords of the *_PASSWORD_FILE settings into their URLs, then fill the
+        unset migration and broker-admin URLs (see their fields)."""
+        apply_password_files(self)
         explicit = self.model_fields_set
         if "migration_database_url" in type(self).model_fields and self.migration_database_url is None:
             url = self.database_url
@@ -142,7 +226,7 @@ class BaseServiceSettings(BaseSettings):
         return self
 
 
-class BrokerSettings(BaseSettings):
+class BrokerSettings(ChassisSettings):
     """RabbitMQ connection and the outbox relay's pace.
 
     A service replaces ``amqp_url`` with ``amqp_url_field(<service>)``; ``amqp_admin_url``
@@ -172,9 +256,19 @@ class BrokerSettings(BaseSettings):
     )
     outbox_retention_days: float = Field(default=7.0, gt=0, validation_alias="OUTBOX_RETENTION_DAYS")
     inbox_retention_days: float = Field(default=14.0, ge=1, validation_alias="INBOX_RETENTION_DAYS")
+    # The broker passwords from files (compose secrets), put into AMQP_URL (the service's own
+    # user) and AMQP_ADMIN_URL (the administrator), which then name only the user:
+    # amqp://clinic_booking@rabbitmq:5672/%2F (see PASSWORD_FILES).
+    amqp_password_file: str | None = Field(default=None, validation_alias="AMQP_PASSWORD_FILE")
+    amqp_admin_password_file: str | None = Field(default=None, validation_alias="AMQP_ADMIN_PASSWORD_FILE")
+
+    @model_validator(mode="after")
+    def _amqp_passwords_from_files(self) -> BrokerSettings:
+        apply_password_files(self)
+        return self
 
 
-class AuthSettings(BaseSettings):
+class AuthSettings(ChassisSettings):
     """Where a service finds identity (its public keys, service tokens) and its own client secret."""
 
     identity_url: str = Field(default="http://127.0.0.1:8001", validation_alias="IDENTITY_URL")

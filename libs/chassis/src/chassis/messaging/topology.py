@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from pika.exceptions import ChannelClosedByBroker
 
 EXCHANGE = "clinic.events"
 UNROUTED_EXCHANGE = "clinic.unrouted"
@@ -147,14 +148,38 @@ def declare_requeue_exchange(channel: BlockingChannel, service: str, retry_delay
 def declare_consumer_topology(
     channel: BlockingChannel, service: str, event_types: Iterable[str], retry_delays: Sequence[float]
 ) -> ServiceQueues:
-    """Everything a consuming service needs: exchanges, its queues, and one binding per event type."""
+    """Everything a consuming service needs: exchanges, its queues, and one binding per event type.
+
+    The retry queues come after the event bindings (then only the ``<service>.requeue``
+    exchange, which binds them): once they exist, every event the service consumes is routed
+    to it (what ``consumer_topology_declared`` checks for a publisher).
+    """
     declare_exchanges(channel)
     queues = declare_service_queues(channel, service)
-    declare_retry_queues(channel, service, retry_delays)
-    declare_requeue_exchange(channel, service, retry_delays)
     for event_type in sorted(set(event_types)):
         channel.queue_bind(queues.main, EXCHANGE, routing_key=event_type)
+    declare_retry_queues(channel, service, retry_delays)
+    declare_requeue_exchange(channel, service, retry_delays)  # binds the retry queues too
     return queues
+
+
+def consumer_topology_declared(
+    connection: BlockingConnection, service: str, retry_delays: Sequence[float]
+) -> bool:
+    """Whether ``declare_consumer_topology`` finished for ``service``: its queue and its retry
+    queues (declared after the bindings) exist. A publisher that must not lose its first
+    events to ``clinic.unrouted`` waits for this (deploy/k8s/wait_for_queues.py)."""
+    queues = ServiceQueues(check_service_name(service))
+    for name in [queues.main, *(queues.retry(delay) for delay in retry_delays)]:
+        channel = connection.channel()
+        try:
+            channel.queue_declare(name, passive=True)
+        except ChannelClosedByBroker:  # 404: not declared (yet)
+            return False
+        finally:
+            if channel.is_open:
+                channel.close()
+    return True
 
 
 class TopologyMissing(Exception):
