@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -29,6 +30,7 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from chassis.auth import InvalidToken, KeyLookup, TokenVerifier, unauthorized
@@ -62,6 +64,12 @@ class ServiceTokenVerifier(TokenVerifier):
         """The calling service's name; raises ``InvalidToken``."""
         return self.claims(token)["sub"]
 
+    async def caller_async(self, token: str) -> str:
+        """``caller()`` for the event loop: a JWKS fetch (an unknown key) runs in the thread pool."""
+        if self._may_block(token):
+            return await run_in_threadpool(self.caller, token)
+        return self.caller(token)
+
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -82,12 +90,7 @@ def require_service(*callers: str) -> Callable[..., Any]:
             raise unauthorized("This endpoint needs a service credential.", token_sent=False)
         verifier: ServiceTokenVerifier = request.app.state.trust.service_verifier
         try:
-            if verifier._may_block(credentials.credentials):
-                from fastapi.concurrency import run_in_threadpool
-
-                caller = await run_in_threadpool(verifier.caller, credentials.credentials)
-            else:
-                caller = verifier.caller(credentials.credentials)
+            caller = await verifier.caller_async(credentials.credentials)
         except InvalidToken as exc:
             raise unauthorized(f"The service credential is not valid: {exc}.") from exc
         if caller not in allowed:
@@ -186,27 +189,29 @@ def service_secret(directory: str | os.PathLike[str], service: str, *, create: b
     """
     path = Path(directory) / service
     if not path.is_file() and create:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            log.warning("cannot create the service secret %s: %s", path, exc.__class__.__name__)
-        else:
-            with os.fdopen(descriptor, "w") as file:
-                file.write(secrets.token_urlsafe(32) + "\n")
+        _create_secret(path)
     try:
-        value = path.read_text().strip()
+        return path.read_text().strip() or None
     except OSError:
         return None
-    # A file just created by another process may still be empty for a moment.
-    for _ in range(50):
-        if value:
-            return value
-        time.sleep(0.01)
-        value = path.read_text().strip()
-    return None
+
+
+def _create_secret(path: Path) -> None:
+    """Write a fresh secret to ``path`` unless it exists: written aside, then linked into place
+    (a link never replaces a file), so a reader never sees it half written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(32) + "\n")
+        try:
+            os.link(staged, path)
+        except FileExistsError:
+            pass  # another process came first: its secret stands
+        finally:
+            os.unlink(staged)
+    except OSError as exc:
+        log.warning("cannot create the service secret %s: %s", path, exc.__class__.__name__)
 
 
 def client_secrets(
