@@ -22,6 +22,7 @@ from booking.domain import AppointmentStatus, CancelledBy
 from booking.models import Appointment
 from booking.queries import AppointmentView
 from chassis.messaging import Envelope, Handler, add_event
+from chassis.revocations import with_token_revocations
 
 PRODUCER = "booking"
 
@@ -118,3 +119,6 @@ HANDLERS: dict[str, Handler] = {
     USER_UPDATED: on_user_updated,
     USER_DEACTIVATED: on_user_deactivated,
 }
+# What the consumer runs and the migrate job binds: these handlers, plus recording the token
+# revocations among identity's events (chassis.revocations).
+CONSUMED: dict[str, Handler] = with_token_revocations(HANDLERS)

@@ -14,7 +14,6 @@ from chassis.db import Database
 from chassis.health import amqp_check
 from chassis.messaging import messaging_hooks, service_retention_hooks
 from chassis.observability import configure_logging
-from chassis.revocations import with_token_revocations
 from chassis.trust import ServiceTrust
 
 
@@ -51,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "booking",
             db,
             settings.amqp_url,
-            handlers=with_token_revocations(events.HANDLERS),
+            handlers=events.CONSUMED,
             enabled=settings.messaging_enabled,
         ),
         *service_retention_hooks("booking", db, settings),

@@ -22,10 +22,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _consumed_event_types() -> list[str]:
-    from chassis.revocations import with_token_revocations
-    from doctor.events import HANDLERS  # the app's handlers, imported only when migrating
+    from doctor.events import CONSUMED  # the app's handlers, imported only when migrating
 
-    return list(with_token_revocations(HANDLERS))
+    return list(CONSUMED)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from chassis.messaging import Envelope, Handler, add_event
+from chassis.revocations import with_token_revocations
 from doctor.domain import UserFacts, is_stale, should_open_profile
 from doctor.models import Doctor
 
@@ -157,3 +158,6 @@ HANDLERS: Mapping[str, Handler] = {
     USER_UPDATED: on_user_updated,
     USER_DEACTIVATED: on_user_deactivated,
 }
+# What the consumer runs and the migrate job binds: these handlers, plus recording the token
+# revocations among identity's events (chassis.revocations).
+CONSUMED: dict[str, Handler] = with_token_revocations(HANDLERS)

@@ -7,7 +7,6 @@ from chassis.db import Database
 from chassis.health import amqp_check
 from chassis.messaging import messaging_hooks, service_retention_hooks
 from chassis.observability import configure_logging
-from chassis.revocations import with_token_revocations
 from chassis.trust import ServiceTrust
 from doctor import api, events
 from doctor.config import Settings
@@ -36,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "doctor",
                 db,
                 settings.amqp_url,
-                handlers=with_token_revocations(events.HANDLERS),
+                handlers=events.CONSUMED,
                 enabled=settings.messaging_enabled,
                 retry_delays=settings.event_retry_delays,
             ),

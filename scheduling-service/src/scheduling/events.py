@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from chassis.messaging import Envelope, Handler, add_event
+from chassis.revocations import with_token_revocations
 from chassis.timezones import utcnow
 from scheduling import reservations
 from scheduling.domain import TimeslotState, iso_utc
@@ -143,3 +144,6 @@ HANDLERS: Mapping[str, Handler] = {
     "booking.appointment.booked": on_appointment_booked,
     "booking.appointment.cancelled": on_appointment_cancelled,
 }
+# What the consumer runs and the migrate job binds: these handlers, plus recording the token
+# revocations among identity's events (chassis.revocations).
+CONSUMED: dict[str, Handler] = with_token_revocations(HANDLERS)
