@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from booking import events
+from booking import events, metrics
 from booking.domain import (
     ACTIVE_STATUSES,
     AppointmentStatus,
@@ -96,6 +96,7 @@ def book_appointment(
         if isinstance(exc, IntegrityError) and _violates(exc, ACTIVE_TIMESLOT_INDEX):
             raise TimeslotNotAvailable("This timeslot already has an active appointment.") from exc
         raise
+    metrics.BOOKINGS.inc()
     return booked
 
 
@@ -292,6 +293,7 @@ def _cancel(
     appointment.cancellation_reason = reason
     appointment.updated_at = now
     events.publish_cancelled(session, appointment, previous, by)
+    metrics.CANCELLATIONS.labels(by.value).inc()
 
 
 def _locked(session: Session, appointment_id: int, caller: Principal) -> Appointment:

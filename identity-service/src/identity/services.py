@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from chassis.db import Database
 from chassis.reads import FastReads
 from chassis.timezones import utcnow
+from identity import metrics
 from identity.domain import (
     ADMIN,
     AccountChange,
@@ -212,6 +213,7 @@ def update_own_account(
                 )
             attempt = throttle.begin(db, email=user.email, address=address)
             if not passwords.verify(user.password_hash, current):
+                metrics.LOGIN_FAILURES.inc()
                 raise CurrentPasswordInvalid("current_password", ["The current password is not correct."])
             throttle.succeeded(db, attempt)
             _require_strong(changes["password"], user.email)

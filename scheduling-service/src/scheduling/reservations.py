@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from chassis.db import Database
 from chassis.reads import FastReads
 from chassis.timezones import utcnow
+from scheduling import metrics
 from scheduling.domain import HoldOutcome, HoldTarget, TimeslotState, check_hold, decide_expired_hold
 from scheduling.models import CancelledReservation, Doctor, Timeslot
 
@@ -106,6 +107,7 @@ async def hold_timeslot(
         },
     )
     if held is not None:
+        metrics.HOLDS_CREATED.inc()
         return Hold(**held)
     return await db.run(
         _refused_hold, db, timeslot_id, reservation_id=reservation_id, patient_id=patient_id, now=now
@@ -149,7 +151,9 @@ def release_hold(db: Database, timeslot_id: int, *, reservation_id: uuid.UUID) -
             .returning(Timeslot.id),
             execution_options={"synchronize_session": False},
         ).first()
-        return freed is not None
+    if freed is not None:
+        metrics.HOLDS_FREED.inc()
+    return freed is not None
 
 
 def book_for_reservation(session: Session, timeslot_id: int, reservation_id: uuid.UUID) -> None:
@@ -163,6 +167,7 @@ def book_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
     if session.execute(
         _BOOK_HELD, {"p_timeslot_id": timeslot_id, "p_reservation_id": reservation_id}
     ).first():
+        metrics.HOLDS_CONFIRMED.inc()
         return
     timeslot = session.get(Timeslot, timeslot_id, with_for_update=True)
     if timeslot is None:
@@ -171,6 +176,7 @@ def book_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
     if timeslot.reservation_id == reservation_id:
         if timeslot.state == TimeslotState.HELD:
             _set_booked(timeslot)
+            metrics.HOLDS_CONFIRMED.inc()
         return
     if timeslot.state == TimeslotState.AVAILABLE:
         if session.get(CancelledReservation, reservation_id) is not None:
@@ -200,7 +206,7 @@ def free_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
         .values(reservation_id=reservation_id, timeslot_id=timeslot_id)
         .on_conflict_do_nothing(index_elements=[CancelledReservation.reservation_id])
     )
-    session.execute(
+    freed = session.execute(
         update(Timeslot)
         .where(
             Timeslot.id == timeslot_id,
@@ -210,6 +216,8 @@ def free_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
         .values(state=TimeslotState.AVAILABLE, reservation_id=None, held_until=None, updated_at=utcnow()),
         execution_options={"synchronize_session": False},
     )
+    if freed.rowcount:
+        metrics.HOLDS_FREED.inc()
 
 
 def _set_booked(timeslot: Timeslot) -> None:
@@ -260,7 +268,9 @@ def sweep_expired_holds(
             decided[timeslot.id] = outcome
             if outcome is HoldOutcome.BOOK:
                 _set_booked(timeslot)
+                metrics.HOLDS_CONFIRMED.inc()
             elif outcome is HoldOutcome.FREE:
+                metrics.HOLDS_EXPIRED.inc()
                 timeslot.state = TimeslotState.AVAILABLE
                 timeslot.reservation_id = None
                 timeslot.held_until = None

@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from chassis.app import Hook
 from chassis.db import Database
 from chassis.messaging.consumer import DEFAULT_RETRY_DELAYS, EventConsumer, Handler
+from chassis.messaging.metrics import OutboxCollector
 from chassis.messaging.relay import OutboxRelay
+from chassis.metrics import scrape_time_collector
 
 
 def messaging_hooks(
@@ -38,11 +40,13 @@ def messaging_hooks(
 
         @contextmanager
         def run_relay(app: FastAPI) -> Iterator[OutboxRelay]:
-            relay = OutboxRelay(db, amqp_url)
+            relay = OutboxRelay(db, amqp_url, service=service)
             app.state.outbox_relay = relay
             relay.start()
             try:
-                yield relay
+                # The outbox's backlog, read at each scrape of /metrics (chassis.messaging.metrics).
+                with scrape_time_collector(OutboxCollector(service, db)):
+                    yield relay
             finally:
                 relay.stop()
 

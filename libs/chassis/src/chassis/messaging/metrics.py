@@ -1,0 +1,108 @@
+"""The event pipeline's metrics: the outbox, the relay, the consumer and the dead letters.
+
+- ``clinic_outbox_unpublished_events{service}`` and
+  ``clinic_outbox_oldest_unpublished_age_seconds{service}``: computed at scrape time
+  (``OutboxCollector``, one indexed query on the unpublished rows' partial index), so they
+  return to 0 as soon as the relay has caught up, and keep growing while it cannot publish.
+- ``clinic_outbox_published_total`` / ``clinic_outbox_publish_failures_total``: the relay.
+- ``clinic_events_consumed_total{service,event_type,outcome}`` (``handled``, ``duplicate``,
+  ``failed``), ``clinic_event_retries_total``, ``clinic_events_dead_lettered_total`` and
+  ``clinic_event_consumer_lag_seconds`` (histogram: from the event's ``occurred_at`` to the
+  end of its handling): the consumer.
+- ``clinic_consumer_queue_messages{service,queue}``: messages ready in the service's queue
+  (``main``: the consumer's backlog) and in its dead-letter queue (``dlq``), refreshed by the
+  consumer thread every ``QUEUE_DEPTH_INTERVAL`` seconds with passive declarations.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import text
+
+from chassis.db import Database
+from chassis.metrics import LAG_BUCKETS, counter, gauge, histogram
+
+log = logging.getLogger("chassis.messaging.metrics")
+
+QUEUE_DEPTH_INTERVAL = 5.0
+
+OUTBOX_PUBLISHED = counter(
+    "clinic_outbox_published_total", "Outbox events the relay published to the broker.", ["service"]
+)
+OUTBOX_PUBLISH_FAILURES = counter(
+    "clinic_outbox_publish_failures_total",
+    "Outbox events the broker refused or could not take (each stays pending and is retried).",
+    ["service"],
+)
+EVENTS_CONSUMED = counter(
+    "clinic_events_consumed_total",
+    "Events the consumer took off its queue, by outcome: handled, duplicate (already in the inbox), failed.",
+    ["service", "event_type", "outcome"],
+)
+EVENT_RETRIES = counter(
+    "clinic_event_retries_total", "Failed events sent to a retry queue.", ["service", "event_type"]
+)
+EVENTS_DEAD_LETTERED = counter(
+    "clinic_events_dead_lettered_total",
+    "Events moved to the dead-letter queue after their last retry.",
+    ["service", "event_type"],
+)
+CONSUMER_LAG = histogram(
+    "clinic_event_consumer_lag_seconds",
+    "Time from an event's occurrence at its producer to the end of its handling here.",
+    ["service", "event_type"],
+    buckets=LAG_BUCKETS,
+)
+QUEUE_MESSAGES = gauge(
+    "clinic_consumer_queue_messages",
+    "Messages ready in the service's event queue (main) and dead-letter queue (dlq).",
+    ["service", "queue"],
+)
+
+_OUTBOX_BACKLOG = text(
+    "SELECT count(*) AS pending, "
+    "coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0) AS oldest_age "
+    "FROM outbox_events WHERE published_at IS NULL"
+)
+
+
+class OutboxCollector:
+    """The outbox's backlog, read when Prometheus scrapes (never on a request's path)."""
+
+    def __init__(self, service: str, db: Database) -> None:
+        self.service = service
+        self.db = db
+
+    def collect(self) -> Iterator[Any]:
+        pending = GaugeMetricFamily(
+            "clinic_outbox_unpublished_events",
+            "Committed outbox events not yet published to the broker.",
+            labels=["service"],
+        )
+        age = GaugeMetricFamily(
+            "clinic_outbox_oldest_unpublished_age_seconds",
+            "Age of the oldest unpublished outbox event (0 when there is none).",
+            labels=["service"],
+        )
+        try:
+            with self.db.engine.connect() as connection:
+                row = connection.execute(_OUTBOX_BACKLOG).one()
+        except Exception as exc:  # a scrape while the database is down: no sample, not an error page
+            log.debug("outbox backlog unavailable: %s", exc)
+            return
+        pending.add_metric([self.service], float(row.pending))
+        age.add_metric([self.service], float(row.oldest_age))
+        yield pending
+        yield age
+
+
+def record_consumed(service: str, event_type: str, outcome: str, occurred_at: Any | None = None) -> None:
+    """Count one event's outcome and, once handled, its lag since it occurred."""
+    EVENTS_CONSUMED.labels(service, event_type, outcome).inc()
+    if occurred_at is not None:
+        CONSUMER_LAG.labels(service, event_type).observe(max(0.0, time.time() - occurred_at.timestamp()))

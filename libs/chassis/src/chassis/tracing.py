@@ -1,0 +1,172 @@
+"""W3C trace context through the services, and OpenTelemetry traces when configured.
+
+The gateway (Traefik's tracing) starts a trace and sends ``traceparent`` on; every service
+continues it: ``TraceContextMiddleware`` opens a server span per request under the incoming
+context, the internal HTTP clients send the current context on (``outgoing_headers``,
+``client_span``), ``add_event`` writes it into the event envelope (``traceparent``) and the
+event consumer opens its span under the producer's (``consumer_span``). Every JSON log line
+written inside one of these spans carries its ``trace_id`` (chassis.observability).
+
+Off unless configured: with no OpenTelemetry SDK set up, the API's spans record nothing and
+cost next to nothing, yet keep the incoming trace and span ids, so the ids still reach the
+logs, the next service and the events. ``configure_tracing`` sets up the SDK, exporting over
+OTLP/HTTP in batches, when the standard variables ask for it: ``OTEL_EXPORTER_OTLP_ENDPOINT``
+(or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) set, or ``OTEL_TRACES_EXPORTER=otlp``/``console``;
+``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none`` keep it off. ``OTEL_SERVICE_NAME``
+(default ``clinic-<service>``), ``OTEL_TRACES_SAMPLER`` and the rest are the SDK's own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("chassis.tracing")
+
+_tracer = trace.get_tracer("clinic.chassis")
+_configured = False
+
+
+def tracing_requested(env: dict[str, str] | os._Environ[str] = os.environ) -> str | None:
+    """The exporter the standard OTEL_* variables ask for (``otlp``, ``console``), or None: off."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter == "none":
+        return None
+    if exporter in ("otlp", "console"):
+        return exporter
+    if env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return "otlp"
+    return None
+
+
+def configure_tracing(service: str) -> bool:
+    """Set up the OpenTelemetry SDK for this process when OTEL_* asks for it (once); True if on."""
+    global _configured
+    exporter_name = tracing_requested()
+    if exporter_name is None or _configured:
+        return _configured
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: f"clinic-{service}"}
+    provider = TracerProvider(resource=Resource.create(attributes))
+    if exporter_name == "console":
+        exporter: Any = ConsoleSpanExporter()
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter()  # endpoint, headers, timeout: OTEL_EXPORTER_OTLP_*
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    _configured = True
+    log.info("tracing on: %s exporter", exporter_name)
+    return True
+
+
+def current_ids() -> tuple[str, str] | None:
+    """The current trace id and span id (hex), or None outside any trace."""
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return None
+    return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
+
+
+def current_traceparent() -> str | None:
+    """The current context as a W3C ``traceparent`` value, or None outside any trace."""
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return None
+    return f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{int(span_context.trace_flags):02x}"
+
+
+def outgoing_headers(headers: dict[str, str] | None = None) -> dict[str, str]:
+    """``headers`` plus the current trace context (``traceparent``, ``tracestate``) to send on."""
+    headers = {} if headers is None else headers
+    propagate.inject(headers)
+    return headers
+
+
+def _extracted(traceparent: str | None, tracestate: str | None = None) -> otel_context.Context | None:
+    if not traceparent:
+        return None
+    carrier = {"traceparent": traceparent}
+    if tracestate:
+        carrier["tracestate"] = tracestate
+    return propagate.extract(carrier)
+
+
+@contextmanager
+def client_span(name: str, **attributes: Any) -> Iterator[Any]:
+    """A client span around an outgoing call (send ``outgoing_headers()`` from inside it)."""
+    with _tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes) as span:
+        yield span
+
+
+@contextmanager
+def consumer_span(event_type: str, traceparent: str | None, **attributes: Any) -> Iterator[Any]:
+    """The span of handling one event, a child of the producer's context when the envelope has one."""
+    parent = _extracted(traceparent)
+    with _tracer.start_as_current_span(
+        f"{event_type} process",
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        attributes={"messaging.system": "rabbitmq", "messaging.operation.type": "process", **attributes},
+    ) as span:
+        yield span
+
+
+class TraceContextMiddleware:
+    """Pure ASGI middleware: a server span per request, under the incoming ``traceparent``.
+
+    Named ``<METHOD> <route template>`` once routing has chosen the route; a 5xx marks it as
+    an error. Health probes are not traced.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/health"):
+            await self.app(scope, receive, send)
+            return
+        traceparent = tracestate = None
+        for name, value in scope["headers"]:
+            if name == b"traceparent":
+                traceparent = value.decode("latin-1")
+            elif name == b"tracestate":
+                tracestate = value.decode("latin-1")
+        method = scope["method"]
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with _tracer.start_as_current_span(
+            method, context=_extracted(traceparent, tracestate), kind=SpanKind.SERVER
+        ) as span:
+            try:
+                await self.app(scope, receive, send_with_status)
+            finally:
+                if span.is_recording():
+                    route = getattr(scope.get("route"), "path", None)
+                    if route:
+                        span.update_name(f"{method} {route}")
+                        span.set_attribute("http.route", route)
+                    span.set_attribute("http.request.method", method)
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
