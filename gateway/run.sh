@@ -48,6 +48,8 @@ if [ -n "${GATEWAY_TRACING_OTLP_ENDPOINT:-}" ]; then
         --tracing=true \
         --tracing.servicename=clinic-gateway \
         --tracing.samplerate="${GATEWAY_TRACING_SAMPLE_RATE:-1.0}" \
+        --tracing.otlp=true \
+        --tracing.otlp.http=true \
         --tracing.otlp.http.endpoint="$GATEWAY_TRACING_OTLP_ENDPOINT"
 fi
 

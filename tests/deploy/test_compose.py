@@ -43,7 +43,8 @@ DATABASE_DATA = "/var/lib/postgresql/data"
 
 
 def services() -> dict[str, dict]:
-    return compose()["services"]
+    """The stack `docker compose up` starts: every service of no profile."""
+    return {name: spec for name, spec in compose()["services"].items() if not spec.get("profiles")}
 
 
 def migration(service: str) -> str:
@@ -314,7 +315,8 @@ def test_every_container_is_on_named_networks_only_and_only_the_gateways_reaches
         assert networks_of(name), f"{name} would join the default network, shared by everything"
         assert networks_of(name) <= set(declared)
     outside = {n for n, spec in declared.items() if not (spec or {}).get("internal")}
-    assert outside == {"front"}
+    # `monitoring` is the observability profile's (tests/deploy/test_observability.py).
+    assert outside == {"front", "monitoring"}
     assert {name for name in services() if networks_of(name) & outside} == {"gateway"}
 
 

@@ -18,7 +18,7 @@ from chassis.health import Check, health_router
 from chassis.metrics import instrument, metrics_server
 from chassis.observability import RequestContextMiddleware
 from chassis.shutdown import drain_on_sigterm
-from chassis.tracing import TraceContextMiddleware, configure_tracing
+from chassis.tracing import FASTAPI_TELEMETRY, TraceContextMiddleware, configure_tracing
 
 Hook = Callable[[FastAPI], AbstractContextManager[Any]]
 
@@ -141,6 +141,7 @@ def create_service_app(
         redirect_slashes=False,
         lifespan=lifespan,
         openapi_tags=openapi_tags,
+        telemetry=FASTAPI_TELEMETRY,
     )
     app.state.service_name = name
     app.state.token_verifier = token_verifier

@@ -130,7 +130,7 @@ def metrics_server(app: FastAPI) -> Iterator[None]:
     if not port:
         yield
         return
-    stop = serve_metrics(getattr(settings, "metrics_host", "127.0.0.1"), port)
+    stop = serve_metrics(getattr(settings, "metrics_host", None) or "127.0.0.1", port)
     try:
         yield
     finally:

@@ -112,6 +112,8 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     access.handlers[:] = []
     access.propagate = False
     logging.getLogger("pika").setLevel(logging.WARNING)
+    # The OTLP exporter's HTTP requests (chassis.tracing), one per batch of spans.
+    logging.getLogger("urllib3").setLevel(logging.INFO)
 
 
 # Request ids only need to be unique, not unpredictable: a per-process generator seeded from

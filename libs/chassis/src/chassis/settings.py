@@ -185,8 +185,9 @@ class BaseServiceSettings(ChassisSettings):
     # process's own that the gateway never routes to; unset, none are served. The Procfile gives
     # each service its <SERVICE>_METRICS_PORT; tracing is configured by the standard OTEL_* variables.
     metrics_port: int | None = Field(default=None, validation_alias="METRICS_PORT", ge=1, le=65535)
-    metrics_host: str = Field(
-        default="127.0.0.1", validation_alias=AliasChoices("METRICS_HOST", "SERVICE_HOST")
+    # Unset: the address the API listens on (SERVICE_HOST: 0.0.0.0 in the images), else 127.0.0.1.
+    metrics_host: str | None = Field(
+        default=None, validation_alias=AliasChoices("METRICS_HOST", "SERVICE_HOST")
     )
     # The database passwords from files (compose or Kubernetes secrets), put into the URLs,
     # which then name only the user: postgresql+psycopg://clinic_identity@identity-db:5432/

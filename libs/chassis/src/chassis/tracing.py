@@ -1,11 +1,12 @@
 """W3C trace context through the services, and OpenTelemetry traces when configured.
 
 The gateway (Traefik's tracing) starts a trace and sends ``traceparent`` on; every service
-continues it: ``TraceContextMiddleware`` opens a server span per request under the incoming
-context, the internal HTTP clients send the current context on (``outgoing_headers``,
-``client_span``), ``add_event`` writes it into the event envelope (``traceparent``) and the
-event consumer opens its span under the producer's (``consumer_span``). Every JSON log line
-written inside one of these spans carries its ``trace_id`` (chassis.observability).
+continues it: FastAPI's own telemetry (while the SDK runs) or ``TraceContextMiddleware`` (while
+it does not) makes the incoming context the request's; the internal HTTP clients send the
+current context on (``outgoing_headers``, ``client_span``), ``add_event`` writes it into the
+event envelope (``traceparent``) and the event consumer opens its span under the producer's
+(``consumer_span``). Every JSON log line written inside one of these carries its ``trace_id``
+(chassis.observability).
 
 Off unless configured: with no OpenTelemetry SDK set up, the API's spans record nothing and
 cost next to nothing, yet keep the incoming trace and span ids, so the ids still reach the
@@ -26,8 +27,8 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry.trace import SpanKind
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("chassis.tracing")
 
@@ -126,18 +127,31 @@ def consumer_span(event_type: str, traceparent: str | None, **attributes: Any) -
         yield span
 
 
-class TraceContextMiddleware:
-    """Pure ASGI middleware: a server span per request, under the incoming ``traceparent``.
+def is_health_probe(scope: Scope) -> bool:
+    """Requests left out of traces: the orchestrator's health probes, every few seconds."""
+    return scope.get("path", "").startswith("/health")
 
-    Named ``<METHOD> <route template>`` once routing has chosen the route; a 5xx marks it as
-    an error. Health probes are not traced.
+
+# FastAPI's own OpenTelemetry support (``FastAPI(telemetry=...)``): while the SDK is configured,
+# it opens each request's server span, under the incoming context, around the whole middleware
+# stack, and spans for the dependencies, the endpoint and the serialisation inside it.
+FASTAPI_TELEMETRY = {"exclude": is_health_probe}
+
+
+class TraceContextMiddleware:
+    """Pure ASGI middleware: the incoming ``traceparent`` as the request's context when no SDK runs.
+
+    With the SDK configured, FastAPI's own telemetry has already opened the request's server
+    span (``FASTAPI_TELEMETRY``) and this passes through. Without it, the incoming context is
+    made current as it is (no span, nothing recorded), so the request's log lines, its calls
+    to other services and its events still carry the trace the gateway started.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/health"):
+        if scope["type"] != "http" or trace.get_current_span().get_span_context().is_valid:
             await self.app(scope, receive, send)
             return
         traceparent = tracestate = None
@@ -146,27 +160,12 @@ class TraceContextMiddleware:
                 traceparent = value.decode("latin-1")
             elif name == b"tracestate":
                 tracestate = value.decode("latin-1")
-        method = scope["method"]
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        with _tracer.start_as_current_span(
-            method, context=_extracted(traceparent, tracestate), kind=SpanKind.SERVER
-        ) as span:
-            try:
-                await self.app(scope, receive, send_with_status)
-            finally:
-                if span.is_recording():
-                    route = getattr(scope.get("route"), "path", None)
-                    if route:
-                        span.update_name(f"{method} {route}")
-                        span.set_attribute("http.route", route)
-                    span.set_attribute("http.request.method", method)
-                    span.set_attribute("http.response.status_code", status)
-                    if status >= 500:
-                        span.set_status(Status(StatusCode.ERROR))
+        incoming = _extracted(traceparent, tracestate)
+        if incoming is None:
+            await self.app(scope, receive, send)
+            return
+        token = otel_context.attach(incoming)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            otel_context.detach(token)
