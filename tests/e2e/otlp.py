@@ -1,7 +1,7 @@
 """A tiny in-process OTLP/HTTP trace receiver: what the gateway and the services export to.
 
-It answers ``POST /v1/traces`` (protobuf; gzip and chunked, as Traefik sends it, or not) with 200 and keeps every span it
-received, as ``(service.name, trace id, span id, parent span id, name)``.
+It answers ``POST /v1/traces`` (protobuf; gzip and chunked, as Traefik sends it, or not) with
+200 and keeps every span it received, as ``(service.name, trace id, span id, parent span id, name)``.
 """
 
 from __future__ import annotations
