@@ -1,8 +1,9 @@
 """Prometheus metrics: every service's HTTP traffic and the domain's ``clinic_*`` metrics.
 
 Each service process serves ``/metrics`` on a port of its own (``METRICS_PORT``, on
-``METRICS_HOST``), never on its API port, so the gateway cannot route to it. Unset, the
-process serves none (test apps, one-off commands).
+``METRICS_HOST``), never on its API port, so the gateway cannot route to it; each worker
+process of one service (``WEB_CONCURRENCY``) takes the next free port. Unset, the process
+serves none (test apps, one-off commands).
 
 - HTTP traffic, by route template, is measured by ``prometheus-fastapi-instrumentator``
   (``instrument``): ``http_requests_total{handler,method,status}`` (status grouped as 2xx,
@@ -17,11 +18,12 @@ process serves none (test apps, one-off commands).
 
 A service adds its own metrics in its ``metrics.py`` with these helpers; names are
 ``clinic_<what>_<unit>`` (``_total`` for counters, ``_seconds`` for durations). The
-notification service's webhook and mail deliveries are expected as
+notification service's webhook and mail deliveries fit as
 ``clinic_notification_deliveries_total{channel,outcome}``,
-``clinic_notification_delivery_lag_seconds{channel}`` (histogram: from the event's
-``occurred_at`` to the delivery) and ``clinic_notification_pending{channel}``, which the
-dashboards and alert rules in deploy/observability/ already name.
+``clinic_notification_delivery_lag_seconds{channel}`` (a histogram with ``LAG_BUCKETS``: from
+the event's ``occurred_at`` to the delivery) and, computed at scrape time like the outbox's,
+``clinic_notification_pending{channel}``; its panels and alert rules then join those of
+deploy/observability/ (docs/deploy.md, "Observability").
 """
 
 from __future__ import annotations
@@ -105,10 +107,26 @@ def scrape_time_collector(collector: Collector) -> Iterator[Collector]:
         REGISTRY.unregister(collector)
 
 
-def serve_metrics(host: str, port: int) -> Callable[[], None]:
-    """Serve the process's registry at ``http://host:port/metrics`` in a daemon thread; returns a stop."""
-    server, thread = start_http_server(port, addr=host)
-    log.info("metrics on http://%s:%s/metrics", host, port)
+# With several worker processes per service (WEB_CONCURRENCY), each takes the first free port
+# from METRICS_PORT on: worker processes have no index to derive a port from.
+PORTS_TRIED = 16
+
+
+def serve_metrics(host: str, port: int, tries: int = PORTS_TRIED) -> Callable[[], None] | None:
+    """Serve the process's registry at ``http://host:<port>/metrics`` in a daemon thread, on the
+    first free port from ``port`` on; returns a stop, or None when none was free (the service runs
+    on without metrics rather than not at all)."""
+    for candidate in range(port, port + tries):
+        try:
+            server, thread = start_http_server(candidate, addr=host)
+        except OSError as exc:
+            log.debug("metrics port %s unavailable: %s", candidate, exc)
+            continue
+        log.info("metrics on http://%s:%s/metrics", host, candidate)
+        break
+    else:
+        log.error("no free metrics port in %s..%s: serving no metrics", port, port + tries - 1)
+        return None
 
     def stop() -> None:
         server.shutdown()
@@ -134,7 +152,8 @@ def metrics_server(app: FastAPI) -> Iterator[None]:
     try:
         yield
     finally:
-        stop()
+        if stop is not None:
+            stop()
 
 
 def samples(families: Iterable[Any]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
