@@ -28,6 +28,7 @@ deploy/observability/ (docs/deploy.md, "Observability").
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -91,10 +92,18 @@ def instrument(app: FastAPI) -> None:
         should_ignore_untemplated=False,
         should_group_untemplated=True,
         excluded_handlers=["^/health"],
-    ).add(
+    ).add(*_http_instrumentations()).instrument(app)
+
+
+@functools.cache
+def _http_instrumentations() -> tuple[Callable[..., None], ...]:
+    """The library's request counter and duration histogram, made once per process: made again
+    (another app in the same process, as in a test session), the library finds them registered
+    and returns no instrumentation at all."""
+    return (
         http_metrics.requests(),
         http_metrics.latency(should_include_status=False, buckets=HTTP_BUCKETS),
-    ).instrument(app)
+    )
 
 
 @contextmanager
