@@ -1,7 +1,6 @@
 """identity-service settings: the only place its environment is read."""
 
 import os
-from functools import lru_cache
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -127,9 +126,3 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
         default=300.0, gt=0, validation_alias="USER_STATUS_CACHE_TTL_SECONDS"
     )
     user_status_cache_size: int = Field(default=100_000, ge=1, validation_alias="USER_STATUS_CACHE_SIZE")
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The process's settings, read once."""
-    return Settings()
