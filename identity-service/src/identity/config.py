@@ -60,7 +60,7 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
         default=10.0, ge=0, le=300, validation_alias="REFRESH_REUSE_GRACE_SECONDS"
     )
     # The refresh tokens of a session are deleted this long after the session ended (every
-    # token revoked or expired): retention.py.
+    # token revoked or expired): adapters/retention.py.
     refresh_token_retention_days: float = Field(
         default=30.0, gt=0, validation_alias="REFRESH_TOKEN_RETENTION_DAYS"
     )
