@@ -26,6 +26,13 @@ ACTIVE_STATUSES: frozenset[AppointmentStatus] = frozenset(
     {AppointmentStatus.PENDING, AppointmentStatus.CONFIRMED}
 )
 
+
+def takes_timeslot(status: AppointmentStatus) -> bool:
+    """Whether an appointment keeps its timeslot taken at scheduling (what the hold sweeper asks):
+    every appointment but a cancelled one (a past one keeps it as history)."""
+    return status is not AppointmentStatus.CANCELLED
+
+
 TRANSITIONS: dict[AppointmentStatus, frozenset[AppointmentStatus]] = {
     AppointmentStatus.PENDING: frozenset({AppointmentStatus.CONFIRMED, AppointmentStatus.CANCELLED}),
     AppointmentStatus.CONFIRMED: frozenset(

@@ -25,6 +25,7 @@ from booking.domain import (
     check_cancellation,
     check_status_change,
     deactivation_reason,
+    takes_timeslot,
 )
 from booking.errors import AccountDeactivated, AppointmentNotFound, TimeslotNotAvailable, TimeslotNotFound
 from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment, User
@@ -40,6 +41,7 @@ class ReservationView:
     reservation_id: uuid.UUID
     appointment_id: int
     status: str
+    takes_timeslot: bool
 
 
 def book_appointment(
@@ -200,7 +202,12 @@ def find_reservation(session: Session, reservation_id: uuid.UUID) -> Reservation
         ).first()
     if row is None:
         return None
-    return ReservationView(reservation_id=reservation_id, appointment_id=row.id, status=row.status)
+    return ReservationView(
+        reservation_id=reservation_id,
+        appointment_id=row.id,
+        status=row.status,
+        takes_timeslot=takes_timeslot(AppointmentStatus(row.status)),
+    )
 
 
 def remember_user(
