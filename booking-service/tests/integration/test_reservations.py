@@ -41,10 +41,14 @@ def test_a_reservation_id_that_is_not_a_uuid_is_a_422(client, from_scheduling):
     assert client.get("/internal/reservations/not-a-uuid", headers=from_scheduling).status_code == 422
 
 
-def test_only_schedulings_service_token_may_ask(client, seed, new_id, as_user, minter):
+def test_only_schedulings_service_token_may_ask(client, seed, new_id, callers, minter):
     appointment = seed(patient_id=new_id(), doctor_id=new_id(), status="confirmed")
     path = f"/internal/reservations/{appointment.reservation_id}"
-    for headers in ({}, as_user(appointment.patient_id, "patient"), as_user(new_id(), "admin")):
+    for headers in (
+        {},
+        callers("patient", appointment.patient_id).headers,
+        callers("admin", new_id()).headers,
+    ):
         response = checked(client, "booking").get(path, headers=headers)
         assert response.status_code == 401
         assert response.headers["content-type"] == "application/problem+json"
