@@ -34,7 +34,7 @@ def exported_metric_names() -> set[str]:
     """Every metric family the chassis and the services define (their modules imported)."""
     for module in (
         "chassis.messaging.metrics",
-        *(f"{s}.metrics" for s in ("identity", "scheduling", "booking")),
+        *(f"{s}.adapters.metrics" for s in ("identity", "scheduling", "booking")),
     ):
         importlib.import_module(module)
     names = set(HTTP_METRICS)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from chassis.db import Database
 from chassis.reads import FastReads
 from chassis.timezones import utcnow
-from scheduling import metrics
+from scheduling.adapters import metrics
 from scheduling.domain import HoldOutcome, HoldTarget, TimeslotState, check_hold, decide_expired_hold
 from scheduling.models import CancelledReservation, Doctor, Timeslot
 
@@ -227,10 +227,11 @@ def _set_booked(timeslot: Timeslot) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ReservationAnswer:
-    """booking's answer about a reservation: found (with its status), not found, or unknown (None)."""
+    """booking's answer about a reservation: found (and whether it takes its timeslot), not found,
+    or unknown (None)."""
 
     found: bool | None
-    status: str | None = None
+    takes_timeslot: bool | None = None
 
 
 ReservationLookup = Callable[[uuid.UUID], ReservationAnswer]
@@ -264,7 +265,7 @@ def sweep_expired_holds(
                 break
             reservation_id = timeslot.reservation_id
             answer = lookup(reservation_id)
-            outcome = decide_expired_hold(answer.found, answer.status)
+            outcome = decide_expired_hold(answer.found, answer.takes_timeslot)
             decided[timeslot.id] = outcome
             if outcome is HoldOutcome.BOOK:
                 _set_booked(timeslot)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from chassis.db import Database
-from identity import metrics
+from identity.adapters import metrics
 from identity.domain import normalise_email
 from identity.errors import LoginThrottled
 from identity.models import LoginFailure
