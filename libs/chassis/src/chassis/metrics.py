@@ -16,7 +16,7 @@ serves none (test apps, one-off commands).
   Prometheus scrapes, by a collector registered with ``scrape_time_collector`` while the
   app runs: no request pays for them.
 
-A service adds its own metrics in its ``metrics.py`` with these helpers; names are
+A service adds its own metrics in its ``adapters/metrics.py`` with these helpers; names are
 ``clinic_<what>_<unit>`` (``_total`` for counters, ``_seconds`` for durations). The
 notification service's webhook and mail deliveries fit as
 ``clinic_notification_deliveries_total{channel,outcome}``,
