@@ -41,7 +41,7 @@ def exported_metric_names() -> set[str]:
     for family in REGISTRY.collect():
         names |= {family.name, f"{family.name}_total"} if family.type == "counter" else {family.name}
         names |= {sample.name for sample in family.samples}
-    # Collected at scrape time (chassis.messaging.metrics.OutboxCollector), from the database.
+    # Collected at scrape time (chassis.messaging.metrics.OutboxBacklog), from the database.
     names |= {"clinic_outbox_unpublished_events", "clinic_outbox_oldest_unpublished_age_seconds"}
     return names
 

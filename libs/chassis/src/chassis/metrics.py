@@ -13,8 +13,8 @@ serves none (test apps, one-off commands).
   test sessions that build many apps in one process do not clash), incremented where the
   thing happens: an ``inc()`` is a lock and an addition, nothing more.
 - Gauges that need a query (the outbox's depth, the oldest event's age) are computed when
-  Prometheus scrapes, by a collector registered with ``scrape_time_collector`` while the
-  app runs: no request pays for them.
+  Prometheus scrapes, by one collector per process that each running app adds its source to
+  (``chassis.messaging.metrics.OutboxBacklog``): no request pays for them.
 
 A service adds its own metrics in its ``adapters/metrics.py`` with these helpers; names are
 ``clinic_<what>_<unit>`` (``_total`` for counters, ``_seconds`` for durations). The
@@ -36,9 +36,8 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from fastapi import FastAPI
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
-from prometheus_client.registry import Collector
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as http_metrics
 
@@ -104,16 +103,6 @@ def _http_instrumentations() -> tuple[Callable[..., None], ...]:
         http_metrics.requests(),
         http_metrics.latency(should_include_status=False, buckets=HTTP_BUCKETS),
     )
-
-
-@contextmanager
-def scrape_time_collector(collector: Collector) -> Iterator[Collector]:
-    """Register ``collector`` (its ``collect()`` runs at each scrape) for the duration of the block."""
-    REGISTRY.register(collector)
-    try:
-        yield collector
-    finally:
-        REGISTRY.unregister(collector)
 
 
 # With several worker processes per service (WEB_CONCURRENCY), each takes the first free port

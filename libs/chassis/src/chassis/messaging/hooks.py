@@ -10,9 +10,8 @@ from fastapi import FastAPI
 from chassis.app import Hook
 from chassis.db import Database
 from chassis.messaging.consumer import DEFAULT_RETRY_DELAYS, EventConsumer, Handler
-from chassis.messaging.metrics import OutboxCollector
+from chassis.messaging.metrics import OUTBOX_BACKLOG
 from chassis.messaging.relay import OutboxRelay
-from chassis.metrics import scrape_time_collector
 
 
 def messaging_hooks(
@@ -45,7 +44,7 @@ def messaging_hooks(
             relay.start()
             try:
                 # The outbox's backlog, read at each scrape of /metrics (chassis.messaging.metrics).
-                with scrape_time_collector(OutboxCollector(service, db)):
+                with OUTBOX_BACKLOG.watching(service, db):
                     yield relay
             finally:
                 relay.stop()

@@ -2,7 +2,7 @@
 
 - ``clinic_outbox_unpublished_events{service}`` and
   ``clinic_outbox_oldest_unpublished_age_seconds{service}``: computed at scrape time
-  (``OutboxCollector``, one indexed query on the unpublished rows' partial index), so they
+  (``OutboxBacklog``, one indexed query on the unpublished rows' partial index), so they
   return to 0 as soon as the relay has caught up, and keep growing while it cannot publish.
 - ``clinic_outbox_published_total`` / ``clinic_outbox_publish_failures_total``: the relay.
 - ``clinic_events_consumed_total{service,event_type,outcome}`` (``handled``, ``duplicate``,
@@ -17,10 +17,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import text
 
@@ -71,14 +74,34 @@ _OUTBOX_BACKLOG = text(
 )
 
 
-class OutboxCollector:
-    """The outbox's backlog, read when Prometheus scrapes (never on a request's path)."""
+class OutboxBacklog:
+    """The outboxes' backlog, read when Prometheus scrapes (never on a request's path).
 
-    def __init__(self, service: str, db: Database) -> None:
-        self.service = service
-        self.db = db
+    One collector per process, registered on first use; each running app adds its outbox
+    (``watching``) for as long as its relay runs (a test process runs several apps at once).
+    """
 
-    def collect(self) -> Iterator[Any]:
+    def __init__(self) -> None:
+        self._sources: dict[int, tuple[str, Database]] = {}
+        self._lock = threading.Lock()
+        self._registered = False
+
+    @contextmanager
+    def watching(self, service: str, db: Database) -> Iterator[None]:
+        key = id(db)
+        with self._lock:
+            register, self._registered = not self._registered, True
+            self._sources[key] = (service, db)
+        if register:
+            REGISTRY.register(self)  # asks describe(), not collect(): no query at registration
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._sources.pop(key, None)
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
         pending = GaugeMetricFamily(
             "clinic_outbox_unpublished_events",
             "Committed outbox events not yet published to the broker.",
@@ -89,16 +112,29 @@ class OutboxCollector:
             "Age of the oldest unpublished outbox event (0 when there is none).",
             labels=["service"],
         )
-        try:
-            with self.db.engine.connect() as connection:
-                row = connection.execute(_OUTBOX_BACKLOG).one()
-        except Exception as exc:  # a scrape while the database is down: no sample, not an error page
-            log.debug("outbox backlog unavailable: %s", exc)
-            return
-        pending.add_metric([self.service], float(row.pending))
-        age.add_metric([self.service], float(row.oldest_age))
+        return pending, age
+
+    def describe(self) -> Iterator[Any]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Any]:
+        pending, age = self._families()
+        with self._lock:
+            sources = list(self._sources.values())
+        for service, db in sources:
+            try:
+                with db.engine.connect() as connection:
+                    row = connection.execute(_OUTBOX_BACKLOG).one()
+            except Exception as exc:  # a scrape while the database is down: no sample, not an error page
+                log.debug("outbox backlog of %s unavailable: %s", service, exc)
+                continue
+            pending.add_metric([service], float(row.pending))
+            age.add_metric([service], float(row.oldest_age))
         yield pending
         yield age
+
+
+OUTBOX_BACKLOG = OutboxBacklog()
 
 
 def record_consumed(service: str, event_type: str, outcome: str, occurred_at: Any | None = None) -> None:
