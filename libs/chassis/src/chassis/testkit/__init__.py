@@ -8,7 +8,7 @@
   ``new_id()``.
 - ``polling``: ``wait_until(predicate)``, one meaning: until it returns something truthy.
 - ``faults``: ``tcp_proxy(url)``, a proxy to cut and restore.
-- ``servers``: ``ServerThread``, a stand-in of another service over real HTTP.
+- ``servers``: ``ServerThread``, a stand-in of another service over real HTTP; ``health``: ``readiness(client)``.
 - ``http_contracts``: ``contracts/http/`` schemas, checked by providers and consumers alike.
 """
 
