@@ -8,7 +8,8 @@
   ``new_id()``.
 - ``polling``: ``wait_until(predicate)``, one meaning: until it returns something truthy.
 - ``faults``: ``tcp_proxy(url)``, a proxy to cut and restore.
-- ``servers``: ``ServerThread``, a stand-in of another service over real HTTP; ``health``: ``readiness(client)``.
+- ``servers``: ``ServerThread``, a stand-in of another service over real HTTP.
+- ``health``: ``readiness(client)``, the liveness checked and the readiness answered.
 - ``http_contracts``: ``contracts/http/`` schemas, checked by providers and consumers alike.
 """
 
