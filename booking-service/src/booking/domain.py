@@ -83,6 +83,20 @@ def check_cancellation(current: AppointmentStatus, *, start_time: datetime, now:
         )
 
 
+def check_reschedule(current: AppointmentStatus, *, start_time: datetime, now: datetime) -> None:
+    """Allow a move to another timeslot: only an active appointment that has not started."""
+    if current not in ACTIVE_STATUSES:
+        raise IllegalStatusChange(
+            f"Only a pending or confirmed appointment can be rescheduled; this one is {current}.",
+            current_status=str(current),
+        )
+    if now >= start_time:
+        raise AppointmentAlreadyStarted(
+            "This appointment has already started and can no longer be rescheduled.",
+            current_status=str(current),
+        )
+
+
 def deactivation_reason(*, as_patient: bool) -> str:
     """The cancellation reason recorded when a user's account is deactivated."""
     whose = "patient's" if as_patient else "doctor's"

@@ -73,6 +73,30 @@ class AppointmentAlreadyStarted(DomainError):
     code = "appointment_started"
 
 
+class TooManyActiveAppointments(DomainError):
+    """The doctor's ``max_active_per_patient``: the patient has that many upcoming appointments."""
+
+    code = "too_many_active_appointments"
+
+
+class CancellationTooLate(DomainError):
+    """A patient cancels or moves an appointment later than the doctor's cancellation notice."""
+
+    code = "cancellation_notice"
+
+
+class OutsideBookingPolicy(DomainError):
+    """The timeslot starts sooner than the doctor's minimum notice or beyond their horizon."""
+
+    code = "outside_booking_policy"
+
+
+class OtherDoctorsTimeslot(DomainError):
+    """A reschedule to a timeslot of another doctor."""
+
+    code = "other_doctor"
+
+
 STATUS_OF: dict[type[DomainError], int] = {
     AccountDeactivated: 401,
     AppointmentNotFound: 404,
@@ -85,4 +109,8 @@ STATUS_OF: dict[type[DomainError], int] = {
     IllegalStatusChange: 409,
     AppointmentNotStarted: 409,
     AppointmentAlreadyStarted: 409,
+    TooManyActiveAppointments: 409,
+    CancellationTooLate: 409,
+    OutsideBookingPolicy: 422,
+    OtherDoctorsTimeslot: 422,
 }

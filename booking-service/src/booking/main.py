@@ -12,6 +12,7 @@ from booking.scheduling_client import SchedulingClient
 from chassis.app import Hook, create_service_app
 from chassis.db import Database
 from chassis.health import amqp_check
+from chassis.idempotency import idempotency_retention_tasks
 from chassis.messaging import messaging_hooks, service_retention_hooks
 from chassis.observability import configure_logging
 from chassis.trust import ServiceTrust
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             handlers=events.CONSUMED,
             enabled=settings.messaging_enabled,
         ),
-        *service_retention_hooks("booking", db, settings),
+        *service_retention_hooks("booking", db, settings, idempotency_retention_tasks(db)),
     ]
     app = create_service_app(
         database=db,

@@ -18,6 +18,8 @@ from typing import Any
 
 from booking.errors import (
     CannotBookOwnTimeslot,
+    OtherDoctorsTimeslot,
+    OutsideBookingPolicy,
     SchedulingUnavailable,
     TimeslotNotAvailable,
     TimeslotNotFound,
@@ -27,6 +29,9 @@ from chassis.http import JsonClient, JsonResponse, NoAnswer, Unreachable
 from chassis.service_auth import ServiceCredentials, ServiceCredentialUnavailable
 
 log = logging.getLogger("booking.scheduling")
+
+# scheduling's 422 codes for a start time outside the doctor's booking policy.
+POLICY_CODES = frozenset({"booking_notice", "booking_horizon"})
 
 UNAVAILABLE = "The schedule cannot be reached right now; nothing was booked. Please try again shortly."
 
@@ -56,14 +61,20 @@ class SchedulingClient:
     def close(self) -> None:
         self._http.close()
 
-    def hold(self, timeslot_id: int, *, reservation_id: uuid.UUID, patient_id: int) -> Hold:
+    def hold(
+        self, timeslot_id: int, *, reservation_id: uuid.UUID, patient_id: int, doctor_id: int | None = None
+    ) -> Hold:
         """Hold ``timeslot_id`` for ``reservation_id``, or raise the domain error scheduling answered.
+
+        With ``doctor_id`` (a reschedule) only a timeslot of that doctor is held.
 
         When the outcome is unknown (timeout, 5xx, a garbled answer) the hold may
         exist; it is released before ``SchedulingUnavailable`` is raised, so a
         failed booking never leaves the timeslot blocked.
         """
-        body = {"reservation_id": str(reservation_id), "patient_id": patient_id}
+        body: dict[str, Any] = {"reservation_id": str(reservation_id), "patient_id": patient_id}
+        if doctor_id is not None:
+            body["doctor_id"] = doctor_id
         try:
             response = self._http.post(
                 f"/internal/timeslots/{timeslot_id}/hold", body, headers=self._authorization()
@@ -95,6 +106,16 @@ class SchedulingClient:
             raise CannotBookOwnTimeslot("A doctor cannot book an appointment with themselves.")
         if response.status == 409:
             raise TimeslotNotAvailable("This timeslot is not available any more.")
+        if response.status == 422 and code in POLICY_CODES:
+            raise OutsideBookingPolicy(
+                _problem_detail(response) or "This timeslot is outside the doctor's booking policy.",
+                errors=[{"field": "timeslot_id", "message": "outside the doctor's booking policy"}],
+            )
+        if response.status == 422 and code == "other_doctor":
+            raise OtherDoctorsTimeslot(
+                "An appointment can only move to another timeslot of the same doctor.",
+                errors=[{"field": "timeslot_id", "message": "belongs to another doctor"}],
+            )
         if response.status == 422:
             raise TimeslotStarted("This timeslot has already started; only future timeslots can be booked.")
         log.error("scheduling answered a hold of timeslot %s with %s", timeslot_id, response.status)
@@ -141,6 +162,15 @@ def _hold_of(body: dict[str, Any]) -> Hold:
         start_time=start_time,
         end_time=end_time,
     )
+
+
+def _problem_detail(response: JsonResponse) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return detail if isinstance(detail, str) else None
 
 
 def _problem_code(response: JsonResponse) -> str | None:

@@ -12,12 +12,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, case, func, insert, or_, select
+from sqlalchemy import BigInteger, Connection, bindparam, case, func, insert, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from booking import events
+from booking import events, history, policy
 from booking.domain import (
     ACTIVE_STATUSES,
     AppointmentStatus,
@@ -27,11 +27,13 @@ from booking.domain import (
     deactivation_reason,
 )
 from booking.errors import AccountDeactivated, AppointmentNotFound, TimeslotNotAvailable, TimeslotNotFound
-from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment, User
+from booking.history import Action
+from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment, AppointmentHistory, User
 from booking.queries import AppointmentView, view_of
 from booking.scheduling_client import SchedulingClient
 from chassis.auth import Principal
 from chassis.db import Database
+from chassis.idempotency import NO_KEY, Recorder
 from chassis.timezones import utcnow
 
 
@@ -49,20 +51,24 @@ def book_appointment(
     patient_id: int,
     timeslot_id: int,
     reason: str | None,
+    record: Recorder = NO_KEY,
 ) -> AppointmentView:
     """Book ``timeslot_id`` for ``patient_id``: a pending appointment that really holds the timeslot.
 
     The busiest write of the system, so plain prebuilt Core statements on one connection,
-    four round trips after the hold: lock both users (their names come back with the lock),
-    insert the appointment, insert its event together with the relay's wake-up, commit.
+    five round trips after the hold: lock both users (their names come back with the lock),
+    read the doctor's per-patient limit, insert the appointment with its history entry, insert
+    its event together with the relay's wake-up, commit. ``record`` stores the answer of an
+    Idempotency-Key in the same transaction.
     """
     reservation_id = uuid.uuid4()
     hold = scheduling.hold(timeslot_id, reservation_id=reservation_id, patient_id=patient_id)
     try:
         with db.engine.begin() as connection:
             names = _lock_users(connection, patient_id=patient_id, doctor_id=hold.doctor_id)
+            policy.check_active_limit(connection, patient_id=patient_id, doctor_id=hold.doctor_id)
             stored = connection.execute(
-                _INSERT_APPOINTMENT,
+                _INSERT_APPOINTMENT_AND_ENTRY,
                 {
                     "reservation_id": reservation_id,
                     "timeslot_id": hold.timeslot_id,
@@ -72,6 +78,8 @@ def book_appointment(
                     "end_time": hold.end_time,
                     "status": AppointmentStatus.PENDING.value,
                     "reason": reason or "",
+                    "actor_id": patient_id,
+                    "history_timeslot_id": hold.timeslot_id,
                 },
             ).one()
             booked = AppointmentView(
@@ -90,6 +98,7 @@ def book_appointment(
                 updated_at=stored.updated_at,
             )
             events.publish_booked(connection, booked, reservation_id)
+            record.record(connection, booked)
     except BaseException as exc:
         # The appointment was not stored, so nothing may stay held: free the timeslot now, not at expiry.
         scheduling.release(timeslot_id, reservation_id=reservation_id)
@@ -120,6 +129,26 @@ _INSERT_APPOINTMENT = (
     )
     .returning(_APPOINTMENTS.c.id, _APPOINTMENTS.c.created_at, _APPOINTMENTS.c.updated_at)
 )
+# The appointment and its ``booked`` history entry in one statement (a data-modifying CTE).
+_NEW_APPOINTMENT = _INSERT_APPOINTMENT.cte("new_appointment")
+_BOOKED_ENTRY = (
+    insert(AppointmentHistory.__table__)
+    .from_select(
+        history.INSERT_BOOKED_COLUMNS,
+        select(
+            _NEW_APPOINTMENT.c.id,
+            bindparam("actor_id", type_=BigInteger),
+            literal("patient"),
+            literal(Action.BOOKED.value),
+            literal(AppointmentStatus.PENDING.value),
+            bindparam("history_timeslot_id", type_=BigInteger),
+        ),
+    )
+    .cte("booked_entry")
+)
+_INSERT_APPOINTMENT_AND_ENTRY = select(
+    _NEW_APPOINTMENT.c.id, _NEW_APPOINTMENT.c.created_at, _NEW_APPOINTMENT.c.updated_at
+).add_cte(_BOOKED_ENTRY)
 _LOCK_USERS = (
     select(_USERS.c.id, _USERS.c.is_active, _USERS.c.full_name)
     .where(_USERS.c.id.in_([bindparam("patient_id"), bindparam("doctor_id")]))
@@ -159,6 +188,17 @@ def get_appointment(session: Session, appointment_id: int, caller: Principal) ->
         return view_of(session, appointment_id)
 
 
+def appointment_history(
+    session: Session, appointment_id: int, caller: Principal
+) -> list[history.HistoryEntry]:
+    """An appointment's history, oldest first, if ``caller`` may see the appointment."""
+    with session.begin():
+        appointment = session.get(Appointment, appointment_id)
+        if appointment is None or not _may_see(caller, appointment):
+            raise _not_found(appointment_id)
+        return history.entries(session, appointment)
+
+
 def change_status(
     session: Session,
     appointment_id: int,
@@ -174,11 +214,19 @@ def change_status(
         now = utcnow()
         check_status_change(previous, status, start_time=appointment.start_time, now=now)
         if status == AppointmentStatus.CANCELLED:
-            _cancel(session, appointment, CancelledBy(caller.role), cancellation_reason, now)
+            _cancel(session, appointment, caller, cancellation_reason, now)
         else:
             appointment.status = status
             appointment.updated_at = now
             events.publish_status_changed(session, appointment, previous)
+            history.record(
+                session,
+                appointment.id,
+                actor=caller,
+                action=Action.STATUS_CHANGED,
+                from_status=previous,
+                to_status=status,
+            )
         session.flush()
         return view_of(session, appointment_id)
 
@@ -189,7 +237,9 @@ def cancel_appointment(session: Session, appointment_id: int, caller: Principal)
         appointment = _locked(session, appointment_id, caller)
         now = utcnow()
         check_cancellation(AppointmentStatus(appointment.status), start_time=appointment.start_time, now=now)
-        _cancel(session, appointment, CancelledBy(caller.role), None, now)
+        if caller.role == "patient":
+            policy.check_cancellation_notice(session, appointment, now)
+        _cancel(session, appointment, caller, None, now)
 
 
 def find_reservation(session: Session, reservation_id: uuid.UUID) -> ReservationView | None:
@@ -255,7 +305,7 @@ def cancel_appointments_of_deactivated_user(session: Session, user_id: int) -> i
     ).all()
     for appointment in appointments:
         reason = deactivation_reason(as_patient=appointment.patient_id == user_id)
-        _cancel(session, appointment, CancelledBy.SYSTEM, reason, now)
+        _cancel(session, appointment, None, reason, now)
     return len(appointments)
 
 
@@ -284,14 +334,25 @@ def _lock_users(connection: Connection, *, patient_id: int, doctor_id: int) -> d
 
 
 def _cancel(
-    session: Session, appointment: Appointment, by: CancelledBy, reason: str | None, now: datetime
+    session: Session, appointment: Appointment, actor: Principal | None, reason: str | None, now: datetime
 ) -> None:
+    """Cancel, with its event and history entry; ``actor`` None: the system (a deactivated account)."""
+    by = CancelledBy.SYSTEM if actor is None else CancelledBy(actor.role)
     previous = AppointmentStatus(appointment.status)
     appointment.status = AppointmentStatus.CANCELLED
     appointment.cancelled_by = by
     appointment.cancellation_reason = reason
     appointment.updated_at = now
     events.publish_cancelled(session, appointment, previous, by)
+    history.record(
+        session,
+        appointment.id,
+        actor=actor,
+        action=Action.CANCELLED,
+        from_status=previous,
+        to_status=AppointmentStatus.CANCELLED,
+        reason=reason,
+    )
 
 
 def _locked(session: Session, appointment_id: int, caller: Principal) -> Appointment:

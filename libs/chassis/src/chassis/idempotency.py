@@ -87,7 +87,7 @@ class IdempotencyKey(Base):
     # Null while in flight; the answer's status and JSON body once answered.
     status_code: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[Any | None] = mapped_column(JSONB)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     leased_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
