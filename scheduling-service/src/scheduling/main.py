@@ -5,6 +5,7 @@ from fastapi import FastAPI
 from chassis.app import create_service_app
 from chassis.db import Database
 from chassis.health import amqp_check
+from chassis.idempotency import idempotency_retention_tasks
 from chassis.messaging import messaging_hooks, service_retention_hooks
 from chassis.observability import configure_logging
 from chassis.trust import ServiceTrust
@@ -32,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             handlers=events.CONSUMED,
             enabled=settings.messaging_enabled,
         ),
-        *service_retention_hooks("scheduling", db, settings),
+        *service_retention_hooks("scheduling", db, settings, idempotency_retention_tasks(db)),
     ]
     if settings.hold_sweeper_enabled:
         hooks.append(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import DateTime, bindparam, cast, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,18 @@ from scheduling.models import CancelledReservation, Doctor, Timeslot
 log = logging.getLogger("scheduling.reservations")
 
 _doctor_active = exists().where(Doctor.id == Timeslot.doctor_id, Doctor.is_doctor, Doctor.is_active)
+_p_now = cast(bindparam("p_now"), DateTime(timezone=True))
+# ... and its booking policy lets the timeslot be booked now: outside the notice, inside the horizon.
+_doctor_allows = exists().where(
+    Doctor.id == Timeslot.doctor_id,
+    Doctor.is_doctor,
+    Doctor.is_active,
+    Timeslot.start_time >= _p_now + func.make_interval(0, 0, 0, 0, 0, Doctor.min_notice_minutes),
+    or_(
+        Doctor.booking_horizon_days.is_(None),
+        Timeslot.start_time <= _p_now + func.make_interval(0, 0, 0, Doctor.booking_horizon_days),
+    ),
+)
 
 # The statements every booking runs, built once (building and fingerprinting one per request
 # cost more than running it). Parameter names differ from the columns they set, as Core requires.
@@ -38,7 +50,7 @@ _HOLD = (
         _TIMESLOTS.c.state == TimeslotState.AVAILABLE.value,
         _TIMESLOTS.c.start_time > bindparam("p_now"),
         _TIMESLOTS.c.doctor_id != bindparam("p_patient_id"),
-        _doctor_active,
+        _doctor_allows,
     )
     .values(
         state=TimeslotState.HELD.value,
@@ -54,6 +66,13 @@ _HOLD = (
         _TIMESLOTS.c.held_until,
     )
 )
+# The doctor's policy next to a timeslot (for explaining a refused hold).
+_POLICY_OF_DOCTOR = tuple(
+    select(column).where(Doctor.id == Timeslot.doctor_id).scalar_subquery().label(column.key)
+    for column in (Doctor.min_notice_minutes, Doctor.booking_horizon_days)
+)
+# A reschedule holds only a timeslot of the appointment's doctor.
+_HOLD_OF_DOCTOR = _HOLD.where(_TIMESLOTS.c.doctor_id == bindparam("p_doctor_id"))
 _BOOK_HELD = (
     update(_TIMESLOTS)
     .where(
@@ -86,6 +105,7 @@ async def hold_timeslot(
     patient_id: int,
     hold_seconds: int,
     now: datetime | None = None,
+    doctor_id: int | None = None,
 ) -> Hold | Timeslot:
     """Hold a timeslot for ``reservation_id`` until ``now + hold_seconds``; idempotent.
 
@@ -95,30 +115,45 @@ async def hold_timeslot(
     shows that this reservation already holds it), read in a database thread.
     """
     now = now or utcnow()
-    held = await statements.write(
-        _HOLD,
-        {
-            "p_timeslot_id": timeslot_id,
-            "p_now": now,
-            "p_patient_id": patient_id,
-            "p_reservation_id": reservation_id,
-            "p_held_until": now + timedelta(seconds=hold_seconds),
-        },
-    )
+    values = {
+        "p_timeslot_id": timeslot_id,
+        "p_now": now,
+        "p_patient_id": patient_id,
+        "p_reservation_id": reservation_id,
+        "p_held_until": now + timedelta(seconds=hold_seconds),
+    }
+    if doctor_id is None:
+        held = await statements.write(_HOLD, values)
+    else:
+        held = await statements.write(_HOLD_OF_DOCTOR, {**values, "p_doctor_id": doctor_id})
     if held is not None:
         return Hold(**held)
     return await db.run(
-        _refused_hold, db, timeslot_id, reservation_id=reservation_id, patient_id=patient_id, now=now
+        _refused_hold,
+        db,
+        timeslot_id,
+        reservation_id=reservation_id,
+        patient_id=patient_id,
+        now=now,
+        doctor_id=doctor_id,
     )
 
 
 def _refused_hold(
-    db: Database, timeslot_id: int, *, reservation_id: uuid.UUID, patient_id: int, now: datetime
+    db: Database,
+    timeslot_id: int,
+    *,
+    reservation_id: uuid.UUID,
+    patient_id: int,
+    now: datetime,
+    doctor_id: int | None,
 ) -> Timeslot:
     """Why a hold changed nothing (raises the domain error), or the timeslot this reservation holds."""
     with db.transaction() as session:
         row = session.execute(
-            select(Timeslot, _doctor_active.label("doctor_active")).where(Timeslot.id == timeslot_id)
+            select(Timeslot, _doctor_active.label("doctor_active"), *_POLICY_OF_DOCTOR).where(
+                Timeslot.id == timeslot_id
+            )
         ).one_or_none()
         target = None
         if row is not None:
@@ -130,8 +165,10 @@ def _refused_hold(
                 state=TimeslotState(timeslot.state),
                 reservation_id=timeslot.reservation_id,
                 doctor_active=row.doctor_active,
+                min_notice_minutes=row.min_notice_minutes or 0,
+                booking_horizon_days=row.booking_horizon_days,
             )
-        check_hold(target, reservation_id=reservation_id, patient_id=patient_id, now=now)
+        check_hold(target, reservation_id=reservation_id, patient_id=patient_id, now=now, doctor_id=doctor_id)
         return row.Timeslot
 
 
@@ -210,6 +247,24 @@ def free_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
         .values(state=TimeslotState.AVAILABLE, reservation_id=None, held_until=None, updated_at=utcnow()),
         execution_options={"synchronize_session": False},
     )
+
+
+def move_reservation(
+    session: Session,
+    *,
+    old_timeslot_id: int,
+    old_reservation_id: uuid.UUID,
+    new_timeslot_id: int,
+    new_reservation_id: uuid.UUID,
+) -> None:
+    """Effect of ``booking.appointment.rescheduled``: book the new hold, free the old timeslot.
+
+    Each half is conditional on its reservation (as for ``booked`` and ``cancelled``), so a
+    stale or repeated event changes nothing, and the old reservation is remembered as
+    ended so that a late ``booked`` event of it cannot take the old timeslot again.
+    """
+    book_for_reservation(session, new_timeslot_id, new_reservation_id)
+    free_for_reservation(session, old_timeslot_id, old_reservation_id)
 
 
 def _set_booked(timeslot: Timeslot) -> None:

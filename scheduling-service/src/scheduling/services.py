@@ -8,12 +8,13 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, bindparam, exists, func, select
+from sqlalchemy import ColumnElement, DateTime, Select, bindparam, cast, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from chassis.db import Database
+from chassis.idempotency import NO_KEY, Recorder
 from chassis.pagination import PageParams, known_total
 from chassis.reads import FastReads
 from chassis.timezones import as_aware, day_bounds, utcnow
@@ -69,9 +70,17 @@ def _check_doctor_may_schedule(session: Session, doctor_id: int, *, register: bo
 
 
 def create_timeslot(
-    db: Database, doctor_id: int, start_time: datetime, end_time: datetime, *, tz: ZoneInfo
+    db: Database,
+    doctor_id: int,
+    start_time: datetime,
+    end_time: datetime,
+    *,
+    tz: ZoneInfo,
+    record: Recorder = NO_KEY,
 ) -> Timeslot:
-    """A new available timeslot; naive datetimes are read in the clinic time zone ``tz``."""
+    """A new available timeslot; naive datetimes are read in the clinic time zone ``tz``.
+
+    ``record`` stores an Idempotency-Key's answer in the same transaction."""
     interval = Interval(as_aware(start_time, tz), as_aware(end_time, tz))
     check_new_timeslot(interval, utcnow())
     try:
@@ -81,6 +90,7 @@ def create_timeslot(
             session.add(timeslot)
             session.flush()
             events.publish_timeslot_created(session, timeslot)
+            record.record(session, timeslot)
     except IntegrityError as exc:
         if _is_overlap(exc):
             raise TimeslotOverlap(OVERLAP) from exc
@@ -89,7 +99,7 @@ def create_timeslot(
 
 
 def create_timeslots_bulk(
-    db: Database, doctor_id: int, pattern: WorkingPattern, *, tz: ZoneInfo
+    db: Database, doctor_id: int, pattern: WorkingPattern, *, tz: ZoneInfo, record: Recorder = NO_KEY
 ) -> list[Timeslot]:
     """All the timeslots of a working pattern, or none (422/409 listing the offending times)."""
     intervals = expand_pattern(pattern, tz)
@@ -117,6 +127,7 @@ def create_timeslots_bulk(
             ).all()
             for timeslot in created:
                 events.publish_timeslot_created(session, timeslot)
+            record.record(session, created)
     except IntegrityError as exc:
         if not _is_overlap(exc):
             raise
@@ -205,6 +216,19 @@ FREE_LISTING_COLUMNS = (
 # parameter: building and fingerprinting a statement on each request cost more than running it.
 _LISTED = exists().where(DOCTORS.c.id == bindparam("doctor_id"), DOCTORS.c.is_doctor, DOCTORS.c.is_active)
 _DOCTOR_LISTED = select(_LISTED)
+# The doctor's booking policy bounds the listing: from now + notice to now + horizon (if any).
+# Uncorrelated scalar subqueries, so PostgreSQL reads the doctor's row once per statement.
+_now = cast(bindparam("now"), DateTime(timezone=True))
+_EARLIEST = (
+    select(_now + func.make_interval(0, 0, 0, 0, 0, DOCTORS.c.min_notice_minutes))
+    .where(DOCTORS.c.id == bindparam("doctor_id"))
+    .scalar_subquery()
+)
+_LATEST = (
+    select(_now + func.make_interval(0, 0, 0, DOCTORS.c.booking_horizon_days))
+    .where(DOCTORS.c.id == bindparam("doctor_id"))
+    .scalar_subquery()
+)
 
 
 def _free_conditions(*, day: bool, since: bool, until: bool) -> list[ColumnElement[bool]]:
@@ -214,6 +238,8 @@ def _free_conditions(*, day: bool, since: bool, until: bool) -> list[ColumnEleme
         c.state == TimeslotState.AVAILABLE,
         c.start_time > bindparam("now"),
         _LISTED,
+        c.start_time >= _EARLIEST,
+        or_(_LATEST.is_(None), c.start_time <= _LATEST),
     ]
     if day:
         conditions += [c.start_time >= bindparam("day_start"), c.start_time < bindparam("day_end")]
