@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from doctor.events import PROFILE_UPDATED
+from doctor.policy import NO_POLICY
 
 IDS = itertools.count(10_001)
 
@@ -75,6 +76,7 @@ def test_a_registered_doctor_gets_an_empty_listed_profile(api, identity, user_id
         "specialty": "",
         "bio": "",
         "years_of_experience": 0,
+        "booking_policy": NO_POLICY,
     }
     assert user_id in api.listed_ids("lovelace")
 

@@ -4,6 +4,7 @@ import pika
 
 from chassis.messaging.contracts import validate_envelope
 from doctor.events import PROFILE_UPDATED
+from doctor.policy import NO_POLICY
 
 
 def test_an_edit_publishes_the_whole_profile_within_the_contract(
@@ -23,6 +24,7 @@ def test_an_edit_publishes_the_whole_profile_within_the_contract(
         **body,
         "is_active": True,
         "revision": 2,
+        "booking_policy": NO_POLICY,
     }
     assert properties.message_id == envelope["event_id"]
     assert properties.delivery_mode == pika.DeliveryMode.Persistent.value
@@ -55,6 +57,7 @@ def test_a_new_doctors_profile_is_published_within_the_contract(
         "years_of_experience": 0,
         "is_active": True,
         "revision": 1,
+        "booking_policy": NO_POLICY,
     }
 
 
