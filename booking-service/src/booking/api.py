@@ -11,11 +11,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 
-from booking import queries, reschedule, services
+from booking import queries, services
+from booking.adapters.scheduling_client import SchedulingClient
 from booking.domain import AppointmentStatus
 from booking.errors import ReservationNotFound
 from booking.queries import AppointmentFilters, AppointmentView
-from booking.scheduling_client import SchedulingClient
 from booking.schemas import (
     MAX_ID,
     AppointmentCreate,
@@ -139,7 +139,7 @@ async def book_appointment(
         lambda record: services.book_appointment(
             db,
             scheduling,
-            patient_id=caller.id,
+            caller=caller,
             timeslot_id=body.timeslot_id,
             reason=body.reason,
             record=record,
@@ -196,7 +196,7 @@ async def list_appointments(
 )
 def get_appointment(appointment_id: AppointmentId, caller: AnyRole, session: DbSession) -> AppointmentView:
     """An appointment, for its patient, its doctor or an admin (404 for anyone else)."""
-    return services.get_appointment(session, appointment_id, caller)
+    return queries.get_appointment(session, appointment_id, caller)
 
 
 @router.patch(
@@ -261,7 +261,7 @@ async def reschedule_appointment(
         idempotency_key,
         caller.id,
         db,
-        lambda record: reschedule.reschedule_appointment(
+        lambda record: services.reschedule_appointment(
             db, scheduling, appointment_id, caller, timeslot_id=body.timeslot_id, record=record
         ),
         serialize=_appointment_json,
@@ -279,15 +279,15 @@ def appointment_history(appointment_id: AppointmentId, caller: AnyRole, session:
     """Every change of the appointment, oldest first: who (`actor_id`, `actor_role`; `system` for
     a cascade from a deactivated account), when, what (`booked`, `status_changed`, `rescheduled`,
     `cancelled`) and from/to which status and timeslot. For its patient, its doctor or an admin."""
-    return services.appointment_history(session, appointment_id, caller)
+    return queries.appointment_history(session, appointment_id, caller)
 
 
 @internal_router.get("/reservations/{reservation_id}", response_model=ReservationRead)
 def get_reservation(
     reservation_id: uuid.UUID, _caller: FromScheduling, session: DbSession
-) -> services.ReservationView:
+) -> queries.ReservationView:
     """What became of a reservation: its appointment and status, or 404 when none was stored."""
-    found = services.find_reservation(session, reservation_id)
+    found = queries.find_reservation(session, reservation_id)
     if found is None:
         raise ReservationNotFound(f"No appointment was stored for reservation {reservation_id}.")
     return found

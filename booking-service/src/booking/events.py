@@ -21,7 +21,6 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from booking import policy, services
 from booking.domain import AppointmentStatus, CancelledBy
 from booking.models import Appointment
 from booking.queries import AppointmentView
@@ -111,6 +110,8 @@ def publish_rescheduled(session: Session, appointment: Appointment, old: Moved, 
 
 
 def on_doctor_profile_updated(session: Session, envelope: Envelope) -> None:
+    from booking.services import policy  # services publishes through this module: imported when handling
+
     data = envelope.data
     if "booking_policy" in data:
         policy.remember_policy(
@@ -119,6 +120,8 @@ def on_doctor_profile_updated(session: Session, envelope: Envelope) -> None:
 
 
 def on_user_registered(session: Session, envelope: Envelope) -> None:
+    from booking import services  # services publishes through this module: imported when handling
+
     data = envelope.data
     current = services.remember_user(
         session,
@@ -140,6 +143,8 @@ def on_user_updated(session: Session, envelope: Envelope) -> None:
 
 
 def on_user_deactivated(session: Session, envelope: Envelope) -> None:
+    from booking import services
+
     data = envelope.data
     # The name since the event carries it (an older event does not: the name stays as it is).
     current = services.remember_user(

@@ -7,6 +7,7 @@ rename shows at once on old appointments; a name not known yet is empty.
 from __future__ import annotations
 
 import functools
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -15,8 +16,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
-from booking.domain import AppointmentStatus
-from booking.models import Appointment, User
+from booking.domain import AppointmentStatus, may_see, takes_timeslot
+from booking.errors import AppointmentNotFound
+from booking.models import Appointment, AppointmentHistory, User
 from chassis.auth import Principal
 from chassis.pagination import PageParams, known_total
 from chassis.reads import FastReads
@@ -180,3 +182,85 @@ def view(appointment: Appointment, doctor_name: str | None, patient_name: str | 
         created_at=appointment.created_at,
         updated_at=appointment.updated_at,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationView:
+    reservation_id: uuid.UUID
+    appointment_id: int
+    status: str
+    takes_timeslot: bool
+
+
+def get_appointment(session: Session, appointment_id: int, caller: Principal) -> AppointmentView:
+    """One appointment, if ``caller`` may see it (its patient, its doctor, an admin)."""
+    with session.begin():
+        appointment = session.get(Appointment, appointment_id)
+        if appointment is None or not may_see(
+            caller.role, caller.id, patient_id=appointment.patient_id, doctor_id=appointment.doctor_id
+        ):
+            raise not_found(appointment_id)
+        return view_of(session, appointment_id)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    at: datetime
+    actor_id: int | None
+    actor_role: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    from_timeslot_id: int | None
+    to_timeslot_id: int | None
+    reason: str | None
+
+
+_HISTORY = AppointmentHistory.__table__
+_ENTRIES = (
+    select(
+        _HISTORY.c.at,
+        _HISTORY.c.actor_id,
+        _HISTORY.c.actor_role,
+        _HISTORY.c.action,
+        _HISTORY.c.from_status,
+        _HISTORY.c.to_status,
+        _HISTORY.c.from_timeslot_id,
+        _HISTORY.c.to_timeslot_id,
+        _HISTORY.c.reason,
+    )
+    .where(_HISTORY.c.appointment_id == bindparam("appointment_id"))
+    .order_by(_HISTORY.c.id)
+)
+
+
+def appointment_history(session: Session, appointment_id: int, caller: Principal) -> list[HistoryEntry]:
+    """Every change of an appointment, oldest first, if ``caller`` may see it."""
+    with session.begin():
+        appointment = session.get(Appointment, appointment_id)
+        if appointment is None or not may_see(
+            caller.role, caller.id, patient_id=appointment.patient_id, doctor_id=appointment.doctor_id
+        ):
+            raise not_found(appointment_id)
+        rows = session.execute(_ENTRIES, {"appointment_id": appointment_id}).all()
+    return [HistoryEntry(**row._mapping) for row in rows]
+
+
+def find_reservation(session: Session, reservation_id: uuid.UUID) -> ReservationView | None:
+    """The appointment stored for a reservation, if any (scheduling's hold sweeper asks)."""
+    with session.begin():
+        row = session.execute(
+            select(Appointment.id, Appointment.status).where(Appointment.reservation_id == reservation_id)
+        ).first()
+    if row is None:
+        return None
+    return ReservationView(
+        reservation_id=reservation_id,
+        appointment_id=row.id,
+        status=row.status,
+        takes_timeslot=takes_timeslot(AppointmentStatus(row.status)),
+    )
+
+
+def not_found(appointment_id: int) -> AppointmentNotFound:
+    return AppointmentNotFound(f"There is no appointment {appointment_id}.")

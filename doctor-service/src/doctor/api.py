@@ -13,7 +13,7 @@ from chassis.auth import Principal, require_role
 from chassis.db import AppReads, DbSession
 from chassis.errors import problem_responses
 from chassis.pagination import Page, Pagination, page_of
-from doctor import policy, services
+from doctor import queries, services
 from doctor.domain import SEARCH_MAX_LENGTH, SPECIALTY_MAX_LENGTH
 from doctor.schemas import BookingPolicy, BookingPolicyUpdate, DoctorProfileUpdate, DoctorRead
 
@@ -87,8 +87,8 @@ async def list_doctors(
         Query(max_length=SPECIALTY_MAX_LENGTH, description="The exact specialty, any case."),
     ] = None,
 ) -> dict:
-    filters = services.DoctorFilters(search=_blank_to_none(search), specialty=_blank_to_none(specialty))
-    count, rows = await services.list_doctor_rows(reads, filters, pagination)
+    filters = queries.DoctorFilters(search=_blank_to_none(search), specialty=_blank_to_none(specialty))
+    count, rows = await queries.list_doctor_rows(reads, filters, pagination)
     return page_of(request, pagination, count, rows)
 
 
@@ -101,7 +101,7 @@ async def list_doctors(
     responses=problem_responses(401, 403, 404),
 )
 def read_own_profile(session: DbSession, principal: DoctorUser) -> DoctorRead:
-    return DoctorRead.model_validate(services.get_own_profile(session, principal.id))
+    return DoctorRead.model_validate(queries.get_own_profile(session, principal.id))
 
 
 @router.patch(
@@ -125,7 +125,7 @@ def update_own_profile(session: DbSession, principal: DoctorUser, body: ProfileC
     responses=problem_responses(401, 403, 404),
 )
 def read_doctor(session: DbSession, _: PatientOrAdmin, doctor_id: int) -> DoctorRead:
-    return DoctorRead.model_validate(services.get_listed_doctor(session, doctor_id))
+    return DoctorRead.model_validate(queries.get_listed_doctor(session, doctor_id))
 
 
 @router.patch(
@@ -148,7 +148,7 @@ def update_doctor(session: DbSession, _: Admin, doctor_id: int, body: ProfileCha
     responses=problem_responses(401, 403, 404),
 )
 def read_own_policy(session: DbSession, principal: DoctorUser) -> BookingPolicy:
-    return BookingPolicy.model_validate(policy.own_policy(session, principal.id))
+    return BookingPolicy.model_validate(queries.get_own_profile(session, principal.id))
 
 
 @router.patch(
@@ -159,7 +159,7 @@ def read_own_policy(session: DbSession, principal: DoctorUser) -> BookingPolicy:
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 def change_own_policy(session: DbSession, principal: DoctorUser, body: PolicyChanges) -> BookingPolicy:
-    return BookingPolicy.model_validate(policy.change_own_policy(session, principal.id, body.changes()))
+    return BookingPolicy.model_validate(services.change_own_policy(session, principal.id, body.changes()))
 
 
 @router.get(
@@ -170,7 +170,7 @@ def change_own_policy(session: DbSession, principal: DoctorUser, body: PolicyCha
     responses=problem_responses(401, 403, 404),
 )
 def read_doctors_policy(session: DbSession, _: Admin, doctor_id: int) -> BookingPolicy:
-    return BookingPolicy.model_validate(policy.doctors_policy(session, doctor_id))
+    return BookingPolicy.model_validate(queries.get_listed_doctor(session, doctor_id))
 
 
 @router.patch(
@@ -181,7 +181,7 @@ def read_doctors_policy(session: DbSession, _: Admin, doctor_id: int) -> Booking
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 def change_doctors_policy(session: DbSession, _: Admin, doctor_id: int, body: PolicyChanges) -> BookingPolicy:
-    return BookingPolicy.model_validate(policy.change_doctors_policy(session, doctor_id, body.changes()))
+    return BookingPolicy.model_validate(services.change_doctors_policy(session, doctor_id, body.changes()))
 
 
 def _blank_to_none(value: str | None) -> str | None:

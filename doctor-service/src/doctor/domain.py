@@ -22,6 +22,13 @@ SEARCH_MAX_LENGTH = 100
 MAX_NOTICE_MINUTES = 525_600
 MAX_HORIZON_DAYS = 3650
 MAX_ACTIVE_PER_PATIENT = 10_000
+# A doctor who never set a policy: no notice, no horizon, no cancellation notice, no limit.
+NO_POLICY = {
+    "min_notice_minutes": 0,
+    "booking_horizon_days": None,
+    "cancellation_notice_minutes": 0,
+    "max_active_per_patient": None,
+}
 POLICY_FIELDS = (
     "min_notice_minutes",
     "booking_horizon_days",
@@ -68,3 +75,9 @@ def is_stale(facts: UserFacts, applied_revision: int) -> bool:
 def is_valid_doctor_id(doctor_id: int) -> bool:
     """Whether ``doctor_id`` could be a doctor's id at all (a positive bigint)."""
     return 0 < doctor_id <= MAX_DOCTOR_ID
+
+
+def like_contains(term: str) -> str:
+    """The search's pattern: ``term`` anywhere (ILIKE), its own ``%``, ``_`` and ``\\`` taken literally."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from scheduling.policy import remember_policy
+from scheduling.services.doctors import remember_policy
 
 
 def set_policy(db, doctor_id: int, revision: int, *, notice: int = 0, horizon: int | None = None) -> None:
@@ -60,7 +60,7 @@ def test_a_policy_change_applies_to_later_holds_and_stale_ones_change_nothing(
 
 
 def test_a_reschedule_holds_only_a_timeslot_of_the_appointments_doctor(
-    client, doctor, patient, new_id, auth, when, from_booking
+    client, doctor, patient, new_id, when, from_booking
 ):
     timeslot = publish(client, doctor, when(3, 11))
     refused = hold(client, timeslot, patient[0], from_booking, doctor_id=new_id())

@@ -1,21 +1,18 @@
 """Appointment history: one append-only entry per change, in the transaction of the change.
 
-Every path that changes an appointment calls ``record`` (booking, status changes,
-cancellations by anyone, reschedules, the cascade of a deactivated account); the history
-route reads the entries back, oldest first, for whoever may see the appointment.
+Every path that changes an appointment calls ``record`` (status changes, cancellations by
+anyone, reschedules, the cascade of a deactivated account; booking writes its entry in the
+statement that stores the appointment). ``queries.appointment_history`` reads them back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import insert
 
-from booking.models import Appointment, AppointmentHistory
+from booking.models import AppointmentHistory
 from chassis.auth import Principal
 
 SYSTEM = "system"
@@ -26,19 +23,6 @@ class Action(StrEnum):
     STATUS_CHANGED = "status_changed"
     RESCHEDULED = "rescheduled"
     CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    at: datetime
-    actor_id: int | None
-    actor_role: str
-    action: str
-    from_status: str | None
-    to_status: str | None
-    from_timeslot_id: int | None
-    to_timeslot_id: int | None
-    reason: str | None
 
 
 _HISTORY = AppointmentHistory.__table__
@@ -72,26 +56,3 @@ def record(
             reason=reason,
         )
     )
-
-
-_ENTRIES = (
-    select(
-        _HISTORY.c.at,
-        _HISTORY.c.actor_id,
-        _HISTORY.c.actor_role,
-        _HISTORY.c.action,
-        _HISTORY.c.from_status,
-        _HISTORY.c.to_status,
-        _HISTORY.c.from_timeslot_id,
-        _HISTORY.c.to_timeslot_id,
-        _HISTORY.c.reason,
-    )
-    .where(_HISTORY.c.appointment_id == bindparam("appointment_id"))
-    .order_by(_HISTORY.c.id)
-)
-
-
-def entries(session: Session, appointment: Appointment) -> list[HistoryEntry]:
-    """Every entry of ``appointment``, oldest first."""
-    rows = session.execute(_ENTRIES, {"appointment_id": appointment.id}).all()
-    return [HistoryEntry(**row._mapping) for row in rows]

@@ -14,14 +14,16 @@ import uuid
 
 from sqlalchemy.exc import IntegrityError
 
-from booking import events, history, policy
+from booking import events
+from booking.adapters.scheduling_client import SchedulingClient
 from booking.domain import AppointmentStatus, check_reschedule
 from booking.errors import OtherDoctorsTimeslot, TimeslotNotAvailable
-from booking.history import Action
 from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment
 from booking.queries import AppointmentView, view_of
-from booking.scheduling_client import SchedulingClient
-from booking.services import _locked, _violates
+from booking.services import history, policy
+from booking.services.booking import violates
+from booking.services.history import Action
+from booking.services.status import locked
 from chassis.auth import Principal
 from chassis.db import Database
 from chassis.idempotency import NO_KEY, Recorder
@@ -84,7 +86,7 @@ def reschedule_appointment(
     except BaseException as exc:
         # Nothing moved: the new timeslot must not stay held (the old one was never touched).
         scheduling.release(timeslot_id, reservation_id=reservation_id)
-        if isinstance(exc, IntegrityError) and _violates(exc, ACTIVE_TIMESLOT_INDEX):
+        if isinstance(exc, IntegrityError) and violates(exc, ACTIVE_TIMESLOT_INDEX):
             raise TimeslotNotAvailable("This timeslot already has an active appointment.") from exc
         raise
     return moved
@@ -92,7 +94,7 @@ def reschedule_appointment(
 
 def _checked(session, appointment_id: int, caller: Principal, timeslot_id: int) -> Appointment:
     """The appointment, locked, if ``caller`` may move it now to ``timeslot_id``; else the error why not."""
-    appointment = _locked(session, appointment_id, caller)
+    appointment = locked(session, appointment_id, caller)
     now = utcnow()
     check_reschedule(AppointmentStatus(appointment.status), start_time=appointment.start_time, now=now)
     if caller.role == "patient":
