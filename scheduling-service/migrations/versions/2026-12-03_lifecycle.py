@@ -25,7 +25,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     create_idempotency_table(op)
-    op.add_column("doctors", sa.Column("min_notice_minutes", sa.Integer(), server_default="0", nullable=False))
+    op.add_column(
+        "doctors", sa.Column("min_notice_minutes", sa.Integer(), server_default="0", nullable=False)
+    )
     op.add_column("doctors", sa.Column("booking_horizon_days", sa.Integer(), nullable=True))
     op.add_column("doctors", sa.Column("policy_revision", sa.Integer(), server_default="0", nullable=False))
 
