@@ -88,13 +88,14 @@ def on_appointment_booked(session: Session, envelope: Envelope) -> None:
 
 
 def on_appointment_rescheduled(session: Session, envelope: Envelope) -> None:
+    # The new timeslot booked for the new reservation, the old one freed if it still carries the
+    # old reservation (and that reservation remembered as ended): each half conditional on its own.
     data = envelope.data
-    reservations.move_reservation(
-        session,
-        old_timeslot_id=int(data["old_timeslot_id"]),
-        old_reservation_id=uuid.UUID(str(data["old_reservation_id"])),
-        new_timeslot_id=int(data["timeslot_id"]),
-        new_reservation_id=uuid.UUID(str(data["reservation_id"])),
+    reservations.book_for_reservation(
+        session, int(data["timeslot_id"]), uuid.UUID(str(data["reservation_id"]))
+    )
+    reservations.free_for_reservation(
+        session, int(data["old_timeslot_id"]), uuid.UUID(str(data["old_reservation_id"]))
     )
 
 

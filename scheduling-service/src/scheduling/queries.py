@@ -106,6 +106,26 @@ _LATEST = (
 )
 
 
+_P_NOW = cast(bindparam("p_now"), DateTime(timezone=True))
+# A timeslot's doctor is active and their booking policy lets it be booked now (outside the
+# notice, inside the horizon): a condition of the hold's UPDATE (``services.reservations``).
+DOCTOR_ALLOWS_BOOKING = exists().where(
+    Doctor.id == Timeslot.doctor_id,
+    Doctor.is_doctor,
+    Doctor.is_active,
+    Timeslot.start_time >= _P_NOW + func.make_interval(0, 0, 0, 0, 0, Doctor.min_notice_minutes),
+    or_(
+        Doctor.booking_horizon_days.is_(None),
+        Timeslot.start_time <= _P_NOW + func.make_interval(0, 0, 0, Doctor.booking_horizon_days),
+    ),
+)
+# The doctor's policy next to a timeslot (for explaining a refused hold).
+POLICY_OF_DOCTOR = tuple(
+    select(column).where(Doctor.id == Timeslot.doctor_id).scalar_subquery().label(column.key)
+    for column in (Doctor.min_notice_minutes, Doctor.booking_horizon_days)
+)
+
+
 def _free_conditions(*, day: bool, since: bool, until: bool) -> list[ColumnElement[bool]]:
     c = TIMESLOTS.c
     conditions = [

@@ -1,7 +1,8 @@
 """The scheduling side of the booking protocol (docs/booking-protocol.md).
 
 Holds and releases for booking's internal calls, the effects of booking's
-``booked``/``cancelled`` events, and the sweeper pass over expired holds. Every
+``booked``/``cancelled`` events (a ``rescheduled`` one is both: the new timeslot booked, the
+old one freed), and the sweeper pass over expired holds. Every
 change is conditional on the reservation id, so stale or repeated inputs change
 nothing.
 """
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, bindparam, cast, exists, func, or_, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -23,23 +24,11 @@ from chassis.reads import FastReads
 from chassis.timezones import utcnow
 from scheduling.domain import HoldOutcome, HoldTarget, TimeslotState, check_hold, decide_expired_hold
 from scheduling.models import CancelledReservation, Doctor, Timeslot
+from scheduling.queries import DOCTOR_ALLOWS_BOOKING, POLICY_OF_DOCTOR
 
 log = logging.getLogger("scheduling.reservations")
 
 _doctor_active = exists().where(Doctor.id == Timeslot.doctor_id, Doctor.is_doctor, Doctor.is_active)
-_p_now = cast(bindparam("p_now"), DateTime(timezone=True))
-# ... and its booking policy lets the timeslot be booked now: outside the notice, inside the horizon.
-_doctor_allows = exists().where(
-    Doctor.id == Timeslot.doctor_id,
-    Doctor.is_doctor,
-    Doctor.is_active,
-    Timeslot.start_time >= _p_now + func.make_interval(0, 0, 0, 0, 0, Doctor.min_notice_minutes),
-    or_(
-        Doctor.booking_horizon_days.is_(None),
-        Timeslot.start_time <= _p_now + func.make_interval(0, 0, 0, Doctor.booking_horizon_days),
-    ),
-)
-
 # The statements every booking runs, built once (building and fingerprinting one per request
 # cost more than running it). Parameter names differ from the columns they set, as Core requires.
 _TIMESLOTS = Timeslot.__table__
@@ -50,7 +39,7 @@ _HOLD = (
         _TIMESLOTS.c.state == TimeslotState.AVAILABLE.value,
         _TIMESLOTS.c.start_time > bindparam("p_now"),
         _TIMESLOTS.c.doctor_id != bindparam("p_patient_id"),
-        _doctor_allows,
+        DOCTOR_ALLOWS_BOOKING,
     )
     .values(
         state=TimeslotState.HELD.value,
@@ -65,11 +54,6 @@ _HOLD = (
         _TIMESLOTS.c.end_time,
         _TIMESLOTS.c.held_until,
     )
-)
-# The doctor's policy next to a timeslot (for explaining a refused hold).
-_POLICY_OF_DOCTOR = tuple(
-    select(column).where(Doctor.id == Timeslot.doctor_id).scalar_subquery().label(column.key)
-    for column in (Doctor.min_notice_minutes, Doctor.booking_horizon_days)
 )
 # A reschedule holds only a timeslot of the appointment's doctor.
 _HOLD_OF_DOCTOR = _HOLD.where(_TIMESLOTS.c.doctor_id == bindparam("p_doctor_id"))
@@ -128,15 +112,8 @@ async def hold_timeslot(
         held = await statements.write(_HOLD_OF_DOCTOR, {**values, "p_doctor_id": doctor_id})
     if held is not None:
         return Hold(**held)
-    return await db.run(
-        _refused_hold,
-        db,
-        timeslot_id,
-        reservation_id=reservation_id,
-        patient_id=patient_id,
-        now=now,
-        doctor_id=doctor_id,
-    )
+    asked = {"reservation_id": reservation_id, "patient_id": patient_id, "now": now, "doctor_id": doctor_id}
+    return await db.run(_refused_hold, db, timeslot_id, **asked)
 
 
 def _refused_hold(
@@ -151,7 +128,7 @@ def _refused_hold(
     """Why a hold changed nothing (raises the domain error), or the timeslot this reservation holds."""
     with db.transaction() as session:
         row = session.execute(
-            select(Timeslot, _doctor_active.label("doctor_active"), *_POLICY_OF_DOCTOR).where(
+            select(Timeslot, _doctor_active.label("doctor_active"), *POLICY_OF_DOCTOR).where(
                 Timeslot.id == timeslot_id
             )
         ).one_or_none()
@@ -247,24 +224,6 @@ def free_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
         .values(state=TimeslotState.AVAILABLE, reservation_id=None, held_until=None, updated_at=utcnow()),
         execution_options={"synchronize_session": False},
     )
-
-
-def move_reservation(
-    session: Session,
-    *,
-    old_timeslot_id: int,
-    old_reservation_id: uuid.UUID,
-    new_timeslot_id: int,
-    new_reservation_id: uuid.UUID,
-) -> None:
-    """Effect of ``booking.appointment.rescheduled``: book the new hold, free the old timeslot.
-
-    Each half is conditional on its reservation (as for ``booked`` and ``cancelled``), so a
-    stale or repeated event changes nothing, and the old reservation is remembered as
-    ended so that a late ``booked`` event of it cannot take the old timeslot again.
-    """
-    book_for_reservation(session, new_timeslot_id, new_reservation_id)
-    free_for_reservation(session, old_timeslot_id, old_reservation_id)
 
 
 def _set_booked(timeslot: Timeslot) -> None:
