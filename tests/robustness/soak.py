@@ -284,18 +284,7 @@ class Traffic:
 
     def _free_of(self, client: Client, rng: random.Random, patient: Person) -> list[int]:
         doctor = self.ledger.pick("doctor", rng)
-        if doctor is None:
-            return []
-        response = client.call(
-            "list free timeslots",
-            "GET",
-            f"/api/doctors/{doctor.id}/timeslots/",
-            patient.access,
-            params={"page_size": 10},
-        )
-        if response is None or response.status_code != 200:
-            return []
-        return [slot["id"] for slot in response.json()["results"]]
+        return [] if doctor is None else self._free_of_doctor(client, patient, doctor.id)
 
     def _book(self, client: Client, patient: Person, timeslot_id: int, operation: str) -> None:
         response = client.call(

@@ -159,7 +159,7 @@ def read_own_policy(session: DbSession, principal: DoctorUser) -> BookingPolicy:
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 def change_own_policy(session: DbSession, principal: DoctorUser, body: PolicyChanges) -> BookingPolicy:
-    return BookingPolicy.model_validate(services.change_own_policy(session, principal.id, body.changes()))
+    return BookingPolicy.model_validate(services.update_own_profile(session, principal.id, body.changes()))
 
 
 @router.get(
@@ -181,7 +181,7 @@ def read_doctors_policy(session: DbSession, _: Admin, doctor_id: int) -> Booking
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 def change_doctors_policy(session: DbSession, _: Admin, doctor_id: int, body: PolicyChanges) -> BookingPolicy:
-    return BookingPolicy.model_validate(services.change_doctors_policy(session, doctor_id, body.changes()))
+    return BookingPolicy.model_validate(services.update_doctor_profile(session, doctor_id, body.changes()))
 
 
 def _blank_to_none(value: str | None) -> str | None:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from booking import events
 from booking.adapters.scheduling_client import SchedulingClient
-from booking.domain import AppointmentStatus, check_reschedule
+from booking.domain import AppointmentStatus, check_cancellation
 from booking.errors import OtherDoctorsTimeslot, TimeslotNotAvailable
 from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment
 from booking.queries import AppointmentView, view_of
@@ -96,7 +96,8 @@ def _checked(session, appointment_id: int, caller: Principal, timeslot_id: int) 
     """The appointment, locked, if ``caller`` may move it now to ``timeslot_id``; else the error why not."""
     appointment = locked(session, appointment_id, caller)
     now = utcnow()
-    check_reschedule(AppointmentStatus(appointment.status), start_time=appointment.start_time, now=now)
+    status = AppointmentStatus(appointment.status)
+    check_cancellation(status, start_time=appointment.start_time, now=now, verb="rescheduled")
     if caller.role == "patient":
         policy.check_cancellation_notice(session, appointment, now)
     if appointment.timeslot_id == timeslot_id:
