@@ -176,7 +176,7 @@ def test_the_minimum_notice_and_the_horizon_bound_bookings_and_the_free_listing(
         what="the policy applied to the free listing",
     )
     assert problem(book(stack, patient, tomorrow["id"]), 422)["errors"][0]["field"] == "timeslot_id"
-    assert problem(book(stack, patient, in_a_month["id"]), 422)["code"] == "outside_booking_policy"
+    assert problem(book(stack, patient, in_a_month["id"]), 422)["code"] == "booking_horizon"
     made = booked(stack, patient, in_a_week["id"])
     # Rescheduling into a timeslot outside the policy is refused the same way.
     problem(reschedule(stack, patient.access, made["id"], tomorrow["id"]), 422)

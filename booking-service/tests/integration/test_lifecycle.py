@@ -109,13 +109,17 @@ def test_a_reschedule_is_announced_with_both_reservations(client, scheduling, br
     assert data["actor_role"] == "patient"
 
 
-@pytest.mark.parametrize(
-    ("failure", "status"),
-    [(409, 409), (404, 404), (422, 422)],
-)
-def test_a_refused_reschedule_changes_nothing(client, scheduling, booked, failure, status):
-    appointment, headers, first, second, _ = booked
-    scheduling.failures[second] = failure
+@pytest.mark.parametrize("refusal", ["taken", "missing", "started"])
+def test_a_refused_reschedule_changes_nothing(client, scheduling, booked, new_id, refusal):
+    appointment, headers, first, second, doctor = booked
+    if refusal == "taken":
+        scheduling.timeslots[second].reservation_id = str(uuid.uuid4())
+    elif refusal == "started":
+        second = new_id()
+        scheduling.add_timeslot(second, doctor, starts_in=-timedelta(minutes=5))
+    else:
+        second = new_id()
+    status = {"taken": 409, "missing": 404, "started": 422}[refusal]
     assert reschedule(client, appointment, second, headers).status_code == status
     after = client.get(f"/api/appointments/{appointment['id']}/", headers=headers).json()
     assert after == appointment

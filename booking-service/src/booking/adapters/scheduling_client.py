@@ -16,24 +16,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from booking.errors import (
-    CannotBookOwnTimeslot,
-    OtherDoctorsTimeslot,
-    OutsideBookingPolicy,
-    SchedulingUnavailable,
-    TimeslotNotAvailable,
-    TimeslotNotFound,
-    TimeslotStarted,
-)
+from booking.errors import SchedulingUnavailable, TimeslotRefused
 from chassis.http import JsonClient, JsonResponse, NoAnswer, Unreachable
 from chassis.service_auth import ServiceCredentials, ServiceCredentialUnavailable
 
 log = logging.getLogger("booking.scheduling")
 
-# scheduling's 422 codes for a start time outside the doctor's booking policy.
-POLICY_CODES = frozenset({"booking_notice", "booking_horizon"})
+# scheduling's 422 refusals about the requested timeslot itself (the field a client fixes).
+FIELD_REFUSALS = {
+    "booking_notice": "starts sooner than the doctor's minimum notice",
+    "booking_horizon": "starts beyond the doctor's booking horizon",
+    "other_doctor": "belongs to another doctor than the appointment's",
+}
 
 UNAVAILABLE = "The schedule cannot be reached right now; nothing was booked. Please try again shortly."
+# scheduling's refusals of a hold (contracts/http/scheduling.timeslot.hold.json), relayed to the
+# patient with booking's words; any other answer is scheduling being unavailable.
+REFUSALS = {
+    (404, "timeslot_not_found"): "There is no such timeslot.",
+    (409, "timeslot_not_available"): "This timeslot is not available any more.",
+    (409, "cannot_book_own_timeslot"): "A doctor cannot book an appointment with themselves.",
+    (422, "timeslot_started"): "This timeslot has already started; only future timeslots can be booked.",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,24 +104,15 @@ class SchedulingClient:
                 self.release(timeslot_id, reservation_id=reservation_id)
                 raise SchedulingUnavailable(UNAVAILABLE) from exc
         code = _problem_code(response)
-        if response.status == 404:
-            raise TimeslotNotFound(f"There is no timeslot {timeslot_id}.")
-        if response.status == 409 and code == "cannot_book_own_timeslot":
-            raise CannotBookOwnTimeslot("A doctor cannot book an appointment with themselves.")
-        if response.status == 409:
-            raise TimeslotNotAvailable("This timeslot is not available any more.")
-        if response.status == 422 and code in POLICY_CODES:
-            raise OutsideBookingPolicy(
-                _problem_detail(response) or "This timeslot is outside the doctor's booking policy.",
-                errors=[{"field": "timeslot_id", "message": "outside the doctor's booking policy"}],
+        if (response.status, code) in REFUSALS:
+            raise TimeslotRefused(response.status, code, REFUSALS[response.status, code])
+        if response.status == 422 and code in FIELD_REFUSALS:
+            # The doctor's booking policy, or a reschedule to another doctor: scheduling's detail
+            # says which rule, the field is the timeslot.
+            detail = _problem_detail(response) or FIELD_REFUSALS[code]
+            raise TimeslotRefused(
+                422, code, detail, errors=[{"field": "timeslot_id", "message": FIELD_REFUSALS[code]}]
             )
-        if response.status == 422 and code == "other_doctor":
-            raise OtherDoctorsTimeslot(
-                "An appointment can only move to another timeslot of the same doctor.",
-                errors=[{"field": "timeslot_id", "message": "belongs to another doctor"}],
-            )
-        if response.status == 422:
-            raise TimeslotStarted("This timeslot has already started; only future timeslots can be booked.")
         log.error("scheduling answered a hold of timeslot %s with %s", timeslot_id, response.status)
         if response.status >= 500:
             self.release(timeslot_id, reservation_id=reservation_id)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from booking import events
 from booking.adapters.scheduling_client import SchedulingClient
 from booking.domain import AppointmentStatus, check_cancellation
-from booking.errors import OtherDoctorsTimeslot, TimeslotNotAvailable
+from booking.errors import TimeslotRefused
 from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment
 from booking.queries import AppointmentView, view_of
 from booking.services import history, policy
@@ -29,6 +29,8 @@ from chassis.db import Database
 from chassis.idempotency import NO_KEY, Recorder
 from chassis.timezones import utcnow
 
+OTHER_DOCTOR = "An appointment can only move to another timeslot of the same doctor."
+TAKEN = "This timeslot already has an active appointment."
 SAME_TIMESLOT = "The appointment is already in this timeslot."
 
 
@@ -57,9 +59,7 @@ def reschedule_appointment(
         with db.transaction() as session:
             appointment = _checked(session, appointment_id, caller, timeslot_id)
             if hold.doctor_id != appointment.doctor_id:
-                raise OtherDoctorsTimeslot(
-                    "An appointment can only move to another timeslot of the same doctor."
-                )
+                raise TimeslotRefused(422, "other_doctor", OTHER_DOCTOR)
             old = events.Moved(
                 reservation_id=appointment.reservation_id,
                 timeslot_id=appointment.timeslot_id,
@@ -87,7 +87,7 @@ def reschedule_appointment(
         # Nothing moved: the new timeslot must not stay held (the old one was never touched).
         scheduling.release(timeslot_id, reservation_id=reservation_id)
         if isinstance(exc, IntegrityError) and violates(exc, ACTIVE_TIMESLOT_INDEX):
-            raise TimeslotNotAvailable("This timeslot already has an active appointment.") from exc
+            raise TimeslotRefused(409, "timeslot_not_available", TAKEN) from exc
         raise
     return moved
 
@@ -101,5 +101,5 @@ def _checked(session, appointment_id: int, caller: Principal, timeslot_id: int) 
     if caller.role == "patient":
         policy.check_cancellation_notice(session, appointment, now)
     if appointment.timeslot_id == timeslot_id:
-        raise TimeslotNotAvailable(SAME_TIMESLOT)
+        raise TimeslotRefused(409, "timeslot_not_available", SAME_TIMESLOT)
     return appointment

@@ -81,7 +81,7 @@ class Hold:
 
 
 async def hold_timeslot(
-    statements: FastReads,
+    reads: FastReads,
     db: Database,
     timeslot_id: int,
     *,
@@ -95,8 +95,10 @@ async def hold_timeslot(
 
     One conditional UPDATE decides, so of many concurrent holds exactly one wins. It is
     whole in itself (it commits alone), so it runs in autocommit on the event loop: every
-    booking comes through here. When it changes nothing, the current row explains why (or
-    shows that this reservation already holds it), read in a database thread.
+    booking comes through here. The one write outside ``db.transaction()``, fenced here and
+    justified by ``make bench`` row 6 (``POST /api/appointments/``). When it changes nothing,
+    the current row explains why (or shows that this reservation already holds it), read in a
+    database thread.
     """
     now = now or utcnow()
     values = {
@@ -107,9 +109,9 @@ async def hold_timeslot(
         "p_held_until": now + timedelta(seconds=hold_seconds),
     }
     if doctor_id is None:
-        held = await statements.write(_HOLD, values)
+        held = await reads.write(_HOLD, values)
     else:
-        held = await statements.write(_HOLD_OF_DOCTOR, {**values, "p_doctor_id": doctor_id})
+        held = await reads.write(_HOLD_OF_DOCTOR, {**values, "p_doctor_id": doctor_id})
     if held is not None:
         return Hold(**held)
     asked = {"reservation_id": reservation_id, "patient_id": patient_id, "now": now, "doctor_id": doctor_id}
