@@ -167,8 +167,7 @@ def release_hold(db: Database, timeslot_id: int, *, reservation_id: uuid.UUID) -
             .returning(Timeslot.id),
             execution_options={"synchronize_session": False},
         ).first()
-    if freed is not None:
-        metrics.HOLDS_FREED.inc()
+    metrics.HOLDS_FREED.inc(0 if freed is None else 1)
     return freed is not None
 
 
@@ -232,8 +231,7 @@ def free_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
         .values(state=TimeslotState.AVAILABLE, reservation_id=None, held_until=None, updated_at=utcnow()),
         execution_options={"synchronize_session": False},
     )
-    if freed.rowcount:
-        metrics.HOLDS_FREED.inc()
+    metrics.HOLDS_FREED.inc(freed.rowcount)  # 0 when the event was stale
 
 
 def _set_booked(timeslot: Timeslot) -> None:
