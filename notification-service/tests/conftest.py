@@ -17,13 +17,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from chassis.db import Database
-from chassis.messaging import EXCHANGE, Envelope, declare_exchanges
+from chassis.messaging import EXCHANGE, Envelope, ServiceQueues, declare_exchanges
+from chassis.messaging.topology import declare_topology_at
 from chassis.messaging.contracts import validate_envelope
 from chassis.migrations import upgrade
 from chassis.testing import wait_until
 from chassis.testkit import TokenMinter
 from chassis.testservers import HttpReceiver, SmtpSink
 from notification.config import Settings
+from notification.events import CONSUMED_EVENT_TYPES
 from notification.main import create_app
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
@@ -119,6 +121,12 @@ def start_app(
         assert app.state.event_consumer.wait_ready(30), "the consumer did not subscribe"
         return client
 
+    def stop(client: TestClient) -> None:
+        """Stop one app now, as a process that ends (its workers finish what they hold)."""
+        stack.remove(client)
+        client.__exit__(None, None, None)
+
+    start.stop = stop  # type: ignore[attr-defined]
     yield start
     for client in reversed(stack):
         client.__exit__(None, None, None)
@@ -219,7 +227,20 @@ def _facts(appointment: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def events(amqp_url: str) -> Events:
+def topology(amqp_url: str) -> str:
+    """The service's queue and bindings, as ``notification migrate`` declares them before it starts."""
+    declare_topology_at(amqp_url, "notification", CONSUMED_EVENT_TYPES, Settings().event_retry_delays)
+    return ServiceQueues("notification").main
+
+
+@pytest.fixture
+def events(amqp_url: str, topology: str) -> Events:
+    """Events to publish, on a queue emptied of what earlier tests left."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        connection.channel().queue_purge(topology)
+    finally:
+        connection.close()
     return Events(amqp_url)
 
 

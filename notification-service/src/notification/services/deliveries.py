@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Interval, bindparam, func, select, update
 
 from chassis.db import Database
 from notification.domain import is_success, next_attempt_delay
@@ -48,7 +48,7 @@ _CLAIM = (
     .values(
         attempts=WebhookDelivery.attempts + 1,
         last_attempt_at=func.now(),
-        next_attempt_at=func.now() + bindparam("p_lease"),
+        next_attempt_at=func.now() + bindparam("p_lease", type_=Interval()),
     )
     .returning(
         WebhookDelivery.id,
@@ -66,7 +66,7 @@ def claim_deliveries(db: Database, limit: int, lease: timedelta) -> list[Claimed
         return []
     with db.transaction() as session:
         rows = session.execute(_CLAIM, {"p_limit": limit, "p_lease": lease}).all()
-    return [ClaimedDelivery(*row) for row in rows]
+    return [ClaimedDelivery(**row._mapping) for row in rows]
 
 
 def record_attempt(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, text, update
+from sqlalchemy import Interval, and_, bindparam, func, or_, select, text, update
 
 from chassis.db import Database
 from notification.domain import ACTIVE_STATUSES, REMINDER, next_attempt_delay
@@ -64,7 +64,7 @@ _CLAIM = (
         status="sending",
         attempts=Mail.attempts + 1,
         last_attempt_at=func.now(),
-        claimed_until=func.now() + bindparam("p_lease"),
+        claimed_until=func.now() + bindparam("p_lease", type_=Interval()),
         handed_over_at=None,
     )
     .returning(
@@ -97,7 +97,7 @@ def claim_mails(db: Database, limit: int, lease: timedelta) -> list[ClaimedMail]
         if limit < 1:
             return []
         rows = session.execute(_CLAIM, {"p_limit": limit, "p_lease": lease}).all()
-    return [ClaimedMail(*row) for row in rows]
+    return [ClaimedMail(**row._mapping) for row in rows]
 
 
 def mail_facts(db: Database, mail: ClaimedMail) -> MailFacts:

@@ -148,7 +148,7 @@ def _iso(value: datetime) -> str:
 def queue_deliveries(
     session: Session, *, event_id: uuid.UUID, event_type: str, occurred_at: datetime, data: dict[str, Any]
 ) -> int:
-    """One pending delivery of this event for each active subscription to its type; how many.
+    """One pending delivery of this event for each subscription to its type; how many.
 
     One statement over the subscriptions, so a subscription created or changed concurrently
     is either in or out, never half; a repeated event adds nothing (one per subscription).
@@ -165,7 +165,7 @@ def queue_deliveries(
         literal(0),
         func.now(),
     ).where(
-        WebhookSubscription.is_active,
+        # A paused subscription's deliveries are written too: they wait until it is active again.
         WebhookSubscription.event_types.overlap(literal([event_type, ALL_EVENTS], type_=_TYPES)),
     )
     statement = (
