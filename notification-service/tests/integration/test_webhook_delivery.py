@@ -190,4 +190,3 @@ def test_a_paused_subscription_gets_its_deliveries_once_it_is_active_again(
     # Both bookings, the one made while it was paused too.
     wait_until(lambda: len(receiver.requests("/paused")) == 2)
     assert {json.loads(r.body)["type"] for r in receiver.requests("/paused")} == {"appointment.booked"}
-    assert len(receiver.requests("/barrier")) == 1

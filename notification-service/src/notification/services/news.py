@@ -138,7 +138,7 @@ def appointment_body(session: Session, appointment: Appointment, facts: Appointm
 
 def user_names(session: Session, *user_ids: int) -> dict[int, str]:
     rows = session.execute(select(User.id, User.full_name).where(User.id.in_(user_ids)))
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def _iso(value: datetime) -> str:
