@@ -184,7 +184,9 @@ class Events:
         data = {**_facts(appointment), "previous_status": previous, "status": status}
         return self.publish("booking.appointment.status_changed", data)
 
-    def cancelled(self, appointment: dict[str, Any], previous: str = "pending", reason: str | None = None) -> dict:
+    def cancelled(
+        self, appointment: dict[str, Any], previous: str = "pending", reason: str | None = None
+    ) -> dict:
         data = {
             **_facts(appointment),
             "previous_status": previous,

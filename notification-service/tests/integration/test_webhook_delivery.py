@@ -133,7 +133,9 @@ def test_every_appointment_event_becomes_its_webhook_type(
     assert cancelled["data"]["appointment"]["cancellation_reason"] == "feeling better"
 
 
-def test_waitlist_offers_are_delivered_with_the_entry(start_app, webhooks, receiver, events, people, wait_until):
+def test_waitlist_offers_are_delivered_with_the_entry(
+    start_app, webhooks, receiver, events, people, wait_until
+):
     client = start_app()
     hook = webhooks.subscribe(client, receiver.url("/offers"), ["waitlist.offered"])
     entry = {

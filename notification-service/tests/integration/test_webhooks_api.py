@@ -100,7 +100,9 @@ def test_subscriptions_are_listed_paginated_changed_and_deleted(allowed_client, 
     assert page["next"] is not None
 
     changed = allowed_client.patch(
-        f"/api/webhooks/{ids[0]}/", json={"is_active": False, "event_types": ["appointment.confirmed"]}, headers=admin
+        f"/api/webhooks/{ids[0]}/",
+        json={"is_active": False, "event_types": ["appointment.confirmed"]},
+        headers=admin,
     )
     assert changed.status_code == 200
     assert changed.json()["is_active"] is False
@@ -141,6 +143,8 @@ def test_deliveries_are_listed_newest_first_and_redelivered_with_202(allowed_cli
     assert again.json()["status"] == "pending"
     assert again.json()["webhook_id_header"] == newest["webhook_id_header"]
     assert (
-        allowed_client.post(f"/api/webhooks/{webhook_id}/deliveries/999999/redeliver/", headers=admin).status_code
+        allowed_client.post(
+            f"/api/webhooks/{webhook_id}/deliveries/999999/redeliver/", headers=admin
+        ).status_code
         == 404
     )

@@ -59,7 +59,9 @@ class HttpReceiver:
                 body = self.rfile.read(length)
                 answer = receiver._next_answer(self.path)
                 receiver._record(
-                    ReceivedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time(), answer)
+                    ReceivedRequest(
+                        self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time(), answer
+                    )
                 )
                 if answer == HANG:
                     receiver._closing.wait(receiver.hang_seconds)

@@ -8,6 +8,7 @@ this process dies before it hears the answer (the mail worker records that momen
 
 from __future__ import annotations
 
+import email.policy
 import smtplib
 import ssl
 from collections.abc import Callable, Mapping
@@ -88,8 +89,12 @@ def build_message(
     message["To"] = to
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = message_id
-    message.set_content(_environment.get_template(f"{template}.txt").render(values))
-    message.add_alternative(_environment.get_template(f"{template}.html").render(values), subtype="html")
+    # Quoted-printable: short lines and 7-bit data whatever the names and the templates hold
+    # (servers refuse lines over 998 characters).
+    message.set_content(_environment.get_template(f"{template}.txt").render(values), cte="quoted-printable")
+    message.add_alternative(
+        _environment.get_template(f"{template}.html").render(values), subtype="html", cte="quoted-printable"
+    )
     return message
 
 
@@ -137,6 +142,7 @@ class SmtpMailer:
             if code not in (250, 251):
                 raise MailNotAccepted(f"the server refused the recipient ({code})")
             before_handover()
-            code, _ = smtp.data(message.as_bytes())
+            # CRLF line ends: smtplib sends bytes as they are.
+            code, _ = smtp.data(message.as_bytes(policy=email.policy.SMTP))
             if code != 250:
                 raise MailNotAccepted(f"the server refused the message ({code})")

@@ -186,11 +186,12 @@ def _finish(db: Database, mail: ClaimedMail, **values: Any) -> None:
 
 # Reminders: one mail per active appointment, start time and reminder hour, written when due
 # (domain.reminder_due, in SQL); the key makes a second sweep, or another replica's, add none.
+# When several are due at once (the service was down for a while) only the nearest one goes.
 _QUEUE_REMINDERS = text(
     """
 INSERT INTO mails (key, kind, recipient_id, recipient_role, appointment_id, context, message_id,
                    status, attempts, next_attempt_at)
-SELECT format('reminder:%s:%s:%s:patient', a.id, extract(epoch FROM a.start_time)::bigint, h.hours),
+SELECT DISTINCT ON (a.id) format('reminder:%s:%s:%s:patient', a.id, extract(epoch FROM a.start_time)::bigint, h.hours),
        :kind, a.patient_id, 'patient', a.id,
        jsonb_build_object(
            'appointment', jsonb_build_object(
@@ -206,6 +207,7 @@ WHERE a.status IN ('pending', 'confirmed')
   AND a.start_time > now()
   AND a.start_time - make_interval(hours => h.hours) <= now()
   AND a.scheduled_at < a.start_time - make_interval(hours => h.hours)
+ORDER BY a.id, h.hours
 ON CONFLICT (key) DO NOTHING
 """
 )
