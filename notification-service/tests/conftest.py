@@ -18,8 +18,8 @@ from sqlalchemy import text
 
 from chassis.db import Database
 from chassis.messaging import EXCHANGE, Envelope, ServiceQueues, declare_exchanges
-from chassis.messaging.topology import declare_topology_at
 from chassis.messaging.contracts import validate_envelope
+from chassis.messaging.topology import declare_topology_at
 from chassis.migrations import upgrade
 from chassis.testing import wait_until
 from chassis.testkit import TokenMinter

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from chassis.settings import (
     AuthSettings,
@@ -50,7 +52,9 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
     mail_from: str = Field(default="Clinic <no-reply@clinic.invalid>", validation_alias="MAIL_FROM")
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=60, validation_alias="SMTP_TIMEOUT_SECONDS")
     # Hours before an active appointment at which its patient is reminded, e.g. "24,2".
-    reminder_hours: tuple[int, ...] = Field(default=(24,), validation_alias="REMINDER_HOURS")
+    reminder_hours: Annotated[tuple[int, ...], NoDecode] = Field(
+        default=(24,), validation_alias="REMINDER_HOURS"
+    )
     reminder_sweep_seconds: float = Field(default=30.0, gt=0, validation_alias="REMINDER_SWEEP_SECONDS")
     clinic_name: str = Field(default="Clinic", validation_alias="CLINIC_NAME")
 

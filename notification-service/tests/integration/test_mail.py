@@ -4,7 +4,7 @@ the clinic time zone, each mail once, also with a struggling server, two workers
 from collections import Counter
 from datetime import timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from notification.adapters.mail_worker import MailWorker
 from notification.adapters.mailer import SmtpMailer
@@ -188,21 +188,27 @@ def _worker(db, smtp_url):
 
 
 def _pending_mail(db, key: str, people) -> None:
+    appointment = {
+        "id": 1,
+        "doctor_id": people["doctor"],
+        "patient_id": people["patient"],
+        "start_time": "2030-01-01T09:00:00+00:00",
+        "end_time": "2030-01-01T09:30:00+00:00",
+    }
     with db.transaction() as session:
-        session.execute(
-            text(
-                "INSERT INTO mails (key, kind, recipient_id, recipient_role, appointment_id, context, message_id,"
-                " status, attempts, next_attempt_at) VALUES (:key, 'appointment.booked', :patient, 'patient', 1,"
-                " CAST(:context AS jsonb), :mid, 'pending', 0, now())"
-            ),
-            {
-                "key": key,
-                "patient": people["patient"],
-                "mid": f"<{key}@clinic.test>",
-                "context": '{"appointment": {"id": 1, "doctor_id": %d, "patient_id": %d, "start_time":'
-                ' "2030-01-01T09:00:00+00:00", "end_time": "2030-01-01T09:30:00+00:00"}}'
-                % (people["doctor"], people["patient"]),
-            },
+        session.add(
+            Mail(
+                key=key,
+                kind="appointment.booked",
+                recipient_id=people["patient"],
+                recipient_role="patient",
+                appointment_id=1,
+                context={"appointment": appointment},
+                message_id=f"<{key}@clinic.test>",
+                status="pending",
+                attempts=0,
+                next_attempt_at=func.now(),
+            )
         )
 
 

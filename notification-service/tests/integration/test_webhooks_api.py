@@ -1,9 +1,11 @@
 """Admins manage webhook subscriptions; bad URLs and event types are refused naming the field."""
 
 import base64
+import uuid
 
 import pytest
-from sqlalchemy import text
+
+from notification.models import WebhookDelivery
 
 HOOK = "http://127.0.0.1:9/hook"  # allowed only where private targets are
 
@@ -122,14 +124,19 @@ def test_deliveries_are_listed_newest_first_and_redelivered_with_202(allowed_cli
     webhook_id = create(allowed_client, admin).json()["id"]
     with db.transaction() as session:
         for n in range(3):
-            session.execute(
-                text(
-                    "INSERT INTO webhook_deliveries (subscription_id, event_id, event_type, webhook_id, payload,"
-                    " status, attempts, failures) VALUES (:s, gen_random_uuid(), 'appointment.booked', :w, '{}',"
-                    " 'failed', 8, 8)"
-                ),
-                {"s": webhook_id, "w": f"msg_{webhook_id}_{n}"},
+            session.add(
+                WebhookDelivery(
+                    subscription_id=webhook_id,
+                    event_id=uuid.uuid4(),
+                    event_type="appointment.booked",
+                    webhook_id=f"msg_{webhook_id}_{n}",
+                    payload={},
+                    status="failed",
+                    attempts=8,
+                    failures=8,
+                )
             )
+            session.flush()
 
     page = allowed_client.get(f"/api/webhooks/{webhook_id}/deliveries/", headers=admin).json()
     assert page["count"] == 3

@@ -191,7 +191,8 @@ _QUEUE_REMINDERS = text(
     """
 INSERT INTO mails (key, kind, recipient_id, recipient_role, appointment_id, context, message_id,
                    status, attempts, next_attempt_at)
-SELECT DISTINCT ON (a.id) format('reminder:%s:%s:%s:patient', a.id, extract(epoch FROM a.start_time)::bigint, h.hours),
+SELECT DISTINCT ON (a.id)
+       format('reminder:%s:%s:%s:patient', a.id, extract(epoch FROM a.start_time)::bigint, h.hours),
        :kind, a.patient_id, 'patient', a.id,
        jsonb_build_object(
            'appointment', jsonb_build_object(
