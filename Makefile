@@ -41,9 +41,11 @@ bootstrap:
 	VENV=$(VENV) scripts/bootstrap.sh
 	@touch $(INSTALL_STAMP)
 
+# Locally webhooks may call 127.0.0.1 (a receiver on this machine); compose and Kubernetes refuse
+# private targets (WEBHOOK_ALLOW_PRIVATE_TARGETS, docs/notifications.md).
 run: install
 	$(BIN)/python scripts/preflight.py run
-	exec $(BIN)/honcho start -f Procfile
+	WEBHOOK_ALLOW_PRIVATE_TARGETS=$${WEBHOOK_ALLOW_PRIVATE_TARGETS:-true} exec $(BIN)/honcho start -f Procfile
 
 migrate: install
 	$(BIN)/python scripts/preflight.py migrate
