@@ -136,7 +136,8 @@ def test_a_booking_reaches_the_receiver_signed_and_both_people_by_mail(
     assert "(Europe/Berlin)" in mail.message.get_body(preferencelist=("plain",)).get_content()
     assert mail.message.get_body(preferencelist=("html",)) is not None
     wait_until(
-        lambda: [d["status"] for d in deliveries(notifying, admin_headers, hook["id"])] == ["delivered"]
+        lambda: [d["status"] for d in deliveries(notifying, admin_headers, hook["id"])] == ["delivered"],
+        timeout=DEADLINE,
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -49,6 +51,9 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
 
     # Email. Without SMTP_URL no mail is written or sent (start-up says so).
     smtp_url: str | None = Field(default=None, validation_alias="SMTP_URL")
+    # The SMTP user's password from a file (a compose or Kubernetes secret) instead of the URL;
+    # an empty file means none.
+    smtp_password_file: str | None = Field(default=None, validation_alias="SMTP_PASSWORD_FILE")
     mail_from: str = Field(default="Clinic <no-reply@clinic.invalid>", validation_alias="MAIL_FROM")
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=60, validation_alias="SMTP_TIMEOUT_SECONDS")
     # Hours before an active appointment at which its patient is reminded, e.g. "24,2".
@@ -72,16 +77,16 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
             raise ValueError("each reminder is 1 to 336 hours before the appointment")
         return tuple(sorted(set(value), reverse=True))
 
-    @field_validator("smtp_url")
-    @classmethod
-    def _smtp_url(cls, value: str | None) -> str | None:
-        if value is not None:
-            smtp_server(value)  # refuses a malformed URL at start-up, not at the first mail
-        return value
-
     @property
     def smtp(self) -> SmtpServer | None:
-        return smtp_server(self.smtp_url) if self.smtp_url else None
+        """The mail server of SMTP_URL (None: no mail); a malformed URL fails the app's start."""
+        if not self.smtp_url:
+            return None
+        server = smtp_server(self.smtp_url)
+        if self.smtp_password_file:
+            password = Path(self.smtp_password_file).read_text().strip()
+            server = replace(server, password=password or None)
+        return server
 
 
 def smtp_server(url: str) -> SmtpServer:
