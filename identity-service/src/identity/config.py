@@ -1,30 +1,14 @@
 """identity-service settings: the only place its environment is read."""
 
 import os
-from functools import lru_cache
 
 from pydantic import Field, SecretStr, field_validator
 
-from chassis.settings import (
-    AuthSettings,
-    BaseServiceSettings,
-    BrokerSettings,
-    admin_database_url_field,
-    amqp_url_field,
-    database_url_field,
-    migration_database_url_field,
-)
+from chassis.service_settings import service_settings
 
 
-class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
+class Settings(service_settings("identity")):
     """Everything identity-service reads from its environment (or ``.env``)."""
-
-    # Least privilege: the service runs as its own role and broker user; migrations run as
-    # the schema's owner; ``identity provision`` creates both with the admin URLs.
-    database_url: str = database_url_field("identity")
-    migration_database_url: str | None = migration_database_url_field("identity")
-    admin_database_url: str = admin_database_url_field("identity")
-    amqp_url: str = amqp_url_field("identity")
 
     # Signing keys. With neither variable set an ephemeral key is generated: fine for one
     # process, wrong for replicas (each would sign with its own key).
@@ -61,7 +45,7 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
         default=10.0, ge=0, le=300, validation_alias="REFRESH_REUSE_GRACE_SECONDS"
     )
     # The refresh tokens of a session are deleted this long after the session ended (every
-    # token revoked or expired): retention.py.
+    # token revoked or expired): adapters/retention.py.
     refresh_token_retention_days: float = Field(
         default=30.0, gt=0, validation_alias="REFRESH_TOKEN_RETENTION_DAYS"
     )
@@ -127,9 +111,3 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
         default=300.0, gt=0, validation_alias="USER_STATUS_CACHE_TTL_SECONDS"
     )
     user_status_cache_size: int = Field(default=100_000, ge=1, validation_alias="USER_STATUS_CACHE_SIZE")
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The process's settings, read once."""
-    return Settings()

@@ -78,7 +78,7 @@ class Hold:
 
 
 async def hold_timeslot(
-    statements: FastReads,
+    reads: FastReads,
     db: Database,
     timeslot_id: int,
     *,
@@ -91,11 +91,13 @@ async def hold_timeslot(
 
     One conditional UPDATE decides, so of many concurrent holds exactly one wins. It is
     whole in itself (it commits alone), so it runs in autocommit on the event loop: every
-    booking comes through here. When it changes nothing, the current row explains why (or
-    shows that this reservation already holds it), read in a database thread.
+    booking comes through here. The one write outside ``db.transaction()``, fenced here and
+    justified by ``make bench`` row 6 (``POST /api/appointments/``). When it changes nothing,
+    the current row explains why (or shows that this reservation already holds it), read in a
+    database thread.
     """
     now = now or utcnow()
-    held = await statements.write(
+    held = await reads.write(
         _HOLD,
         {
             "p_timeslot_id": timeslot_id,
@@ -219,10 +221,11 @@ def _set_booked(timeslot: Timeslot) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ReservationAnswer:
-    """booking's answer about a reservation: found (with its status), not found, or unknown (None)."""
+    """booking's answer about a reservation: found (and whether it takes its timeslot), not found,
+    or unknown (None)."""
 
     found: bool | None
-    status: str | None = None
+    takes_timeslot: bool | None = None
 
 
 ReservationLookup = Callable[[uuid.UUID], ReservationAnswer]
@@ -256,7 +259,7 @@ def sweep_expired_holds(
                 break
             reservation_id = timeslot.reservation_id
             answer = lookup(reservation_id)
-            outcome = decide_expired_hold(answer.found, answer.status)
+            outcome = decide_expired_hold(answer.found, answer.takes_timeslot)
             decided[timeslot.id] = outcome
             if outcome is HoldOutcome.BOOK:
                 _set_booked(timeslot)

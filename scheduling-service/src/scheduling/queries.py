@@ -1,0 +1,170 @@
+"""scheduling-service reads: a doctor's own timeslots, the patients' free listing (a hot read, on
+``FastReads``: ``make bench`` row 4) and whether a doctor may manage timeslots."""
+
+from __future__ import annotations
+
+import functools
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Select, bindparam, exists, func, select
+from sqlalchemy.orm import Session
+
+from chassis.db import Database
+from chassis.pagination import PageParams, known_total
+from chassis.reads import FastReads
+from chassis.timezones import day_bounds, utcnow
+from scheduling.domain import TimeslotState
+from scheduling.errors import DoctorInactive, DoctorNotFound, InvalidFilter, TimeslotNotFound
+from scheduling.models import Doctor, Timeslot
+
+
+def check_doctor_may_schedule(session: Session, doctor_id: int) -> None:
+    """Raise ``DoctorInactive`` unless the caller (a verified doctor token) may manage timeslots.
+
+    The row is share-locked so that a concurrent deactivation waits for this transaction and
+    then sees its new timeslots. A doctor identity has not told us about yet is trusted from
+    the token (``services.doctors.record_doctor_from_token`` records one that creates timeslots).
+    """
+    doctor = session.scalars(select(Doctor).where(Doctor.id == doctor_id).with_for_update(read=True)).first()
+    if doctor is not None and not (doctor.is_doctor and doctor.is_active):
+        raise DoctorInactive("Your doctor account is not active; you cannot manage timeslots.")
+
+
+def own_timeslots_query(
+    doctor_id: int, *, tz: ZoneInfo, day: date | None = None, is_available: bool | None = None
+) -> Select[tuple[Timeslot]]:
+    """A doctor's own timeslots, earliest first; optionally one clinic-time-zone day and availability."""
+    query = select(Timeslot).where(Timeslot.doctor_id == doctor_id)
+    if day is not None:
+        start, end = day_bounds(day, tz)
+        query = query.where(Timeslot.start_time >= start, Timeslot.start_time < end)
+    if is_available is True:
+        query = query.where(Timeslot.state == TimeslotState.AVAILABLE)
+    elif is_available is False:
+        query = query.where(Timeslot.state != TimeslotState.AVAILABLE)
+    return query.order_by(Timeslot.start_time, Timeslot.id)
+
+
+TIMESLOTS = Timeslot.__table__
+DOCTORS = Doctor.__table__
+# What a listing shows of a timeslot (``TimeslotRead.of`` reads these attributes of a row too).
+TIMESLOT_COLUMNS = tuple(TIMESLOTS.c[name] for name in ("id", "doctor_id", "start_time", "end_time", "state"))
+# The free listing's rows are ``TimeslotRead``'s fields as they are: no object per row in between.
+FREE_LISTING_COLUMNS = (
+    *TIMESLOT_COLUMNS[:4],
+    (TIMESLOTS.c.state == TimeslotState.AVAILABLE).label("is_available"),
+)
+
+# The free listing's statements, built once per shape of filters with every value a bound
+# parameter: building and fingerprinting a statement on each request cost more than running it.
+_LISTED = exists().where(DOCTORS.c.id == bindparam("doctor_id"), DOCTORS.c.is_doctor, DOCTORS.c.is_active)
+_DOCTOR_LISTED = select(_LISTED)
+
+
+def _free_conditions(*, day: bool, since: bool, until: bool) -> list[ColumnElement[bool]]:
+    c = TIMESLOTS.c
+    conditions = [
+        c.doctor_id == bindparam("doctor_id"),
+        c.state == TimeslotState.AVAILABLE,
+        c.start_time > bindparam("now"),
+        _LISTED,
+    ]
+    if day:
+        conditions += [c.start_time >= bindparam("day_start"), c.start_time < bindparam("day_end")]
+    if since:
+        conditions.append(c.start_time >= bindparam("since"))
+    if until:
+        conditions.append(c.start_time < bindparam("until"))
+    return conditions
+
+
+@functools.cache
+def free_page(*, day: bool, since: bool, until: bool) -> Select[Any]:
+    """The free listing's page statement for one shape of filters (the only statement of it)."""
+    return (
+        select(*FREE_LISTING_COLUMNS)
+        .where(*_free_conditions(day=day, since=since, until=until))
+        .order_by(TIMESLOTS.c.start_time, TIMESLOTS.c.id)
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+    )
+
+
+@functools.cache
+def free_count(*, day: bool, since: bool, until: bool) -> Select[tuple[int]]:
+    return (
+        select(func.count())
+        .select_from(TIMESLOTS)
+        .where(*_free_conditions(day=day, since=since, until=until))
+    )
+
+
+def _page(session: Session, query: Select[tuple[Timeslot]], page: PageParams) -> tuple[int, list[Timeslot]]:
+    count = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = session.scalars(query.offset(page.offset).limit(page.limit)).all()
+    return count or 0, list(rows)
+
+
+def list_own_timeslots(
+    db: Database,
+    doctor_id: int,
+    page: PageParams,
+    *,
+    tz: ZoneInfo,
+    day: date | None = None,
+    is_available: bool | None = None,
+) -> tuple[int, list[Timeslot]]:
+    """One page of a doctor's own timeslots and how many there are in all."""
+    with db.transaction() as session:
+        check_doctor_may_schedule(session, doctor_id)
+        return _page(session, own_timeslots_query(doctor_id, tz=tz, day=day, is_available=is_available), page)
+
+
+def get_own_timeslot(db: Database, doctor_id: int, timeslot_id: int) -> Timeslot:
+    """One of the doctor's own timeslots; another doctor's is reported as missing."""
+    with db.transaction() as session:
+        check_doctor_may_schedule(session, doctor_id)
+        timeslot = session.get(Timeslot, timeslot_id)
+        if timeslot is None or timeslot.doctor_id != doctor_id:
+            raise TimeslotNotFound("You have no such timeslot.")
+        return timeslot
+
+
+async def list_free_timeslots(
+    reads: FastReads,
+    doctor_id: int,
+    page: PageParams,
+    *,
+    tz: ZoneInfo,
+    day: date | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+) -> tuple[int, list[dict[str, Any]]]:
+    """One page of an active doctor's free future timeslots (``TimeslotRead`` fields); an unknown or
+    inactive doctor is 404."""
+    if date_from is not None and date_to is not None and date_to < date_from:
+        raise InvalidFilter(
+            "date_to must not be before date_from.",
+            errors=[{"field": "date_to", "message": "must not be before date_from"}],
+        )
+    # One autocommit statement per read, on the event loop. The page itself is conditional on the doctor being
+    # listed, so a non-empty page needs no separate doctor check and a short page no count.
+    shape = {"day": day is not None, "since": date_from is not None, "until": date_to is not None}
+    values: dict[str, Any] = {"doctor_id": doctor_id, "now": utcnow()}
+    if day is not None:
+        values["day_start"], values["day_end"] = day_bounds(day, tz)
+    if date_from is not None:
+        values["since"] = day_bounds(date_from, tz)[0]
+    if date_to is not None:
+        values["until"] = day_bounds(date_to, tz)[1]
+    page_values = {**values, "offset": page.offset, "limit": page.limit}
+    async with reads.connection() as reader:
+        rows = await reader.all(free_page(**shape), page_values)
+        if not rows and not await reader.scalar(_DOCTOR_LISTED, {"doctor_id": doctor_id}):
+            raise DoctorNotFound("There is no such doctor.")
+        count = known_total(page, len(rows))
+        if count is None:
+            count = await reader.scalar(free_count(**shape), values) or 0
+    return count, rows
