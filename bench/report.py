@@ -127,6 +127,7 @@ CPU_COLUMNS = (
     ("doctor", "doctor"),
     ("scheduling", "scheduling"),
     ("booking", "booking"),
+    ("notification", "notification"),
     ("postgres", "PostgreSQL"),
     ("rabbitmq", "RabbitMQ"),
     ("load", "wrk + bench"),

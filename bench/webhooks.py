@@ -1,6 +1,6 @@
 """Phase 10: from a booking's 201 to its webhook at a receiver (notification-service).
 
-An admin subscribes a local receiver (``chassis.testservers.HttpReceiver``) to
+An admin subscribes a local receiver (``chassis.testkit.outside.HttpReceiver``) to
 ``appointment.booked``; patients book, a few at a time; for each 201 the delay is the time
 until the receiver holds the delivery of that appointment: booking's outbox relay, RabbitMQ,
 notification-service's consumer, its webhook worker's poll and the POST. Needs
@@ -18,7 +18,7 @@ import httpx
 
 from bench.load import Result
 from bench.scenarios import percentile
-from chassis.testservers import HttpReceiver
+from chassis.testkit.outside import HttpReceiver
 
 PATH = "/bench-webhook"
 

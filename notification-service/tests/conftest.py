@@ -23,9 +23,9 @@ from chassis.messaging.topology import declare_topology_at
 from chassis.migrations import upgrade
 from chassis.testing import wait_until
 from chassis.testkit import TokenMinter
-from chassis.testservers import HttpReceiver, SmtpSink
+from chassis.testkit.outside import HttpReceiver, SmtpSink
 from notification.config import Settings
-from notification.events import CONSUMED_EVENT_TYPES
+from notification.events import CONSUMED
 from notification.main import create_app
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
@@ -231,7 +231,7 @@ def _facts(appointment: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def topology(amqp_url: str) -> str:
     """The service's queue and bindings, as ``notification migrate`` declares them before it starts."""
-    declare_topology_at(amqp_url, "notification", CONSUMED_EVENT_TYPES, Settings().event_retry_delays)
+    declare_topology_at(amqp_url, "notification", list(CONSUMED), Settings().event_retry_delays)
     return ServiceQueues("notification").main
 
 

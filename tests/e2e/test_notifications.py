@@ -15,7 +15,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from chassis.testing import TcpProxy
-from chassis.testservers import HANG, HttpReceiver, SmtpSink
+from chassis.testkit.outside import HANG, HttpReceiver, SmtpSink
 
 from .api import User, new_user, problem
 from .stack import Stack, StackFactory, wait_until

@@ -24,7 +24,7 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from chassis.testservers import HttpReceiver, SmtpSink
+from chassis.testkit.outside import HttpReceiver, SmtpSink
 
 WEBHOOK_PATH = "/soak-hook"
 # The webhook type of each of booking's events (status_changed: by its new status).

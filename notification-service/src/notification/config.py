@@ -11,24 +11,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from chassis.settings import (
-    AuthSettings,
-    BaseServiceSettings,
-    BrokerSettings,
-    admin_database_url_field,
-    amqp_url_field,
-    database_url_field,
-    migration_database_url_field,
-)
+from chassis.service_settings import service_settings
 from notification.domain import DEFAULT_RETRY_DELAYS, SmtpServer
 
 
-class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
-    # Least privilege, as every service: its own role and broker user (``notification provision``).
-    database_url: str = database_url_field("notification")
-    migration_database_url: str | None = migration_database_url_field("notification")
-    admin_database_url: str = admin_database_url_field("notification")
-    amqp_url: str = amqp_url_field("notification")
+class Settings(service_settings("notification")):
+    """Everything notification-service reads: the chassis' settings, its URLs, and its own."""
 
     # Webhooks. Targets on loopback, private or link-local addresses are refused unless allowed
     # (the local stack of `make run` allows them; compose and Kubernetes do not).

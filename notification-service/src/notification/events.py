@@ -161,4 +161,6 @@ def consumed(mail: MailPolicy | None) -> dict[str, Handler]:
     return with_token_revocations(handlers)
 
 
-CONSUMED_EVENT_TYPES: list[str] = list(consumed(None))
+# The event types the migrate job binds (``notification migrate``); the app's handlers are
+# ``consumed(mail)`` of its settings.
+CONSUMED: dict[str, Handler] = consumed(None)

@@ -6,12 +6,9 @@ import logging
 
 from fastapi import FastAPI
 
-from chassis.app import Hook, create_service_app
+from chassis.app import Hook
+from chassis.assembly import consuming_service_app
 from chassis.db import Database
-from chassis.health import amqp_check
-from chassis.messaging import messaging_hooks, service_retention_hooks
-from chassis.observability import configure_logging
-from chassis.trust import ServiceTrust
 from chassis.workers import PollingWorker, worker_hook
 from notification import api, events
 from notification.adapters.mail_worker import MailWorker
@@ -27,48 +24,30 @@ log = logging.getLogger("notification")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The notification-service app: the consumer turns booking's and identity's events into
+    rows to send (mail rows only with SMTP_URL); the workers send them."""
     settings = settings or Settings()
-    configure_logging("notification", settings.log_level, settings.log_format)
-    db = Database.from_settings(settings)
-    trust = ServiceTrust.from_settings(settings, "notification", db)
     mail = MailPolicy(domain=sender_domain(settings.mail_from)) if settings.smtp else None
-    app = create_service_app(
-        database=db,
-        name="notification",
+    if mail is None:
+        log.warning("SMTP_URL is not set: no mail is sent (webhooks are)")
+    return consuming_service_app(
+        "notification",
+        settings,
         title="Clinic notification API",
         description="Webhooks for other systems (Standard Webhooks), and the mails and reminders "
         "patients and doctors get.",
         routers=[api.router],
         status_of=STATUS_OF,
-        token_verifier=trust.token_verifier,
-        readiness={"database": db.ping, "broker": amqp_check(settings.amqp_url), **trust.readiness()},
-        # The consumer turns booking's and identity's events into rows to send; the workers send them.
-        hooks=[
-            trust.hook,
-            *messaging_hooks(
-                "notification",
-                db,
-                settings.amqp_url,
-                handlers=events.consumed(mail),
-                enabled=settings.messaging_enabled,
-                retry_delays=settings.event_retry_delays,
-                publish=False,
-            ),
-            *service_retention_hooks("notification", db, settings),
-            *_worker_hooks(settings, db, mail),
-        ],
+        consumed=events.consumed(mail),
         openapi_tags=[
             {"name": "webhooks", "description": "Admins subscribe other systems to appointment events."}
         ],
+        more_hooks=lambda settings, db: worker_hooks(settings, db, mail),
     )
-    app.state.settings = settings
-    app.state.trust = trust
-    return app
 
 
-def _worker_hooks(settings: Settings, db: Database, mail: MailPolicy | None) -> list[Hook]:
-    if mail is None:
-        log.warning("SMTP_URL is not set: no mail is sent (webhooks are)")
+def worker_hooks(settings: Settings, db: Database, mail: MailPolicy | None) -> list[Hook]:
+    """The webhook worker; with mail, the mail worker and the reminder sweep."""
     if not settings.workers_enabled:
         return []
     interval = settings.delivery_poll_seconds

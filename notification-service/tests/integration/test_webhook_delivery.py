@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from chassis.testservers import HANG
+from chassis.testkit.outside import HANG
 
 
 def verified(request, secret: str) -> dict:

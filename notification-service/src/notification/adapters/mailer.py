@@ -38,7 +38,7 @@ DOCTOR_SUBJECTS = {
 }
 
 _environment = Environment(
-    loader=PackageLoader("notification", "templates"),
+    loader=PackageLoader("notification.adapters", "templates"),
     autoescape=select_autoescape(["html"]),
     undefined=StrictUndefined,
     keep_trailing_newline=True,

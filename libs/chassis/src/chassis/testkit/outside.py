@@ -136,7 +136,7 @@ class SmtpSink:
     ``n`` messages with a temporary failure (451), as a mail server that is struggling does."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        from chassis.testing import _free_port  # a port known before the server starts
+        from chassis.testkit.faults import _free_port  # a port known before the server starts
 
         self.host = host
         self.port = port or _free_port(host)
