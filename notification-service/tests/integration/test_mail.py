@@ -2,14 +2,14 @@
 the clinic time zone, each mail once, also with a struggling server, two workers or a crash."""
 
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, text
 
 from notification.adapters.mail_worker import MailWorker
 from notification.adapters.mailer import SmtpMailer
 from notification.config import smtp_server
-from notification.models import Mail
+from notification.models import Appointment, Mail
 from notification.services import mails
 
 
@@ -140,12 +140,15 @@ def test_reminders_go_to_patients_of_active_appointments_once(
     soon = new_appointment(starts_in=timedelta(minutes=50))
     cancelled = new_appointment(starts_in=timedelta(minutes=55))
     booked_at = soon["start_time"] - timedelta(days=2)
+    # The sweep runs at start (nothing is due yet) and then only when woken.
+    client = start_app(smtp_url=smtp.url, reminder_hours=(24, 2), reminder_sweep_seconds=3600)
     events.publish("booking.appointment.booked", _booked_data(soon), occurred_at=booked_at)
     events.publish("booking.appointment.booked", _booked_data(cancelled), occurred_at=booked_at)
     events.cancelled(cancelled)
-    start_app(smtp_url=smtp.url, reminder_hours=(24, 2))
-
     address = f"patient{people['patient']}@example.org"
+    wait_until(lambda: len(mail_of(smtp, address)) == 3)  # both bookings and the cancellation
+
+    client.app.state.reminder_sweep.wake()
     wait_until(lambda: [m for m in mail_of(smtp, address) if m.message["Subject"].startswith("Reminder")])
     # The booking mails of two days ago went too; the cancelled one had its cancellation.
     wait_until(lambda: len(mail_of(smtp, address)) == 4)
@@ -153,14 +156,12 @@ def test_reminders_go_to_patients_of_active_appointments_once(
     assert len(reminders) == 1  # the 2 h one: the 24 h one, due too, is not sent as well
     assert str(soon["id"]) in parts(reminders[0].message)[0]
     with db.sessions() as session:
-        assert (
-            session.scalar(
-                select(Mail.id).where(
-                    Mail.kind == "appointment.reminder", Mail.appointment_id == cancelled["id"]
-                )
+        written = session.scalars(
+            select(Mail.status).where(
+                Mail.kind == "appointment.reminder", Mail.appointment_id == cancelled["id"]
             )
-            is None
-        )
+        ).all()
+    assert written == []
 
 
 def _booked_data(appointment):
@@ -187,9 +188,9 @@ def _worker(db, smtp_url):
     )
 
 
-def _pending_mail(db, key: str, people) -> None:
+def _pending_mail(db, key: str, people, *, kind: str = "appointment.booked", appointment_id: int = 1) -> None:
     appointment = {
-        "id": 1,
+        "id": appointment_id,
         "doctor_id": people["doctor"],
         "patient_id": people["patient"],
         "start_time": "2030-01-01T09:00:00+00:00",
@@ -199,10 +200,10 @@ def _pending_mail(db, key: str, people) -> None:
         session.add(
             Mail(
                 key=key,
-                kind="appointment.booked",
+                kind=kind,
                 recipient_id=people["patient"],
                 recipient_role="patient",
-                appointment_id=1,
+                appointment_id=appointment_id,
                 context={"appointment": appointment},
                 message_id=f"<{key}@clinic.test>",
                 status="pending",
@@ -281,3 +282,34 @@ def _message_for(worker, db, claimed):
 def _known(db, user_id: int) -> bool:
     with db.sessions() as session:
         return session.scalar(text("SELECT email FROM users WHERE id = :id"), {"id": user_id}) is not None
+
+
+def test_a_reminder_of_an_appointment_moved_since_it_was_written_is_skipped(
+    start_app, smtp, db, people, wait_until
+):
+    start_app()
+    wait_until(lambda: _known(db, people["patient"]))
+    now = datetime.now(UTC)
+    with db.transaction() as session:
+        session.add(
+            Appointment(
+                id=990_001,
+                timeslot_id=1,
+                doctor_id=people["doctor"],
+                patient_id=people["patient"],
+                start_time=now + timedelta(days=2),  # moved: the reminder was for an hour from now
+                end_time=now + timedelta(days=2, minutes=30),
+                status="confirmed",
+                booked_at=now - timedelta(days=3),
+                scheduled_at=now,
+                changed_at=now,
+            )
+        )
+    _pending_mail(db, "reminder:moved", people, kind="appointment.reminder", appointment_id=990_001)
+    worker = _worker(db, smtp.url)
+
+    worker.step()
+
+    with db.sessions() as session:
+        assert session.scalar(select(Mail.status).where(Mail.key == "reminder:moved")) == "skipped"
+    assert smtp.messages == []
