@@ -1,5 +1,6 @@
-"""notification-service test fixtures: a migrated database of this run, the API, a running app
-with its consumer and workers, real receivers (HTTP and SMTP) and the events that feed it."""
+"""notification-service test fixtures on the chassis test kit (``chassis.testkit``): the migrated
+database, the API, a running app with its consumer and workers, real receivers (HTTP and SMTP,
+``chassis.testkit.outside``) and the events that feed it, checked against their contracts."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from chassis.db import Database
 from chassis.messaging import EXCHANGE, Envelope, ServiceQueues, declare_exchanges
 from chassis.messaging.contracts import validate_envelope
 from chassis.messaging.topology import declare_topology_at
-from chassis.migrations import upgrade
 from chassis.testing import wait_until
 from chassis.testkit import TokenMinter
 from chassis.testkit.outside import HttpReceiver, SmtpSink
@@ -34,22 +34,8 @@ IDS = itertools.count(1000)
 
 
 @pytest.fixture(scope="session")
-def database_url(make_database) -> str:
-    url = make_database("notification")
-    upgrade(ALEMBIC_INI, url)
-    return url
-
-
-@pytest.fixture(scope="session")
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url, pool_size=2, max_overflow=2)
-    yield database
-    database.dispose()
-
-
-@pytest.fixture(scope="session")
-def minter() -> TokenMinter:
-    return TokenMinter()
+def database_url(make_migrated_database) -> str:
+    return make_migrated_database(ALEMBIC_INI, "notification")
 
 
 @pytest.fixture(scope="session")
