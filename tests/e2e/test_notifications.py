@@ -40,6 +40,8 @@ def receiver() -> Iterator[HttpReceiver]:
 def notifying(stacks: StackFactory, smtp: SmtpSink) -> Iterator[Stack]:
     stack = stacks.start(
         "notify",
+        # Five services provisioning at once (an Erlang VM each for rabbitmqctl) on a busy machine.
+        startup_timeout=120.0,
         env={
             "SMTP_URL": smtp.url,
             "MAIL_FROM": "Clinic <no-reply@clinic.test>",
