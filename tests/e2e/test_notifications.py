@@ -174,9 +174,11 @@ def test_a_broker_outage_and_a_restart_lose_no_delivery_and_send_no_mail_twice(
     hook = subscribe(notifying, admin_headers, receiver.url("/e2e-outage"), ["*"])
     # The broker, as booking and notification-service reach it, through a proxy that can be cut.
     proxy = TcpProxy.for_url(notifying.amqp_url).start()
+    direct = {}
     for name in ("booking", "notification"):
         process = notifying.process(name)
         key = f"{name.upper()}_AMQP_URL"
+        direct[name] = process.env[key]
         process.env[key] = proxy.url(process.env[key])
         notifying.restart(name)
     try:
@@ -197,6 +199,10 @@ def test_a_broker_outage_and_a_restart_lose_no_delivery_and_send_no_mail_twice(
         wait_until(lambda: len(receiver.requests("/e2e-outage")) >= 3, timeout=DEADLINE)
         wait_until(lambda: len(mails_to(smtp, patient.email)) >= 3, timeout=DEADLINE)
     finally:
+        # Both straight to the broker again, for the tests after this one.
+        for name, url in direct.items():
+            notifying.process(name).env[f"{name.upper()}_AMQP_URL"] = url
+            notifying.restart(name)
         proxy.close()
 
     received = bodies(receiver, "/e2e-outage", hook["secret"])
@@ -207,3 +213,35 @@ def test_a_broker_outage_and_a_restart_lose_no_delivery_and_send_no_mail_twice(
     assert len(sent) == 3
     assert set(sent.values()) == {1}
     assert len(mails_to(smtp, doctor.email)) == 3
+
+
+def test_a_reschedule_reaches_the_receiver_and_both_people_with_the_old_time(
+    notifying, admin_headers, receiver, smtp, patient, doctor
+):
+    hook = subscribe(notifying, admin_headers, receiver.url("/e2e-moved"), ["appointment.rescheduled"])
+    old, new = new_timeslot(notifying, doctor), new_timeslot(notifying, doctor)
+    appointment = booked(notifying, patient, old["id"])
+
+    with notifying.client(patient.access) as client:
+        moved = client.post(
+            f"/api/appointments/{appointment['id']}/reschedule/", json={"timeslot_id": new["id"]}
+        )
+    assert moved.status_code == 200, moved.text
+
+    wait_until(lambda: receiver.requests("/e2e-moved"), timeout=DEADLINE)
+    [body] = bodies(receiver, "/e2e-moved", hook["secret"])
+    assert body["type"] == "appointment.rescheduled"
+    assert body["data"]["appointment"]["timeslot_id"] == new["id"]
+    assert body["data"]["previous"]["timeslot_id"] == old["id"]
+
+    def moved_mails() -> list[Any]:
+        return [
+            m for m in mails_to(smtp, patient.email) if m.message["Subject"] == "Your appointment has moved"
+        ]
+
+    wait_until(moved_mails, timeout=DEADLINE)
+    assert "It was:" in moved_mails()[0].message.get_body(preferencelist=("plain",)).get_content()
+    wait_until(
+        lambda: [m for m in mails_to(smtp, doctor.email) if m.message["Subject"] == "Appointment moved"],
+        timeout=DEADLINE,
+    )
