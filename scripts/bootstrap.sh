@@ -31,6 +31,7 @@ echo "bootstrap: installing chassis, services and tools into $venv"
     -e doctor-service \
     -e scheduling-service \
     -e booking-service \
+    -e notification-service \
     -e gateway/docs
 echo "bootstrap: $("$venv/bin/traefik" version | head -n 1 | tr -s ' '), $("$venv/bin/python" --version)"
 

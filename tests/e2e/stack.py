@@ -49,7 +49,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 PROCFILE = ROOT / "Procfile"
 BIN = Path(sys.executable).parent
-SERVICES = ("identity", "doctor", "scheduling", "booking")
+SERVICES = ("identity", "doctor", "scheduling", "booking", "notification")
 HOST = "127.0.0.1"
 GATEWAY = "gateway"
 DOCS = "docs"  # the API documentation app (gateway/docs): Swagger UI, Redoc, the merged OpenAPI document
@@ -90,6 +90,11 @@ STACK_VARIABLES = frozenset(
         "PORT",
         "METRICS_PORT",
         "METRICS_HOST",
+        "SMTP_URL",
+        "MAIL_FROM",
+        "REMINDER_HOURS",
+        "WEBHOOK_ALLOW_PRIVATE_TARGETS",
+        "DELIVERY_RETRY_DELAYS",
     }
     | {
         f"{s.upper()}_{suffix}"
@@ -661,6 +666,8 @@ class Stack(ProcessGroup):
             DB_READ_POOL_SIZE="1",
             # SIGTERM: not ready at once, serving on for 2 s (the gateway checks every second).
             SHUTDOWN_DRAIN_SECONDS="2",
+            # As `make run`: webhook receivers on this machine are allowed (tests run them).
+            WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
         )
         for service in SERVICES:
             prefix = service.upper()
