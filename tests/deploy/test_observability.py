@@ -34,7 +34,7 @@ def exported_metric_names() -> set[str]:
     """Every metric family the chassis and the services define (their modules imported)."""
     for module in (
         "chassis.messaging.metrics",
-        *(f"{s}.adapters.metrics" for s in ("identity", "scheduling", "booking")),
+        *(f"{s}.adapters.metrics" for s in ("identity", "scheduling", "booking", "notification")),
     ):
         importlib.import_module(module)
     names = set(HTTP_METRICS)
@@ -43,6 +43,8 @@ def exported_metric_names() -> set[str]:
         names |= {sample.name for sample in family.samples}
     # Collected at scrape time (chassis.messaging.metrics.OutboxBacklog), from the database.
     names |= {"clinic_outbox_unpublished_events", "clinic_outbox_oldest_unpublished_age_seconds"}
+    # notification.adapters.metrics.NotificationBacklog, likewise.
+    names |= {"clinic_notification_pending", "clinic_notification_oldest_pending_age_seconds"}
     return names
 
 
@@ -79,7 +81,8 @@ def test_every_alert_has_a_unit_test():
     tested = {case["alertname"] for test in tests for case in test.get("alert_rule_test", [])}
     assert alerts == tested
     wanted = {"ClinicOutboxStuck", "ClinicDeadLetters", "ClinicConsumerLagHigh", "ClinicHigh5xxRate"}
-    assert wanted | {"ClinicHoldSweeperStuck"} <= alerts
+    wanted |= {"ClinicHoldSweeperStuck", "ClinicWebhookDeliveriesFailing", "ClinicMailBacklogGrowing"}
+    assert wanted <= alerts
 
 
 def test_the_compose_scrape_configuration_is_valid_for_prometheus(tmp_path):

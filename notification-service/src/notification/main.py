@@ -13,6 +13,7 @@ from chassis.workers import PollingWorker, worker_hook
 from notification import api, events
 from notification.adapters.mail_worker import MailWorker
 from notification.adapters.mailer import SmtpMailer, sender_domain
+from notification.adapters.metrics import backlog_hook
 from notification.adapters.webhook_sender import WebhookSender
 from notification.adapters.webhook_worker import WebhookWorker
 from notification.config import Settings
@@ -42,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=[
             {"name": "webhooks", "description": "Admins subscribe other systems to appointment events."}
         ],
-        more_hooks=lambda settings, db: worker_hooks(settings, db, mail),
+        more_hooks=lambda settings, db: [backlog_hook(db), *worker_hooks(settings, db, mail)],
     )
 
 

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from chassis.db import Database
 from notification.adapters.mailer import MailNotAccepted, SmtpMailer, build_message
+from notification.adapters.metrics import record_mail
 from notification.services import mails
 from notification.services.mails import ClaimedMail
 
@@ -47,7 +48,7 @@ class MailWorker:
     def step(self) -> int:
         claimed = mails.claim_mails(self.db, BATCH, self.lease)
         for mail in claimed:
-            self.send(mail)
+            record_mail(self.send(mail), mail.queued_at)
         return len(claimed)
 
     def send(self, mail: ClaimedMail) -> str:

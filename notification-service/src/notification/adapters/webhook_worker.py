@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from chassis.db import Database
+from notification.adapters.metrics import record_webhook
 from notification.adapters.webhook_sender import WebhookSender
 from notification.services.deliveries import ClaimedDelivery, claim_deliveries, record_attempt
 
@@ -59,6 +60,7 @@ class WebhookWorker:
                 response_excerpt=result.response_excerpt,
                 retry_delays=self.retry_delays,
             )
+            record_webhook(status, delivery.payload.get("timestamp"))
             if result.error:
                 log.info("webhook delivery %s: %s (now %s)", delivery.id, result.error, status)
         except Exception:

@@ -32,6 +32,7 @@ class ClaimedMail:
     context: dict[str, Any]
     message_id: str
     attempts: int
+    queued_at: datetime | None = None  # when the mail was written (its lag's start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ _CLAIM = (
         Mail.context,
         Mail.message_id,
         Mail.attempts,
+        Mail.created_at.label("queued_at"),
     )
 )
 # A claim that ran out after the hand-over: the server may have the mail; never sent again.
