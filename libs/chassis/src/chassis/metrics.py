@@ -14,7 +14,7 @@ serves none (test apps, one-off commands).
   thing happens: an ``inc()`` is a lock and an addition, nothing more.
 - Gauges that need a query (the outbox's depth, the oldest event's age) are computed when
   Prometheus scrapes, by one collector per process that each running app adds its source to
-  (``chassis.messaging.metrics.OutboxBacklog``): no request pays for them.
+  (a ``ScrapedGauges``, e.g. ``chassis.messaging.metrics.OutboxBacklog``): no request pays for them.
 
 A service adds its own metrics in its ``adapters/metrics.py`` with these helpers; names are
 ``clinic_<what>_<unit>`` (``_total`` for counters, ``_seconds`` for durations). The
@@ -36,7 +36,8 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from fastapi import FastAPI
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as http_metrics
@@ -77,6 +78,56 @@ def histogram(
     name: str, documentation: str, labelnames: Sequence[str] = (), buckets: Sequence[float] = HTTP_BUCKETS
 ) -> Histogram:
     return _once(Histogram, name, documentation, labelnames, buckets=tuple(buckets))
+
+
+class ScrapedGauges:
+    """Gauges read when Prometheus scrapes (never on a request's or a worker's path).
+
+    One collector per process, registered on first use; each running app adds its source
+    (``watching(label, source)``, e.g. its service's name and database) for as long as it runs
+    (a test process runs several apps at once). A subclass names its gauge families
+    (``families()``, fresh ones each call) and fills them from one source (``read``); a source that
+    fails (its database is down) is left out of that scrape rather than failing it.
+    """
+
+    def __init__(self) -> None:
+        self._sources: dict[int, tuple[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._registered = False
+
+    def families(self) -> Sequence[GaugeMetricFamily]:
+        raise NotImplementedError
+
+    def read(self, label: str, source: Any, families: Sequence[GaugeMetricFamily]) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def watching(self, label: str, source: Any) -> Iterator[None]:
+        key = id(source)
+        with self._lock:
+            register, self._registered = not self._registered, True
+            self._sources[key] = (label, source)
+        if register:
+            REGISTRY.register(self)  # asks describe(), not collect(): no query at registration
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._sources.pop(key, None)
+
+    def describe(self) -> Iterator[Any]:
+        yield from self.families()
+
+    def collect(self) -> Iterator[Any]:
+        families = self.families()
+        with self._lock:
+            sources = list(self._sources.values())
+        for label, source in sources:
+            try:
+                self.read(label, source, families)
+            except Exception as exc:  # a scrape while the database is down: no sample, not an error page
+                log.debug("%s of %s unavailable: %s", type(self).__name__, label, exc)
+        yield from families
 
 
 def instrument(app: FastAPI) -> None:

@@ -18,23 +18,18 @@
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import text
 
+from chassis.app import Hook
 from chassis.db import Database
-from chassis.metrics import LAG_BUCKETS, counter, histogram
-
-log = logging.getLogger("notification.metrics")
+from chassis.metrics import LAG_BUCKETS, ScrapedGauges, counter, histogram
 
 ATTEMPTS = counter(
     "clinic_notification_attempts_total", "Webhook requests made and mails tried, by channel.", ["channel"]
@@ -102,30 +97,11 @@ def backlog(db: Database) -> dict[str, tuple[float, float]]:
     return {row.channel: (float(row.pending), float(row.oldest_age)) for row in rows}
 
 
-class NotificationBacklog:
-    """Undelivered webhooks and mails, read when Prometheus scrapes. One collector per process,
-    registered on first use; each running app adds its database while it runs (``hook``)."""
+class NotificationBacklog(ScrapedGauges):
+    """Undelivered webhooks and mails, read when Prometheus scrapes; each running app adds its
+    database (``backlog_hook``)."""
 
-    def __init__(self) -> None:
-        self._sources: dict[int, Database] = {}
-        self._lock = threading.Lock()
-        self._registered = False
-
-    @contextmanager
-    def watching(self, db: Database) -> Iterator[None]:
-        with self._lock:
-            register, self._registered = not self._registered, True
-            self._sources[id(db)] = db
-        if register:
-            REGISTRY.register(self)  # asks describe(), not collect(): no query at registration
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._sources.pop(id(db), None)
-
-    @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    def families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
         pending = GaugeMetricFamily(
             "clinic_notification_pending",
             "Webhook deliveries (of active subscriptions) and mails not delivered yet.",
@@ -138,36 +114,22 @@ class NotificationBacklog:
         )
         return pending, age
 
-    def describe(self) -> Iterator[Any]:
-        yield from self._families()
-
-    def collect(self) -> Iterator[Any]:
-        pending, age = self._families()
-        with self._lock:
-            sources = list(self._sources.values())
-        # One app per process in production; a test process runs several: the newest is shown.
-        for db in sources[-1:]:
-            try:
-                found = backlog(db)
-            except Exception as exc:  # a scrape while the database is down: no sample, not an error page
-                log.debug("notification backlog unavailable: %s", exc)
-                continue
-            for channel, (count, oldest_age) in found.items():
-                pending.add_metric([channel], count)
-                age.add_metric([channel], oldest_age)
-        yield pending
-        yield age
+    def read(self, label: str, source: Database, families: Sequence[GaugeMetricFamily]) -> None:
+        pending, age = families
+        for channel, (count, oldest_age) in backlog(source).items():
+            pending.add_metric([channel], count)
+            age.add_metric([channel], oldest_age)
 
 
 BACKLOG = NotificationBacklog()
 
 
-def backlog_hook(db: Database) -> Any:
+def backlog_hook(db: Database) -> Hook:
     """The hook that makes ``db``'s backlog part of the process's metrics while the app runs."""
 
     @contextmanager
     def watch(_app: FastAPI) -> Iterator[None]:
-        with BACKLOG.watching(db):
+        with BACKLOG.watching("notification", db):
             yield
 
     return watch

@@ -16,21 +16,15 @@
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import text
 
 from chassis.db import Database
-from chassis.metrics import LAG_BUCKETS, counter, gauge, histogram
-
-log = logging.getLogger("chassis.messaging.metrics")
+from chassis.metrics import LAG_BUCKETS, ScrapedGauges, counter, gauge, histogram
 
 QUEUE_DEPTH_INTERVAL = 5.0
 
@@ -74,34 +68,11 @@ _OUTBOX_BACKLOG = text(
 )
 
 
-class OutboxBacklog:
-    """The outboxes' backlog, read when Prometheus scrapes (never on a request's path).
+class OutboxBacklog(ScrapedGauges):
+    """The outboxes' backlog, read when Prometheus scrapes (never on a request's path); each
+    running app adds its outbox (``watching(service, db)``) for as long as its relay runs."""
 
-    One collector per process, registered on first use; each running app adds its outbox
-    (``watching``) for as long as its relay runs (a test process runs several apps at once).
-    """
-
-    def __init__(self) -> None:
-        self._sources: dict[int, tuple[str, Database]] = {}
-        self._lock = threading.Lock()
-        self._registered = False
-
-    @contextmanager
-    def watching(self, service: str, db: Database) -> Iterator[None]:
-        key = id(db)
-        with self._lock:
-            register, self._registered = not self._registered, True
-            self._sources[key] = (service, db)
-        if register:
-            REGISTRY.register(self)  # asks describe(), not collect(): no query at registration
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._sources.pop(key, None)
-
-    @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    def families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
         pending = GaugeMetricFamily(
             "clinic_outbox_unpublished_events",
             "Committed outbox events not yet published to the broker.",
@@ -114,24 +85,12 @@ class OutboxBacklog:
         )
         return pending, age
 
-    def describe(self) -> Iterator[Any]:
-        yield from self._families()
-
-    def collect(self) -> Iterator[Any]:
-        pending, age = self._families()
-        with self._lock:
-            sources = list(self._sources.values())
-        for service, db in sources:
-            try:
-                with db.engine.connect() as connection:
-                    row = connection.execute(_OUTBOX_BACKLOG).one()
-            except Exception as exc:  # a scrape while the database is down: no sample, not an error page
-                log.debug("outbox backlog of %s unavailable: %s", service, exc)
-                continue
-            pending.add_metric([service], float(row.pending))
-            age.add_metric([service], float(row.oldest_age))
-        yield pending
-        yield age
+    def read(self, label: str, source: Database, families: Sequence[GaugeMetricFamily]) -> None:
+        pending, age = families
+        with source.engine.connect() as connection:
+            row = connection.execute(_OUTBOX_BACKLOG).one()
+        pending.add_metric([label], float(row.pending))
+        age.add_metric([label], float(row.oldest_age))
 
 
 OUTBOX_BACKLOG = OutboxBacklog()
