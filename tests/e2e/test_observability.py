@@ -111,6 +111,10 @@ def test_prometheus_scrapes_every_process_and_counts_a_booking(observed, prometh
         prometheus.wait_for_value(
             f'max(clinic_outbox_oldest_unpublished_age_seconds{{job="{service}"}})', lambda v: v == 0
         )
+    # notification's scrape-time backlog is served (nothing subscribed: nothing undelivered).
+    prometheus.wait_for_value(
+        'max(clinic_notification_pending{job="notification", channel="webhook"})', lambda v: v == 0
+    )
     # Nothing failed: empty dead-letter queues, no 5xx anywhere.
     prometheus.wait_for_value('max(clinic_consumer_queue_messages{queue="dlq"})', lambda v: v == 0)
     assert prometheus.query('http_requests_total{status="5xx"} > 0') == []
