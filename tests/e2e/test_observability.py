@@ -186,6 +186,9 @@ def test_one_booking_is_one_trace_through_gateway_booking_scheduling_and_its_con
         ) from None
     spans = otlp.trace(trace_id)
     by_id = {span.span_id: span for span in spans}
-    (consumer_span,) = [s for s in spans if s.name == "booking.appointment.booked process"]
-    # The consumer's span hangs under booking's request span (through the envelope's traceparent).
-    assert by_id[consumer_span.parent_span_id].service == "clinic-booking"
+    # Every consumer's span (scheduling's, notification's) hangs under booking's request span
+    # (through the envelope's traceparent).
+    consumer_spans = [s for s in spans if s.name == "booking.appointment.booked process"]
+    assert "clinic-scheduling" in {span.service for span in consumer_spans}
+    for consumer_span in consumer_spans:
+        assert by_id[consumer_span.parent_span_id].service == "clinic-booking"
