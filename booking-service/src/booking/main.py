@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 from fastapi import FastAPI
 
-from booking import api, events
+from booking import api, events, fhir
 from booking.config import Settings
 from booking.errors import STATUS_OF
 from booking.scheduling_client import SchedulingClient
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name="booking",
         title="Clinic booking API",
         description="Appointments and their status machine.",
-        routers=[api.router, api.internal_router],
+        routers=[api.router, fhir.router, api.internal_router],
         status_of=STATUS_OF,
         token_verifier=trust.token_verifier,
         readiness={

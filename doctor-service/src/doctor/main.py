@@ -8,7 +8,7 @@ from chassis.health import amqp_check
 from chassis.messaging import messaging_hooks, service_retention_hooks
 from chassis.observability import configure_logging
 from chassis.trust import ServiceTrust
-from doctor import api, events
+from doctor import api, events, fhir
 from doctor.config import Settings
 from doctor.errors import STATUS_OF
 
@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name="doctor",
         title="Clinic doctor API",
         description="Doctor profiles: specialty, bio, experience; search and filters.",
-        routers=[api.router],
+        routers=[api.router, fhir.router],
         status_of=STATUS_OF,
         token_verifier=trust.token_verifier,
         readiness={"database": db.ping, "broker": amqp_check(settings.amqp_url), **trust.readiness()},

@@ -8,7 +8,7 @@ from chassis.health import amqp_check
 from chassis.messaging import messaging_hooks, service_retention_hooks
 from chassis.observability import configure_logging
 from chassis.trust import ServiceTrust
-from scheduling import api, events
+from scheduling import api, events, fhir
 from scheduling.config import Settings
 from scheduling.errors import STATUS_OF
 from scheduling.sweeper import hold_sweeper_hook
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name="scheduling",
         title="Clinic scheduling API",
         description=DESCRIPTION,
-        routers=[api.router, api.internal_router],
+        routers=[api.router, fhir.router, api.internal_router],
         status_of=STATUS_OF,
         token_verifier=trust.token_verifier,
         readiness={
