@@ -259,7 +259,7 @@ class DateBound:
 
 
 DATE_PREFIXES = ("eq", "ge", "gt", "le", "lt")
-_DATE_VALUE = re.compile(r"(eq|ge|gt|le|lt)?(\d{4}-\d{2}-\d{2})(T[0-9:.]+(?:Z|[+-]\d{2}:\d{2})?)?")
+_DATE_VALUE = re.compile(r"(eq|ge|gt|le|lt)?(\d{4}-\d{2}-\d{2})(?:(T[0-9:.]+)(Z|[+-]\d{2}:\d{2})?)?")
 
 
 def date_bound(value: str, tz: ZoneInfo, *, parameter: str) -> DateBound:
@@ -272,11 +272,11 @@ def date_bound(value: str, tz: ZoneInfo, *, parameter: str) -> DateBound:
     )
     if found is None:
         raise problem
-    prefix, day, clock = found.group(1) or "eq", found.group(2), found.group(3)
+    prefix, day, clock, offset = found.group(1) or "eq", found.group(2), found.group(3), found.group(4)
     try:
         if clock is None:
             return DateBound(prefix, *day_bounds(date.fromisoformat(day), tz))
-        start = datetime.fromisoformat(day + clock.replace("Z", "+00:00"))
+        start = datetime.fromisoformat(day + clock + (offset or "").replace("Z", "+00:00"))
     except ValueError:
         raise problem from None
     if start.tzinfo is None:
