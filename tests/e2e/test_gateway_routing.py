@@ -58,6 +58,15 @@ ROUTES = [
     ("/api/schema/redoc/", "docs", True),
     ("/api/schema/redoc", "docs", True),
     ("/api/schema/assets/swagger-ui-bundle.js", "docs", True),
+    # FHIR: each resource type to the service that owns it; the CapabilityStatement is the docs app's
+    ("/fhir/metadata", "docs", True),
+    ("/fhir/Practitioner", "doctor", False),
+    ("/fhir/Practitioner/7", "doctor", False),
+    ("/fhir/Schedule/7", "scheduling", False),
+    ("/fhir/Slot", "scheduling", False),
+    ("/fhir/Slot/3", "scheduling", False),
+    ("/fhir/Appointment", "booking", False),
+    ("/fhir/Appointment/5", "booking", False),
 ]
 PUBLIC = [(path, service) for path, service, public in ROUTES if public]
 PROTECTED = [(path, service) for path, service, public in ROUTES if not public]
@@ -76,6 +85,10 @@ NOT_ROUTED = [
     "/api/schema/assets/",
     "/api/schema/assets/vendor/swagger-ui-bundle.js",
     "/problems/429",
+    "/fhir",
+    "/fhir/Patient/1",
+    "/fhir/Slots",
+    "/fhir/problems/404",
 ]
 SPOOFED = {"X-User-Id": "1", "X-User-Role": "admin", "X_User_Role": "admin", "X.User.Id": "1"}
 
@@ -199,10 +212,12 @@ def test_internal_health_and_unknown_paths_are_not_routed(gateway, servers, path
         response = client.request(method, url, json={})
     assert response.status_code == 404
     # No service sees it; an unknown path under /api/ gets the docs app's 404 problem page,
-    # asked for as /problems/404 (only the query string, with the marker, comes along).
+    # asked for as /problems/404 (only the query string, with the marker, comes along), and one
+    # under /fhir the docs app's 404 OperationOutcome, /fhir/problems/404.
     assert [name for name in seen_anywhere(servers, marker) if name != "docs"] == []
     asked = [(r.method, urlsplit(r.path).path) for r in servers["docs"].seen(marker)]
-    assert asked == ([(method, "/problems/404")] if path.startswith("/api/") else [])
+    page = "/fhir/problems/404" if path.startswith("/fhir") else "/problems/404"
+    assert asked == ([(method, page)] if path.startswith(("/api/", "/fhir")) else [])
 
 
 @pytest.mark.parametrize(

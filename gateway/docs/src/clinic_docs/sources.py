@@ -32,6 +32,14 @@ services. Every path goes through the gateway, the origin of this page.
   `rate_limited`) with `Retry-After`. Failed logins are throttled per account (5 in 15
   minutes) and per address (100): `429`, code `login_throttled`, with `Retry-After`.
 - **Times**: RFC 3339; a time without an offset is read in the clinic time zone.
+- **FHIR R4 (R4B, 4.3.0)**: other health systems read doctors, schedules and appointments, and
+  book, with the same tokens and rules, as `application/fhir+json` under `/fhir/`: the
+  [CapabilityStatement at `/fhir/metadata`](/fhir/metadata) (public) lists what is served:
+  `Practitioner/{id}`, `Practitioner?name=`; `Schedule/{id}` (the doctor's id),
+  `Slot?schedule=Schedule/{id}&start=ge…&status=free`; `Appointment/{id}`,
+  `Appointment?patient=Patient/{id}`, `Appointment?practitioner=Practitioner/{id}`, and
+  `POST /fhir/Appointment` to book. Searches answer `searchset` Bundles (`_count`, `_page`,
+  `next` links); errors are `OperationOutcome` resources.
 """
 
 

@@ -348,11 +348,14 @@ def merge_capabilities(statements: Iterable[Mapping[str, Any]], *, base_url: str
 
 
 def fhir_router(resources: Sequence[Mapping[str, Any]]) -> APIRouter:
-    """A service's FHIR router (prefix ``/fhir``, tag ``FHIR``) with its own public
-    ``GET /fhir/metadata``: the part of the gateway's CapabilityStatement that the service serves."""
-    router = APIRouter(prefix=BASE_PATH, tags=["FHIR"])
+    """A service's FHIR router (prefix ``/fhir``) with its own public ``GET /fhir/metadata``: the
+    part of the gateway's CapabilityStatement that the service serves.
 
-    @router.get("/metadata", response_class=FhirResponse, include_in_schema=False)
+    FHIR clients read the CapabilityStatement, not OpenAPI: the routes stay out of the OpenAPI
+    documents, whose overview links ``/fhir/metadata`` instead (gateway/docs)."""
+    router = APIRouter(prefix=BASE_PATH, include_in_schema=False)
+
+    @router.get("/metadata", response_class=FhirResponse)
     async def metadata(request: Request) -> FhirResponse:
         return FhirResponse(capability_statement(resources, base_url=fhir_base(request)))
 
