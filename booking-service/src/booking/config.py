@@ -1,7 +1,5 @@
 """booking-service settings: the only place its environment is read."""
 
-from functools import lru_cache
-
 from pydantic import Field
 
 from chassis.settings import (
@@ -33,9 +31,3 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
         default=3.0, gt=0, le=60, validation_alias="SCHEDULING_TIMEOUT_SECONDS"
     )
     scheduling_max_connections: int = Field(default=100, ge=1, validation_alias="SCHEDULING_MAX_CONNECTIONS")
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The process's settings, read once."""
-    return Settings()

@@ -20,8 +20,8 @@ from chassis.auth import Principal, require_role
 from chassis.db import DbSession
 from chassis.fhir import FhirResponse, SearchPaging, fhir_router, resource_capability, searchset
 from chassis.pagination import PageParams
-from doctor import services
-from doctor.domain import MAX_DOCTOR_ID, SEARCH_MAX_LENGTH
+from doctor import queries
+from doctor.domain import MAX_DOCTOR_ID, SEARCH_MAX_LENGTH, like_contains
 from doctor.models import Doctor
 
 CAPABILITIES = [
@@ -50,7 +50,7 @@ def practitioner_of(doctor: Doctor) -> Practitioner:
 
 def name_starts_with(term: str) -> ColumnElement[bool]:
     """FHIR's string search on a name: the name, or one of its words, starts with ``term`` (any case)."""
-    pattern = services.like_contains(term)[1:]  # "term%": escaped, anchored at the start
+    pattern = like_contains(term)[1:]  # "term%": escaped, anchored at the start
     return or_(
         Doctor.full_name.ilike(pattern, escape="\\"), Doctor.full_name.ilike("% " + pattern, escape="\\")
     )
@@ -83,7 +83,7 @@ def read_practitioner(
     doctor_id: Annotated[int, Path(ge=1, le=MAX_DOCTOR_ID)], _: PatientOrAdmin, session: DbSession
 ) -> FhirResponse:
     with session.begin():
-        return FhirResponse(practitioner_of(services.get_listed_doctor(session, doctor_id)))
+        return FhirResponse(practitioner_of(queries.get_listed_doctor(session, doctor_id)))
 
 
 @router.get(

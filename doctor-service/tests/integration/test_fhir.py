@@ -26,10 +26,10 @@ def outcome(response, status: int) -> OperationOutcome:
     return OperationOutcome.model_validate_json(response.content)
 
 
-def test_a_listed_doctor_reads_as_a_practitioner(client, add_doctor, as_):
+def test_a_listed_doctor_reads_as_a_practitioner(client, add_doctor, callers):
     add_doctor(41, "Gregory House", "Diagnostics")
 
-    response = client.get("/fhir/Practitioner/41", headers=as_.patient)
+    response = client.get("/fhir/Practitioner/41", headers=callers("patient").headers)
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(FHIR_JSON)
@@ -38,30 +38,42 @@ def test_a_listed_doctor_reads_as_a_practitioner(client, add_doctor, as_):
     assert practitioner.qualification[0].code.text == "Diagnostics"
 
 
-def test_hidden_and_unknown_doctors_are_404_and_doctors_may_not_look(client, add_doctor, as_):
+def test_hidden_and_unknown_doctors_are_404_and_doctors_may_not_look(client, add_doctor, callers):
     add_doctor(42, "Hidden Doctor", is_active=False)
 
-    assert outcome(client.get("/fhir/Practitioner/42", headers=as_.admin), 404).issue[0].code == "not-found"
-    assert outcome(client.get("/fhir/Practitioner/43", headers=as_.admin), 404)
-    assert outcome(client.get("/fhir/Practitioner", headers=as_.doctor(44)), 403).issue[0].code == "forbidden"
+    assert (
+        outcome(client.get("/fhir/Practitioner/42", headers=callers("admin").headers), 404).issue[0].code
+        == "not-found"
+    )
+    assert outcome(client.get("/fhir/Practitioner/43", headers=callers("admin").headers), 404)
+    assert (
+        outcome(client.get("/fhir/Practitioner", headers=callers("doctor", 44).headers), 403).issue[0].code
+        == "forbidden"
+    )
     assert outcome(client.get("/fhir/Practitioner/41"), 401).issue[0].code == "login"
 
 
-def test_name_search_matches_the_start_of_the_name_or_of_a_word_of_it(client, add_doctor, as_):
+def test_name_search_matches_the_start_of_the_name_or_of_a_word_of_it(client, add_doctor, callers):
     add_doctor(51, "Ada Lovelace", "Cardiology")
     add_doctor(52, "Grace Hopper")
     add_doctor(53, "Adam Smith")
     add_doctor(54, "Hidden Ada", is_active=False)
     add_doctor(55, "Nada Ada_x")
 
-    assert names(search(client, as_.patient, name="ada")) == ["Ada Lovelace", "Adam Smith", "Nada Ada_x"]
-    assert names(search(client, as_.patient, name="HOPP")) == ["Grace Hopper"]
-    assert names(search(client, as_.patient, name="ada_")) == ["Nada Ada_x"]  # "_" is taken literally
-    assert search(client, as_.admin).total == 4
+    assert names(search(client, callers("patient").headers, name="ada")) == [
+        "Ada Lovelace",
+        "Adam Smith",
+        "Nada Ada_x",
+    ]
+    assert names(search(client, callers("patient").headers, name="HOPP")) == ["Grace Hopper"]
+    assert names(search(client, callers("patient").headers, name="ada_")) == [
+        "Nada Ada_x"
+    ]  # "_" is taken literally
+    assert search(client, callers("admin").headers).total == 4
 
-    first = search(client, as_.admin, _count=3)
+    first = search(client, callers("admin").headers, _count=3)
     assert (first.total, len(first.entry)) == (4, 3)
     [next_url] = [link.url for link in first.link if link.relation == "next"]
-    assert names(Bundle.model_validate_json(client.get(next_url, headers=as_.admin).content)) == [
-        "Nada Ada_x"
-    ]
+    assert names(
+        Bundle.model_validate_json(client.get(next_url, headers=callers("admin").headers).content)
+    ) == ["Nada Ada_x"]
