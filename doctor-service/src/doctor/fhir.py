@@ -13,15 +13,12 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 from fhir.resources.R4B.practitioner import Practitioner
-from sqlalchemy import ColumnElement, func, or_, select
-from sqlalchemy.orm import Session
 
 from chassis.auth import Principal, require_role
 from chassis.db import DbSession
 from chassis.fhir import FhirResponse, SearchPaging, fhir_router, resource_capability, searchset
-from chassis.pagination import PageParams
 from doctor import queries
-from doctor.domain import MAX_DOCTOR_ID, SEARCH_MAX_LENGTH, like_contains
+from doctor.domain import MAX_DOCTOR_ID, SEARCH_MAX_LENGTH
 from doctor.models import Doctor
 
 CAPABILITIES = [
@@ -46,31 +43,6 @@ def practitioner_of(doctor: Doctor) -> Practitioner:
         name=[{"use": "official", "text": doctor.full_name}] if doctor.full_name else None,
         qualification=[{"code": {"text": doctor.specialty}}] if doctor.specialty else None,
     )
-
-
-def name_starts_with(term: str) -> ColumnElement[bool]:
-    """FHIR's string search on a name: the name, or one of its words, starts with ``term`` (any case)."""
-    pattern = like_contains(term)[1:]  # "term%": escaped, anchored at the start
-    return or_(
-        Doctor.full_name.ilike(pattern, escape="\\"), Doctor.full_name.ilike("% " + pattern, escape="\\")
-    )
-
-
-def search_practitioners(session: Session, name: str | None, page: PageParams) -> tuple[int, list[Doctor]]:
-    """A page of listed doctors (by name, then id) matching ``name``, and how many match in all."""
-    conditions = [Doctor.is_active]
-    if name:
-        conditions.append(name_starts_with(name))
-    with session.begin():
-        total = session.scalar(select(func.count()).select_from(Doctor).where(*conditions)) or 0
-        doctors = session.scalars(
-            select(Doctor)
-            .where(*conditions)
-            .order_by(Doctor.full_name, Doctor.id)
-            .offset(page.offset)
-            .limit(page.limit)
-        ).all()
-    return total, list(doctors)
 
 
 @router.get(
@@ -100,5 +72,6 @@ def search_practitioner(
     paging: SearchPaging,
     name: Annotated[str | None, Query(max_length=SEARCH_MAX_LENGTH)] = None,
 ) -> FhirResponse:
-    total, doctors = search_practitioners(session, (name or "").strip() or None, paging)
+    with session.begin():
+        total, doctors = queries.search_by_name(session, (name or "").strip() or None, paging)
     return FhirResponse(searchset(request, paging, total, [practitioner_of(d) for d in doctors]))
