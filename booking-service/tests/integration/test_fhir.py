@@ -170,3 +170,40 @@ def test_the_service_describes_its_part_of_the_capability_statement_publicly(cli
     [resource] = statement["rest"][0]["resource"]
     assert resource["type"] == "Appointment"
     assert {i["code"] for i in resource["interaction"]} == {"read", "search-type", "create"}
+
+
+HOSTILE_BODIES = [
+    None,
+    "Appointment",
+    12,
+    {},
+    {"resourceType": None},
+    {"resourceType": "Appointment"},
+    {"resourceType": "Appointment", "status": "booked", "participant": None},
+    {"resourceType": "Appointment", "status": "booked", "participant": [None]},
+    {"resourceType": "Appointment", "status": "booked", "slot": "Slot/1", "participant": []},
+    {"resourceType": "Appointment", "status": "booked", "slot": [{"reference": "Slot/99999999999999999999"}]},
+    {"resourceType": "Appointment", "status": "booked", "slot": [{"reference": "Slot/-1"}]},
+    {"resourceType": "Appointment", "status": "booked", "slot": [{"reference": "Slot/1\u0000"}]},
+    {"resourceType": "Appointment", "status": ["booked"], "participant": [{"status": "accepted"}]},
+    {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "slot": [{"reference": "Slot/1"}],
+        "participant": [{"actor": {"reference": "Patient/1"}, "status": "accepted"}],
+        "reasonCode": [{"text": "\u0000"}],
+        "start": "not a time",
+    },
+    {"resourceType": "Appointment", "contained": [{"resourceType": "Appointment", "contained": [{}]}]},
+]
+
+
+def test_hostile_bodies_are_4xx_operation_outcomes_never_500(client, new_id, as_user):
+    headers = {**as_user(new_id(), "patient"), "Content-Type": FHIR_JSON}
+    for body in HOSTILE_BODIES:
+        response = client.post("/fhir/Appointment", json=body, headers=headers)
+        assert 400 <= response.status_code < 500, (body, response.text)
+        outcome(response, response.status_code)
+    for query in ({"patient": "Patient/\u0000"}, {"practitioner": "x" * 199}, {"_page": "99999999999"}):
+        response = client.get("/fhir/Appointment", params=query, headers=headers)
+        assert response.status_code == 422, (query, response.text)

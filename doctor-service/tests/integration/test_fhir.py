@@ -77,3 +77,12 @@ def test_name_search_matches_the_start_of_the_name_or_of_a_word_of_it(client, ad
     assert names(
         Bundle.model_validate_json(client.get(next_url, headers=callers("admin").headers).content)
     ) == ["Nada Ada_x"]
+
+
+def test_hostile_names_and_ids_are_4xx_never_500(client, callers):
+    headers = callers("patient").headers
+    assert outcome(client.get("/fhir/Practitioner", params={"name": "a\u0000"}, headers=headers), 422)
+    assert outcome(client.get("/fhir/Practitioner", params={"name": "x" * 101}, headers=headers), 422)
+    assert outcome(client.get("/fhir/Practitioner", params={"_count": -1}, headers=headers), 422)
+    assert outcome(client.get("/fhir/Practitioner/99999999999999999999", headers=headers), 422)
+    assert outcome(client.get("/fhir/Practitioner/0", headers=headers), 422)

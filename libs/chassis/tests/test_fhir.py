@@ -159,8 +159,10 @@ def test_a_day_is_read_in_the_clinic_time_zone():
 
 
 @pytest.mark.parametrize(
-    "value", ["", "tomorrow", "ap2030-03-04", "2030-13-01", "ge2030-03-04T25:00Z", "2030"]
-)
+    "value",
+    ["", "tomorrow", "ap2030-03-04", "2030-13-01", "ge2030-03-04T25:00Z", "2030", "ge2030-01-01T00:00+99:00",
+     "ge9999-12-31T23:59:59Z", "0001-01-01", "lt\x002030-01-01"],
+)  # fmt: skip
 def test_other_date_values_are_422(value):
     with pytest.raises(ProblemException) as raised:
         date_bound(value, UTC_TZ, parameter="start")

@@ -138,3 +138,23 @@ def test_bad_searches_are_422_operation_outcomes(client, doctor, patient):
         parsed = outcome(client.get("/fhir/Slot", params=params, headers=headers), 422)
         assert parsed.issue[0].code == "invalid", params
     assert outcome(client.get("/fhir/Slot", params={"schedule": "Schedule/1"}), 401).issue[0].code == "login"
+
+
+def test_hostile_search_values_are_422_never_500(client, doctor, patient):
+    doctor_id, _ = doctor
+    schedule = f"Schedule/{doctor_id}"
+    for params in (
+        {"schedule": "Schedule/\u0000"},
+        {"schedule": "Schedule/99999999999999999999"},
+        {"schedule": schedule, "start": "ge9999-12-31T23:59:59Z"},
+        {"schedule": schedule, "start": "ge0001-01-01"},
+        {"schedule": schedule, "start": "ge2030-01-01T00:00:00+99:00"},
+        {"schedule": schedule, "start": "ge2030-01-01\u0000"},
+        {"schedule": schedule, "start": ["ge2030-01-01"] * 5},
+        {"schedule": schedule, "status": "free\u0000"},
+        {"schedule": schedule, "_page": 10**7},
+    ):
+        response = client.get("/fhir/Slot", params=params, headers=patient[1])
+        assert outcome(response, 422).issue[0].code == "invalid", params
+    for path in ("/fhir/Slot/0", "/fhir/Schedule/99999999999999999999", "/fhir/Slot/1%00"):
+        assert 400 <= client.get(path, headers=patient[1]).status_code < 500, path

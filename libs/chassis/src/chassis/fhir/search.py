@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_
 from chassis.errors import ProblemException
 from chassis.fhir.resources import MAX_ID, fhir_base
 from chassis.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageParams
-from chassis.timezones import day_bounds
+from chassis.timezones import check_representable, day_bounds
 
 
 def invalid_search(detail: str) -> ProblemException:
@@ -106,6 +106,8 @@ def date_bound(value: str, tz: ZoneInfo, *, parameter: str) -> DateBound:
         raise problem
     prefix, day, clock, offset = found.group(1) or "eq", found.group(2), found.group(3), found.group(4)
     try:
+        # Far-past and far-future days would overflow once converted or stepped through.
+        check_representable(date.fromisoformat(day))
         if clock is None:
             return DateBound(prefix, *day_bounds(date.fromisoformat(day), tz))
         start = datetime.fromisoformat(day + clock + (offset or "").replace("Z", "+00:00"))
