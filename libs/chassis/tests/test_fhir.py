@@ -27,6 +27,7 @@ from chassis.fhir import (
     resource_capability,
     searchset,
 )
+from chassis.guards import UnexpectedErrors
 
 
 class Taken(DomainError):
@@ -200,3 +201,20 @@ def test_the_capability_statements_of_the_services_merge_into_one():
     assert [r.type for r in resources] == ["Practitioner", "Slot"]
     assert [i.code for i in resources[0].interaction] == ["read", "search-type"]
     assert resources[1].searchParam[0].name == "schedule"
+
+
+def test_an_unexpected_error_of_a_fhir_request_is_a_500_operation_outcome_without_details():
+    app = FastAPI()
+    install_problem_handlers(app, {})
+
+    @app.get("/fhir/Slot")
+    def broken() -> None:
+        raise RuntimeError("secret internals")
+
+    app.add_middleware(UnexpectedErrors)
+    app.add_middleware(FhirErrors)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/fhir/Slot")
+    parsed = outcome(response, 500)
+    assert parsed.issue[0].code == "exception"
+    assert "secret" not in response.text

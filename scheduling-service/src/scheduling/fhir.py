@@ -1,6 +1,7 @@
 """scheduling-service's FHIR resources (spec/API.md, "FHIR R4"): ``Schedule`` and ``Slot``.
 
     GET /fhir/Schedule/{id}                      a doctor's schedule (id = the doctor's id)
+    GET /fhir/Schedule?actor=Practitioner/{id}   the same, found by its doctor
     GET /fhir/Slot?schedule=Schedule/{id}        its timeslots, earliest first; ``start=ge…``,
                                                  ``start=lt…`` (also gt, le, eq) and ``status=free|busy``
     GET /fhir/Slot/{id}                          one timeslot
@@ -42,7 +43,10 @@ from scheduling.errors import DoctorNotFound, TimeslotNotFound
 from scheduling.models import Doctor, Timeslot
 
 CAPABILITIES = [
-    resource_capability("Schedule", interactions=("read",)),
+    resource_capability(
+        "Schedule",
+        search_params={"actor": ("reference", "Required: Practitioner/<doctor id>, whose schedule it is.")},
+    ),
     resource_capability(
         "Slot",
         search_params={
@@ -115,6 +119,32 @@ def read_schedule(doctor_id: Id, caller: Reader, db: AppDatabase) -> FhirRespons
     with db.transaction() as session:
         _check_may_see(session, caller, doctor_id)
     return FhirResponse(schedule_of(doctor_id))
+
+
+@router.get(
+    "/Schedule",
+    response_class=FhirResponse,
+    summary="Find a doctor's schedule (FHIR Schedule)",
+    description="`actor=Practitioner/<doctor id>`: a searchset Bundle of that doctor's schedule, or none.",
+)
+def search_schedule(
+    request: Request,
+    caller: Reader,
+    db: AppDatabase,
+    paging: SearchPaging,
+    actor: Annotated[str | None, Query(max_length=200, description="Practitioner/<doctor id>")] = None,
+) -> FhirResponse:
+    if actor is None:
+        raise invalid_search("actor is required: Schedule?actor=Practitioner/<doctor id>.")
+    doctor_id = reference_id(actor, "Practitioner", parameter="actor")
+    try:
+        with db.transaction() as session:
+            _check_may_see(session, caller, doctor_id)
+        total = 1
+    except DoctorNotFound:
+        total = 0  # a search finds nothing; only a read is a 404
+    found = [schedule_of(doctor_id)] if total and paging.offset == 0 else []
+    return FhirResponse(searchset(request, paging, total, found))
 
 
 @router.get(

@@ -109,6 +109,16 @@ def test_the_schedule_and_a_slot_read_by_id(client, doctor, patient, new_id, aut
     )
     assert (slot.status, slot.schedule.reference) == ("free", f"Schedule/{doctor_id}")
 
+    found = Bundle.model_validate_json(
+        client.get(
+            "/fhir/Schedule", params={"actor": f"Practitioner/{doctor_id}"}, headers=patient[1]
+        ).content
+    )
+    assert (found.total, [e.resource.id for e in found.entry]) == (1, [str(doctor_id)])
+    nobody = client.get("/fhir/Schedule", params={"actor": "Practitioner/987654321987"}, headers=patient[1])
+    assert (Bundle.model_validate_json(nobody.content).total, nobody.status_code) == (0, 200)
+    assert outcome(client.get("/fhir/Schedule", headers=patient[1]), 422)
+
     other_doctor = auth(new_id(), "doctor")
     assert (
         outcome(client.get(f"/fhir/Schedule/{doctor_id}", headers=other_doctor), 403).issue[0].code
