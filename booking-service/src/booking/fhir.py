@@ -160,7 +160,7 @@ async def create_appointment(
         services.book_appointment,
         db,
         request.app.state.scheduling,
-        patient_id=caller.id,
+        caller=caller,
         timeslot_id=wanted.timeslot_id,
         reason=wanted.reason,
     )
@@ -175,7 +175,7 @@ async def create_appointment(
     description="Its patient, its doctor or an admin; anyone else gets 404.",
 )
 def read_appointment(appointment_id: AppointmentId, caller: AnyRole, session: DbSession) -> FhirResponse:
-    return FhirResponse(appointment_of(services.get_appointment(session, appointment_id, caller)))
+    return FhirResponse(appointment_of(queries.get_appointment(session, appointment_id, caller)))
 
 
 @router.get(

@@ -6,9 +6,9 @@ from contextlib import contextmanager
 from fastapi import FastAPI
 
 from booking import api, events, fhir
+from booking.adapters.scheduling_client import SchedulingClient
 from booking.config import Settings
 from booking.errors import STATUS_OF
-from booking.scheduling_client import SchedulingClient
 from chassis.app import Hook, create_service_app
 from chassis.db import Database
 from chassis.health import amqp_check

@@ -40,13 +40,15 @@ def post(client, body, headers, **kwargs):
 
 
 def test_a_patient_books_through_fhir_and_gets_a_pending_appointment_with_its_location(
-    client, scheduling, new_id, as_user
+    client, scheduling, new_id, callers
 ):
     patient, doctor, slot = new_id(), new_id(), new_id()
     scheduling.add_timeslot(slot, doctor)
 
     response = post(
-        client, booking(slot, patient, reasonCode=[{"text": "Back pain"}]), as_user(patient, "patient")
+        client,
+        booking(slot, patient, reasonCode=[{"text": "Back pain"}]),
+        callers("patient", patient).headers,
     )
 
     assert response.status_code == 201, response.text
@@ -57,43 +59,43 @@ def test_a_patient_books_through_fhir_and_gets_a_pending_appointment_with_its_lo
     assert [p.actor.reference for p in made.participant] == [f"Patient/{patient}", f"Practitioner/{doctor}"]
     assert made.slot[0].reference == f"Slot/{slot}"
     # The same appointment the REST API shows.
-    rest = client.get(f"/api/appointments/{made.id}/", headers=as_user(patient, "patient")).json()
+    rest = client.get(f"/api/appointments/{made.id}/", headers=callers("patient", patient).headers).json()
     assert (rest["timeslot_id"], rest["status"], rest["reason"]) == (slot, "pending", "Back pain")
-    read = client.get(f"/fhir/Appointment/{made.id}", headers=as_user(doctor, "doctor"))
+    read = client.get(f"/fhir/Appointment/{made.id}", headers=callers("doctor", doctor).headers)
     assert Appointment.model_validate_json(read.content) == made
 
 
-def test_a_taken_slot_is_a_409_operation_outcome_and_a_missing_one_404(client, scheduling, new_id, as_user):
+def test_a_taken_slot_is_a_409_operation_outcome_and_a_missing_one_404(client, scheduling, new_id, callers):
     first, second, slot = new_id(), new_id(), new_id()
     scheduling.add_timeslot(slot, new_id())
-    assert post(client, booking(slot, first), as_user(first, "patient")).status_code == 201
+    assert post(client, booking(slot, first), callers("patient", first).headers).status_code == 201
 
-    taken = outcome(post(client, booking(slot, second), as_user(second, "patient")), 409)
+    taken = outcome(post(client, booking(slot, second), callers("patient", second).headers), 409)
     assert taken.issue[0].code == "conflict"
     assert code_of(taken) == "timeslot_not_available"
-    missing = outcome(post(client, booking(new_id(), second), as_user(second, "patient")), 404)
+    missing = outcome(post(client, booking(new_id(), second), callers("patient", second).headers), 404)
     assert missing.issue[0].code == "not-found"
 
 
-def test_booking_for_someone_else_or_as_a_doctor_is_forbidden(client, scheduling, new_id, as_user):
+def test_booking_for_someone_else_or_as_a_doctor_is_forbidden(client, scheduling, new_id, callers):
     patient, other, doctor, slot = new_id(), new_id(), new_id(), new_id()
     scheduling.add_timeslot(slot, doctor)
 
     assert (
-        code_of(outcome(post(client, booking(slot, other), as_user(patient, "patient")), 403))
+        code_of(outcome(post(client, booking(slot, other), callers("patient", patient).headers), 403))
         == "not_your_booking"
     )
     assert (
-        outcome(post(client, booking(slot, doctor), as_user(doctor, "doctor")), 403).issue[0].code
+        outcome(post(client, booking(slot, doctor), callers("doctor", doctor).headers), 403).issue[0].code
         == "forbidden"
     )
     assert scheduling.holds == []
 
 
-def test_bad_bodies_are_operation_outcomes_never_500(client, scheduling, new_id, as_user):
+def test_bad_bodies_are_operation_outcomes_never_500(client, scheduling, new_id, callers):
     patient, slot = new_id(), new_id()
     scheduling.add_timeslot(slot, new_id())
-    headers = {**as_user(patient, "patient"), "Content-Type": FHIR_JSON}
+    headers = {**callers("patient", patient).headers, "Content-Type": FHIR_JSON}
 
     malformed = client.post("/fhir/Appointment", content=b'{"resourceType": "Appoint', headers=headers)
     assert outcome(malformed, 400).issue[0].code == "structure"
@@ -113,45 +115,49 @@ def test_without_a_token_the_answer_is_a_401_operation_outcome(client):
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-def test_a_search_shows_only_what_the_caller_may_see_in_a_paged_searchset(client, seed, new_id, as_user):
+def test_a_search_shows_only_what_the_caller_may_see_in_a_paged_searchset(client, seed, new_id, callers):
     patient, other, doctor = new_id(), new_id(), new_id()
     mine = [
         seed(patient_id=patient, doctor_id=doctor, status=s).id for s in ("pending", "confirmed", "cancelled")
     ]
     seed(patient_id=other, doctor_id=doctor)
 
-    page = client.get("/fhir/Appointment", params={"_count": 2}, headers=as_user(patient, "patient"))
+    page = client.get("/fhir/Appointment", params={"_count": 2}, headers=callers("patient", patient).headers)
     bundle = Bundle.model_validate_json(page.content)
     assert (bundle.type, bundle.total, len(bundle.entry)) == ("searchset", 3, 2)
     [next_link] = [link.url for link in bundle.link if link.relation == "next"]
-    rest = Bundle.model_validate_json(client.get(next_link, headers=as_user(patient, "patient")).content)
+    rest = Bundle.model_validate_json(
+        client.get(next_link, headers=callers("patient", patient).headers).content
+    )
     ids = {int(e.resource.id) for e in bundle.entry + rest.entry}
     assert ids == set(mine)
     assert not [link for link in rest.link if link.relation == "next"]
 
     # Another patient's appointments are not the caller's to see: an empty searchset.
     theirs = client.get(
-        "/fhir/Appointment", params={"patient": f"Patient/{other}"}, headers=as_user(patient, "patient")
+        "/fhir/Appointment",
+        params={"patient": f"Patient/{other}"},
+        headers=callers("patient", patient).headers,
     )
     assert Bundle.model_validate_json(theirs.content).total == 0
     booked = client.get(
         "/fhir/Appointment",
         params={"practitioner": f"Practitioner/{doctor}", "status": "booked"},
-        headers=as_user(doctor, "doctor"),
+        headers=callers("doctor", doctor).headers,
     )
     [entry] = Bundle.model_validate_json(booked.content).entry
     assert entry.resource.status == "booked"
     assert entry.fullUrl == f"http://testserver/fhir/Appointment/{entry.resource.id}"
     admin = client.get(
-        "/fhir/Appointment", params={"patient": str(other)}, headers=as_user(new_id(), "admin")
+        "/fhir/Appointment", params={"patient": str(other)}, headers=callers("admin", new_id()).headers
     )
     assert Bundle.model_validate_json(admin.content).total == 1
 
 
-def test_invalid_search_parameters_and_unseen_appointments(client, seed, new_id, as_user):
+def test_invalid_search_parameters_and_unseen_appointments(client, seed, new_id, callers):
     patient = new_id()
     theirs = seed(patient_id=new_id(), doctor_id=new_id())
-    headers = as_user(patient, "patient")
+    headers = callers("patient", patient).headers
 
     assert outcome(client.get("/fhir/Appointment", params={"status": "confirmed"}, headers=headers), 422)
     assert outcome(client.get("/fhir/Appointment", params={"patient": "Doctor/3"}, headers=headers), 422)
@@ -198,8 +204,8 @@ HOSTILE_BODIES = [
 ]
 
 
-def test_hostile_bodies_are_4xx_operation_outcomes_never_500(client, new_id, as_user):
-    headers = {**as_user(new_id(), "patient"), "Content-Type": FHIR_JSON}
+def test_hostile_bodies_are_4xx_operation_outcomes_never_500(client, new_id, callers):
+    headers = {**callers("patient", new_id()).headers, "Content-Type": FHIR_JSON}
     for body in HOSTILE_BODIES:
         response = client.post("/fhir/Appointment", json=body, headers=headers)
         assert 400 <= response.status_code < 500, (body, response.text)

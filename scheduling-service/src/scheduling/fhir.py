@@ -14,13 +14,11 @@ only their own (another's is 403, as on ``/api/doctors/{id}/timeslots/``).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
 from fhir.resources.R4B.schedule import Schedule
 from fhir.resources.R4B.slot import Slot
-from sqlalchemy import ColumnElement, and_, func, not_, select
 from sqlalchemy.orm import Session
 
 from chassis.auth import Principal, require_role
@@ -36,11 +34,9 @@ from chassis.fhir import (
     resource_capability,
     searchset,
 )
-from chassis.pagination import PageParams
 from chassis.timezones import utcnow
-from scheduling.domain import TimeslotState
+from scheduling import queries
 from scheduling.errors import DoctorNotFound, TimeslotNotFound
-from scheduling.models import Doctor, Timeslot
 
 CAPABILITIES = [
     resource_capability(
@@ -65,17 +61,6 @@ router = fhir_router(CAPABILITIES)
 Reader = Annotated[Principal, Depends(require_role("patient", "admin", "doctor"))]
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
-TIMESLOTS = Timeslot.__table__
-
-
-def is_free(now: datetime) -> ColumnElement[bool]:
-    """Free as the REST API's free listing means it (``services.free_timeslots_query``)."""
-    c = TIMESLOTS.c
-    return and_(c.state == TimeslotState.AVAILABLE, c.start_time > now)
-
-
-SLOT_COLUMNS = (TIMESLOTS.c.id, TIMESLOTS.c.doctor_id, TIMESLOTS.c.start_time, TIMESLOTS.c.end_time)
-
 
 def schedule_of(doctor_id: int) -> Schedule:
     """A doctor's schedule: one per doctor, with the doctor's id."""
@@ -88,7 +73,7 @@ def schedule_of(doctor_id: int) -> Schedule:
 
 
 def slot_of(row: Any) -> Slot:
-    """A timeslot row (``SLOT_COLUMNS`` and ``is_free``) as a Slot."""
+    """A timeslot row (``queries.SLOT_COLUMNS`` and ``is_free``) as a Slot."""
     return Slot(
         id=str(row.id),
         schedule={"reference": f"Schedule/{row.doctor_id}"},
@@ -102,10 +87,7 @@ def _check_may_see(session: Session, caller: Principal, doctor_id: int) -> None:
     """A listed doctor's schedule, for patients, admins and that doctor; else 403 or 404."""
     if caller.role == "doctor" and caller.id != doctor_id:
         raise ProblemException(403, "Doctors see only their own schedule.", code="forbidden")
-    listed = session.scalar(
-        select(Doctor.id).where(Doctor.id == doctor_id, Doctor.is_doctor, Doctor.is_active)
-    )
-    if listed is None:
+    if not queries.doctor_is_listed(session, doctor_id):
         raise DoctorNotFound(f"There is no schedule {doctor_id}.")
 
 
@@ -155,52 +137,20 @@ def search_schedule(
 )
 def read_slot(timeslot_id: Id, caller: Reader, db: AppDatabase) -> FhirResponse:
     with db.transaction() as session:
-        row = session.execute(
-            select(*SLOT_COLUMNS, is_free(utcnow()).label("is_free"))
-            .join(Doctor, Doctor.id == TIMESLOTS.c.doctor_id)
-            .where(TIMESLOTS.c.id == timeslot_id, Doctor.is_doctor, Doctor.is_active)
-        ).first()
+        row = queries.get_listed_timeslot(session, timeslot_id, utcnow())
     if row is None or (caller.role == "doctor" and row.doctor_id != caller.id):
         raise TimeslotNotFound(f"There is no slot {timeslot_id}.")
     return FhirResponse(slot_of(row))
 
 
-def slot_conditions(
-    doctor_id: int, *, now: datetime, status: str | None, starts: list[Any]
-) -> list[ColumnElement[bool]]:
-    """The conditions of a Slot search of one doctor's schedule."""
-    conditions: list[ColumnElement[bool]] = [TIMESLOTS.c.doctor_id == doctor_id]
-    if status == "free":
-        conditions.append(is_free(now))
-    elif status == "busy":
-        conditions.append(not_(is_free(now)))
-    conditions += [bound.condition(TIMESLOTS.c.start_time) for bound in starts]
-    return conditions
-
-
-def search_slots(
-    session: Session, conditions: list[ColumnElement[bool]], now: datetime, page: PageParams
-) -> tuple[int, list[Any]]:
-    """A page of matching timeslots, earliest first, and how many match in all."""
-    total = session.scalar(select(func.count()).select_from(TIMESLOTS).where(*conditions)) or 0
-    rows = session.execute(
-        select(*SLOT_COLUMNS, is_free(now).label("is_free"))
-        .where(*conditions)
-        .order_by(TIMESLOTS.c.start_time, TIMESLOTS.c.id)
-        .offset(page.offset)
-        .limit(page.limit)
-    ).all()
-    return total, list(rows)
-
-
-def slot_status(value: str | None) -> str | None:
-    """``status=free``, ``busy``, or both (comma-separated: either): None means any."""
+def slot_status(value: str | None) -> bool | None:
+    """``status=free`` (True), ``busy`` (False), or both (comma-separated: either): None means any."""
     if value is None:
         return None
     wanted = {part.strip() for part in value.split(",")}
     if not wanted or not wanted <= set(SLOT_STATUSES):
         raise invalid_search("status must be free or busy.")
-    return wanted.pop() if len(wanted) == 1 else None
+    return wanted.pop() == "free" if len(wanted) == 1 else None
 
 
 @router.get(
@@ -226,11 +176,10 @@ def search_slot(
         raise invalid_search(f"start may be given at most {MAX_START_VALUES} times.")
     tz = request.app.state.settings.tz
     starts = [date_bound(value, tz, parameter="start") for value in start or ()]
-    wanted = slot_status(status)
-    now = utcnow()
+    free = slot_status(status)
     with db.transaction() as session:
         _check_may_see(session, caller, doctor_id)
-        total, rows = search_slots(
-            session, slot_conditions(doctor_id, now=now, status=wanted, starts=starts), now, paging
+        total, rows = queries.search_schedule(
+            session, doctor_id, paging, now=utcnow(), free=free, starts=starts
         )
     return FhirResponse(searchset(request, paging, total, [slot_of(row) for row in rows]))

@@ -95,7 +95,7 @@ def test_a_large_schedule_is_paged_with_next_links(client, doctor, patient, when
     assert seen == sorted(seen) and len(set(seen)) == 8
 
 
-def test_the_schedule_and_a_slot_read_by_id(client, doctor, patient, new_id, auth, when, rfc3339):
+def test_the_schedule_and_a_slot_read_by_id(client, doctor, patient, callers, when, rfc3339):
     doctor_id, headers = doctor
     made = publish(client, headers, when(62, 9), when(62, 10), rfc3339)
 
@@ -105,7 +105,7 @@ def test_the_schedule_and_a_slot_read_by_id(client, doctor, patient, new_id, aut
     assert (schedule.id, schedule.actor[0].reference) == (str(doctor_id), f"Practitioner/{doctor_id}")
     assert client.get(f"/fhir/Schedule/{doctor_id}", headers=headers).status_code == 200
     slot = Slot.model_validate_json(
-        client.get(f"/fhir/Slot/{made['id']}", headers=auth(new_id(), "admin")).content
+        client.get(f"/fhir/Slot/{made['id']}", headers=callers("admin").headers).content
     )
     assert (slot.status, slot.schedule.reference) == ("free", f"Schedule/{doctor_id}")
 
@@ -119,7 +119,7 @@ def test_the_schedule_and_a_slot_read_by_id(client, doctor, patient, new_id, aut
     assert (Bundle.model_validate_json(nobody.content).total, nobody.status_code) == (0, 200)
     assert outcome(client.get("/fhir/Schedule", headers=patient[1]), 422)
 
-    other_doctor = auth(new_id(), "doctor")
+    other_doctor = callers("doctor").headers
     assert (
         outcome(client.get(f"/fhir/Schedule/{doctor_id}", headers=other_doctor), 403).issue[0].code
         == "forbidden"

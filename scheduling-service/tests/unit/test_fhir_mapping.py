@@ -41,7 +41,7 @@ def test_a_schedule_is_the_doctors_with_the_doctors_id():
 
 
 @pytest.mark.parametrize(
-    ("value", "wanted"), [(None, None), ("free", "free"), ("busy", "busy"), ("free,busy", None)]
+    ("value", "wanted"), [(None, None), ("free", True), ("busy", False), ("free,busy", None)]
 )
 def test_the_status_parameter_is_free_busy_or_either(value, wanted):
     assert slot_status(value) == wanted

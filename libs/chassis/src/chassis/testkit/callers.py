@@ -1,6 +1,6 @@
 """Callers of a service's API by role, each a user of its own: ``callers("patient")``.
 
-A ``Caller`` is ``(id, headers, role)``: the user id and the Authorization header of an access
+A ``Caller`` is ``(id, headers)``: the user id and the Authorization header of an access
 token a ``TokenMinter`` signed (the app under test trusts it: ``minter.trust(app, service)``).
 Roles are the product's words, given by the tests; the chassis knows none. Ids come from one
 counter per run, so tests sharing a database never see each other's users.
@@ -21,7 +21,6 @@ from chassis.testkit.tokens import TokenMinter
 class Caller(NamedTuple):
     id: int
     headers: dict[str, str]
-    role: str
 
 
 class Callers:
@@ -33,7 +32,7 @@ class Callers:
 
     def __call__(self, role: str, user_id: int | None = None) -> Caller:
         user_id = self.new_id() if user_id is None else user_id
-        return Caller(user_id, self.minter.headers(user_id=user_id, role=role), role)
+        return Caller(user_id, self.minter.headers(user_id=user_id, role=role))
 
     def new_id(self) -> int:
         """A user (or other) id no other test of the run uses."""

@@ -33,6 +33,6 @@ def wait_until(
         time.sleep(interval)
 
 
-@pytest.fixture(name="wait_until")
+@pytest.fixture(name="wait_until", scope="session")
 def wait_until_fixture() -> Callable[..., Any]:
     return wait_until

@@ -219,10 +219,11 @@ def _set_booked(timeslot: Timeslot) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ReservationAnswer:
-    """booking's answer about a reservation: found (with its status), not found, or unknown (None)."""
+    """booking's answer about a reservation: found (and whether it takes its timeslot), not found,
+    or unknown (None)."""
 
     found: bool | None
-    status: str | None = None
+    takes_timeslot: bool | None = None
 
 
 ReservationLookup = Callable[[uuid.UUID], ReservationAnswer]
@@ -256,7 +257,7 @@ def sweep_expired_holds(
                 break
             reservation_id = timeslot.reservation_id
             answer = lookup(reservation_id)
-            outcome = decide_expired_hold(answer.found, answer.status)
+            outcome = decide_expired_hold(answer.found, answer.takes_timeslot)
             decided[timeslot.id] = outcome
             if outcome is HoldOutcome.BOOK:
                 _set_booked(timeslot)
