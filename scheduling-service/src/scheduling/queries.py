@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, exists, func, not_, select
+from sqlalchemy import BindParameter, ColumnElement, Row, Select, and_, bindparam, exists, func, not_, select
 from sqlalchemy.orm import Session
 
 from chassis.db import Database
@@ -49,35 +49,6 @@ def own_timeslots_query(
     return query.order_by(Timeslot.start_time, Timeslot.id)
 
 
-def free_timeslots_query(
-    doctor_id: int,
-    *,
-    tz: ZoneInfo,
-    now: datetime,
-    day: date | None = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
-    columns: Sequence[ColumnElement[Any]] | None = None,
-) -> Select[Any]:
-    """A doctor's free timeslots (available, starting after ``now``), earliest first.
-
-    The rows are ``Timeslot`` objects, or ``columns`` of the table (a plain Core statement)."""
-    c = TIMESLOTS.c
-    query = select(*(columns or (Timeslot,))).where(
-        c.doctor_id == doctor_id,
-        c.state == TimeslotState.AVAILABLE,
-        c.start_time > now,
-    )
-    if day is not None:
-        start, end = day_bounds(day, tz)
-        query = query.where(c.start_time >= start, c.start_time < end)
-    if date_from is not None:
-        query = query.where(c.start_time >= day_bounds(date_from, tz)[0])
-    if date_to is not None:
-        query = query.where(c.start_time < day_bounds(date_to, tz)[1])
-    return query.order_by(c.start_time, c.id)
-
-
 TIMESLOTS = Timeslot.__table__
 DOCTORS = Doctor.__table__
 # What a listing shows of a timeslot (``TimeslotRead.of`` reads these attributes of a row too).
@@ -96,12 +67,7 @@ _DOCTOR_LISTED = select(_LISTED)
 
 def _free_conditions(*, day: bool, since: bool, until: bool) -> list[ColumnElement[bool]]:
     c = TIMESLOTS.c
-    conditions = [
-        c.doctor_id == bindparam("doctor_id"),
-        c.state == TimeslotState.AVAILABLE,
-        c.start_time > bindparam("now"),
-        _LISTED,
-    ]
+    conditions = [c.doctor_id == bindparam("doctor_id"), is_free(bindparam("now")), _LISTED]
     if day:
         conditions += [c.start_time >= bindparam("day_start"), c.start_time < bindparam("day_end")]
     if since:
@@ -112,7 +78,8 @@ def _free_conditions(*, day: bool, since: bool, until: bool) -> list[ColumnEleme
 
 
 @functools.cache
-def _free_page(*, day: bool, since: bool, until: bool) -> Select[Any]:
+def free_page(*, day: bool, since: bool, until: bool) -> Select[Any]:
+    """The free listing's page statement for one shape of filters (the only statement of it)."""
     return (
         select(*FREE_LISTING_COLUMNS)
         .where(*_free_conditions(day=day, since=since, until=until))
@@ -123,7 +90,7 @@ def _free_page(*, day: bool, since: bool, until: bool) -> Select[Any]:
 
 
 @functools.cache
-def _free_count(*, day: bool, since: bool, until: bool) -> Select[tuple[int]]:
+def free_count(*, day: bool, since: bool, until: bool) -> Select[tuple[int]]:
     return (
         select(func.count())
         .select_from(TIMESLOTS)
@@ -191,20 +158,20 @@ async def list_free_timeslots(
         values["until"] = day_bounds(date_to, tz)[1]
     page_values = {**values, "offset": page.offset, "limit": page.limit}
     async with reads.connection() as reader:
-        rows = await reader.all(_free_page(**shape), page_values)
+        rows = await reader.all(free_page(**shape), page_values)
         if not rows and not await reader.scalar(_DOCTOR_LISTED, {"doctor_id": doctor_id}):
             raise DoctorNotFound("There is no such doctor.")
         count = known_total(page, len(rows))
         if count is None:
-            count = await reader.scalar(_free_count(**shape), values) or 0
+            count = await reader.scalar(free_count(**shape), values) or 0
     return count, rows
 
 
 # -- a doctor's whole schedule, each timeslot free or busy (the FHIR Slot search, scheduling.fhir) --
 
 
-def is_free(now: datetime) -> ColumnElement[bool]:
-    """Free as the free listing (``free_timeslots_query``) means it: available, starting after ``now``."""
+def is_free(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
+    """Whether a timeslot is free: available, starting after ``now`` (the free listing's rule too)."""
     return and_(TIMESLOTS.c.state == TimeslotState.AVAILABLE, TIMESLOTS.c.start_time > now)
 
 
