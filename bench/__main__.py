@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from datetime import datetime
@@ -51,14 +52,14 @@ def say(message: str) -> None:
     sys.stdout.flush()
 
 
-PHASES = ("1", "2", "3", "4", "5", "6", "7", "8", "9")
+PHASES = ("1", "2", "3", "4", "5", "6", "6k", "6r", "7", "8", "9")
 
 
 def phase_list(text: str) -> set[str]:
     phases = {part.strip() for part in text.split(",") if part.strip()}
     unknown = phases - set(PHASES)
     if unknown:
-        raise argparse.ArgumentTypeError(f"no phase {', '.join(sorted(unknown))} (phases are 1-9)")
+        raise argparse.ArgumentTypeError(f"no phase {', '.join(sorted(unknown))} (phases are 1-9, 6k, 6r)")
     return phases
 
 
@@ -373,8 +374,9 @@ def run(
         one_x[kind] = report.Row(number, label, result, ceiling=ceiling_after(number), target="≥40%")
         rows.append(one_x[kind])
 
-    # 6. bookings: every request a different free timeslot and patient
-    slots = free_slots(batch)
+    # 6. bookings: every request a different free timeslot and patient (the first half of each
+    # doctor's timeslots; 6k takes its own from the end of that half, 6r the second half).
+    slots = (slot for slot in free_slots(batch) if slot[1] < SLOTS_PER_DOCTOR // 2)
     race_slots = [next(slots) for _ in range(args.race_rounds)]
     booking_lines = []
     for n, (i, s) in enumerate(slots):
@@ -399,6 +401,58 @@ def run(
                 booking,
                 ceiling=ceiling_after("6"),
                 target="≥20%",
+            )  # fmt: skip
+        )
+
+    # 6k. the same bookings with an Idempotency-Key each (its cost: 6k against 6)
+    if "6k" in args.phases:
+        keyed = [(*line, uuid.uuid4().hex) for line in reversed(booking_lines)]
+        result = metered("6k", lambda: wrk_phase("booking-keyed", keyed, expected=(201,), once=True))
+        say(f"6k POST /api/appointments/ + Idempotency-Key: {result.rps:,.0f} req/s, "
+            f"p99 {result.p99_ms:.1f} ms, {result.errors} errors {result.statuses}")  # fmt: skip
+        settle(target)
+        rows.append(
+            report.Row(
+                "6k",
+                "POST /api/appointments/ with an Idempotency-Key",
+                result,
+                ceiling=ceiling_after("6k"),
+                target="≤10% slower",
+                compare_to=next((row for row in rows if row.number == "6"), None),
+            )  # fmt: skip
+        )
+
+    # 6r. reschedules: seeded appointments (from the last doctors') each moved once to a free
+    # timeslot of its doctor in the second half of the doctor's timeslots
+    if "6r" in args.phases:
+        with psycopg.connect(urls["booking"]) as conn:
+            appointments = conn.execute(
+                "SELECT id, patient_id, doctor_id FROM appointments WHERE doctor_id BETWEEN %s AND %s"
+                " AND status IN ('pending', 'confirmed') ORDER BY doctor_id DESC, id",
+                (batch.doctor_id(1), batch.doctor_id(batch.doctors)),
+            ).fetchall()
+        spare = {
+            i: [s for s in range(SLOTS_PER_DOCTOR // 2, SLOTS_PER_DOCTOR) if not batch.is_booked(s)]
+            for i in range(1, batch.doctors + 1)
+        }
+        moves = []
+        for appointment_id, patient_id, doctor_id in appointments:
+            free = spare[doctor_id - batch.doctor_id(0)]
+            if free:
+                body = f'{{"timeslot_id": {batch.timeslot_id(doctor_id - batch.doctor_id(0), free.pop())}}}'
+                path = f"/api/appointments/{appointment_id}/reschedule/"
+                moves.append(("POST", path, population.patient_token(patient_id), body))
+        result = metered("6r", lambda: wrk_phase("reschedule", moves, expected=(200,), once=True))
+        say(f"6r reschedules: {result.rps:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
+            f"p99 {result.p99_ms:.1f} ms, {result.errors} errors {result.statuses}")  # fmt: skip
+        settle(target)
+        rows.append(
+            report.Row(
+                "6r",
+                "POST /api/appointments/{id}/reschedule/ (a different appointment each)",
+                result,
+                ceiling=ceiling_after("6r"),
+                target="≥10%",
             )  # fmt: skip
         )
 

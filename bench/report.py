@@ -75,9 +75,10 @@ def judge(row: Row) -> Row:
         row.met = r.errors == 0
     elif row.target.startswith("p99 <"):
         row.met = r.errors == 0 and r.p99_ms is not None and r.p99_ms < PROPAGATION_P99_LIMIT_MS
-    elif row.target.startswith("≤20%") and row.compare_to is not None:
+    elif row.target.startswith("≤") and row.compare_to is not None:
         kept = versus_one_x(row)
-        row.met = kept is not None and kept >= 0.8 and p99_ok and r.errors == 0
+        allowed = float(row.target[1:].split("%")[0]) / 100
+        row.met = kept is not None and kept >= 1 - allowed and p99_ok and r.errors == 0
     elif row.target == "ceiling":
         row.met = r.errors == 0
     return row

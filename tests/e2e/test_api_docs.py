@@ -65,6 +65,12 @@ PUBLIC_OPERATIONS = {
     ("get", "/api/appointments/{id}/"),
     ("patch", "/api/appointments/{id}/status/"),
     ("delete", "/api/appointments/{id}/"),
+    ("post", "/api/appointments/{id}/reschedule/"),
+    ("get", "/api/appointments/{id}/history/"),
+    ("get", "/api/doctors/me/booking-policy/"),
+    ("patch", "/api/doctors/me/booking-policy/"),
+    ("get", "/api/doctors/{id}/booking-policy/"),
+    ("patch", "/api/doctors/{id}/booking-policy/"),
 }
 # Operations whose request body comes with ready-made examples to try.
 WITH_REQUEST_EXAMPLES = {
@@ -74,6 +80,9 @@ WITH_REQUEST_EXAMPLES = {
     ("post", "/api/timeslots/bulk/"),
     ("post", "/api/appointments/"),
     ("patch", "/api/appointments/{id}/status/"),
+    ("post", "/api/appointments/{id}/reschedule/"),
+    ("patch", "/api/doctors/me/booking-policy/"),
+    ("patch", "/api/doctors/{id}/booking-policy/"),
 }
 HTTP_METHODS = {"get", "put", "post", "patch", "delete"}
 

@@ -78,6 +78,10 @@ OPERATIONS: tuple[Operation, ...] = (
     _op("PATCH", "/api/doctors/{doctor_id}/", 200, admin=ANY),
     _op("GET", "/api/doctors/me/", 200, doctor=ANY),
     _op("PATCH", "/api/doctors/me/", 200, doctor=ANY),
+    _op("GET", "/api/doctors/me/booking-policy/", 200, doctor=ANY),
+    _op("PATCH", "/api/doctors/me/booking-policy/", 200, doctor=ANY),
+    _op("GET", "/api/doctors/{doctor_id}/booking-policy/", 200, admin=ANY),
+    _op("PATCH", "/api/doctors/{doctor_id}/booking-policy/", 200, admin=ANY),
     # scheduling
     _op("GET", "/api/doctors/{doctor_id}/timeslots/", 200, patient=ANY, admin=ANY),
     _op("POST", "/api/timeslots/", 201, doctor=ANY),
@@ -92,6 +96,8 @@ OPERATIONS: tuple[Operation, ...] = (
     _op("GET", "/api/appointments/{appointment_id}/", 200, patient=OWN, doctor=OWN, admin=ANY),
     _op("PATCH", "/api/appointments/{appointment_id}/status/", 200, doctor=OWN, admin=ANY),
     _op("DELETE", "/api/appointments/{appointment_id}/", 204, patient=OWN, admin=ANY),
+    _op("POST", "/api/appointments/{appointment_id}/reschedule/", 200, patient=OWN, admin=ANY),
+    _op("GET", "/api/appointments/{appointment_id}/history/", 200, patient=OWN, doctor=OWN, admin=ANY),
 )
 
 BY_KEY = {operation.key: operation for operation in OPERATIONS}

@@ -112,6 +112,9 @@ class Ledger:
     people: dict[int, Person] = field(default_factory=dict)
     timeslots: dict[int, int] = field(default_factory=dict)  # id -> doctor id (201s)
     appointments: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> body (201s)
+    moved: set[int] = field(default_factory=set)  # appointments some reschedule moved (200)
+    # A retry with the same Idempotency-Key that did not get the first answer again.
+    replay_mismatches: list[str] = field(default_factory=list)
     fault_log: list[str] = field(default_factory=list)
 
     def answer(self, operation: str, status: int, cause: str | None = None) -> None:
@@ -145,6 +148,7 @@ class Client:
         self, operation: str, method: str, path: str, token: str | None = None, **kwargs: Any
     ) -> httpx.Response | None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers.update(kwargs.pop("headers", None) or {})
         try:
             response = self.http.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError:
@@ -213,6 +217,9 @@ class Traffic:
             (self.publish_timeslot, 6),
             (self.book, 10),
             (self.book_hot, 3),
+            (self.book_with_retry, 2),
+            (self.reschedule, 3),
+            (self.reschedule_hot, 2),
             (self.confirm, 4),
             (self.cancel_by_patient, 3),
             (self.cancel_by_doctor, 2),
@@ -277,18 +284,7 @@ class Traffic:
 
     def _free_of(self, client: Client, rng: random.Random, patient: Person) -> list[int]:
         doctor = self.ledger.pick("doctor", rng)
-        if doctor is None:
-            return []
-        response = client.call(
-            "list free timeslots",
-            "GET",
-            f"/api/doctors/{doctor.id}/timeslots/",
-            patient.access,
-            params={"page_size": 10},
-        )
-        if response is None or response.status_code != 200:
-            return []
-        return [slot["id"] for slot in response.json()["results"]]
+        return [] if doctor is None else self._free_of_doctor(client, patient, doctor.id)
 
     def _book(self, client: Client, patient: Person, timeslot_id: int, operation: str) -> None:
         response = client.call(
@@ -329,6 +325,103 @@ class Traffic:
             thread.start()
         for thread in threads:
             thread.join(60)
+
+    def book_with_retry(self, client: Client, rng: random.Random) -> None:
+        """A booking sent twice with one Idempotency-Key (a client retrying): one appointment at
+        most, and the retry gets the first answer again."""
+        patient = self.ledger.pick("patient", rng)
+        if patient is None or not patient.access:
+            return
+        free = self._free_of(client, rng, patient)
+        if not free:
+            return
+        body = {"timeslot_id": rng.choice(free), "reason": "soak"}
+        key = {"Idempotency-Key": uuid.uuid4().hex}
+        answers = [
+            client.call("book (keyed)", "POST", "/api/appointments/", patient.access, json=body, headers=key)
+            for _ in range(2)
+        ]
+        first, again = answers
+        if first is not None and first.status_code == 201:
+            with self.ledger.lock:
+                self.ledger.appointments[first.json()["id"]] = first.json()
+        if first is None or again is None or first.status_code >= 500 or again.status_code >= 500:
+            return
+        if again.status_code == 409 and again.json().get("code") == "idempotency_key_in_flight":
+            return
+        if (again.status_code, again.json()) != (first.status_code, first.json()) or not again.headers.get(
+            "Idempotent-Replayed"
+        ):
+            with self.ledger.lock:
+                self.ledger.replay_mismatches.append(
+                    f"key {key['Idempotency-Key']}: {first.status_code} then {again.status_code}"
+                )
+
+    def _free_of_doctor(self, client: Client, patient: Person, doctor_id: int) -> list[int]:
+        response = client.call(
+            "list free timeslots",
+            "GET",
+            f"/api/doctors/{doctor_id}/timeslots/",
+            patient.access,
+            params={"page_size": 10},
+        )
+        if response is None or response.status_code != 200:
+            return []
+        return [slot["id"] for slot in response.json()["results"]]
+
+    def _reschedule(
+        self, client: Client, patient: Person, appointment_id: int, timeslot_id: int, op: str
+    ) -> None:
+        response = client.call(
+            op,
+            "POST",
+            f"/api/appointments/{appointment_id}/reschedule/",
+            patient.access,
+            json={"timeslot_id": timeslot_id},
+        )
+        if response is not None and response.status_code == 200:
+            with self.ledger.lock:
+                self.ledger.appointments[appointment_id] = response.json()
+                self.ledger.moved.add(appointment_id)
+
+    def reschedule(self, client: Client, rng: random.Random) -> None:
+        """A patient moves one of their appointments to another free timeslot of its doctor."""
+        found = self._appointment_of(rng, "patient")
+        if found:
+            patient, appointment = found
+            free = self._free_of_doctor(client, patient, appointment["doctor_id"])
+            if free:
+                self._reschedule(client, patient, appointment["id"], rng.choice(free), "reschedule")
+
+    def reschedule_hot(self, client: Client, rng: random.Random) -> None:
+        """A patient moves an appointment into a free timeslot while others book it: one wins."""
+        found = self._appointment_of(rng, "patient")
+        if not found:
+            return
+        mover, appointment = found
+        free = self._free_of_doctor(client, mover, appointment["doctor_id"])
+        if not free:
+            return
+        target = free[0]
+        racers = [p for p in (self.ledger.pick("patient", rng) for _ in range(3)) if p and p.access]
+        threads = [
+            threading.Thread(target=self._race, args=(racer, target), daemon=True)
+            for racer in {r.id: r for r in racers}.values()
+        ]
+        threads.append(
+            threading.Thread(target=self._race_move, args=(mover, appointment["id"], target), daemon=True)
+        )
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+
+    def _race_move(self, patient: Person, appointment_id: int, timeslot_id: int) -> None:
+        client = Client(self.stack, self.ledger)
+        try:
+            self._reschedule(client, patient, appointment_id, timeslot_id, "reschedule (race)")
+        finally:
+            client.close()
 
     def _race(self, patient: Person, timeslot_id: int) -> None:
         client = Client(self.stack, self.ledger)
@@ -731,12 +824,52 @@ def check(stack: Stack, amqp_url: str, ledger: Ledger) -> list[str]:
     stored_appointments = {a.id: a for a in appointments}
     for appointment_id, seen in ledger.appointments.items():
         stored = stored_appointments.get(appointment_id)
-        if stored is None or (stored.timeslot_id, stored.patient_id) != (
-            seen["timeslot_id"],
+        # A moved appointment: which of two concurrent moves committed last, only the history says.
+        moved = appointment_id in ledger.moved
+        if stored is None or (None if moved else stored.timeslot_id, stored.patient_id) != (
+            None if moved else seen["timeslot_id"],
             seen["patient_id"],
         ):
             anomalies.append(
                 f"booked appointment {appointment_id} (201) is not in booking as it was answered"
+            )
+    anomalies += [f"Idempotency-Key retry not replayed: {m}" for m in ledger.replay_mismatches]
+    anomalies += check_history(urls["booking"], appointments)
+    return anomalies
+
+
+def check_history(booking_url: str, appointments: list[Any]) -> list[str]:
+    """Each appointment's history tells its story: booked first, then one entry per change, ending
+    where the appointment is (its timeslot and its status)."""
+    anomalies: list[str] = []
+    entries: dict[int, list[Any]] = {}
+    for row in rows(
+        booking_url,
+        "SELECT appointment_id, action, actor_role, from_status, to_status, from_timeslot_id, to_timeslot_id"
+        " FROM appointment_history ORDER BY id",
+    ):
+        entries.setdefault(row.appointment_id, []).append(row)
+    for a in appointments:
+        story = entries.get(a.id, [])
+        if not story or story[0].action != "booked" or [e.action for e in story].count("booked") != 1:
+            anomalies.append(f"appointment {a.id}: its history does not start with one booked entry")
+            continue
+        timeslot, status = story[0].to_timeslot_id, story[0].to_status
+        for entry in story[1:]:
+            if entry.action == "rescheduled":
+                if entry.from_timeslot_id != timeslot:
+                    anomalies.append(
+                        f"appointment {a.id}: a move from {entry.from_timeslot_id}, not {timeslot}"
+                    )
+                timeslot = entry.to_timeslot_id
+            else:
+                if entry.from_status != status:
+                    anomalies.append(f"appointment {a.id}: a change from {entry.from_status}, not {status}")
+                status = entry.to_status
+        if (timeslot, status) != (a.timeslot_id, a.status):
+            anomalies.append(
+                f"appointment {a.id}: its history ends at timeslot {timeslot}, {status}; "
+                f"it is at {a.timeslot_id}, {a.status}"
             )
     return anomalies
 

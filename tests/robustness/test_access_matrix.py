@@ -48,6 +48,13 @@ def request_for(operation: Operation, people: People) -> tuple[str, dict[str, An
             return f"/api/doctors/{people.doctor.id}/", {"bio": "Edited by an admin."}
         case ("PATCH", "/api/doctors/me/"):
             return operation.path, {"bio": "Edited by the doctor."}
+        case ("GET", "/api/doctors/{doctor_id}/booking-policy/"):
+            return f"/api/doctors/{people.doctor.id}/booking-policy/", None
+        case ("PATCH", "/api/doctors/{doctor_id}/booking-policy/"):
+            # The defaults again: the other cells' bookings stay within the policy.
+            return f"/api/doctors/{people.doctor.id}/booking-policy/", {"min_notice_minutes": 0}
+        case ("PATCH", "/api/doctors/me/booking-policy/"):
+            return operation.path, {"booking_horizon_days": None}
         case ("POST", "/api/timeslots/"):
             start = next_start()
             end = start + timedelta(minutes=30)
@@ -73,6 +80,11 @@ def request_for(operation: Operation, people: People) -> tuple[str, dict[str, An
             return f"/api/appointments/{people.appointment()['id']}/", None
         case ("PATCH", "/api/appointments/{appointment_id}/status/"):
             return f"/api/appointments/{people.appointment()['id']}/status/", {"status": "confirmed"}
+        case ("POST", "/api/appointments/{appointment_id}/reschedule/"):
+            moved = people.appointment()["id"]
+            return f"/api/appointments/{moved}/reschedule/", {"timeslot_id": people.timeslot()["id"]}
+        case ("GET", "/api/appointments/{appointment_id}/history/"):
+            return f"/api/appointments/{people.appointment()['id']}/history/", None
     assert "{" not in operation.path, f"request_for() has no case for {operation.label}"
     return operation.path, None
 

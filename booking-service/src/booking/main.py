@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[api.router, fhir.router, api.internal_router],
         status_of=STATUS_OF,
         consumed=events.CONSUMED,
+        idempotency=True,
         calls=["scheduling"],
         more_hooks=lambda settings, db: [scheduling_client_hook(settings)],
         openapi_tags=[{"name": "appointments", "description": "Booking timeslots and running appointments."}],

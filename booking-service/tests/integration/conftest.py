@@ -63,7 +63,9 @@ def clean_state(request: pytest.FixtureRequest) -> None:
         return
     app: FastAPI = request.getfixturevalue("app")
     with app.state.db.transaction() as session:
-        session.execute(text("TRUNCATE appointments, users"))
+        session.execute(
+            text("TRUNCATE appointments, appointment_history, users, doctor_policies, idempotency_keys")
+        )
     request.getfixturevalue("scheduling").reset()
 
 

@@ -66,4 +66,6 @@ def test_the_internal_lookup_is_not_in_the_public_api_document(client):
         "/api/appointments/me/",
         "/api/appointments/{appointment_id}/",
         "/api/appointments/{appointment_id}/status/",
+        "/api/appointments/{appointment_id}/reschedule/",
+        "/api/appointments/{appointment_id}/history/",
     }

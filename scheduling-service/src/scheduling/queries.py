@@ -9,7 +9,20 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BindParameter, ColumnElement, Row, Select, and_, bindparam, exists, func, not_, select
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    not_,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from chassis.db import Database
@@ -63,11 +76,51 @@ FREE_LISTING_COLUMNS = (
 # parameter: building and fingerprinting a statement on each request cost more than running it.
 _LISTED = exists().where(DOCTORS.c.id == bindparam("doctor_id"), DOCTORS.c.is_doctor, DOCTORS.c.is_active)
 _DOCTOR_LISTED = select(_LISTED)
+# The doctor's booking policy bounds the listing: from now + notice to now + horizon (if any).
+# Uncorrelated scalar subqueries, so PostgreSQL reads the doctor's row once per statement.
+_now = cast(bindparam("now"), DateTime(timezone=True))
+_EARLIEST = (
+    select(_now + func.make_interval(0, 0, 0, 0, 0, DOCTORS.c.min_notice_minutes))
+    .where(DOCTORS.c.id == bindparam("doctor_id"))
+    .scalar_subquery()
+)
+_LATEST = (
+    select(_now + func.make_interval(0, 0, 0, DOCTORS.c.booking_horizon_days))
+    .where(DOCTORS.c.id == bindparam("doctor_id"))
+    .scalar_subquery()
+)
+
+
+_P_NOW = cast(bindparam("p_now"), DateTime(timezone=True))
+# A timeslot's doctor is active and their booking policy lets it be booked now (outside the
+# notice, inside the horizon): a condition of the hold's UPDATE (``services.reservations``).
+DOCTOR_ALLOWS_BOOKING = exists().where(
+    Doctor.id == Timeslot.doctor_id,
+    Doctor.is_doctor,
+    Doctor.is_active,
+    Timeslot.start_time >= _P_NOW + func.make_interval(0, 0, 0, 0, 0, Doctor.min_notice_minutes),
+    or_(
+        Doctor.booking_horizon_days.is_(None),
+        Timeslot.start_time <= _P_NOW + func.make_interval(0, 0, 0, Doctor.booking_horizon_days),
+    ),
+)
+# The doctor's policy next to a timeslot (for explaining a refused hold).
+POLICY_OF_DOCTOR = tuple(
+    select(column).where(Doctor.id == Timeslot.doctor_id).scalar_subquery().label(column.key)
+    for column in (Doctor.min_notice_minutes, Doctor.booking_horizon_days)
+)
 
 
 def _free_conditions(*, day: bool, since: bool, until: bool) -> list[ColumnElement[bool]]:
     c = TIMESLOTS.c
-    conditions = [c.doctor_id == bindparam("doctor_id"), is_free(bindparam("now")), _LISTED]
+    conditions = [
+        c.doctor_id == bindparam("doctor_id"),
+        c.state == TimeslotState.AVAILABLE,
+        c.start_time > bindparam("now"),
+        _LISTED,
+        c.start_time >= _EARLIEST,
+        or_(_LATEST.is_(None), c.start_time <= _LATEST),
+    ]
     if day:
         conditions += [c.start_time >= bindparam("day_start"), c.start_time < bindparam("day_end")]
     if since:
@@ -170,9 +223,12 @@ async def list_free_timeslots(
 # -- a doctor's whole schedule, each timeslot free or busy (the FHIR Slot search, scheduling.fhir) --
 
 
-def is_free(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
-    """Whether a timeslot is free: available, starting after ``now`` (the free listing's rule too)."""
-    return and_(TIMESLOTS.c.state == TimeslotState.AVAILABLE, TIMESLOTS.c.start_time > now)
+def is_free(now: datetime) -> ColumnElement[bool]:
+    """Whether a timeslot is free as the free listing means it: available, starting after ``now``,
+    bookable now under its doctor's policy (``DOCTOR_ALLOWS_BOOKING``: run with ``{"p_now": now}``)."""
+    return and_(
+        TIMESLOTS.c.state == TimeslotState.AVAILABLE, TIMESLOTS.c.start_time > now, DOCTOR_ALLOWS_BOOKING
+    )
 
 
 # A schedule's rows: ``SLOT_COLUMNS`` and ``is_free``.
@@ -189,7 +245,8 @@ def get_listed_timeslot(session: Session, timeslot_id: int, now: datetime) -> Ro
     return session.execute(
         select(*SLOT_COLUMNS, is_free(now).label("is_free"))
         .join(DOCTORS, DOCTORS.c.id == TIMESLOTS.c.doctor_id)
-        .where(TIMESLOTS.c.id == timeslot_id, DOCTORS.c.is_doctor, DOCTORS.c.is_active)
+        .where(TIMESLOTS.c.id == timeslot_id, DOCTORS.c.is_doctor, DOCTORS.c.is_active),
+        {"p_now": now},
     ).first()
 
 
@@ -208,12 +265,14 @@ def search_schedule(
     if free is not None:
         conditions.append(is_free(now) if free else not_(is_free(now)))
     conditions += [bound.condition(TIMESLOTS.c.start_time) for bound in starts]
-    total = session.scalar(select(func.count()).select_from(TIMESLOTS).where(*conditions)) or 0
+    values = {"p_now": now}
+    total = session.scalar(select(func.count()).select_from(TIMESLOTS).where(*conditions), values) or 0
     rows = session.execute(
         select(*SLOT_COLUMNS, is_free(now).label("is_free"))
         .where(*conditions)
         .order_by(TIMESLOTS.c.start_time, TIMESLOTS.c.id)
         .offset(page.offset)
-        .limit(page.limit)
+        .limit(page.limit),
+        values,
     ).all()
     return total, list(rows)
