@@ -243,9 +243,10 @@ def doctor_is_listed(session: Session, doctor_id: int) -> bool:
 def get_listed_timeslot(session: Session, timeslot_id: int, now: datetime) -> Row[Any] | None:
     """One timeslot of an active doctor, free or not; None when there is none."""
     return session.execute(
-        select(*SLOT_COLUMNS, is_free(now).label("is_free"))
-        .join(DOCTORS, DOCTORS.c.id == TIMESLOTS.c.doctor_id)
-        .where(TIMESLOTS.c.id == timeslot_id, DOCTORS.c.is_doctor, DOCTORS.c.is_active),
+        select(*SLOT_COLUMNS, is_free(now).label("is_free")).where(
+            TIMESLOTS.c.id == timeslot_id,
+            exists().where(DOCTORS.c.id == TIMESLOTS.c.doctor_id, DOCTORS.c.is_doctor, DOCTORS.c.is_active),
+        ),
         {"p_now": now},
     ).first()
 

@@ -9,6 +9,9 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.schedule import Schedule
 from fhir.resources.R4B.slot import Slot
+from sqlalchemy import update
+
+from scheduling.models import Doctor
 
 FHIR_JSON = "application/fhir+json"
 
@@ -168,3 +171,18 @@ def test_hostile_search_values_are_422_never_500(client, doctor, patient):
         assert outcome(response, 422).issue[0].code == "invalid", params
     for path in ("/fhir/Slot/0", "/fhir/Schedule/99999999999999999999", "/fhir/Slot/1%00"):
         assert 400 <= client.get(path, headers=patient[1]).status_code < 500, path
+
+
+def test_a_slot_the_doctors_policy_keeps_from_booking_is_busy_as_it_is_not_listed_free(
+    client, db, doctor, patient, when, rfc3339
+):
+    doctor_id, headers = doctor
+    soon = publish(client, headers, when(2, 9), when(2, 10), rfc3339)
+    later = publish(client, headers, when(80, 9), when(80, 10), rfc3339)
+    with db.transaction() as session:  # as doctor.profile.updated would set it: three days' notice
+        session.execute(update(Doctor).where(Doctor.id == doctor_id).values(min_notice_minutes=3 * 24 * 60))
+
+    listed = client.get(f"/api/doctors/{doctor_id}/timeslots/", headers=patient[1]).json()["results"]
+    found = slots(client, patient[1], schedule=f"Schedule/{doctor_id}")
+    assert [t["id"] for t in listed] == [later["id"]]
+    assert statuses(found) == [(str(soon["id"]), "busy"), (str(later["id"]), "free")]
