@@ -6,10 +6,10 @@
                                                  ``start=lt…`` (also gt, le, eq) and ``status=free|busy``
     GET /fhir/Slot/{id}                          one timeslot
 
-A Slot is ``free`` exactly when the REST API lists its timeslot as free (available, starting in
-the future); every other timeslot (held, booked, or past) is ``busy``. Patients and admins see
-the schedule of any listed doctor (a busy Slot says nothing about who holds it); a doctor sees
-only their own (another's is 403, as on ``/api/doctors/{id}/timeslots/``).
+A Slot is ``free`` exactly when the REST API lists its timeslot as free (``queries.is_free``:
+available, in the future, bookable now under the doctor's policy); every other one is ``busy``.
+Patients and admins see the schedule of any listed doctor (a busy Slot says nothing about who
+holds it); a doctor sees only their own (another's is 403, as on ``/api/doctors/{id}/timeslots/``).
 """
 
 from __future__ import annotations
