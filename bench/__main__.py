@@ -10,6 +10,7 @@ bench/README.md explains the phases and how to read the table.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 
-from bench import profile, report, scenarios
+from bench import profile, report, scenarios, webhooks
 from bench.cpu import CpuMeter
 from bench.load import Result, ensure_wrk, run_wrk, write_requests
 from bench.memory import MemorySampler
@@ -52,14 +53,14 @@ def say(message: str) -> None:
     sys.stdout.flush()
 
 
-PHASES = ("1", "2", "3", "4", "5", "6", "6k", "6r", "7", "8", "9")
+PHASES = ("1", "2", "3", "4", "5", "6", "6k", "6r", "7", "8", "9", "10")
 
 
 def phase_list(text: str) -> set[str]:
     phases = {part.strip() for part in text.split(",") if part.strip()}
     unknown = phases - set(PHASES)
     if unknown:
-        raise argparse.ArgumentTypeError(f"no phase {', '.join(sorted(unknown))} (phases are 1-9, 6k, 6r)")
+        raise argparse.ArgumentTypeError(f"no phase {', '.join(sorted(unknown))} (phases are 1-10, 6k, 6r)")
     return phases
 
 
@@ -110,6 +111,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     scen.add_argument("--racers", type=int, default=100)
     scen.add_argument("--cancellations", type=int, default=200)
     scen.add_argument("--propagation-concurrency", type=int, default=4)
+    scen.add_argument(
+        "--webhooks", type=int, default=100, help="bookings whose webhook delay phase 10 measures"
+    )
 
     parser.add_argument(
         "--output", type=Path, default=ROOT / "bench" / "results" / "latest.md", help="where the table goes"
@@ -120,7 +124,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=phase_list,
         default=set(PHASES),
         metavar="N,N,…",
-        help="run only these phases (e.g. 1,6; default all: 1-9)",
+        help="run only these phases (e.g. 1,6; default all: 1-10)",
     )
     parser.add_argument(
         "--profile",
@@ -212,6 +216,21 @@ def booked_slots(batch: Batch) -> Iterator[tuple[int, int]]:
     for s in range(0, SLOTS_PER_DOCTOR, BOOKED_EVERY):
         for i in range(1, batch.doctors + 1):
             yield i, s
+
+
+def admin_token(target: Target) -> str | None:
+    """An admin's access token for phase 10: the own stack's first admin, or ADMIN_EMAIL and
+    ADMIN_PASSWORD (shell or .env) for an attached one; None (phase skipped) without them."""
+    stack = getattr(target, "stack", None)
+    email = stack.admin.email if stack is not None else os.environ.get("ADMIN_EMAIL")
+    password = stack.admin.password if stack is not None else os.environ.get("ADMIN_PASSWORD")
+    if not email or not password:
+        say("10 skipped: no admin credentials (ADMIN_EMAIL, ADMIN_PASSWORD)")
+        return None
+    response = httpx.post(
+        target.base_url + "/api/auth/login/", json={"email": email, "password": password}, timeout=10
+    )
+    return response.json()["access"] if response.status_code == 200 else None
 
 
 def git_describe() -> str:
@@ -562,6 +581,27 @@ def run(
                     compare_to=one_x.get(kind),
                 )  # fmt: skip
             )
+
+    # 10. a booking's webhook: from the 201 to the receiver (notification-service)
+    if "10" in args.phases and args.webhooks:
+        admin = admin_token(target)
+        # The last free timeslots: phase 6 books from the front of the same list.
+        chosen = [(line[2], json.loads(line[3])["timeslot_id"]) for line in booking_lines[-args.webhooks :]]
+        say(f"10 booking {len(chosen)} appointments and timing their webhooks")
+        delay = (
+            metered("10", lambda: webhooks.webhook_delay(target.base_url, admin, chosen)) if admin else None
+        )
+        if delay:
+            p50, p99 = delay.p50_ms or 0, delay.p99_ms or 0
+            say(f"10 webhook delay: p50 {p50:.0f} ms, p99 {p99:.0f} ms; {delay.note}")
+        rows.append(
+            report.Row(
+                "10",
+                f"booking → its webhook at a receiver ({len(chosen)} bookings)",
+                delay,
+                target="delivery p99 < 2 s",
+            )  # fmt: skip
+        )
 
     if ceilings:
         report.summarise_ceilings(ceiling_row, ceilings)

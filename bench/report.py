@@ -10,6 +10,7 @@ from bench.memory import MIB
 MEMORY_LIMIT_MIB = 200
 P99_LIMIT_MS = 100.0
 PROPAGATION_P99_LIMIT_MS = 250.0
+WEBHOOK_P99_LIMIT_MS = 2000.0
 
 
 @dataclass
@@ -73,6 +74,8 @@ def judge(row: Row) -> Row:
         row.met = share is not None and share >= needed and p99_ok and r.errors == 0
     elif row.target == "one winner":
         row.met = r.errors == 0
+    elif row.target.startswith("delivery p99 <"):
+        row.met = r.errors == 0 and r.p99_ms is not None and r.p99_ms < WEBHOOK_P99_LIMIT_MS
     elif row.target.startswith("p99 <"):
         row.met = r.errors == 0 and r.p99_ms is not None and r.p99_ms < PROPAGATION_P99_LIMIT_MS
     elif row.target.startswith("≤") and row.compare_to is not None:
@@ -125,6 +128,7 @@ CPU_COLUMNS = (
     ("doctor", "doctor"),
     ("scheduling", "scheduling"),
     ("booking", "booking"),
+    ("notification", "notification"),
     ("postgres", "PostgreSQL"),
     ("rabbitmq", "RabbitMQ"),
     ("load", "wrk + bench"),

@@ -29,7 +29,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-SERVICES = ("identity", "doctor", "scheduling", "booking")
+SERVICES = ("identity", "doctor", "scheduling", "booking", "notification")
 MERGED = "/api/schema/openapi.json"
 SWAGGER_UI = "/api/schema/swagger-ui/"
 REDOC = "/api/schema/redoc/"

@@ -98,6 +98,14 @@ OPERATIONS: tuple[Operation, ...] = (
     _op("DELETE", "/api/appointments/{appointment_id}/", 204, patient=OWN, admin=ANY),
     _op("POST", "/api/appointments/{appointment_id}/reschedule/", 200, patient=OWN, admin=ANY),
     _op("GET", "/api/appointments/{appointment_id}/history/", 200, patient=OWN, doctor=OWN, admin=ANY),
+    # notification
+    _op("POST", "/api/webhooks/", 201, admin=ANY),
+    _op("GET", "/api/webhooks/", 200, admin=ANY),
+    _op("GET", "/api/webhooks/{webhook_id}/", 200, admin=ANY),
+    _op("PATCH", "/api/webhooks/{webhook_id}/", 200, admin=ANY),
+    _op("DELETE", "/api/webhooks/{webhook_id}/", 204, admin=ANY),
+    _op("GET", "/api/webhooks/{webhook_id}/deliveries/", 200, admin=ANY),
+    _op("POST", "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver/", 202, admin=ANY),
 )
 
 BY_KEY = {operation.key: operation for operation in OPERATIONS}

@@ -25,7 +25,10 @@ service's database and the broker and lists each anomaly:
 - a doctor profile, a scheduling doctor or a booking user that disagrees with identity;
 - an outbox event never published; a message left in a service's queue, a retry queue or
   a dead-letter queue;
-- a 201 a client saw (user, timeslot, appointment) that is not in the database.
+- a 201 a client saw (user, timeslot, appointment) that is not in the database;
+- notification-service (``notifications.py``): an appointment event without its one delivered
+  webhook (received, signature valid), a mailed event without its two mails, a mail that
+  reached the mail server twice.
 
 The report (operations, their answers and availability, the 5xx by cause, faults injected,
 anomalies) is printed; the run fails when there is any anomaly, or any 5xx that is not a 502
@@ -60,9 +63,10 @@ from chassis.settings import normalise_database_url
 from chassis.testkit import DatabaseFactory, RabbitVhosts, TcpProxy
 
 from ..e2e.stack import Stack, StackError
+from .notifications import Outside, check_notifications, pending_notifications
 
 PASSWORD = "Blue-Otter-42"
-SERVICES = ("identity", "doctor", "scheduling", "booking")
+SERVICES = ("identity", "doctor", "scheduling", "booking", "notification")
 SOAK_ENV = {
     "AUTH_RATE_LIMIT_AVERAGE": "100000",
     "AUTH_RATE_LIMIT_BURST": "100000",
@@ -684,7 +688,7 @@ def settled(stack: Stack, amqp_url: str) -> str | None:
     ]
     if held:
         return f"{held} timeslots still held"
-    return None
+    return pending_notifications(rows, stack.database_urls["notification"])
 
 
 def wait_until_settled(stack: Stack, amqp_url: str, timeout: float) -> str | None:
@@ -959,12 +963,15 @@ def soak(
     settle_timeout: float = 240.0,
     log: Callable[[str], None] = lambda _: None,
 ) -> Report:
-    """Traffic and faults for ``seconds``, then heal, settle and check."""
+    """Traffic and faults for ``seconds``, then heal, settle and check (notification-service's
+    webhooks and mails too, with the receiver and mail server of ``soak_stack``)."""
     ledger = Ledger()
+    outside: Outside = stack.outside  # type: ignore[attr-defined]
     with stack.client() as client:
         admin_token = client.post(
             "/api/auth/login/", json={"email": stack.admin.email, "password": stack.admin.password}
         ).json()["access"]
+        outside.subscribe(client, admin_token)
     traffic = Traffic(stack, ledger, admin_token, seed=seed)
     chaos = Chaos(stack, proxy, ledger, traffic, seed=seed, restart_rabbitmq=restart_rabbitmq)
     started = time.monotonic()
@@ -981,6 +988,8 @@ def soak(
     log("soak: traffic stopped, every fault healed; waiting for the system to settle")
     unsettled = wait_until_settled(stack, amqp_url, settle_timeout)
     anomalies = check(stack, amqp_url, ledger)
+    notification_anomalies, notification_counts = check_notifications(rows, stack.database_urls, outside)
+    anomalies += notification_anomalies
     counts = {
         "users": rows(stack.database_urls["identity"], "SELECT count(*) FROM users")[0][0],
         "timeslots": rows(stack.database_urls["scheduling"], "SELECT count(*) FROM timeslots")[0][0],
@@ -992,6 +1001,7 @@ def soak(
         "events published": sum(
             rows(url, "SELECT count(*) FROM outbox_events")[0][0] for url in stack.database_urls.values()
         ),
+        **notification_counts,
     }
     return Report(elapsed, ledger, chaos.errors, unsettled, anomalies, counts)
 
@@ -1000,16 +1010,19 @@ def soak(
 def soak_stack(
     *, workdir: Path, make_database: Callable[[str], str], amqp_url: str, label: str = "soak"
 ) -> Iterator[tuple[Stack, TcpProxy]]:
-    """A started stack (two identity, booking and scheduling replicas) whose broker is behind a TCP proxy."""
+    """A started stack (two identity, booking and scheduling replicas) whose broker is behind a TCP
+    proxy, with a webhook receiver and a mail server outside (``stack.outside``)."""
     with ExitStack() as resources:
         proxy = resources.enter_context(TcpProxy.for_url(amqp_url))
+        outside = Outside.start(resources)
         stack = Stack(
             workdir=workdir,
             database_urls={service: make_database(f"{label}_{service}") for service in SERVICES},
             amqp_url=proxy.url(amqp_url),
             replicas=REPLICAS,
-            env=SOAK_ENV,
+            env={**SOAK_ENV, **outside.environment()},
         )
+        stack.outside = outside  # type: ignore[attr-defined]
         resources.callback(stack.close)
         stack.up()
         yield stack, proxy

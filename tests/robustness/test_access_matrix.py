@@ -85,6 +85,22 @@ def request_for(operation: Operation, people: People) -> tuple[str, dict[str, An
             return f"/api/appointments/{moved}/reschedule/", {"timeslot_id": people.timeslot()["id"]}
         case ("GET", "/api/appointments/{appointment_id}/history/"):
             return f"/api/appointments/{people.appointment()['id']}/history/", None
+        case ("POST", "/api/webhooks/"):
+            return operation.path, {"url": "http://127.0.0.1:9/hook", "event_types": ["appointment.booked"]}
+        case (
+            ("GET", "/api/webhooks/{webhook_id}/")
+            | ("DELETE", "/api/webhooks/{webhook_id}/")
+            | (
+                "GET",
+                "/api/webhooks/{webhook_id}/deliveries/",
+            )
+        ):
+            return operation.path.replace("{webhook_id}", str(people.webhook()["id"])), None
+        case ("PATCH", "/api/webhooks/{webhook_id}/"):
+            return f"/api/webhooks/{people.webhook()['id']}/", {"description": "Edited"}
+        case ("POST", "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver/"):
+            webhook_id, delivery_id = people.delivery()
+            return f"/api/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver/", None
     assert "{" not in operation.path, f"request_for() has no case for {operation.label}"
     return operation.path, None
 
@@ -127,7 +143,7 @@ def documented_operations(stack: Stack) -> set[tuple[str, str]]:
     """Every (method, path) of every service's OpenAPI document, read through the gateway."""
     found = set()
     with stack.client() as client:
-        for service in ("identity", "doctor", "scheduling", "booking"):
+        for service in ("identity", "doctor", "scheduling", "booking", "notification"):
             response = client.get(f"/api/schema/{service}/openapi.json")
             assert response.status_code == 200, response.text
             for path, item in response.json()["paths"].items():

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from booking import events
+from booking.adapters import metrics
 from booking.adapters.scheduling_client import SchedulingClient
 from booking.domain import (
     AppointmentStatus,
@@ -96,6 +97,7 @@ def book_appointment(
                 409, "timeslot_not_available", "This timeslot already has an active appointment."
             ) from exc
         raise
+    metrics.BOOKINGS.inc()
     return booked
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from booking import events
+from booking.adapters import metrics
 from booking.domain import AppointmentStatus, CancelledBy, check_cancellation, check_status_change, may_see
 from booking.models import Appointment
 from booking.queries import AppointmentView, not_found, view_of
@@ -87,3 +88,4 @@ def cancel(
         to_status=AppointmentStatus.CANCELLED,
         reason=reason,
     )
+    metrics.CANCELLATIONS.labels(by.value).inc()

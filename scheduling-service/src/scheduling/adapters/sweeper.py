@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from chassis.app import Hook
 from chassis.db import Database
+from scheduling.adapters import metrics
 from scheduling.adapters.booking_client import BookingClient
 from scheduling.services.reservations import sweep_expired_holds
 
@@ -32,7 +33,9 @@ def hold_sweeper_hook(db: Database, *, booking_url: str, timeout: float, interva
             while not stop.is_set():
                 try:
                     sweep_expired_holds(db, client.reservation)
+                    metrics.SWEEPER_LAST_PASS.set_to_current_time()
                 except Exception:  # a bad pass (database down ...) must not end the sweeper
+                    metrics.SWEEPER_FAILURES.inc()
                     log.exception("hold sweep failed; retrying in %ss", interval)
                 stop.wait(interval)
 

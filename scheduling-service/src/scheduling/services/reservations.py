@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from chassis.db import Database
 from chassis.reads import FastReads
 from chassis.timezones import utcnow
+from scheduling.adapters import metrics
 from scheduling.domain import HoldOutcome, HoldTarget, TimeslotState, check_hold, decide_expired_hold
 from scheduling.models import CancelledReservation, Doctor, Timeslot
 from scheduling.queries import DOCTOR_ALLOWS_BOOKING, POLICY_OF_DOCTOR
@@ -113,6 +114,7 @@ async def hold_timeslot(
     else:
         held = await reads.write(_HOLD_OF_DOCTOR, {**values, "p_doctor_id": doctor_id})
     if held is not None:
+        metrics.HOLDS_CREATED.inc()
         return Hold(**held)
     asked = {"reservation_id": reservation_id, "patient_id": patient_id, "now": now, "doctor_id": doctor_id}
     return await db.run(_refused_hold, db, timeslot_id, **asked)
@@ -165,7 +167,8 @@ def release_hold(db: Database, timeslot_id: int, *, reservation_id: uuid.UUID) -
             .returning(Timeslot.id),
             execution_options={"synchronize_session": False},
         ).first()
-        return freed is not None
+    metrics.HOLDS_FREED.inc(0 if freed is None else 1)
+    return freed is not None
 
 
 def book_for_reservation(session: Session, timeslot_id: int, reservation_id: uuid.UUID) -> None:
@@ -179,6 +182,7 @@ def book_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
     if session.execute(
         _BOOK_HELD, {"p_timeslot_id": timeslot_id, "p_reservation_id": reservation_id}
     ).first():
+        metrics.HOLDS_CONFIRMED.inc()
         return
     timeslot = session.get(Timeslot, timeslot_id, with_for_update=True)
     if timeslot is None:
@@ -187,6 +191,7 @@ def book_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
     if timeslot.reservation_id == reservation_id:
         if timeslot.state == TimeslotState.HELD:
             _set_booked(timeslot)
+            metrics.HOLDS_CONFIRMED.inc()
         return
     if timeslot.state == TimeslotState.AVAILABLE:
         if session.get(CancelledReservation, reservation_id) is not None:
@@ -216,7 +221,7 @@ def free_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
         .values(reservation_id=reservation_id, timeslot_id=timeslot_id)
         .on_conflict_do_nothing(index_elements=[CancelledReservation.reservation_id])
     )
-    session.execute(
+    freed = session.execute(
         update(Timeslot)
         .where(
             Timeslot.id == timeslot_id,
@@ -226,6 +231,7 @@ def free_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
         .values(state=TimeslotState.AVAILABLE, reservation_id=None, held_until=None, updated_at=utcnow()),
         execution_options={"synchronize_session": False},
     )
+    metrics.HOLDS_FREED.inc(freed.rowcount)  # 0 when the event was stale
 
 
 def _set_booked(timeslot: Timeslot) -> None:
@@ -277,7 +283,9 @@ def sweep_expired_holds(
             decided[timeslot.id] = outcome
             if outcome is HoldOutcome.BOOK:
                 _set_booked(timeslot)
+                metrics.HOLDS_CONFIRMED.inc()
             elif outcome is HoldOutcome.FREE:
+                metrics.HOLDS_EXPIRED.inc()
                 timeslot.state = TimeslotState.AVAILABLE
                 timeslot.reservation_id = None
                 timeslot.held_until = None
