@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 from fastapi import FastAPI
 
-from booking import api, events
+from booking import api, events, fhir
 from booking.adapters.scheduling_client import SchedulingClient
 from booking.config import Settings
 from booking.errors import STATUS_OF
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         title="Clinic booking API",
         description="Appointments and their status machine.",
-        routers=[api.router, api.internal_router],
+        routers=[api.router, fhir.router, api.internal_router],
         status_of=STATUS_OF,
         consumed=events.CONSUMED,
         idempotency=True,
