@@ -6,7 +6,8 @@ always written to the outbox in the transaction of the change.
 
 Consumed: identity's user events feed the local read model of users (names
 shown on appointments); ``identity.user.deactivated`` also cancels the user's
-future active appointments.
+future active appointments. scheduling's ``timeslot.created``/``released`` feed the
+waitlist (``booking.waitlist``, which publishes ``booking.waitlist.offered``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from booking import services
 from booking.domain import AppointmentStatus, CancelledBy
 from booking.models import Appointment
 from booking.queries import AppointmentView
+from booking.waitlist import handlers as waitlist_handlers
 from chassis.messaging import Envelope, Handler, add_event
 from chassis.revocations import with_token_revocations
 
@@ -118,6 +120,7 @@ HANDLERS: dict[str, Handler] = {
     USER_REGISTERED: on_user_registered,
     USER_UPDATED: on_user_updated,
     USER_DEACTIVATED: on_user_deactivated,
+    **waitlist_handlers.HANDLERS,
 }
 # What the consumer runs and the migrate job binds: these handlers, plus recording the token
 # revocations among identity's events (chassis.revocations).

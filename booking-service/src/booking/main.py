@@ -6,9 +6,15 @@ from contextlib import contextmanager
 from fastapi import FastAPI
 
 from booking import api, events
+from booking.calendar import api as calendar_api
+from booking.calendar.errors import STATUS_OF as CALENDAR_STATUS_OF
+from booking.calendar.feeds import FeedKeys
 from booking.config import Settings
 from booking.errors import STATUS_OF
 from booking.scheduling_client import SchedulingClient
+from booking.waitlist import api as waitlist_api
+from booking.waitlist.errors import STATUS_OF as WAITLIST_STATUS_OF
+from booking.waitlist.worker import waitlist_worker_hook
 from chassis.app import Hook, create_service_app
 from chassis.db import Database
 from chassis.health import amqp_check
@@ -37,6 +43,17 @@ def scheduling_client_hook(settings: Settings) -> Hook:
     return run
 
 
+def waitlist_hooks(db: Database, settings: Settings) -> list[Hook]:
+    """The waitlist worker (after the scheduling client, which it uses), unless disabled."""
+    if not settings.waitlist_worker_enabled:
+        return []
+    return [
+        waitlist_worker_hook(
+            db, offer_minutes=settings.waitlist_offer_minutes, interval=settings.waitlist_interval_seconds
+        )
+    ]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The booking-service app for ``settings`` (default: from the environment)."""
     settings = settings or Settings()
@@ -46,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     hooks = [
         trust.hook,
         scheduling_client_hook(settings),
+        *waitlist_hooks(db, settings),
         *messaging_hooks(
             "booking",
             db,
@@ -60,8 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name="booking",
         title="Clinic booking API",
         description="Appointments and their status machine.",
-        routers=[api.router, api.internal_router],
-        status_of=STATUS_OF,
+        routers=[api.router, waitlist_api.router, calendar_api.router, api.internal_router],
+        status_of={**STATUS_OF, **WAITLIST_STATUS_OF, **CALENDAR_STATUS_OF},
         token_verifier=trust.token_verifier,
         readiness={
             "database": db.ping,
@@ -69,8 +87,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             **trust.readiness("scheduling"),
         },
         hooks=hooks,
-        openapi_tags=[{"name": "appointments", "description": "Booking timeslots and running appointments."}],
+        openapi_tags=[
+            {"name": "appointments", "description": "Booking timeslots and running appointments."},
+            {
+                "name": "waitlist",
+                "description": "Waiting for a doctor's timeslot; offers held for one patient.",
+            },
+            {"name": "calendar", "description": "Private iCalendar feeds of one's appointments."},
+        ],
     )
     app.state.settings = settings
     app.state.trust = trust
+    feed_key = settings.calendar_feed_key
+    app.state.feed_keys = FeedKeys(db, feed_key.get_secret_value() if feed_key else None)
     return app

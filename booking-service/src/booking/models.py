@@ -54,6 +54,9 @@ class Appointment(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
+    # How many times its status or time changed: the calendar feed's SEQUENCE. Counted by a
+    # trigger (migration 0003), so no write path, present or future, can forget it.
+    revision: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
     __table_args__ = (
         CheckConstraint(
@@ -91,3 +94,8 @@ class User(Base):
     )
 
     __table_args__ = (CheckConstraint("role IN ('admin', 'doctor', 'patient')", name="role_known"),)
+
+
+# The waitlist's and the calendar feeds' tables belong to this service's schema too.
+from booking.calendar.models import CalendarFeed, CalendarFeedKey  # noqa: E402, F401
+from booking.waitlist.models import WaitlistEntry, WaitlistOffer, WaitlistOpening  # noqa: E402, F401

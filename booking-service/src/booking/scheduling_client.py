@@ -56,14 +56,18 @@ class SchedulingClient:
     def close(self) -> None:
         self._http.close()
 
-    def hold(self, timeslot_id: int, *, reservation_id: uuid.UUID, patient_id: int) -> Hold:
+    def hold(
+        self, timeslot_id: int, *, reservation_id: uuid.UUID, patient_id: int, hold_seconds: int | None = None
+    ) -> Hold:
         """Hold ``timeslot_id`` for ``reservation_id``, or raise the domain error scheduling answered.
 
         When the outcome is unknown (timeout, 5xx, a garbled answer) the hold may
         exist; it is released before ``SchedulingUnavailable`` is raised, so a
         failed booking never leaves the timeslot blocked.
         """
-        body = {"reservation_id": str(reservation_id), "patient_id": patient_id}
+        body: dict[str, Any] = {"reservation_id": str(reservation_id), "patient_id": patient_id}
+        if hold_seconds is not None:  # a waitlist offer's own time; else scheduling's HOLD_SECONDS
+            body["hold_seconds"] = hold_seconds
         try:
             response = self._http.post(
                 f"/internal/timeslots/{timeslot_id}/hold", body, headers=self._authorization()

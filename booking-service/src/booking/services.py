@@ -30,6 +30,7 @@ from booking.errors import AccountDeactivated, AppointmentNotFound, TimeslotNotA
 from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment, User
 from booking.queries import AppointmentView, view_of
 from booking.scheduling_client import SchedulingClient
+from booking.waitlist import acceptance
 from chassis.auth import Principal
 from chassis.db import Database
 from chassis.timezones import utcnow
@@ -56,10 +57,14 @@ def book_appointment(
     four round trips after the hold: lock both users (their names come back with the lock),
     insert the appointment, insert its event together with the relay's wake-up, commit.
     """
-    reservation_id = uuid.uuid4()
-    hold = scheduling.hold(timeslot_id, reservation_id=reservation_id, patient_id=patient_id)
+    # The patient's own waitlist offer of this timeslot is held for them: booking converts it.
+    hold, reservation_id, offered = acceptance.hold_for_booking(
+        db, scheduling, patient_id=patient_id, timeslot_id=timeslot_id
+    )
     try:
         with db.engine.begin() as connection:
+            if offered:
+                acceptance.accept_offer(connection, reservation_id)
             names = _lock_users(connection, patient_id=patient_id, doctor_id=hold.doctor_id)
             stored = connection.execute(
                 _INSERT_APPOINTMENT,
@@ -91,8 +96,10 @@ def book_appointment(
             )
             events.publish_booked(connection, booked, reservation_id)
     except BaseException as exc:
-        # The appointment was not stored, so nothing may stay held: free the timeslot now, not at expiry.
-        scheduling.release(timeslot_id, reservation_id=reservation_id)
+        # The appointment was not stored, so nothing may stay held: free the timeslot now, not at
+        # expiry. A standing offer keeps its hold (the patient may try again until it expires).
+        if not offered or not acceptance.offer_is_open(db, reservation_id):
+            scheduling.release(timeslot_id, reservation_id=reservation_id)
         if isinstance(exc, IntegrityError) and _violates(exc, ACTIVE_TIMESLOT_INDEX):
             raise TimeslotNotAvailable("This timeslot already has an active appointment.") from exc
         raise

@@ -5,6 +5,8 @@ Published, one per timeslot (schemas in ``contracts/events/``):
 - ``scheduling.timeslot.created``: ``{timeslot_id, doctor_id, start_time, end_time}``
 - ``scheduling.timeslot.deleted``: the same plus ``reason``: ``deleted_by_doctor`` or
   ``doctor_unavailable`` (deactivated, or no longer a doctor).
+- ``scheduling.timeslot.released``: the same plus ``reservation_id`` and ``reason``, written
+  by ``releases.free_timeslot``, the one function that frees a held or booked timeslot.
 
 Consumed: ``identity.user.registered/updated/deactivated`` (the doctors read model)
 and ``booking.appointment.booked/cancelled`` (docs/booking-protocol.md). Each
@@ -17,7 +19,6 @@ import logging
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
@@ -27,7 +28,7 @@ from chassis.messaging import Envelope, Handler, add_event
 from chassis.revocations import with_token_revocations
 from chassis.timezones import utcnow
 from scheduling import reservations
-from scheduling.domain import TimeslotState, iso_utc
+from scheduling.domain import TimeslotState, timeslot_facts
 from scheduling.models import Doctor, Timeslot
 
 log = logging.getLogger("scheduling.events")
@@ -39,22 +40,12 @@ DELETED_BY_DOCTOR = "deleted_by_doctor"
 DOCTOR_UNAVAILABLE = "doctor_unavailable"
 
 
-def timeslot_data(timeslot: Timeslot) -> dict[str, Any]:
-    """The facts about a timeslot that its events carry."""
-    return {
-        "timeslot_id": timeslot.id,
-        "doctor_id": timeslot.doctor_id,
-        "start_time": iso_utc(timeslot.start_time),
-        "end_time": iso_utc(timeslot.end_time),
-    }
-
-
 def publish_timeslot_created(session: Session, timeslot: Timeslot) -> None:
-    add_event(session, TIMESLOT_CREATED, timeslot_data(timeslot), producer=PRODUCER)
+    add_event(session, TIMESLOT_CREATED, timeslot_facts(timeslot), producer=PRODUCER)
 
 
 def publish_timeslot_deleted(session: Session, timeslot: Timeslot, *, reason: str) -> None:
-    add_event(session, TIMESLOT_DELETED, {**timeslot_data(timeslot), "reason": reason}, producer=PRODUCER)
+    add_event(session, TIMESLOT_DELETED, {**timeslot_facts(timeslot), "reason": reason}, producer=PRODUCER)
 
 
 def remove_future_free_timeslots(session: Session, doctor_id: int, now: datetime) -> int:

@@ -23,6 +23,7 @@ from chassis.reads import FastReads
 from chassis.timezones import utcnow
 from scheduling.domain import HoldOutcome, HoldTarget, TimeslotState, check_hold, decide_expired_hold
 from scheduling.models import CancelledReservation, Doctor, Timeslot
+from scheduling.releases import ReleaseReason, free_timeslot
 
 log = logging.getLogger("scheduling.reservations")
 
@@ -138,18 +139,13 @@ def _refused_hold(
 def release_hold(db: Database, timeslot_id: int, *, reservation_id: uuid.UUID) -> bool:
     """Free a timeslot held by ``reservation_id``; anything else is a no-op. True if freed."""
     with db.transaction() as session:
-        freed = session.execute(
-            update(Timeslot)
-            .where(
-                Timeslot.id == timeslot_id,
-                Timeslot.state == TimeslotState.HELD,
-                Timeslot.reservation_id == reservation_id,
-            )
-            .values(state=TimeslotState.AVAILABLE, reservation_id=None, held_until=None, updated_at=utcnow())
-            .returning(Timeslot.id),
-            execution_options={"synchronize_session": False},
-        ).first()
-        return freed is not None
+        return free_timeslot(
+            session,
+            timeslot_id,
+            reservation_id=reservation_id,
+            states=[TimeslotState.HELD],
+            reason=ReleaseReason.HOLD_RELEASED,
+        )
 
 
 def book_for_reservation(session: Session, timeslot_id: int, reservation_id: uuid.UUID) -> None:
@@ -200,15 +196,12 @@ def free_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
         .values(reservation_id=reservation_id, timeslot_id=timeslot_id)
         .on_conflict_do_nothing(index_elements=[CancelledReservation.reservation_id])
     )
-    session.execute(
-        update(Timeslot)
-        .where(
-            Timeslot.id == timeslot_id,
-            Timeslot.reservation_id == reservation_id,
-            Timeslot.state.in_([TimeslotState.HELD, TimeslotState.BOOKED]),
-        )
-        .values(state=TimeslotState.AVAILABLE, reservation_id=None, held_until=None, updated_at=utcnow()),
-        execution_options={"synchronize_session": False},
+    free_timeslot(
+        session,
+        timeslot_id,
+        reservation_id=reservation_id,
+        states=[TimeslotState.HELD, TimeslotState.BOOKED],
+        reason=ReleaseReason.APPOINTMENT_CANCELLED,
     )
 
 
@@ -261,9 +254,13 @@ def sweep_expired_holds(
             if outcome is HoldOutcome.BOOK:
                 _set_booked(timeslot)
             elif outcome is HoldOutcome.FREE:
-                timeslot.state = TimeslotState.AVAILABLE
-                timeslot.reservation_id = None
-                timeslot.held_until = None
+                free_timeslot(
+                    session,
+                    timeslot.id,
+                    reservation_id=reservation_id,
+                    states=[TimeslotState.HELD],
+                    reason=ReleaseReason.HOLD_EXPIRED,
+                )
             log.info(
                 "expired hold of timeslot %s (reservation %s): %s",
                 timeslot.id,
