@@ -77,7 +77,8 @@ def clean_state(request: pytest.FixtureRequest) -> None:
         return
     app: FastAPI = request.getfixturevalue("app")
     with app.state.db.transaction() as session:
-        session.execute(text("TRUNCATE appointments, users"))
+        tables = "appointments, users, waitlist_offers, waitlist_entries, waitlist_openings, calendar_feeds"
+        session.execute(text(f"TRUNCATE {tables}"))
     request.getfixturevalue("scheduling").reset()
 
 
@@ -140,6 +141,7 @@ class Broker:
         declare_exchanges(self.channel)
         self.queue = self.channel.queue_declare("", exclusive=True).method.queue
         self.channel.queue_bind(self.queue, EXCHANGE, routing_key="booking.appointment.*")
+        self.channel.queue_bind(self.queue, EXCHANGE, routing_key="booking.waitlist.*")
         self.seen: list[dict[str, Any]] = []
 
     def publish(self, event_type: str, data: dict[str, Any], *, envelope: Envelope | None = None) -> Envelope:
