@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field, field_serializer
+from pydantic import AfterValidator, BaseModel, Field, field_serializer
 
 from booking.schemas import Id, IsoDate
+from chassis.timezones import check_representable
+
+# A day far enough inside the calendar that its bounds in any time zone exist.
+Day = Annotated[IsoDate, AfterValidator(check_representable)]
 
 
 class WaitlistJoin(BaseModel):
     """A patient's request to wait for a doctor's timeslot within a range of clinic days."""
 
     doctor_id: Id = Field(description="The doctor's id (their user id).", examples=[7])
-    date_from: IsoDate = Field(description="First day (YYYY-MM-DD, clinic time zone), not in the past.")
-    date_to: IsoDate = Field(description="Last day, inclusive; not before `date_from`.")
+    date_from: Day = Field(description="First day (YYYY-MM-DD, clinic time zone), not in the past.")
+    date_to: Day = Field(description="Last day, inclusive; not before `date_from`.")
 
 
 class OfferRead(BaseModel):
