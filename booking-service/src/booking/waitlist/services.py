@@ -63,8 +63,13 @@ def join_waitlist(
 
 
 def list_own_entries(db: Database, patient_id: int, page: PageParams) -> tuple[int, list[EntryView]]:
-    """One page of the patient's waiting entries (oldest first) and how many there are."""
-    waiting = (WaitlistEntry.patient_id == patient_id, WaitlistEntry.ended_at.is_(None))
+    """One page of the patient's waiting entries (oldest first) and how many there are; an entry
+    whose days are all past has nothing left to wait for and is not listed."""
+    waiting = (
+        WaitlistEntry.patient_id == patient_id,
+        WaitlistEntry.ended_at.is_(None),
+        WaitlistEntry.range_end > utcnow(),
+    )
     with db.transaction() as session:
         count = session.scalar(select(func.count()).select_from(WaitlistEntry).where(*waiting)) or 0
         rows = session.execute(
