@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jwt
 
-from identity.keys import parse_private_key, public_jwk
+from identity.adapters.keys import parse_private_key, public_jwk
 
 
 class Minter:

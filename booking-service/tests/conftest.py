@@ -1,16 +1,12 @@
-"""booking-service test fixtures: a fresh, migrated database of this test run."""
+"""booking-service test fixtures on the chassis test kit (``chassis.testkit``): the migrated database."""
 
 from pathlib import Path
 
 import pytest
 
-from chassis.migrations import upgrade
-
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 
 
 @pytest.fixture(scope="session")
-def database_url(make_database) -> str:
-    url = make_database("booking")
-    upgrade(ALEMBIC_INI, url)
-    return url
+def database_url(make_migrated_database) -> str:
+    return make_migrated_database(ALEMBIC_INI, "booking")

@@ -29,7 +29,7 @@ from chassis.migrations import upgrade
 from chassis.pagination import PageParams
 from chassis.reads import FastReads
 from chassis.settings import normalise_database_url
-from doctor.services import (
+from doctor.queries import (
     DoctorFilters,
     list_doctor_rows,
     listed_doctors_count_query,

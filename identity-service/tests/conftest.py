@@ -1,4 +1,6 @@
-"""identity-service test fixtures: a fresh, migrated database of this test run, apps and helpers."""
+"""identity-service test fixtures, on the chassis test kit (``chassis.testkit``): a migrated
+database of this run, the app, and ``api``, identity's callers (real accounts that log in:
+identity signs its own tokens, so its tests use no ``TokenMinter``)."""
 
 from __future__ import annotations
 
@@ -12,19 +14,16 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from support import CHEAP_HASHING, SERVICE_SECRETS, Api
 
-from chassis.migrations import upgrade
+from identity.adapters.keys import private_key_pem
 from identity.config import Settings
-from identity.keys import private_key_pem
 from identity.main import create_app
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 
 
 @pytest.fixture(scope="session")
-def database_url(make_database) -> str:
-    url = make_database("identity")
-    upgrade(ALEMBIC_INI, url)
-    return url
+def database_url(make_migrated_database) -> str:
+    return make_migrated_database(ALEMBIC_INI, "identity")
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ from chassis.migrations import upgrade
 from chassis.pagination import PageParams
 from chassis.settings import normalise_database_url
 from chassis.timezones import day_bounds, utcnow
-from scheduling import services
+from scheduling import queries
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 SLOT = timedelta(minutes=30)
@@ -148,11 +148,11 @@ def main() -> None:
 
         def free(**filters: object) -> Callable[[], object]:
             return lambda: runner.run(
-                services.list_free_timeslots(reads, random.choice(doctors), page, tz=tz, **filters)
+                queries.list_free_timeslots(reads, random.choice(doctors), page, tz=tz, **filters)
             )
 
         def own(**filters: object) -> Callable[[], object]:
-            return lambda: services.list_own_timeslots(db, random.choice(doctors), page, tz=tz, **filters)
+            return lambda: queries.list_own_timeslots(db, random.choice(doctors), page, tz=tz, **filters)
 
         timed("free listing (patient), first page", args.runs, free())
         timed("free listing (patient), ?date=tomorrow", args.runs, free(day=tomorrow))
@@ -160,14 +160,14 @@ def main() -> None:
         timed("own listing (doctor), ?is_available=true", args.runs, own(is_available=True))
 
         doctor = random.choice(doctors)
-        explain(db, "free listing page", services.free_timeslots_query(doctor, tz=tz, now=utcnow()))
+        explain(db, "free listing page", queries.free_timeslots_query(doctor, tz=tz, now=utcnow()))
         start, _ = day_bounds(tomorrow, tz)
         explain(
             db,
             "free listing page, ?date=",
-            services.free_timeslots_query(doctor, tz=tz, now=start, day=tomorrow),
+            queries.free_timeslots_query(doctor, tz=tz, now=start, day=tomorrow),
         )
-        explain(db, "own listing page", services.own_timeslots_query(doctor, tz=tz))
+        explain(db, "own listing page", queries.own_timeslots_query(doctor, tz=tz))
     finally:
         stack.close()
         db.dispose()

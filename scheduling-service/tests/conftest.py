@@ -1,4 +1,5 @@
-"""scheduling-service test fixtures: a fresh, migrated database of this run, apps and tokens.
+"""scheduling-service test fixtures on the chassis test kit (``chassis.testkit``): the migrated
+database of this run, apps that trust the run's ``minter``, ``callers`` by role.
 
 Tests share one database; each test works with its own fresh user ids (``new_id``),
 so tests never see each other's timeslots and need no cleanup.
@@ -6,8 +7,6 @@ so tests never see each other's timeslots and need no cleanup.
 
 from __future__ import annotations
 
-import itertools
-import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
@@ -18,58 +17,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from chassis.db import Database
-from chassis.migrations import upgrade
-from chassis.testing import wait_until
-from chassis.testkit import TokenMinter
+from chassis.testkit import Callers, TokenMinter
 from scheduling.config import Settings
 from scheduling.main import create_app
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
-CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
-
-_ids = itertools.count(random.randrange(1_000_000, 2_000_000_000))
-
-
-@pytest.fixture(scope="session")
-def make_migrated_database(make_database) -> Callable[[str], str]:
-    """``make_migrated_database(name)`` → the URL of a fresh database of this run at the latest migration."""
-
-    def make(name: str) -> str:
-        url = make_database(name)
-        upgrade(ALEMBIC_INI, url)
-        return url
-
-    return make
 
 
 @pytest.fixture(scope="session")
 def database_url(make_migrated_database) -> str:
-    return make_migrated_database("scheduling")
-
-
-@pytest.fixture(scope="session")
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url, pool_size=2, max_overflow=2)  # small: `make run` may be up
-    yield database
-    database.dispose()
-
-
-@pytest.fixture(scope="session")
-def contracts_dir() -> Path:
-    """The repository's event contracts (JSON Schemas)."""
-    return CONTRACTS_DIR
-
-
-@pytest.fixture(scope="session")
-def minter() -> TokenMinter:
-    return TokenMinter()
-
-
-@pytest.fixture
-def new_id() -> Callable[[], int]:
-    """A user id no other test uses."""
-    return lambda: next(_ids)
+    return make_migrated_database(ALEMBIC_INI, "scheduling")
 
 
 @pytest.fixture(scope="session")
@@ -105,15 +62,9 @@ def client(make_client) -> Iterator[TestClient]:
 
 
 @pytest.fixture(scope="session")
-def from_booking(minter: TokenMinter) -> dict[str, str]:
+def from_booking(callers: Callers) -> dict[str, str]:
     """The Authorization header of booking's calls to the internal endpoints (a service token)."""
-    return {"Authorization": minter.service_credentials("booking").authorization("scheduling")}
-
-
-@pytest.fixture(scope="session")
-def auth(minter: TokenMinter) -> Callable[[int, str], dict[str, str]]:
-    """``auth(user_id, role)`` → the Authorization header of a valid access token."""
-    return lambda user_id, role: minter.headers(user_id=user_id, role=role)
+    return callers.service("booking", "scheduling")
 
 
 def at(days: int, hour: int = 9, minute: int = 0) -> datetime:
@@ -135,11 +86,6 @@ def when() -> Callable[..., datetime]:
 @pytest.fixture(scope="session")
 def rfc3339() -> Callable[[datetime], str]:
     return iso
-
-
-@pytest.fixture(scope="session")
-def eventually() -> Callable[..., Any]:
-    return wait_until
 
 
 def next_dst_changes(tz_name: str) -> tuple[date, date]:

@@ -89,8 +89,8 @@ def test_compose_passes_empty_values_the_test_above_covers():
 
 
 def test_identity_with_an_empty_private_key_uses_its_key_file(compose_environment, tmp_path):
+    from identity.adapters.keys import load_key_ring
     from identity.config import Settings
-    from identity.keys import load_key_ring
 
     env = compose_environment("identity")
     assert env["JWT_PRIVATE_KEY"] == ""

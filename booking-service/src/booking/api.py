@@ -13,10 +13,10 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from booking import queries, services
+from booking.adapters.scheduling_client import SchedulingClient
 from booking.domain import AppointmentStatus
 from booking.errors import ReservationNotFound
 from booking.queries import AppointmentFilters, AppointmentView
-from booking.scheduling_client import SchedulingClient
 from booking.schemas import MAX_ID, AppointmentCreate, AppointmentRead, IsoDate, ReservationRead, StatusChange
 from chassis.auth import Principal, require_role
 from chassis.db import AppDatabase, AppReads, DbSession
@@ -113,7 +113,7 @@ async def book_appointment(
         services.book_appointment,
         db,
         scheduling,
-        patient_id=caller.id,
+        caller=caller,
         timeslot_id=body.timeslot_id,
         reason=body.reason,
     )
@@ -166,7 +166,7 @@ async def list_appointments(
 )
 def get_appointment(appointment_id: AppointmentId, caller: AnyRole, session: DbSession) -> AppointmentView:
     """An appointment, for its patient, its doctor or an admin (404 for anyone else)."""
-    return services.get_appointment(session, appointment_id, caller)
+    return queries.get_appointment(session, appointment_id, caller)
 
 
 @router.patch(
@@ -207,9 +207,9 @@ def cancel_appointment(appointment_id: AppointmentId, caller: PatientOrAdmin, se
 @internal_router.get("/reservations/{reservation_id}", response_model=ReservationRead)
 def get_reservation(
     reservation_id: uuid.UUID, _caller: FromScheduling, session: DbSession
-) -> services.ReservationView:
+) -> queries.ReservationView:
     """What became of a reservation: its appointment and status, or 404 when none was stored."""
-    found = services.find_reservation(session, reservation_id)
+    found = queries.find_reservation(session, reservation_id)
     if found is None:
         raise ReservationNotFound(f"No appointment was stored for reservation {reservation_id}.")
     return found

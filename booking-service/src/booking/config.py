@@ -1,7 +1,5 @@
 """booking-service settings: the only place its environment is read."""
 
-from functools import lru_cache
-
 from pydantic import Field, SecretStr, model_validator
 
 from chassis.settings import (
@@ -55,9 +53,3 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
         if self.calendar_feed_key is None and self.calendar_feed_key_file:
             self.calendar_feed_key = SecretStr(read_secret_file(self.calendar_feed_key_file))
         return self
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The process's settings, read once."""
-    return Settings()

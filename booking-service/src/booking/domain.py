@@ -8,7 +8,12 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from booking.errors import AppointmentAlreadyStarted, AppointmentNotStarted, IllegalStatusChange
+from booking.errors import (
+    AppointmentAlreadyStarted,
+    AppointmentNotStarted,
+    BookingNotAllowed,
+    IllegalStatusChange,
+)
 
 REASON_MAX_LENGTH = 500
 
@@ -25,6 +30,13 @@ class AppointmentStatus(StrEnum):
 ACTIVE_STATUSES: frozenset[AppointmentStatus] = frozenset(
     {AppointmentStatus.PENDING, AppointmentStatus.CONFIRMED}
 )
+
+
+def takes_timeslot(status: AppointmentStatus) -> bool:
+    """Whether an appointment keeps its timeslot taken at scheduling (what the hold sweeper asks):
+    every appointment but a cancelled one (a past one keeps it as history)."""
+    return status is not AppointmentStatus.CANCELLED
+
 
 TRANSITIONS: dict[AppointmentStatus, frozenset[AppointmentStatus]] = {
     AppointmentStatus.PENDING: frozenset({AppointmentStatus.CONFIRMED, AppointmentStatus.CANCELLED}),
@@ -87,3 +99,20 @@ def deactivation_reason(*, as_patient: bool) -> str:
     """The cancellation reason recorded when a user's account is deactivated."""
     whose = "patient's" if as_patient else "doctor's"
     return f"The {whose} account was deactivated."
+
+
+def patient_booking(role: str, user_id: int) -> int:
+    """Whom a booking is for: a patient books only for themselves (the route admits patients only;
+    this is the rule, should another caller ever reach the use case)."""
+    if role != "patient":
+        raise BookingNotAllowed("Only patients book appointments, for themselves.")
+    return user_id
+
+
+def may_see(role: str, user_id: int, *, patient_id: int, doctor_id: int) -> bool:
+    """Whether a caller may see (and so act on) an appointment: its patient, its doctor, an admin."""
+    if role == "admin":
+        return True
+    if role == "doctor":
+        return doctor_id == user_id
+    return patient_id == user_id

@@ -49,6 +49,12 @@ class TimeslotStarted(DomainError):
     code = "timeslot_started"
 
 
+class BookingNotAllowed(DomainError):
+    """Someone other than a patient tried to book."""
+
+    code = "forbidden"
+
+
 class SchedulingUnavailable(DomainError):
     """scheduling-service did not answer (down, timed out, 5xx); nothing was booked."""
 
@@ -82,6 +88,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     CannotBookOwnTimeslot: 409,
     TimeslotStarted: 422,
     SchedulingUnavailable: 503,
+    BookingNotAllowed: 403,
     IllegalStatusChange: 409,
     AppointmentNotStarted: 409,
     AppointmentAlreadyStarted: 409,

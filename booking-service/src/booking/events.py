@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from booking import services
 from booking.domain import AppointmentStatus, CancelledBy
 from booking.models import Appointment
 from booking.queries import AppointmentView
@@ -80,6 +79,8 @@ def publish_cancelled(
 
 
 def on_user_registered(session: Session, envelope: Envelope) -> None:
+    from booking import services  # services publishes through this module: imported when handling
+
     data = envelope.data
     current = services.remember_user(
         session,
@@ -101,6 +102,8 @@ def on_user_updated(session: Session, envelope: Envelope) -> None:
 
 
 def on_user_deactivated(session: Session, envelope: Envelope) -> None:
+    from booking import services
+
     data = envelope.data
     # The name since the event carries it (an older event does not: the name stays as it is).
     current = services.remember_user(

@@ -6,12 +6,12 @@ from contextlib import contextmanager
 from fastapi import FastAPI
 
 from booking import api, events
+from booking.adapters.scheduling_client import SchedulingClient
 from booking.calendar import api as calendar_api
 from booking.calendar.errors import STATUS_OF as CALENDAR_STATUS_OF
 from booking.calendar.feeds import FeedKeys
 from booking.config import Settings
 from booking.errors import STATUS_OF
-from booking.scheduling_client import SchedulingClient
 from booking.waitlist import api as waitlist_api
 from booking.waitlist.errors import STATUS_OF as WAITLIST_STATUS_OF
 from booking.waitlist.worker import waitlist_worker_hook

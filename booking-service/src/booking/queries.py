@@ -7,6 +7,7 @@ rename shows at once on old appointments; a name not known yet is empty.
 from __future__ import annotations
 
 import functools
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -15,7 +16,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
-from booking.domain import AppointmentStatus
+from booking.domain import AppointmentStatus, may_see, takes_timeslot
+from booking.errors import AppointmentNotFound
 from booking.models import Appointment, User
 from chassis.auth import Principal
 from chassis.pagination import PageParams, known_total
@@ -180,3 +182,42 @@ def view(appointment: Appointment, doctor_name: str | None, patient_name: str | 
         created_at=appointment.created_at,
         updated_at=appointment.updated_at,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationView:
+    reservation_id: uuid.UUID
+    appointment_id: int
+    status: str
+    takes_timeslot: bool
+
+
+def get_appointment(session: Session, appointment_id: int, caller: Principal) -> AppointmentView:
+    """One appointment, if ``caller`` may see it (its patient, its doctor, an admin)."""
+    with session.begin():
+        appointment = session.get(Appointment, appointment_id)
+        if appointment is None or not may_see(
+            caller.role, caller.id, patient_id=appointment.patient_id, doctor_id=appointment.doctor_id
+        ):
+            raise not_found(appointment_id)
+        return view_of(session, appointment_id)
+
+
+def find_reservation(session: Session, reservation_id: uuid.UUID) -> ReservationView | None:
+    """The appointment stored for a reservation, if any (scheduling's hold sweeper asks)."""
+    with session.begin():
+        row = session.execute(
+            select(Appointment.id, Appointment.status).where(Appointment.reservation_id == reservation_id)
+        ).first()
+    if row is None:
+        return None
+    return ReservationView(
+        reservation_id=reservation_id,
+        appointment_id=row.id,
+        status=row.status,
+        takes_timeslot=takes_timeslot(AppointmentStatus(row.status)),
+    )
+
+
+def not_found(appointment_id: int) -> AppointmentNotFound:
+    return AppointmentNotFound(f"There is no appointment {appointment_id}.")

@@ -85,3 +85,4 @@ class ReservationRead(BaseModel):
     reservation_id: uuid.UUID
     appointment_id: int
     status: AppointmentStatus
+    takes_timeslot: bool = Field(description="Whether the appointment keeps its timeslot taken.")

@@ -7,16 +7,11 @@ stand-in that speaks its internal HTTP API. Tokens come from ``TokenMinter``.
 
 from __future__ import annotations
 
-import itertools
-import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pika
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -25,18 +20,9 @@ from sqlalchemy import text
 from booking.config import Settings
 from booking.main import create_app
 from booking.models import Appointment
-from chassis.messaging import EXCHANGE, Envelope, declare_exchanges
-from chassis.testkit import TokenMinter
+from chassis.testkit import Broker, Callers, ServerThread, TokenMinter
 
-from .scheduling_stand_in import SchedulingStandIn, ServerThread
-
-CONTRACTS_DIR = Path(__file__).resolve().parents[3] / "contracts"
-_ids = itertools.count(int(time.time()) % 100_000 * 1000)
-
-
-@pytest.fixture(scope="session")
-def minter() -> TokenMinter:
-    return TokenMinter()
+from .scheduling_stand_in import SchedulingStandIn
 
 
 @pytest.fixture(scope="session")
@@ -82,21 +68,10 @@ def clean_state(request: pytest.FixtureRequest) -> None:
     request.getfixturevalue("scheduling").reset()
 
 
-@pytest.fixture
-def new_id() -> Callable[[], int]:
-    """Fresh user/timeslot ids, never reused within a run (events of earlier tests cannot collide)."""
-    return lambda: next(_ids)
-
-
 @pytest.fixture(scope="session")
-def from_scheduling(minter: TokenMinter) -> dict[str, str]:
+def from_scheduling(callers: Callers) -> dict[str, str]:
     """The Authorization header of scheduling's reservation lookups (its service token)."""
-    return {"Authorization": minter.service_credentials("scheduling").authorization("booking")}
-
-
-@pytest.fixture
-def as_user(minter: TokenMinter) -> Callable[[int, str], dict[str, str]]:
-    return lambda user_id, role: minter.headers(user_id=user_id, role=role)
+    return callers.service("scheduling", "booking")
 
 
 @pytest.fixture
@@ -132,52 +107,7 @@ def seed(app: FastAPI, new_id: Callable[[], int]) -> Callable[..., Appointment]:
     return make
 
 
-class Broker:
-    """This run's vhost as a test sees it: publish identity events, watch booking's events."""
-
-    def __init__(self, amqp_url: str) -> None:
-        self.connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-        self.channel = self.connection.channel()
-        declare_exchanges(self.channel)
-        self.queue = self.channel.queue_declare("", exclusive=True).method.queue
-        self.channel.queue_bind(self.queue, EXCHANGE, routing_key="booking.appointment.*")
-        self.channel.queue_bind(self.queue, EXCHANGE, routing_key="booking.waitlist.*")
-        self.seen: list[dict[str, Any]] = []
-
-    def publish(self, event_type: str, data: dict[str, Any], *, envelope: Envelope | None = None) -> Envelope:
-        envelope = envelope or Envelope.new(event_type, data, producer="identity")
-        self.channel.basic_publish(
-            EXCHANGE,
-            event_type,
-            json.dumps(envelope.to_json()).encode(),
-            pika.BasicProperties(
-                message_id=str(envelope.event_id),
-                type=event_type,
-                content_type="application/json",
-                delivery_mode=pika.DeliveryMode.Persistent,
-            ),
-        )
-        return envelope
-
-    def published(self, event_type: str, **data: Any) -> list[dict[str, Any]]:
-        """Every event of ``event_type`` booking published so far whose data contains ``data``."""
-        while True:
-            method, _, body = self.channel.basic_get(self.queue, auto_ack=True)
-            if method is None:
-                break
-            self.seen.append(json.loads(body))
-        return [
-            e
-            for e in self.seen
-            if e["event_type"] == event_type and all(e["data"].get(k) == v for k, v in data.items())
-        ]
-
-    def close(self) -> None:
-        self.connection.close()
-
-
 @pytest.fixture
-def broker(amqp_url: str, client: TestClient) -> Iterator[Broker]:
-    broker = Broker(amqp_url)
-    yield broker
-    broker.close()
+def broker(broker: Broker, client: TestClient) -> Broker:
+    """The kit's broker, watching what booking publishes (each event checked against its contract)."""
+    return broker.watch("booking.appointment.*", "booking.waitlist.*")

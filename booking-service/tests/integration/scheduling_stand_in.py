@@ -2,21 +2,26 @@
 
 It follows docs/booking-protocol.md (one conditional hold per timeslot, release
 only by the holding reservation) so booking-service's own tests can book without
-the whole stack; the real scheduling-service is exercised in tests/e2e. A test
-can also make one timeslot answer a given status, or answer slowly.
+the whole stack; the real scheduling-service is exercised in tests/e2e. Every request it
+receives and every answer it gives (but the scripted failures) is checked against
+``contracts/http/scheduling.timeslot.*.json``, the contract scheduling's own tests check too.
+A test can also make one timeslot answer a given status, or answer slowly.
 """
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from chassis.testkit.http_contracts import http_contract
+
+HOLD = http_contract("scheduling.timeslot.hold")
+RELEASE = http_contract("scheduling.timeslot.release")
 
 
 @dataclass
@@ -60,6 +65,7 @@ class SchedulingStandIn:
         @app.post("/internal/timeslots/{timeslot_id}/hold")
         async def hold(timeslot_id: int, request: Request) -> Response:
             body = await request.json()
+            HOLD.check_request(body)  # booking's client sends what scheduling's contract says
             self.holds.append({**body, "authorization": request.headers.get("authorization")})
             if timeslot_id in self.delays:
                 time.sleep(self.delays[timeslot_id])  # blocks this stand-in only, on purpose
@@ -76,19 +82,20 @@ class SchedulingStandIn:
                 if slot.start_time <= datetime.now(UTC):
                     return _problem(422, "started", "timeslot_started")
                 slot.reservation_id = body["reservation_id"]
-            return JSONResponse(
-                {
-                    "timeslot_id": timeslot_id,
-                    "doctor_id": slot.doctor_id,
-                    "start_time": slot.start_time.isoformat(),
-                    "end_time": slot.end_time.isoformat(),
-                    "held_until": (datetime.now(UTC) + timedelta(seconds=30)).isoformat(),
-                }
-            )
+            held = {
+                "timeslot_id": timeslot_id,
+                "doctor_id": slot.doctor_id,
+                "start_time": slot.start_time.isoformat(),
+                "end_time": slot.end_time.isoformat(),
+                "held_until": (datetime.now(UTC) + timedelta(seconds=30)).isoformat(),
+            }
+            HOLD.check_response(200, held)  # the stand-in answers only what scheduling may answer
+            return JSONResponse(held)
 
         @app.post("/internal/timeslots/{timeslot_id}/release")
         async def release(timeslot_id: int, request: Request) -> Response:
             body = await request.json()
+            RELEASE.check_request(body)
             self.releases.append({"timeslot_id": timeslot_id, **body})
             with self._lock:
                 slot = self.timeslots.get(timeslot_id)
@@ -103,33 +110,5 @@ def _problem(status: int, detail: str, code: str | None = None) -> JSONResponse:
     body = {"type": "about:blank", "title": "stand-in", "status": status, "detail": detail}
     if code:
         body["code"] = code
+        HOLD.check_response(status, body)  # a scripted failure (no code) is outside the contract on purpose
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
-
-
-class ServerThread:
-    """Serve an ASGI app with uvicorn on a free local port, in a daemon thread."""
-
-    def __init__(self, app: FastAPI) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the scheduling stand-in did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from booking.main import create_app
 from booking.models import Appointment, User
-from chassis.testing import wait_until
+from chassis.testkit import wait_until
 
 from .conftest import make_settings
 
@@ -21,14 +21,14 @@ def count_appointments(app) -> int:
         return session.scalar(select(func.count()).select_from(Appointment))
 
 
-def test_a_patient_books_a_free_timeslot_and_gets_a_pending_appointment(client, scheduling, new_id, as_user):
+def test_a_patient_books_a_free_timeslot_and_gets_a_pending_appointment(client, scheduling, new_id, callers):
     patient, doctor, slot = new_id(), new_id(), new_id()
     scheduling.add_timeslot(slot, doctor)
 
     response = client.post(
         "/api/appointments/",
         json={"timeslot_id": slot, "reason": "Back pain"},
-        headers=as_user(patient, "patient"),
+        headers=callers("patient", patient).headers,
     )
 
     assert response.status_code == 201
@@ -44,10 +44,10 @@ def test_a_patient_books_a_free_timeslot_and_gets_a_pending_appointment(client, 
     }  # fmt: skip
 
 
-def test_booking_holds_with_its_service_token_never_the_patients(client, scheduling, new_id, as_user, minter):
+def test_booking_holds_with_its_service_token_never_the_patients(client, scheduling, new_id, callers, minter):
     patient, slot = new_id(), new_id()
     scheduling.add_timeslot(slot, new_id())
-    headers = as_user(patient, "patient")
+    headers = callers("patient", patient).headers
 
     assert client.post("/api/appointments/", json={"timeslot_id": slot}, headers=headers).status_code == 201
 
@@ -60,20 +60,20 @@ def test_booking_holds_with_its_service_token_never_the_patients(client, schedul
     assert scheduling.releases == []
 
 
-def test_a_booking_without_a_reason_has_an_empty_reason(client, scheduling, new_id, as_user):
+def test_a_booking_without_a_reason_has_an_empty_reason(client, scheduling, new_id, callers):
     slot = new_id()
     scheduling.add_timeslot(slot, new_id())
     response = client.post(
-        "/api/appointments/", json={"timeslot_id": slot}, headers=as_user(new_id(), "patient")
+        "/api/appointments/", json={"timeslot_id": slot}, headers=callers("patient", new_id()).headers
     )
     assert response.json()["reason"] == ""
 
 
-def test_a_booked_appointment_is_announced_with_its_reservation(client, scheduling, broker, new_id, as_user):
+def test_a_booked_appointment_is_announced_with_its_reservation(client, scheduling, broker, new_id, callers):
     slot = new_id()
     scheduling.add_timeslot(slot, new_id())
     booked = client.post(
-        "/api/appointments/", json={"timeslot_id": slot}, headers=as_user(new_id(), "patient")
+        "/api/appointments/", json={"timeslot_id": slot}, headers=callers("patient", new_id()).headers
     )
 
     [event] = wait_until(
@@ -93,7 +93,7 @@ def test_a_booked_appointment_is_announced_with_its_reservation(client, scheduli
     ],
 )
 def test_what_scheduling_refuses_is_passed_on_and_nothing_is_stored(
-    app, client, scheduling, new_id, as_user, arrange, status, code
+    app, client, scheduling, new_id, callers, arrange, status, code
 ):
     patient, slot = new_id(), new_id()
     if arrange == "taken":
@@ -105,7 +105,7 @@ def test_what_scheduling_refuses_is_passed_on_and_nothing_is_stored(
         scheduling.add_timeslot(slot, new_id(), starts_in=-timedelta(minutes=5))
 
     response = client.post(
-        "/api/appointments/", json={"timeslot_id": slot}, headers=as_user(patient, "patient")
+        "/api/appointments/", json={"timeslot_id": slot}, headers=callers("patient", patient).headers
     )
 
     assert response.status_code == status
@@ -114,20 +114,20 @@ def test_what_scheduling_refuses_is_passed_on_and_nothing_is_stored(
     assert count_appointments(app) == 0
 
 
-def test_the_second_booking_of_a_timeslot_is_refused(client, scheduling, new_id, as_user):
+def test_the_second_booking_of_a_timeslot_is_refused(client, scheduling, new_id, callers):
     slot = new_id()
     scheduling.add_timeslot(slot, new_id())
     first = client.post(
-        "/api/appointments/", json={"timeslot_id": slot}, headers=as_user(new_id(), "patient")
+        "/api/appointments/", json={"timeslot_id": slot}, headers=callers("patient", new_id()).headers
     )
     second = client.post(
-        "/api/appointments/", json={"timeslot_id": slot}, headers=as_user(new_id(), "patient")
+        "/api/appointments/", json={"timeslot_id": slot}, headers=callers("patient", new_id()).headers
     )
     assert (first.status_code, second.status_code) == (201, 409)
 
 
 def test_many_patients_booking_one_timeslot_at_once_give_exactly_one_appointment(
-    app, client, scheduling, new_id, as_user
+    app, client, scheduling, new_id, callers
 ):
     slot = new_id()
     scheduling.add_timeslot(slot, new_id())
@@ -135,7 +135,7 @@ def test_many_patients_booking_one_timeslot_at_once_give_exactly_one_appointment
 
     def book(patient: int) -> int:
         return client.post(
-            "/api/appointments/", json={"timeslot_id": slot}, headers=as_user(patient, "patient")
+            "/api/appointments/", json={"timeslot_id": slot}, headers=callers("patient", patient).headers
         ).status_code
 
     with ThreadPoolExecutor(max_workers=20) as pool:
@@ -146,7 +146,7 @@ def test_many_patients_booking_one_timeslot_at_once_give_exactly_one_appointment
 
 
 def test_the_partial_unique_index_refuses_a_second_active_appointment_and_the_hold_is_released(
-    app, client, scheduling, seed, new_id, as_user
+    app, client, scheduling, seed, new_id, callers
 ):
     # scheduling believes the timeslot free, but booking already has an active appointment on it.
     slot = new_id()
@@ -154,7 +154,7 @@ def test_the_partial_unique_index_refuses_a_second_active_appointment_and_the_ho
     scheduling.add_timeslot(slot, new_id())
 
     response = client.post(
-        "/api/appointments/", json={"timeslot_id": slot}, headers=as_user(new_id(), "patient")
+        "/api/appointments/", json={"timeslot_id": slot}, headers=callers("patient", new_id()).headers
     )
 
     assert response.status_code == 409
@@ -167,19 +167,19 @@ def test_the_partial_unique_index_refuses_a_second_active_appointment_and_the_ho
 
 
 def test_a_cancelled_appointment_does_not_block_booking_its_timeslot_again(
-    client, scheduling, seed, new_id, as_user
+    client, scheduling, seed, new_id, callers
 ):
     slot = new_id()
     seed(patient_id=new_id(), doctor_id=new_id(), timeslot_id=slot, status="cancelled")
     scheduling.add_timeslot(slot, new_id())
     response = client.post(
-        "/api/appointments/", json={"timeslot_id": slot}, headers=as_user(new_id(), "patient")
+        "/api/appointments/", json={"timeslot_id": slot}, headers=callers("patient", new_id()).headers
     )
     assert response.status_code == 201
 
 
 def test_a_patient_booking_known_to_be_deactivated_is_refused_and_the_hold_released(
-    app, client, scheduling, new_id, as_user
+    app, client, scheduling, new_id, callers
 ):
     patient, slot = new_id(), new_id()
     scheduling.add_timeslot(slot, new_id())
@@ -187,7 +187,7 @@ def test_a_patient_booking_known_to_be_deactivated_is_refused_and_the_hold_relea
         session.add(User(id=patient, full_name="Gone", role="patient", is_active=False, revision=2))
 
     response = client.post(
-        "/api/appointments/", json={"timeslot_id": slot}, headers=as_user(patient, "patient")
+        "/api/appointments/", json={"timeslot_id": slot}, headers=callers("patient", patient).headers
     )
 
     assert response.status_code == 401
@@ -197,7 +197,7 @@ def test_a_patient_booking_known_to_be_deactivated_is_refused_and_the_hold_relea
 
 
 def test_a_timeslot_of_a_doctor_known_to_be_deactivated_is_not_booked_and_the_hold_released(
-    app, client, scheduling, new_id, as_user
+    app, client, scheduling, new_id, callers
 ):
     # Found by the soak: scheduling had not heard of the deactivation yet and granted the
     # hold, booking had already cancelled the doctor's appointments: a new one stayed active.
@@ -207,7 +207,7 @@ def test_a_timeslot_of_a_doctor_known_to_be_deactivated_is_not_booked_and_the_ho
         session.add(User(id=doctor, full_name="Gone", role="doctor", is_active=False, revision=2))
 
     response = client.post(
-        "/api/appointments/", json={"timeslot_id": slot}, headers=as_user(new_id(), "patient")
+        "/api/appointments/", json={"timeslot_id": slot}, headers=callers("patient", new_id()).headers
     )
 
     assert response.status_code == 404
@@ -217,14 +217,14 @@ def test_a_timeslot_of_a_doctor_known_to_be_deactivated_is_not_booked_and_the_ho
 
 
 def test_users_booking_has_not_heard_of_get_placeholders_that_any_event_replaces(
-    app, client, scheduling, new_id, as_user
+    app, client, scheduling, new_id, callers
 ):
     patient, doctor, slot = new_id(), new_id(), new_id()
     scheduling.add_timeslot(slot, doctor)
 
     assert (
         client.post(
-            "/api/appointments/", json={"timeslot_id": slot}, headers=as_user(patient, "patient")
+            "/api/appointments/", json={"timeslot_id": slot}, headers=callers("patient", patient).headers
         ).status_code
         == 201
     )
@@ -239,14 +239,14 @@ def test_users_booking_has_not_heard_of_get_placeholders_that_any_event_replaces
 
 @pytest.mark.parametrize("scheduling_status", [500, 502, 503])
 def test_a_failing_scheduling_gives_503_and_the_hold_is_released(
-    app, client, scheduling, new_id, as_user, scheduling_status
+    app, client, scheduling, new_id, callers, scheduling_status
 ):
     slot = new_id()
     scheduling.add_timeslot(slot, new_id())
     scheduling.failures[slot] = scheduling_status
 
     response = client.post(
-        "/api/appointments/", json={"timeslot_id": slot}, headers=as_user(new_id(), "patient")
+        "/api/appointments/", json={"timeslot_id": slot}, headers=callers("patient", new_id()).headers
     )
 
     assert response.status_code == 503
@@ -256,14 +256,14 @@ def test_a_failing_scheduling_gives_503_and_the_hold_is_released(
 
 
 def test_a_scheduling_that_does_not_answer_in_time_gives_503_and_frees_the_timeslot(
-    app, client, scheduling, new_id, as_user
+    app, client, scheduling, new_id, callers
 ):
     slot = new_id()
     scheduling.add_timeslot(slot, new_id())
     scheduling.delays[slot] = 2.0  # the app's timeout is 1 s
 
     response = client.post(
-        "/api/appointments/", json={"timeslot_id": slot}, headers=as_user(new_id(), "patient")
+        "/api/appointments/", json={"timeslot_id": slot}, headers=callers("patient", new_id()).headers
     )
 
     assert response.status_code == 503
@@ -293,9 +293,9 @@ def test_an_unreachable_scheduling_gives_503_problem_and_stores_nothing(
 
 
 @pytest.mark.parametrize("role", ["doctor", "admin"])
-def test_only_patients_book(client, scheduling, new_id, as_user, role):
+def test_only_patients_book(client, scheduling, new_id, callers, role):
     response = client.post(
-        "/api/appointments/", json={"timeslot_id": new_id()}, headers=as_user(new_id(), role)
+        "/api/appointments/", json={"timeslot_id": new_id()}, headers=callers(role, new_id()).headers
     )
     assert response.status_code == 403
     assert scheduling.holds == []
@@ -321,27 +321,27 @@ def test_booking_needs_a_token(client):
     ],
 )
 def test_an_invalid_booking_request_is_a_422_with_the_offending_field(
-    client, scheduling, new_id, as_user, body
+    client, scheduling, new_id, callers, body
 ):
-    response = client.post("/api/appointments/", json=body, headers=as_user(new_id(), "patient"))
+    response = client.post("/api/appointments/", json=body, headers=callers("patient", new_id()).headers)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] in {"timeslot_id", "reason"}
     assert scheduling.holds == []
 
 
-def test_a_body_that_is_not_json_is_a_400(client, new_id, as_user):
+def test_a_body_that_is_not_json_is_a_400(client, new_id, callers):
     response = client.post(
         "/api/appointments/",
         content=b"{not json",
-        headers={**as_user(new_id(), "patient"), "Content-Type": "application/json"},
+        headers={**callers("patient", new_id()).headers, "Content-Type": "application/json"},
     )
     assert response.status_code == 400
 
 
-def test_the_path_without_a_trailing_slash_works_too(client, scheduling, new_id, as_user):
+def test_the_path_without_a_trailing_slash_works_too(client, scheduling, new_id, callers):
     slot = new_id()
     scheduling.add_timeslot(slot, new_id())
     response = client.post(
-        "/api/appointments", json={"timeslot_id": slot}, headers=as_user(new_id(), "patient")
+        "/api/appointments", json={"timeslot_id": slot}, headers=callers("patient", new_id()).headers
     )
     assert response.status_code == 201

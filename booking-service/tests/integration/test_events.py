@@ -9,9 +9,7 @@ import pytest
 
 from chassis.messaging import Envelope
 from chassis.messaging.contracts import validate_envelope
-from chassis.testing import wait_until
-
-from .conftest import CONTRACTS_DIR
+from chassis.testkit import wait_until
 
 
 def registered(user_id: int, full_name: str, role: str, revision: int = 1, is_active: bool = True) -> dict:
@@ -60,72 +58,74 @@ def all_of(events: list[dict], appointment_ids: set[int], *, count: int) -> list
     return found if len(found) >= count else None
 
 
-def names(client, as_user, appointment, patient) -> tuple[str, str]:
-    body = client.get(f"/api/appointments/{appointment.id}/", headers=as_user(patient, "patient")).json()
+def names(client, callers, appointment, patient) -> tuple[str, str]:
+    body = client.get(
+        f"/api/appointments/{appointment.id}/", headers=callers("patient", patient).headers
+    ).json()
     return body["doctor_name"], body["patient_name"]
 
 
-def test_registered_users_names_appear_on_their_appointments(client, broker, as_user, pair):
+def test_registered_users_names_appear_on_their_appointments(client, broker, callers, pair):
     patient, doctor, appointment = pair
-    broker.publish("identity.user.registered", registered(patient, "Pat Smith", "patient"))
-    broker.publish("identity.user.registered", registered(doctor, "Dr Who", "doctor"))
-    wait_until(lambda: names(client, as_user, appointment, patient) == ("Dr Who", "Pat Smith"))
+    broker.publish_event("identity.user.registered", registered(patient, "Pat Smith", "patient"))
+    broker.publish_event("identity.user.registered", registered(doctor, "Dr Who", "doctor"))
+    wait_until(lambda: names(client, callers, appointment, patient) == ("Dr Who", "Pat Smith"))
 
 
-def test_a_rename_shows_at_once_on_old_appointments(client, broker, as_user, pair):
+def test_a_rename_shows_at_once_on_old_appointments(client, broker, callers, pair):
     patient, doctor, appointment = pair
-    broker.publish("identity.user.registered", registered(doctor, "Dr Who", "doctor"))
-    broker.publish("identity.user.updated", updated(doctor, "Dr Jane Who", "doctor", revision=2))
-    wait_until(lambda: names(client, as_user, appointment, patient)[0] == "Dr Jane Who")
+    broker.publish_event("identity.user.registered", registered(doctor, "Dr Who", "doctor"))
+    broker.publish_event("identity.user.updated", updated(doctor, "Dr Jane Who", "doctor", revision=2))
+    wait_until(lambda: names(client, callers, appointment, patient)[0] == "Dr Jane Who")
 
 
-def test_an_older_update_arriving_late_does_not_undo_a_newer_one(client, broker, as_user, pair):
+def test_an_older_update_arriving_late_does_not_undo_a_newer_one(client, broker, callers, pair):
     patient, doctor, appointment = pair
-    broker.publish("identity.user.updated", updated(doctor, "Newest Name", "doctor", revision=3))
-    broker.publish("identity.user.updated", updated(doctor, "Older Name", "doctor", revision=2))
-    broker.publish("identity.user.registered", registered(doctor, "First Name", "doctor", revision=1))
-    broker.publish("identity.user.registered", registered(patient, "Marker", "patient"))
+    broker.publish_event("identity.user.updated", updated(doctor, "Newest Name", "doctor", revision=3))
+    broker.publish_event("identity.user.updated", updated(doctor, "Older Name", "doctor", revision=2))
+    broker.publish_event("identity.user.registered", registered(doctor, "First Name", "doctor", revision=1))
+    broker.publish_event("identity.user.registered", registered(patient, "Marker", "patient"))
     # The consumer handles one queue in order: once the marker shows, the stale events were handled.
-    wait_until(lambda: names(client, as_user, appointment, patient)[1] == "Marker")
-    assert names(client, as_user, appointment, patient)[0] == "Newest Name"
+    wait_until(lambda: names(client, callers, appointment, patient)[1] == "Marker")
+    assert names(client, callers, appointment, patient)[0] == "Newest Name"
 
 
-def test_a_duplicated_event_is_applied_once(client, broker, as_user, pair):
+def test_a_duplicated_event_is_applied_once(client, broker, callers, pair):
     patient, doctor, appointment = pair
-    first = broker.publish("identity.user.updated", updated(doctor, "Dr Once", "doctor", revision=5))
-    broker.publish("identity.user.updated", updated(doctor, "Dr Twice", "doctor", revision=6))
+    first = broker.publish_event("identity.user.updated", updated(doctor, "Dr Once", "doctor", revision=5))
+    broker.publish_event("identity.user.updated", updated(doctor, "Dr Twice", "doctor", revision=6))
     # The same event (same id) again, e.g. a relay redelivery: the inbox makes it a no-op.
-    broker.publish("identity.user.updated", {}, envelope=first)
-    broker.publish("identity.user.registered", registered(patient, "Marker", "patient"))
-    wait_until(lambda: names(client, as_user, appointment, patient)[1] == "Marker")
-    assert names(client, as_user, appointment, patient)[0] == "Dr Twice"
+    broker.publish_event("identity.user.updated", envelope=first)
+    broker.publish_event("identity.user.registered", registered(patient, "Marker", "patient"))
+    wait_until(lambda: names(client, callers, appointment, patient)[1] == "Marker")
+    assert names(client, callers, appointment, patient)[0] == "Dr Twice"
 
 
-def test_a_name_learnt_after_the_deactivation_still_shows(client, broker, as_user, pair):
+def test_a_name_learnt_after_the_deactivation_still_shows(client, broker, callers, pair):
     patient, doctor, appointment = pair
-    broker.publish("identity.user.deactivated", deactivated(doctor, "doctor", revision=2))
-    broker.publish("identity.user.registered", registered(doctor, "Dr Late", "doctor", revision=1))
-    wait_until(lambda: names(client, as_user, appointment, patient)[0] == "Dr Late")
+    broker.publish_event("identity.user.deactivated", deactivated(doctor, "doctor", revision=2))
+    broker.publish_event("identity.user.registered", registered(doctor, "Dr Late", "doctor", revision=1))
+    wait_until(lambda: names(client, callers, appointment, patient)[0] == "Dr Late")
 
 
 def test_a_rename_delivered_after_the_deactivation_that_followed_it_loses_nothing(
-    client, broker, as_user, pair
+    client, broker, callers, pair
 ):
     # Found by the soak: the deactivation (revision 3) carried no name, so the rename before it
     # (revision 2), delivered late, was dropped as stale and the old name stayed.
     patient, doctor, appointment = pair
-    broker.publish("identity.user.registered", registered(doctor, "Dr Original", "doctor", revision=1))
-    wait_until(lambda: names(client, as_user, appointment, patient)[0] == "Dr Original")
-    broker.publish(
+    broker.publish_event("identity.user.registered", registered(doctor, "Dr Original", "doctor", revision=1))
+    wait_until(lambda: names(client, callers, appointment, patient)[0] == "Dr Original")
+    broker.publish_event(
         "identity.user.deactivated", deactivated(doctor, "doctor", revision=3, full_name="Dr Renamed")
     )
-    broker.publish("identity.user.updated", updated(doctor, "Dr Renamed", "doctor", revision=2))
-    wait_until(lambda: names(client, as_user, appointment, patient)[0] == "Dr Renamed")
+    broker.publish_event("identity.user.updated", updated(doctor, "Dr Renamed", "doctor", revision=2))
+    wait_until(lambda: names(client, callers, appointment, patient)[0] == "Dr Renamed")
 
 
 @pytest.mark.parametrize("whose", ["patient", "doctor"])
 def test_deactivating_a_user_cancels_their_future_active_appointments(
-    client, broker, as_user, seed, new_id, whose
+    client, broker, callers, seed, new_id, whose
 ):
     user = new_id()
     as_role = (
@@ -137,9 +137,9 @@ def test_deactivating_a_user_cancels_their_future_active_appointments(
     confirmed = seed(**as_role, status="confirmed")
     past = seed(**as_role, status="confirmed", starts_in=-timedelta(hours=2))
     done = seed(**as_role, status="completed", starts_in=-timedelta(days=2))
-    admin = as_user(new_id(), "admin")
+    admin = callers("admin", new_id()).headers
 
-    broker.publish("identity.user.deactivated", deactivated(user, whose, revision=2))
+    broker.publish_event("identity.user.deactivated", deactivated(user, whose, revision=2))
 
     def status(appointment):
         return client.get(f"/api/appointments/{appointment.id}/", headers=admin).json()
@@ -157,18 +157,18 @@ def test_deactivating_a_user_cancels_their_future_active_appointments(
 
 
 def test_an_update_of_an_inactive_account_delivered_before_its_deactivation_cancels_too(
-    client, broker, as_user, seed, new_id
+    client, broker, callers, seed, new_id
 ):
     # Found by the soak: a rename committed just after the deactivation (revision 3, the account
     # inactive) was delivered first; the deactivation (revision 2) then came stale and cancelled
     # nothing, leaving a deactivated patient's appointment active.
     patient = new_id()
     appointment = seed(patient_id=patient, doctor_id=new_id())
-    admin = as_user(new_id(), "admin")
-    broker.publish(
+    admin = callers("admin", new_id()).headers
+    broker.publish_event(
         "identity.user.updated", updated(patient, "Renamed", "patient", revision=3, is_active=False)
     )
-    broker.publish("identity.user.deactivated", deactivated(patient, "patient", revision=2))
+    broker.publish_event("identity.user.deactivated", deactivated(patient, "patient", revision=2))
     wait_until(
         lambda: (
             client.get(f"/api/appointments/{appointment.id}/", headers=admin).json()["status"] == "cancelled"
@@ -177,36 +177,36 @@ def test_an_update_of_an_inactive_account_delivered_before_its_deactivation_canc
 
 
 def test_a_stale_deactivation_does_not_cancel_appointments_of_a_reactivated_user(
-    client, broker, as_user, seed, new_id
+    client, broker, callers, seed, new_id
 ):
     patient = new_id()
-    broker.publish("identity.user.updated", updated(patient, "Back Again", "patient", revision=4))
+    broker.publish_event("identity.user.updated", updated(patient, "Back Again", "patient", revision=4))
     appointment = seed(patient_id=patient, doctor_id=new_id())
-    wait_until(lambda: names(client, as_user, appointment, patient)[1] == "Back Again")
+    wait_until(lambda: names(client, callers, appointment, patient)[1] == "Back Again")
 
-    broker.publish("identity.user.deactivated", deactivated(patient, "patient", revision=3))
-    broker.publish("identity.user.registered", registered(new_id(), "Marker", "patient"))
-    broker.publish("identity.user.updated", updated(patient, "Back Again!", "patient", revision=5))
+    broker.publish_event("identity.user.deactivated", deactivated(patient, "patient", revision=3))
+    broker.publish_event("identity.user.registered", registered(new_id(), "Marker", "patient"))
+    broker.publish_event("identity.user.updated", updated(patient, "Back Again!", "patient", revision=5))
 
-    wait_until(lambda: names(client, as_user, appointment, patient)[1] == "Back Again!")
+    wait_until(lambda: names(client, callers, appointment, patient)[1] == "Back Again!")
     assert (
-        client.get(f"/api/appointments/{appointment.id}/", headers=as_user(patient, "patient")).json()[
-            "status"
-        ]
+        client.get(
+            f"/api/appointments/{appointment.id}/", headers=callers("patient", patient).headers
+        ).json()["status"]
         == "pending"
     )
 
 
 def test_every_event_booking_publishes_matches_its_contract(
-    client, scheduling, broker, as_user, new_id, seed
+    client, scheduling, broker, callers, new_id, seed
 ):
     slot = new_id()
     scheduling.add_timeslot(slot, new_id())
-    patient = as_user(new_id(), "patient")
+    patient = callers("patient", new_id()).headers
     booked = client.post(
         "/api/appointments/", json={"timeslot_id": slot, "reason": "check-up"}, headers=patient
     ).json()
-    admin = as_user(new_id(), "admin")
+    admin = callers("admin", new_id()).headers
     client.patch(f"/api/appointments/{booked['id']}/status/", json={"status": "confirmed"}, headers=admin)
     client.patch(
         f"/api/appointments/{booked['id']}/status/",
@@ -235,6 +235,6 @@ def test_every_event_booking_publishes_matches_its_contract(
         "booking.appointment.status_changed",
     ]
     for event in events:
-        validate_envelope(event, CONTRACTS_DIR)
+        validate_envelope(event, broker.contracts_dir)  # as broker.published() did on arrival
         assert event["producer"] == "booking"
         assert Envelope.from_json(event).event_type == event["event_type"]

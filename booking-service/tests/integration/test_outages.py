@@ -5,23 +5,21 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from booking.main import create_app
-from chassis.migrations import upgrade
-from chassis.testing import wait_until
+from chassis.testkit import Broker, wait_until
 
 from ..conftest import ALEMBIC_INI
-from .conftest import Broker, make_settings
+from .conftest import make_settings
 
 
 def test_booking_works_while_the_broker_is_down_and_the_event_follows_when_it_returns(
-    make_database, amqp_url, scheduling, minter, new_id, tcp_proxy
+    make_migrated_database, amqp_url, scheduling, minter, new_id, tcp_proxy
 ):
     # A database of its own: the session's app would otherwise publish this outbox too.
-    database_url = make_database("booking_outage")
-    upgrade(ALEMBIC_INI, database_url)
+    database_url = make_migrated_database(ALEMBIC_INI, "booking_outage")
     proxy = tcp_proxy(amqp_url)
     app = create_app(make_settings(database_url, proxy.url(amqp_url), scheduling_url=scheduling.url))
     minter.trust(app, "booking")
-    watcher = Broker(amqp_url)
+    watcher = Broker(amqp_url).watch("booking.appointment.*")
     slot = new_id()
     scheduling.add_timeslot(slot, new_id())
     try:

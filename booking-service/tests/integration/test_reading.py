@@ -33,19 +33,19 @@ def cast(new_id):
     ],
 )
 def test_an_appointment_is_visible_to_its_patient_its_doctor_and_admins_only(
-    client, seed, as_user, cast, who, role, status
+    client, seed, callers, cast, who, role, status
 ):
     appointment = seed(patient_id=cast["patient"], doctor_id=cast["doctor"])
-    response = client.get(f"/api/appointments/{appointment.id}/", headers=as_user(cast[who], role))
+    response = client.get(f"/api/appointments/{appointment.id}/", headers=callers(role, cast[who]).headers)
     assert response.status_code == status
     if status == 404:
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["code"] == "appointment_not_found"
 
 
-def test_someone_elses_appointment_looks_exactly_like_a_missing_one(client, seed, as_user, cast):
+def test_someone_elses_appointment_looks_exactly_like_a_missing_one(client, seed, callers, cast):
     appointment = seed(patient_id=cast["patient"], doctor_id=cast["doctor"])
-    stranger = as_user(cast["other_patient"], "patient")
+    stranger = callers("patient", cast["other_patient"]).headers
     hidden = client.get(f"/api/appointments/{appointment.id}/", headers=stranger)
     missing = client.get(f"/api/appointments/{appointment.id + 10**9}/", headers=stranger)
     assert hidden.status_code == missing.status_code == 404
@@ -53,30 +53,38 @@ def test_someone_elses_appointment_looks_exactly_like_a_missing_one(client, seed
 
 
 @pytest.mark.parametrize("bad_id", ["0", str(2**63)])
-def test_an_invalid_appointment_id_is_a_422(client, as_user, new_id, bad_id):
-    assert client.get(f"/api/appointments/{bad_id}/", headers=as_user(new_id(), "admin")).status_code == 422
+def test_an_invalid_appointment_id_is_a_422(client, callers, new_id, bad_id):
+    assert (
+        client.get(f"/api/appointments/{bad_id}/", headers=callers("admin", new_id()).headers).status_code
+        == 422
+    )
 
 
 @pytest.mark.parametrize("bad_id", ["abc", "-1"])
-def test_a_path_segment_that_is_not_a_number_names_no_appointment(client, as_user, new_id, bad_id):
-    assert client.get(f"/api/appointments/{bad_id}/", headers=as_user(new_id(), "admin")).status_code == 404
+def test_a_path_segment_that_is_not_a_number_names_no_appointment(client, callers, new_id, bad_id):
+    assert (
+        client.get(f"/api/appointments/{bad_id}/", headers=callers("admin", new_id()).headers).status_code
+        == 404
+    )
 
 
-def test_deleting_my_appointments_list_is_a_405_not_a_bad_id(client, as_user, new_id):
+def test_deleting_my_appointments_list_is_a_405_not_a_bad_id(client, callers, new_id):
     # /api/appointments/me/ used to reach DELETE /api/appointments/{id}/ and fail on the id "me".
-    response = client.delete("/api/appointments/me/", headers=as_user(new_id(), "patient"))
+    response = client.delete("/api/appointments/me/", headers=callers("patient", new_id()).headers)
     assert response.status_code == 405
     assert response.headers["allow"] == "GET"
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
 @pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
-def test_day_filters_at_the_ends_of_the_calendar_find_nothing(client, seed, as_user, cast, day):
+def test_day_filters_at_the_ends_of_the_calendar_find_nothing(client, seed, callers, cast, day):
     seed(patient_id=cast["patient"], doctor_id=cast["doctor"])
     mine = client.get(
-        "/api/appointments/me/", params={"date": day}, headers=as_user(cast["patient"], "patient")
+        "/api/appointments/me/", params={"date": day}, headers=callers("patient", cast["patient"]).headers
     )
-    every = client.get("/api/appointments/", params={"date": day}, headers=as_user(cast["admin"], "admin"))
+    every = client.get(
+        "/api/appointments/", params={"date": day}, headers=callers("admin", cast["admin"]).headers
+    )
     assert mine.status_code == every.status_code == 200, (mine.text, every.text)
     assert mine.json()["count"] == every.json()["count"] == 0
 
@@ -88,35 +96,37 @@ def test_reading_needs_a_token(client, seed, cast):
     assert client.get("/api/appointments/").status_code == 401
 
 
-def test_a_patient_lists_their_own_appointments_newest_first(client, seed, as_user, cast):
+def test_a_patient_lists_their_own_appointments_newest_first(client, seed, callers, cast):
     first = seed(patient_id=cast["patient"], doctor_id=cast["doctor"], starts_in=timedelta(days=3))
     second = seed(patient_id=cast["patient"], doctor_id=cast["other_doctor"], starts_in=timedelta(days=1))
     seed(patient_id=cast["other_patient"], doctor_id=cast["doctor"])
 
-    page = client.get("/api/appointments/me/", headers=as_user(cast["patient"], "patient")).json()
+    page = client.get("/api/appointments/me/", headers=callers("patient", cast["patient"]).headers).json()
 
     assert page["count"] == 2
     assert [a["id"] for a in page["results"]] == [second.id, first.id]
     assert page["next"] is None and page["previous"] is None
 
 
-def test_a_doctor_lists_the_appointments_where_they_are_the_doctor(client, seed, as_user, cast):
+def test_a_doctor_lists_the_appointments_where_they_are_the_doctor(client, seed, callers, cast):
     mine = seed(patient_id=cast["patient"], doctor_id=cast["doctor"])
     seed(patient_id=cast["patient"], doctor_id=cast["other_doctor"])
-    page = client.get("/api/appointments/me/", headers=as_user(cast["doctor"], "doctor")).json()
+    page = client.get("/api/appointments/me/", headers=callers("doctor", cast["doctor"]).headers).json()
     assert [a["id"] for a in page["results"]] == [mine.id]
 
 
-def test_my_appointments_filter_by_status(client, seed, as_user, cast):
+def test_my_appointments_filter_by_status(client, seed, callers, cast):
     seed(patient_id=cast["patient"], doctor_id=cast["doctor"], status="pending")
     confirmed = seed(patient_id=cast["patient"], doctor_id=cast["doctor"], status="confirmed")
     page = client.get(
-        "/api/appointments/me/", params={"status": "confirmed"}, headers=as_user(cast["patient"], "patient")
+        "/api/appointments/me/",
+        params={"status": "confirmed"},
+        headers=callers("patient", cast["patient"]).headers,
     ).json()
     assert [a["id"] for a in page["results"]] == [confirmed.id]
 
 
-def test_filtering_by_day_orders_by_start_time(client, seed, as_user, cast):
+def test_filtering_by_day_orders_by_start_time(client, seed, callers, cast):
     day = (datetime.now(UTC) + timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
     late = seed(patient_id=cast["patient"], doctor_id=cast["doctor"], start_time=day + timedelta(hours=15))
     early = seed(patient_id=cast["patient"], doctor_id=cast["doctor"], start_time=day + timedelta(hours=9))
@@ -125,7 +135,7 @@ def test_filtering_by_day_orders_by_start_time(client, seed, as_user, cast):
     page = client.get(
         "/api/appointments/me/",
         params={"date": day.date().isoformat()},
-        headers=as_user(cast["doctor"], "doctor"),
+        headers=callers("doctor", cast["doctor"]).headers,
     ).json()
 
     assert [a["id"] for a in page["results"]] == [early.id, late.id]
@@ -161,11 +171,11 @@ def test_the_day_filter_means_the_day_in_the_clinic_time_zone(database_url, amqp
     assert [a["id"] for a in page["results"]] == [made[start].id for start in inside]
 
 
-def test_admins_list_every_appointment_and_filter_by_doctor_patient_and_status(client, seed, as_user, cast):
+def test_admins_list_every_appointment_and_filter_by_doctor_patient_and_status(client, seed, callers, cast):
     a = seed(patient_id=cast["patient"], doctor_id=cast["doctor"], status="confirmed")
     b = seed(patient_id=cast["other_patient"], doctor_id=cast["doctor"])
     c = seed(patient_id=cast["patient"], doctor_id=cast["other_doctor"])
-    admin = as_user(cast["admin"], "admin")
+    admin = callers("admin", cast["admin"]).headers
 
     def ids(**params):
         return [
@@ -193,8 +203,8 @@ def test_admins_list_every_appointment_and_filter_by_doctor_patient_and_status(c
         {"page_size": "101"},
     ],
 )
-def test_invalid_filters_are_a_422(client, as_user, new_id, params):
-    response = client.get("/api/appointments/", params=params, headers=as_user(new_id(), "admin"))
+def test_invalid_filters_are_a_422(client, callers, new_id, params):
+    response = client.get("/api/appointments/", params=params, headers=callers("admin", new_id()).headers)
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
 
@@ -203,13 +213,13 @@ def test_invalid_filters_are_a_422(client, as_user, new_id, params):
     ("path", "role"),
     [("/api/appointments/", "patient"), ("/api/appointments/", "doctor"), ("/api/appointments/me/", "admin")],
 )
-def test_list_endpoints_refuse_the_wrong_role(client, as_user, new_id, path, role):
-    assert client.get(path, headers=as_user(new_id(), role)).status_code == 403
+def test_list_endpoints_refuse_the_wrong_role(client, callers, new_id, path, role):
+    assert client.get(path, headers=callers(role, new_id()).headers).status_code == 403
 
 
-def test_lists_are_paginated_with_absolute_links(client, seed, as_user, cast):
+def test_lists_are_paginated_with_absolute_links(client, seed, callers, cast):
     made = [seed(patient_id=cast["patient"], doctor_id=cast["doctor"]) for _ in range(5)]
-    headers = as_user(cast["patient"], "patient")
+    headers = callers("patient", cast["patient"]).headers
 
     first = client.get("/api/appointments/me/", params={"page_size": 2}, headers=headers).json()
     last = client.get("/api/appointments/me/", params={"page_size": 2, "page": 3}, headers=headers).json()
@@ -221,18 +231,18 @@ def test_lists_are_paginated_with_absolute_links(client, seed, as_user, cast):
     assert last["next"] is None and "page=2" in last["previous"]
 
 
-def test_names_are_empty_until_booking_has_heard_of_the_users(client, seed, as_user, cast):
+def test_names_are_empty_until_booking_has_heard_of_the_users(client, seed, callers, cast):
     appointment = seed(patient_id=cast["patient"], doctor_id=cast["doctor"])
     body = client.get(
-        f"/api/appointments/{appointment.id}/", headers=as_user(cast["patient"], "patient")
+        f"/api/appointments/{appointment.id}/", headers=callers("patient", cast["patient"]).headers
     ).json()
     assert (body["doctor_name"], body["patient_name"]) == ("", "")
 
 
-def test_times_are_given_in_utc(client, seed, as_user, cast):
+def test_times_are_given_in_utc(client, seed, callers, cast):
     appointment = seed(patient_id=cast["patient"], doctor_id=cast["doctor"])
     body = client.get(
-        f"/api/appointments/{appointment.id}/", headers=as_user(cast["patient"], "patient")
+        f"/api/appointments/{appointment.id}/", headers=callers("patient", cast["patient"]).headers
     ).json()
     for field in ("start_time", "end_time", "created_at", "updated_at"):
         assert body[field].endswith("Z"), body[field]

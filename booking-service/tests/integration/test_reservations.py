@@ -4,30 +4,35 @@ from __future__ import annotations
 
 import uuid
 
+from chassis.testkit.http_contracts import checked
+
 
 def test_a_stored_reservation_answers_its_appointment_and_status(client, seed, new_id, from_scheduling):
     appointment = seed(patient_id=new_id(), doctor_id=new_id(), status="confirmed")
-    response = client.get(f"/internal/reservations/{appointment.reservation_id}", headers=from_scheduling)
+    path = f"/internal/reservations/{appointment.reservation_id}"
+    response = checked(client, "booking").get(path, headers=from_scheduling)
     assert response.status_code == 200
     assert response.json() == {
         "reservation_id": str(appointment.reservation_id),
         "appointment_id": appointment.id,
         "status": "confirmed",
+        "takes_timeslot": True,
     }
 
 
-def test_a_cancelled_appointment_reports_its_reservation_as_cancelled(client, seed, new_id, from_scheduling):
+def test_a_cancelled_appointment_reports_its_reservation_as_cancelled_and_its_timeslot_free(
+    client, seed, new_id, from_scheduling
+):
     appointment = seed(patient_id=new_id(), doctor_id=new_id(), status="cancelled")
-    assert (
-        client.get(f"/internal/reservations/{appointment.reservation_id}", headers=from_scheduling).json()[
-            "status"
-        ]
-        == "cancelled"
-    )
+    path = f"/internal/reservations/{appointment.reservation_id}"
+    body = checked(client, "booking").get(path, headers=from_scheduling).json()
+    assert (body["status"], body["takes_timeslot"]) == ("cancelled", False)
 
 
 def test_an_abandoned_reservation_is_a_404(client, from_scheduling):
-    response = client.get(f"/internal/reservations/{uuid.uuid4()}", headers=from_scheduling)
+    response = checked(client, "booking").get(
+        f"/internal/reservations/{uuid.uuid4()}", headers=from_scheduling
+    )
     assert response.status_code == 404
     assert response.json()["code"] == "reservation_not_found"
 
@@ -36,11 +41,15 @@ def test_a_reservation_id_that_is_not_a_uuid_is_a_422(client, from_scheduling):
     assert client.get("/internal/reservations/not-a-uuid", headers=from_scheduling).status_code == 422
 
 
-def test_only_schedulings_service_token_may_ask(client, seed, new_id, as_user, minter):
+def test_only_schedulings_service_token_may_ask(client, seed, new_id, callers, minter):
     appointment = seed(patient_id=new_id(), doctor_id=new_id(), status="confirmed")
     path = f"/internal/reservations/{appointment.reservation_id}"
-    for headers in ({}, as_user(appointment.patient_id, "patient"), as_user(new_id(), "admin")):
-        response = client.get(path, headers=headers)
+    for headers in (
+        {},
+        callers("patient", appointment.patient_id).headers,
+        callers("admin", new_id()).headers,
+    ):
+        response = checked(client, "booking").get(path, headers=headers)
         assert response.status_code == 401
         assert response.headers["content-type"] == "application/problem+json"
     other_service = {"Authorization": minter.service_credentials("doctor").authorization("booking")}

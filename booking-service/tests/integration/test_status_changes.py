@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from chassis.testing import wait_until
+from chassis.testkit import wait_until
 
 PAST = -timedelta(hours=1)
 
@@ -24,9 +24,9 @@ def patch_status(client, appointment_id, headers, status, **extra):
 
 
 @pytest.mark.parametrize("role", ["doctor", "admin"])
-def test_its_doctor_or_an_admin_confirms_a_pending_appointment(client, seed, as_user, people, role):
+def test_its_doctor_or_an_admin_confirms_a_pending_appointment(client, seed, callers, people, role):
     appointment = seed(patient_id=people["patient"], doctor_id=people["doctor"])
-    response = patch_status(client, appointment.id, as_user(people[role], role), "confirmed")
+    response = patch_status(client, appointment.id, callers(role, people[role]).headers, "confirmed")
     assert response.status_code == 200
     assert response.json()["status"] == "confirmed"
     body = response.json()
@@ -35,19 +35,19 @@ def test_its_doctor_or_an_admin_confirms_a_pending_appointment(client, seed, as_
 
 @pytest.mark.parametrize("status", ["completed", "no_show"])
 def test_a_confirmed_appointment_that_has_started_is_completed_or_marked_no_show(
-    client, seed, as_user, people, status
+    client, seed, callers, people, status
 ):
     appointment = seed(
         patient_id=people["patient"], doctor_id=people["doctor"], status="confirmed", starts_in=PAST
     )
-    response = patch_status(client, appointment.id, as_user(people["doctor"], "doctor"), status)
+    response = patch_status(client, appointment.id, callers("doctor", people["doctor"]).headers, status)
     assert response.status_code == 200
     assert response.json()["status"] == status
 
 
-def test_completing_an_appointment_before_it_starts_is_a_409(client, seed, as_user, people):
+def test_completing_an_appointment_before_it_starts_is_a_409(client, seed, callers, people):
     appointment = seed(patient_id=people["patient"], doctor_id=people["doctor"], status="confirmed")
-    response = patch_status(client, appointment.id, as_user(people["doctor"], "doctor"), "completed")
+    response = patch_status(client, appointment.id, callers("doctor", people["doctor"]).headers, "completed")
     assert response.status_code == 409
     assert response.json()["code"] == "appointment_not_started"
 
@@ -64,11 +64,11 @@ def test_completing_an_appointment_before_it_starts_is_a_409(client, seed, as_us
         ("no_show", "completed"),
     ],
 )
-def test_an_illegal_status_change_is_a_409_and_changes_nothing(client, seed, as_user, people, current, new):
+def test_an_illegal_status_change_is_a_409_and_changes_nothing(client, seed, callers, people, current, new):
     appointment = seed(
         patient_id=people["patient"], doctor_id=people["doctor"], status=current, starts_in=PAST
     )
-    headers = as_user(people["admin"], "admin")
+    headers = callers("admin", people["admin"]).headers
     response = patch_status(client, appointment.id, headers, new)
     assert response.status_code == 409
     assert response.json()["code"] == "illegal_status_change"
@@ -76,13 +76,13 @@ def test_an_illegal_status_change_is_a_409_and_changes_nothing(client, seed, as_
 
 
 def test_a_doctor_cancels_with_a_reason_and_the_cancellation_is_announced(
-    client, seed, as_user, people, broker
+    client, seed, callers, people, broker
 ):
     appointment = seed(patient_id=people["patient"], doctor_id=people["doctor"], status="confirmed")
     response = patch_status(
         client,
         appointment.id,
-        as_user(people["doctor"], "doctor"),
+        callers("doctor", people["doctor"]).headers,
         "cancelled",
         cancellation_reason="Doctor is ill",
     )
@@ -97,26 +97,31 @@ def test_a_doctor_cancels_with_a_reason_and_the_cancellation_is_announced(
     assert event["data"]["reservation_id"] == str(appointment.reservation_id)
 
 
-def test_a_confirmation_is_announced_as_a_status_change(client, seed, as_user, people, broker):
+def test_a_confirmation_is_announced_as_a_status_change(client, seed, callers, people, broker):
     appointment = seed(patient_id=people["patient"], doctor_id=people["doctor"])
-    patch_status(client, appointment.id, as_user(people["admin"], "admin"), "confirmed")
+    patch_status(client, appointment.id, callers("admin", people["admin"]).headers, "confirmed")
     [event] = wait_until(
         lambda: broker.published("booking.appointment.status_changed", appointment_id=appointment.id)
     )
     assert (event["data"]["previous_status"], event["data"]["status"]) == ("pending", "confirmed")
 
 
-def test_patients_cannot_change_statuses(client, seed, as_user, people):
+def test_patients_cannot_change_statuses(client, seed, callers, people):
     appointment = seed(patient_id=people["patient"], doctor_id=people["doctor"])
     assert (
-        patch_status(client, appointment.id, as_user(people["patient"], "patient"), "confirmed").status_code
+        patch_status(
+            client, appointment.id, callers("patient", people["patient"]).headers, "confirmed"
+        ).status_code
         == 403
     )
 
 
-def test_another_doctor_cannot_even_see_the_appointment(client, seed, as_user, people, new_id):
+def test_another_doctor_cannot_even_see_the_appointment(client, seed, callers, people, new_id):
     appointment = seed(patient_id=people["patient"], doctor_id=people["doctor"])
-    assert patch_status(client, appointment.id, as_user(new_id(), "doctor"), "confirmed").status_code == 404
+    assert (
+        patch_status(client, appointment.id, callers("doctor", new_id()).headers, "confirmed").status_code
+        == 404
+    )
 
 
 @pytest.mark.parametrize(
@@ -128,17 +133,19 @@ def test_another_doctor_cannot_even_see_the_appointment(client, seed, as_user, p
         {"status": "cancelled", "cancellation_reason": "x" * 501},
     ],
 )
-def test_an_invalid_status_change_request_is_a_422(client, seed, as_user, people, body):
+def test_an_invalid_status_change_request_is_a_422(client, seed, callers, people, body):
     appointment = seed(patient_id=people["patient"], doctor_id=people["doctor"])
     response = client.patch(
-        f"/api/appointments/{appointment.id}/status/", json=body, headers=as_user(people["admin"], "admin")
+        f"/api/appointments/{appointment.id}/status/",
+        json=body,
+        headers=callers("admin", people["admin"]).headers,
     )
     assert response.status_code == 422
 
 
-def test_concurrent_changes_of_one_appointment_apply_exactly_once(client, seed, as_user, people, broker):
+def test_concurrent_changes_of_one_appointment_apply_exactly_once(client, seed, callers, people, broker):
     appointment = seed(patient_id=people["patient"], doctor_id=people["doctor"])
-    headers = as_user(people["doctor"], "doctor")
+    headers = callers("doctor", people["doctor"]).headers
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         statuses = list(
@@ -154,14 +161,16 @@ def test_concurrent_changes_of_one_appointment_apply_exactly_once(client, seed, 
 
 @pytest.mark.parametrize(("role", "cancelled_by"), [("patient", "patient"), ("admin", "admin")])
 def test_its_patient_or_an_admin_cancels_with_delete_and_the_record_stays(
-    client, seed, as_user, people, broker, role, cancelled_by
+    client, seed, callers, people, broker, role, cancelled_by
 ):
     appointment = seed(patient_id=people["patient"], doctor_id=people["doctor"], status="confirmed")
-    response = client.delete(f"/api/appointments/{appointment.id}/", headers=as_user(people[role], role))
+    response = client.delete(
+        f"/api/appointments/{appointment.id}/", headers=callers(role, people[role]).headers
+    )
     assert response.status_code == 204
     assert response.content == b""
     kept = client.get(
-        f"/api/appointments/{appointment.id}/", headers=as_user(people["patient"], "patient")
+        f"/api/appointments/{appointment.id}/", headers=callers("patient", people["patient"]).headers
     ).json()
     assert kept["status"] == "cancelled"
     [event] = wait_until(
@@ -171,48 +180,50 @@ def test_its_patient_or_an_admin_cancels_with_delete_and_the_record_stays(
     assert event["data"]["cancellation_reason"] is None
 
 
-def test_doctors_cannot_cancel_with_delete(client, seed, as_user, people):
+def test_doctors_cannot_cancel_with_delete(client, seed, callers, people):
     appointment = seed(patient_id=people["patient"], doctor_id=people["doctor"])
     assert (
         client.delete(
-            f"/api/appointments/{appointment.id}/", headers=as_user(people["doctor"], "doctor")
+            f"/api/appointments/{appointment.id}/", headers=callers("doctor", people["doctor"]).headers
         ).status_code
         == 403
     )
 
 
-def test_another_patient_cannot_cancel_and_learns_nothing(client, seed, as_user, people, new_id):
+def test_another_patient_cannot_cancel_and_learns_nothing(client, seed, callers, people, new_id):
     appointment = seed(patient_id=people["patient"], doctor_id=people["doctor"])
-    response = client.delete(f"/api/appointments/{appointment.id}/", headers=as_user(new_id(), "patient"))
+    response = client.delete(
+        f"/api/appointments/{appointment.id}/", headers=callers("patient", new_id()).headers
+    )
     assert response.status_code == 404
-    owner = as_user(people["patient"], "patient")
+    owner = callers("patient", people["patient"]).headers
     assert client.get(f"/api/appointments/{appointment.id}/", headers=owner).json()["status"] == "pending"
 
 
 @pytest.mark.parametrize("status", ["cancelled", "completed", "no_show"])
-def test_an_appointment_that_is_no_longer_active_cannot_be_cancelled(client, seed, as_user, people, status):
+def test_an_appointment_that_is_no_longer_active_cannot_be_cancelled(client, seed, callers, people, status):
     appointment = seed(
         patient_id=people["patient"], doctor_id=people["doctor"], status=status, starts_in=PAST
     )
     response = client.delete(
-        f"/api/appointments/{appointment.id}/", headers=as_user(people["patient"], "patient")
+        f"/api/appointments/{appointment.id}/", headers=callers("patient", people["patient"]).headers
     )
     assert response.status_code == 409
 
 
-def test_an_appointment_that_has_started_cannot_be_cancelled_by_its_patient(client, seed, as_user, people):
+def test_an_appointment_that_has_started_cannot_be_cancelled_by_its_patient(client, seed, callers, people):
     appointment = seed(
         patient_id=people["patient"], doctor_id=people["doctor"], status="confirmed", starts_in=PAST
     )
     response = client.delete(
-        f"/api/appointments/{appointment.id}/", headers=as_user(people["patient"], "patient")
+        f"/api/appointments/{appointment.id}/", headers=callers("patient", people["patient"]).headers
     )
     assert response.status_code == 409
     assert response.json()["code"] == "appointment_started"
 
 
-def test_cancelling_twice_is_a_409_the_second_time(client, seed, as_user, people):
+def test_cancelling_twice_is_a_409_the_second_time(client, seed, callers, people):
     appointment = seed(patient_id=people["patient"], doctor_id=people["doctor"])
-    headers = as_user(people["patient"], "patient")
+    headers = callers("patient", people["patient"]).headers
     assert client.delete(f"/api/appointments/{appointment.id}/", headers=headers).status_code == 204
     assert client.delete(f"/api/appointments/{appointment.id}/", headers=headers).status_code == 409

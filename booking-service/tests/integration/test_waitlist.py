@@ -12,7 +12,6 @@ from sqlalchemy import update
 
 from booking.models import User
 from booking.waitlist.models import WaitlistOffer
-from chassis.messaging import Envelope
 from chassis.messaging.contracts import validate_envelope
 
 from .conftest import CONTRACTS_DIR
@@ -42,11 +41,7 @@ def offered(client, broker, scheduling, doctor, new_id, as_user, wait_until):
         "start_time": slot.start_time.isoformat(),
         "end_time": slot.end_time.isoformat(),
     }
-    broker.publish(
-        "scheduling.timeslot.created",
-        data,
-        envelope=Envelope.new("scheduling.timeslot.created", data, producer="scheduling"),
-    )
+    broker.publish_event("scheduling.timeslot.created", data)
 
     def offer() -> dict | None:
         entries = client.get("/api/waitlist/me/", headers=as_user(patient_id, "patient")).json()["results"]

@@ -21,11 +21,11 @@ down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# ``pattern`` is an ILIKE pattern escaped with ``\`` (doctor.services.like_contains), which is
+# ``pattern`` is an ILIKE pattern escaped with ``\`` (doctor.domain.like_contains), which is
 # also ILIKE's default escape character.
 #
 # The count: per-specialty sums (listed_specialty_counts) plus the doctors matched by name
-# only, through the name's trigram index (see doctor.services._count_statement).
+# only, through the name's trigram index (see doctor.queries._count_statement).
 #
 # The choice: walking the name index in order visits about (offset + limit) * listed / matches
 # rows; the trigram indexes visit the matches and sort them. The walk wins when

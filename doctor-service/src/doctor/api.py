@@ -13,7 +13,7 @@ from chassis.auth import Principal, require_role
 from chassis.db import AppReads, DbSession
 from chassis.errors import problem_responses
 from chassis.pagination import Page, Pagination, page_of
-from doctor import services
+from doctor import queries, services
 from doctor.domain import SEARCH_MAX_LENGTH, SPECIALTY_MAX_LENGTH
 from doctor.schemas import DoctorProfileUpdate, DoctorRead
 
@@ -67,8 +67,8 @@ async def list_doctors(
         Query(max_length=SPECIALTY_MAX_LENGTH, description="The exact specialty, any case."),
     ] = None,
 ) -> dict:
-    filters = services.DoctorFilters(search=_blank_to_none(search), specialty=_blank_to_none(specialty))
-    count, rows = await services.list_doctor_rows(reads, filters, pagination)
+    filters = queries.DoctorFilters(search=_blank_to_none(search), specialty=_blank_to_none(specialty))
+    count, rows = await queries.list_doctor_rows(reads, filters, pagination)
     return page_of(request, pagination, count, rows)
 
 
@@ -81,7 +81,7 @@ async def list_doctors(
     responses=problem_responses(401, 403, 404),
 )
 def read_own_profile(session: DbSession, principal: DoctorUser) -> DoctorRead:
-    return DoctorRead.model_validate(services.get_own_profile(session, principal.id))
+    return DoctorRead.model_validate(queries.get_own_profile(session, principal.id))
 
 
 @router.patch(
@@ -105,7 +105,7 @@ def update_own_profile(session: DbSession, principal: DoctorUser, body: ProfileC
     responses=problem_responses(401, 403, 404),
 )
 def read_doctor(session: DbSession, _: PatientOrAdmin, doctor_id: int) -> DoctorRead:
-    return DoctorRead.model_validate(services.get_listed_doctor(session, doctor_id))
+    return DoctorRead.model_validate(queries.get_listed_doctor(session, doctor_id))
 
 
 @router.patch(

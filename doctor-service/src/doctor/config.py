@@ -1,7 +1,5 @@
 """doctor-service settings: the only place its environment is read."""
 
-from functools import lru_cache
-
 from chassis.settings import (
     AuthSettings,
     BaseServiceSettings,
@@ -20,8 +18,3 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
     migration_database_url: str | None = migration_database_url_field("doctor")
     admin_database_url: str = admin_database_url_field("doctor")
     amqp_url: str = amqp_url_field("doctor")
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()

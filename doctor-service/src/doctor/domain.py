@@ -57,3 +57,9 @@ def is_stale(facts: UserFacts, applied_revision: int) -> bool:
 def is_valid_doctor_id(doctor_id: int) -> bool:
     """Whether ``doctor_id`` could be a doctor's id at all (a positive bigint)."""
     return 0 < doctor_id <= MAX_DOCTOR_ID
+
+
+def like_contains(term: str) -> str:
+    """The search's pattern: ``term`` anywhere (ILIKE), its own ``%``, ``_`` and ``\\`` taken literally."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

@@ -17,12 +17,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from chassis.messaging import Envelope, Handler, add_event
 from chassis.revocations import with_token_revocations
-from doctor.domain import UserFacts, is_stale, should_open_profile
+from doctor.domain import UserFacts
 from doctor.models import Doctor
 
 PRODUCER = "doctor"
@@ -53,10 +52,10 @@ def record_profile_change(session: Session, doctor: Doctor, *, correlation_id: s
     """
     doctor.revision += 1
     doctor.updated_at = func.now()
-    _publish(session, doctor, correlation_id)
+    publish_profile(session, doctor, correlation_id)
 
 
-def _publish(session: Session, doctor: Doctor, correlation_id: str | None) -> None:
+def publish_profile(session: Session, doctor: Doctor, correlation_id: str | None) -> None:
     add_event(
         session,
         PROFILE_UPDATED,
@@ -66,54 +65,10 @@ def _publish(session: Session, doctor: Doctor, correlation_id: str | None) -> No
     )
 
 
-def apply_user_facts(session: Session, facts: UserFacts, *, correlation_id: str | None = None) -> None:
-    """Bring the user's profile in line with ``facts``, unless it already reflects newer ones."""
-    doctor = session.get(Doctor, facts.user_id, with_for_update=True)
-    if doctor is None:
-        if not should_open_profile(facts):
-            return
-        doctor = _open_profile(session, facts)
-        if doctor is not None:
-            # A hidden placeholder is news to no one: only a listed new profile is published.
-            if doctor.is_active:
-                _publish(session, doctor, correlation_id)
-            return
-        # Another consumer created it a moment ago: apply these facts on top of its row.
-        doctor = session.get(Doctor, facts.user_id, with_for_update=True, populate_existing=True)
-        assert doctor is not None  # rows are never deleted
-    if is_stale(facts, doctor.user_revision):
-        return
-    before = profile_updated_data(doctor)
-    doctor.user_revision = facts.revision
-    if facts.full_name is not None:
-        doctor.full_name = facts.full_name
-    doctor.is_active = facts.is_listed_doctor
-    if profile_updated_data(doctor) != before:
-        record_profile_change(session, doctor, correlation_id=correlation_id)
-
-
-def _open_profile(session: Session, facts: UserFacts) -> Doctor | None:
-    """Insert the user's profile row; None when a concurrent transaction inserted it first."""
-    statement = (
-        insert(Doctor)
-        .values(
-            id=facts.user_id,
-            full_name=facts.full_name or "",
-            specialty="",
-            bio="",
-            years_of_experience=0,
-            is_active=facts.is_listed_doctor,
-            user_revision=facts.revision,
-            revision=1,
-        )
-        .on_conflict_do_nothing(index_elements=[Doctor.id])
-        .returning(Doctor)
-    )
-    return session.scalars(statement).one_or_none()
-
-
 def on_user_registered(session: Session, envelope: Envelope) -> None:
     """A new user: a doctor gets an empty profile."""
+    from doctor import services  # services publishes through this module: imported when handling
+
     data = envelope.data
     facts = UserFacts(
         user_id=data["user_id"],
@@ -122,11 +77,13 @@ def on_user_registered(session: Session, envelope: Envelope) -> None:
         is_active=data["is_active"],
         full_name=data["full_name"],
     )
-    apply_user_facts(session, facts, correlation_id=envelope.correlation_id)
+    services.apply_user_facts(session, facts, correlation_id=envelope.correlation_id)
 
 
 def on_user_updated(session: Session, envelope: Envelope) -> None:
     """A user's name, phone, role or active flag changed; the event carries the full state."""
+    from doctor import services
+
     data = envelope.data
     facts = UserFacts(
         user_id=data["user_id"],
@@ -136,11 +93,13 @@ def on_user_updated(session: Session, envelope: Envelope) -> None:
         full_name=data["full_name"],
         role_changed="role" in data.get("changed", ()),
     )
-    apply_user_facts(session, facts, correlation_id=envelope.correlation_id)
+    services.apply_user_facts(session, facts, correlation_id=envelope.correlation_id)
 
 
 def on_user_deactivated(session: Session, envelope: Envelope) -> None:
     """A deactivated user's profile is hidden (and kept)."""
+    from doctor import services
+
     data = envelope.data
     # The name since the event carries it (an older event does not: the name stays as it is).
     facts = UserFacts(
@@ -150,7 +109,7 @@ def on_user_deactivated(session: Session, envelope: Envelope) -> None:
         is_active=False,
         full_name=data.get("full_name"),
     )
-    apply_user_facts(session, facts, correlation_id=envelope.correlation_id)
+    services.apply_user_facts(session, facts, correlation_id=envelope.correlation_id)
 
 
 HANDLERS: Mapping[str, Handler] = {

@@ -1,209 +1,22 @@
-"""Use cases of the doctor API: find doctors, read and edit profiles.
-
-Each use case that writes runs in one transaction, together with the outbox row
-of the event it publishes.
+"""doctor-service write use cases: profiles edited through the API, and kept in step with
+identity's users (``events`` hands their events here). Each runs in one transaction (the
+request's session, or the consumer's), together with the outbox row of the event it publishes.
+Reads are in ``queries``.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, bindparam, cast, func, or_, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from chassis.pagination import PageParams, known_total
-from chassis.reads import FastReads
 from doctor import events
-from doctor.domain import is_valid_doctor_id
-from doctor.errors import DoctorNotFound, ProfileInactive, ProfileNotReady
-from doctor.models import Doctor, ListedSpecialtyCount
+from doctor.domain import UserFacts, is_stale, should_open_profile
+from doctor.models import Doctor
+from doctor.queries import get_listed_doctor, get_own_profile
 
 EDITABLE_FIELDS = ("specialty", "bio", "years_of_experience")
-
-
-@dataclass(frozen=True, slots=True)
-class DoctorFilters:
-    """What ``GET /api/doctors/`` narrows the listed doctors by."""
-
-    search: str | None = None
-    specialty: str | None = None
-
-
-def like_contains(term: str) -> str:
-    """An ILIKE pattern matching ``term`` anywhere, with its own ``%``, ``_`` and ``\\`` taken literally."""
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-# The table itself: plain Core statements skip the ORM's per-execution work on the hot reads.
-DOCTORS = Doctor.__table__
-SPECIALTY_COUNTS = ListedSpecialtyCount.__table__
-
-
-def _conditions(*, search: bool, specialty: bool) -> list[ColumnElement[bool]]:
-    """The filters as bound parameters (``pattern``, ``specialty``): one statement per shape."""
-    # Every condition keeps "is_active" so the planner can use the partial indexes.
-    c = DOCTORS.c
-    conditions: list[ColumnElement[bool]] = [c.is_active]
-    if search:
-        pattern = bindparam("pattern")
-        conditions.append(
-            or_(c.full_name.ilike(pattern, escape="\\"), c.specialty.ilike(pattern, escape="\\"))
-        )
-    if specialty:
-        conditions.append(func.lower(c.specialty) == bindparam("specialty"))
-    return conditions
-
-
-def _shape(filters: DoctorFilters) -> dict[str, bool]:
-    return {"search": bool(filters.search), "specialty": bool(filters.specialty)}
-
-
-def _values(filters: DoctorFilters) -> dict[str, str]:
-    values = {}
-    if filters.search:
-        values["pattern"] = like_contains(filters.search)
-    if filters.specialty:
-        values["specialty"] = filters.specialty.lower()
-    return values
-
-
-def listed_doctors_query(filters: DoctorFilters) -> Select[tuple[Doctor]]:
-    """The listed doctors matching ``filters``, in a stable order (name, then id)."""
-    return (
-        select(Doctor)
-        .where(*_conditions(**_shape(filters)))
-        .order_by(DOCTORS.c.full_name, DOCTORS.c.id)
-        .params(_values(filters))
-    )
-
-
-def listed_doctors_count_query(filters: DoctorFilters) -> Select[tuple[int]]:
-    """How many listed doctors match ``filters``."""
-    return _count_statement(**_shape(filters)).params(_values(filters))
-
-
-PUBLIC_COLUMNS = tuple(
-    DOCTORS.c[name] for name in ("id", "full_name", "specialty", "bio", "years_of_experience")
-)
-
-
-# Built once per shape of filters, values bound at execution: building and fingerprinting a
-# statement on every request cost more than running it.
-@functools.cache
-def _page_statement(*, search: bool, specialty: bool) -> Select[Any]:
-    return (
-        select(*PUBLIC_COLUMNS)
-        .where(*_conditions(search=search, specialty=specialty))
-        .order_by(DOCTORS.c.full_name, DOCTORS.c.id)
-        .offset(bindparam("offset"))
-        .limit(bindparam("limit"))
-    )
-
-
-@functools.cache
-def _count_statement(*, search: bool, specialty: bool) -> Select[tuple[int]]:
-    """How many listed doctors match, exactly, without visiting every match.
-
-    A doctor matches by specialty or by name. The specialty side is a sum over
-    ``listed_specialty_counts`` (one row per specialty, kept exact by triggers); only doctors
-    whose *name* matches and whose specialty does not are counted in ``doctors`` itself, through
-    the name's trigram index. Both parts read the same snapshot (one statement).
-    """
-    c, counts = DOCTORS.c, SPECIALTY_COUNTS.c
-    # sum() of bigint is numeric in PostgreSQL: cast back, the count is an integer.
-    by_specialty = select(cast(func.coalesce(func.sum(counts.doctors), 0), BigInteger))
-    if specialty:
-        by_specialty = by_specialty.where(func.lower(counts.specialty) == bindparam("specialty"))
-    if not search:
-        return select(by_specialty.correlate(None).scalar_subquery())
-    pattern = bindparam("pattern")
-    by_specialty = by_specialty.where(counts.specialty.ilike(pattern, escape="\\"))
-    by_name_only = (
-        select(func.count())
-        .select_from(DOCTORS)
-        .where(
-            c.is_active,
-            c.full_name.ilike(pattern, escape="\\"),
-            ~c.specialty.ilike(pattern, escape="\\"),
-            *([func.lower(c.specialty) == bindparam("specialty")] if specialty else []),
-        )
-    )
-    # correlate(None): inside the page's statement (also FROM doctors) they stay subqueries of their own.
-    return select(
-        by_specialty.correlate(None).scalar_subquery() + by_name_only.correlate(None).scalar_subquery()
-    )
-
-
-@functools.cache
-def _page_with_total(*, search: bool, specialty: bool) -> Select[Any]:
-    """The page, each row carrying the total: the count is cheap now (sums), so one round trip."""
-    total = _count_statement(search=search, specialty=specialty).scalar_subquery().label("total")
-    return _page_statement(search=search, specialty=specialty).add_columns(total)
-
-
-# ?search= alone: the page and its total from search_listed_doctors() (doctor migration 0003),
-# which picks the plan for how many doctors match without planning each execution.
-_SEARCH_PAGE = text(
-    "SELECT id, full_name, specialty, bio, years_of_experience, total "
-    "FROM search_listed_doctors(:pattern, :offset, :limit)"
-)
-
-
-async def list_doctor_rows(
-    reads: FastReads, filters: DoctorFilters, page: PageParams
-) -> tuple[int, list[dict[str, Any]]]:
-    """``GET /api/doctors/``'s read: one page of ``listed_doctors_query`` and its total, in plain
-    Core, as rows of the public columns, in autocommit on the event loop, with the total in the
-    same statement (PostgreSQL computes it once, as an init plan; only an empty page past the
-    end needs a count of its own).
-
-    (``count(*) OVER ()`` instead would read every match before the first row, where the page
-    alone stops after ``page_size`` matches in name order.)
-
-    A search without a specialty runs in ``search_listed_doctors()`` instead: the only shape
-    whose best plan depends on how many doctors match (the other shapes have one plan that is
-    always right, which PostgreSQL keeps)."""
-    shape, values = _shape(filters), _values(filters)
-    page_values = {**values, "offset": page.offset, "limit": page.limit}
-    search_only = bool(filters.search) and not filters.specialty
-    statement = _SEARCH_PAGE if search_only else _page_with_total(**shape)
-    rows = await reads.all(statement, page_values)
-    if rows:
-        count = rows[0]["total"]
-        for row in rows:
-            del row["total"]
-        return count, rows
-    count = known_total(page, 0)
-    if count is None:
-        count = await reads.scalar(_count_statement(**shape), values) or 0
-    return count, rows
-
-
-def get_listed_doctor(session: Session, doctor_id: int, *, for_update: bool = False) -> Doctor:
-    """A listed doctor; unknown and hidden doctors alike are not found."""
-    doctor = None
-    if is_valid_doctor_id(doctor_id):
-        doctor = session.get(Doctor, doctor_id, with_for_update=for_update)
-    if doctor is None or not doctor.is_active:
-        raise DoctorNotFound(f"There is no doctor with id {doctor_id}.")
-    return doctor
-
-
-def get_own_profile(session: Session, user_id: int, *, for_update: bool = False) -> Doctor:
-    """The calling doctor's own profile."""
-    doctor = session.get(Doctor, user_id, with_for_update=for_update)
-    if doctor is None:
-        raise ProfileNotReady(
-            "Your doctor profile does not exist yet. It is created from your registration within "
-            "moments; please try again shortly."
-        )
-    if not doctor.is_active:
-        raise ProfileInactive("Your account has no active doctor profile.")
-    return doctor
 
 
 def update_own_profile(session: Session, user_id: int, changes: Mapping[str, object]) -> Doctor:
@@ -231,3 +44,49 @@ def _apply_changes(session: Session, doctor: Doctor, changes: Mapping[str, objec
     # A PATCH that changes nothing publishes nothing: consumers would learn nothing new.
     if changed:
         events.record_profile_change(session, doctor)
+
+
+def apply_user_facts(session: Session, facts: UserFacts, *, correlation_id: str | None = None) -> None:
+    """Bring the user's profile in line with ``facts``, unless it already reflects newer ones."""
+    doctor = session.get(Doctor, facts.user_id, with_for_update=True)
+    if doctor is None:
+        if not should_open_profile(facts):
+            return
+        doctor = _open_profile(session, facts)
+        if doctor is not None:
+            # A hidden placeholder is news to no one: only a listed new profile is published.
+            if doctor.is_active:
+                events.publish_profile(session, doctor, correlation_id)
+            return
+        # Another consumer created it a moment ago: apply these facts on top of its row.
+        doctor = session.get(Doctor, facts.user_id, with_for_update=True, populate_existing=True)
+        assert doctor is not None  # rows are never deleted
+    if is_stale(facts, doctor.user_revision):
+        return
+    before = events.profile_updated_data(doctor)
+    doctor.user_revision = facts.revision
+    if facts.full_name is not None:
+        doctor.full_name = facts.full_name
+    doctor.is_active = facts.is_listed_doctor
+    if events.profile_updated_data(doctor) != before:
+        events.record_profile_change(session, doctor, correlation_id=correlation_id)
+
+
+def _open_profile(session: Session, facts: UserFacts) -> Doctor | None:
+    """Insert the user's profile row; None when a concurrent transaction inserted it first."""
+    statement = (
+        insert(Doctor)
+        .values(
+            id=facts.user_id,
+            full_name=facts.full_name or "",
+            specialty="",
+            bio="",
+            years_of_experience=0,
+            is_active=facts.is_listed_doctor,
+            user_revision=facts.revision,
+            revision=1,
+        )
+        .on_conflict_do_nothing(index_elements=[Doctor.id])
+        .returning(Doctor)
+    )
+    return session.scalars(statement).one_or_none()

@@ -16,45 +16,46 @@ def user_id() -> int:
 
 
 @pytest.fixture
-def api(live_client, as_, identity, wait_until):
-    return Api(live_client, as_, identity, wait_until)
+def api(live_client, callers, identity, wait_until):
+    return Api(live_client, callers, identity, wait_until)
 
 
 class Api:
     """What a patient, an admin or the doctor would see while the events are applied."""
 
-    def __init__(self, client, as_, identity, wait_until) -> None:
-        self.client, self.as_, self.identity, self.wait_until = client, as_, identity, wait_until
+    def __init__(self, client, callers, identity, wait_until) -> None:
+        self.client, self.callers, self.identity, self.wait_until = client, callers, identity, wait_until
 
     def doctor(self, doctor_id: int):
-        return self.client.get(f"/api/doctors/{doctor_id}/", headers=self.as_.admin)
+        return self.client.get(f"/api/doctors/{doctor_id}/", headers=self.callers("admin").headers)
 
     def own_profile(self, doctor_id: int):
-        return self.client.get("/api/doctors/me/", headers=self.as_.doctor(doctor_id))
+        return self.client.get("/api/doctors/me/", headers=self.callers("doctor", doctor_id).headers)
 
     def listed_ids(self, search: str) -> list[int]:
-        response = self.client.get("/api/doctors/", params={"search": search}, headers=self.as_.patient)
+        response = self.client.get(
+            "/api/doctors/", params={"search": search}, headers=self.callers("patient").headers
+        )
         return [doctor["id"] for doctor in response.json()["results"]]
 
     def edit(self, doctor_id: int, **changes):
-        response = self.client.patch("/api/doctors/me/", json=changes, headers=self.as_.doctor(doctor_id))
+        response = self.client.patch(
+            "/api/doctors/me/", json=changes, headers=self.callers("doctor", doctor_id).headers
+        )
         assert response.status_code == 200, response.text
 
     def wait_for(self, doctor_id: int, **expected) -> dict:
-        def check() -> dict:
+        def shown() -> dict | None:
             response = self.doctor(doctor_id)
-            assert response.status_code == 200
+            if response.status_code != 200:
+                return None
             body = response.json()
-            assert {key: body[key] for key in expected} == expected
-            return body
+            return body if {key: body[key] for key in expected} == expected else None
 
-        return self.wait_until(check)
+        return self.wait_until(shown, what=f"doctor {doctor_id} showing {expected}")
 
     def wait_until_hidden(self, doctor_id: int) -> None:
-        def check() -> None:
-            assert self.doctor(doctor_id).status_code == 404
-
-        self.wait_until(check)
+        self.wait_until(lambda: self.doctor(doctor_id).status_code == 404, what=f"doctor {doctor_id} hidden")
 
     def settle(self) -> None:
         """Wait until every event published so far is handled.

@@ -4,7 +4,7 @@ equal counting the matching doctors one by one, whatever changed the table and h
 import pytest
 from sqlalchemy import bindparam, text
 
-from doctor.services import DoctorFilters, listed_doctors_count_query
+from doctor.queries import DoctorFilters, listed_doctors_count_query
 
 FILTERS = [
     DoctorFilters(),

@@ -5,7 +5,8 @@ way, its page and total must be exactly the listing's: the reference query, page
 import pytest
 from sqlalchemy import text
 
-from doctor.services import DoctorFilters, like_contains, listed_doctors_count_query, listed_doctors_query
+from doctor.domain import like_contains
+from doctor.queries import DoctorFilters, listed_doctors_count_query, listed_doctors_query
 
 # 300 doctors, 270 of them listed; a third of all are cardiologists, a few have "Cardio" in
 # their name (some of those cardiologists too), one has wildcards in it.

@@ -7,7 +7,7 @@ must not read the whole table. ``bench/search_bench.py`` measures it on 100,000.
 import pytest
 from sqlalchemy import text
 
-from doctor.services import DoctorFilters, listed_doctors_count_query, listed_doctors_query
+from doctor.queries import DoctorFilters, listed_doctors_count_query, listed_doctors_query
 
 SPECIALTIES = ["Dermatology", "Neurology", "Oncology", "Radiology", "Psychiatry", "Urology", "Cardiology"]
 

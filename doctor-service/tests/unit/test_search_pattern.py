@@ -1,4 +1,4 @@
-from doctor.services import like_contains
+from doctor.domain import like_contains
 
 
 def test_a_search_term_matches_anywhere():

@@ -16,10 +16,10 @@ from pydantic import ValidationError
 from chassis.cli import service_main
 from chassis.db import Database
 from identity import services
+from identity.adapters.security import Passwords
 from identity.config import Settings
 from identity.domain import ADMIN, password_problems
 from identity.schemas import NewAdmin
-from identity.security import Passwords
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 

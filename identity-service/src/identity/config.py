@@ -1,7 +1,6 @@
 """identity-service settings: the only place its environment is read."""
 
 import os
-from functools import lru_cache
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -61,7 +60,7 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
         default=10.0, ge=0, le=300, validation_alias="REFRESH_REUSE_GRACE_SECONDS"
     )
     # The refresh tokens of a session are deleted this long after the session ended (every
-    # token revoked or expired): retention.py.
+    # token revoked or expired): adapters/retention.py.
     refresh_token_retention_days: float = Field(
         default=30.0, gt=0, validation_alias="REFRESH_TOKEN_RETENTION_DAYS"
     )
@@ -127,9 +126,3 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
         default=300.0, gt=0, validation_alias="USER_STATUS_CACHE_TTL_SECONDS"
     )
     user_status_cache_size: int = Field(default=100_000, ge=1, validation_alias="USER_STATUS_CACHE_SIZE")
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The process's settings, read once."""
-    return Settings()

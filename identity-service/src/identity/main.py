@@ -13,13 +13,13 @@ from chassis.health import amqp_check
 from chassis.messaging import messaging_hooks, service_retention_hooks
 from chassis.observability import configure_logging
 from identity import api, services
-from identity.components import Components
+from identity.adapters.components import Components
+from identity.adapters.retention import identity_retention_tasks
+from identity.adapters.user_status_listener import UserStatusListener
 from identity.config import Settings
 from identity.domain import ADMIN
 from identity.errors import STATUS_OF, WeakPassword, install_authentication_challenge
-from identity.retention import identity_retention_tasks
 from identity.schemas import NewAdmin
-from identity.user_status import UserStatusListener
 
 log = logging.getLogger("identity.main")
 

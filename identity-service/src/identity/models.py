@@ -105,7 +105,7 @@ class RefreshToken(Base):
 
     A used token points to its successor (``replaced_by_id``); presenting a used token
     again is reuse, and revokes the family, except within the refresh grace period while the
-    successor is unused: then it gets that same successor (``sessions.py``).
+    successor is unused: then it gets that same successor (``services/sessions.py``).
     """
 
     __tablename__ = "refresh_tokens"
@@ -133,7 +133,7 @@ class RefreshToken(Base):
 
 
 class LoginFailure(Base):
-    """A failed login (or a wrong ``current_password``), counted for throttling (``throttle.py``).
+    """A failed login (or a wrong ``current_password``), counted for throttling (``adapters/throttle.py``).
 
     ``account_key`` is a SHA-256 of the lower-cased email, ``address`` the client's address (an
     IPv6 one as its /64). A login in progress is a row too until it succeeds, so concurrent

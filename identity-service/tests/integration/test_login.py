@@ -4,8 +4,8 @@ import jwt
 from sqlalchemy import select
 from support import PASSWORD, assert_problem, bearer, unique_email
 
+from identity.adapters.security import Passwords
 from identity.models import User
-from identity.security import Passwords
 
 
 def test_logging_in_returns_an_access_and_a_refresh_token(api):

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from starlette.requests import Request
 from support import PASSWORD, Api, assert_problem, bearer, unique_email
 
+from identity.adapters.throttle import address_key, client_address
 from identity.main import create_app
-from identity.throttle import address_key, client_address
 
 _addresses = itertools.count(1)
 

@@ -1,7 +1,7 @@
 import pytest
 from support import PASSWORD, assert_problem, bearer
 
-from identity import services
+from identity import queries, services
 from identity.errors import AccountDeactivated
 
 NEW_PASSWORD = "a brand new secret"
@@ -111,4 +111,4 @@ def test_a_change_that_reaches_the_account_after_its_deactivation_is_refused_and
             changes={"full_name": "Too Late"},
             address="127.0.0.1",
         )
-    assert services.get_user(parts.db, user["id"]).full_name == "Test User"
+    assert queries.get_user(parts.db, user["id"]).full_name == "Test User"

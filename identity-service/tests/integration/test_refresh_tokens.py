@@ -6,9 +6,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from support import assert_problem, bearer
 
+from identity.adapters.security import open_successor, refresh_token_digest
 from identity.main import create_app
 from identity.models import RefreshToken
-from identity.security import open_successor, refresh_token_digest
 
 
 def refresh(client, token):

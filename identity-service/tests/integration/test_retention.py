@@ -8,10 +8,10 @@ from datetime import timedelta
 from sqlalchemy import func, insert, select, update
 from support import bearer
 
+from identity.adapters.retention import forget_sealed_successors, purge_ended_sessions
+from identity.adapters.security import refresh_token_digest
+from identity.adapters.throttle import account_key
 from identity.models import LoginFailure, LoginSession, RefreshToken, User
-from identity.retention import forget_sealed_successors, purge_ended_sessions
-from identity.security import refresh_token_digest
-from identity.throttle import account_key
 
 
 def refresh(client, token):

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from support import PASSWORD, assert_problem, bearer
 
 from chassis.messaging.contracts import validate_envelope
-from chassis.testing import wait_until
+from chassis.testkit import wait_until
 from chassis.timezones import utcnow
 from identity.main import create_app
 from identity.models import LoginSession, RefreshToken

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from chassis.settings import normalise_database_url
-from identity.services import user_list_statements
+from identity.queries import user_list_statements
 
 USERS = text(
     """

@@ -1,8 +1,9 @@
 import pytest
 from sqlalchemy import create_engine, text
 
-from chassis.testing import wait_until
-from identity.user_status import UserStatuses, UserStatusListener
+from chassis.testkit import wait_until
+from identity.adapters.user_status_listener import UserStatusListener
+from identity.adapters.user_statuses import UserStatuses
 
 
 @pytest.fixture

@@ -7,8 +7,14 @@ from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_pri
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from chassis.auth import InvalidToken
+from identity.adapters.keys import (
+    KeyRing,
+    load_key_ring,
+    load_or_create_private_key,
+    private_key_pem,
+    thumbprint,
+)
 from identity.config import Settings
-from identity.keys import KeyRing, load_key_ring, load_or_create_private_key, private_key_pem, thumbprint
 
 
 def public_pem(key: Ed25519PrivateKey) -> str:

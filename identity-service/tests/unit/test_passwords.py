@@ -1,4 +1,4 @@
-from identity.security import Passwords
+from identity.adapters.security import Passwords
 
 CHEAP = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
 

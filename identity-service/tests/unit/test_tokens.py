@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt import PyJWK
 
 from chassis.auth import InvalidToken, TokenVerifier
-from identity.keys import KeyRing
-from identity.security import TokenIssuer, new_refresh_token, refresh_token_digest
+from identity.adapters.keys import KeyRing
+from identity.adapters.security import TokenIssuer, new_refresh_token, refresh_token_digest
 
 ISSUER, AUDIENCE = "clinic-identity", "clinic"
 

@@ -19,7 +19,7 @@ from chassis.db import AppReads, Database
 from chassis.errors import problem_responses
 from chassis.pagination import Page, Pagination, page_of
 from chassis.service_auth import require_service
-from scheduling import reservations, services
+from scheduling import queries, services
 from scheduling.config import Settings
 from scheduling.schemas import (
     BulkCreated,
@@ -30,6 +30,7 @@ from scheduling.schemas import (
     TimeslotCreate,
     TimeslotRead,
 )
+from scheduling.services import reservations
 
 router = APIRouter(tags=["timeslots"])
 internal_router = APIRouter(prefix="/internal", include_in_schema=False)
@@ -163,7 +164,7 @@ def list_own_timeslots(
     is_available: Annotated[bool | None, Query(description="true: free only; false: held or booked.")] = None,
 ) -> dict:
     """Your own timeslots, earliest first."""
-    count, rows = services.list_own_timeslots(
+    count, rows = queries.list_own_timeslots(
         db, doctor.id, page, tz=settings.tz, day=date, is_available=is_available
     )
     return page_of(request, page, count, [TimeslotRead.of(t) for t in rows])
@@ -177,7 +178,7 @@ def list_own_timeslots(
 )
 def get_own_timeslot(timeslot_id: TimeslotId, doctor: DoctorCaller, db: AppDb) -> TimeslotRead:
     """One of your own timeslots, free or not; another doctor's is 404."""
-    return TimeslotRead.of(services.get_own_timeslot(db, doctor.id, timeslot_id))
+    return TimeslotRead.of(queries.get_own_timeslot(db, doctor.id, timeslot_id))
 
 
 @router.delete(
@@ -212,7 +213,7 @@ async def list_free_timeslots(
     date_to: Annotated[IsoDate | None, Query(description="Last day (clinic time zone), inclusive.")] = None,
 ) -> dict:
     """An active doctor's available timeslots that start in the future, earliest first."""
-    count, rows = await services.list_free_timeslots(
+    count, rows = await queries.list_free_timeslots(
         reads,
         doctor_id,
         page,

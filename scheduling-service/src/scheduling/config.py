@@ -1,7 +1,5 @@
 """scheduling-service settings: the only place its environment is read."""
 
-from functools import lru_cache
-
 from pydantic import Field
 
 from chassis.settings import (
@@ -37,9 +35,3 @@ class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
     booking_timeout_seconds: float = Field(
         default=2.0, gt=0, le=30, validation_alias="BOOKING_TIMEOUT_SECONDS"
     )
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The process's settings, read once."""
-    return Settings()

@@ -196,21 +196,18 @@ class HoldOutcome(StrEnum):
     WAIT = "wait"  # booking could not tell; ask again later, never free blindly
 
 
-# Appointment statuses that keep a timeslot taken (booking's status machine).
-TAKING_STATUSES = frozenset({"pending", "confirmed", "completed", "no_show"})
-
-
-def decide_expired_hold(found: bool | None, status: str | None = None) -> HoldOutcome:
+def decide_expired_hold(found: bool | None, takes_timeslot: bool | None = None) -> HoldOutcome:
     """The fate of an expired hold, from booking's answer about its reservation.
 
-    ``found`` is True when booking stored an appointment for the reservation,
-    False when it answered that none exists, None when it could not be asked.
+    ``found`` is True when booking stored an appointment for the reservation, False when it
+    answered that none exists, None when it could not be asked; ``takes_timeslot`` is booking's
+    own judgement of that appointment (its status machine is booking's, never repeated here).
     """
     if found is None:
         return HoldOutcome.WAIT
-    if not found or status == "cancelled":
+    if not found or takes_timeslot is False:
         return HoldOutcome.FREE
-    if status in TAKING_STATUSES:
+    if takes_timeslot:
         return HoldOutcome.BOOK
     return HoldOutcome.WAIT
 

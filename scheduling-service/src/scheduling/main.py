@@ -9,9 +9,9 @@ from chassis.messaging import messaging_hooks, service_retention_hooks
 from chassis.observability import configure_logging
 from chassis.trust import ServiceTrust
 from scheduling import api, events
+from scheduling.adapters.sweeper import hold_sweeper_hook
 from scheduling.config import Settings
 from scheduling.errors import STATUS_OF
-from scheduling.sweeper import hold_sweeper_hook
 
 DESCRIPTION = """Doctors publish their timeslots (one at a time or as a weekly pattern); patients
 and admins list a doctor's free ones. Times are RFC 3339; a time without an offset

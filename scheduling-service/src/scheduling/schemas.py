@@ -23,7 +23,7 @@ from scheduling.domain import MAX_PATTERN_DAYS, TimeslotState, WorkingPattern
 from scheduling.models import Timeslot
 
 if TYPE_CHECKING:
-    from scheduling.reservations import Hold
+    from scheduling.services.reservations import Hold
 
 
 def _text_only(value: Any) -> Any:

@@ -2,62 +2,40 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pika
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from chassis.messaging import EXCHANGE, Envelope, ProcessedEvent, declare_exchanges
-from chassis.messaging.contracts import validate_envelope
-
-Caller = tuple[int, dict[str, str]]  # (user id, Authorization header)
-
-
-@pytest.fixture
-def doctor(new_id, auth) -> Caller:
-    doctor_id = new_id()
-    return doctor_id, auth(doctor_id, "doctor")
+from chassis import testkit
+from chassis.messaging import ProcessedEvent
+from chassis.testkit import Caller, Callers
+from chassis.testkit.http_contracts import checked
 
 
 @pytest.fixture
-def patient(new_id, auth) -> Caller:
-    patient_id = new_id()
-    return patient_id, auth(patient_id, "patient")
+def doctor(callers: Callers) -> Caller:
+    return callers("doctor")
 
 
-class Broker:
-    """The test's own view of the broker: publish other services' events, collect scheduling's."""
+@pytest.fixture
+def patient(callers: Callers) -> Caller:
+    return callers("patient")
 
-    def __init__(self, amqp_url: str, contracts_dir: Path) -> None:
-        self.contracts_dir = contracts_dir
-        self.connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-        self.channel = self.connection.channel()
-        declare_exchanges(self.channel)
-        self.queue = self.channel.queue_declare("", exclusive=True).method.queue
-        self.channel.queue_bind(self.queue, EXCHANGE, routing_key="scheduling.timeslot.*")
-        self.received: list[dict] = []
 
-    def publish(
+class Broker(testkit.Broker):
+    """The kit's broker, with the events of identity and booking that scheduling consumes (each
+    checked against its producer's contract) and the scheduling events it watches."""
+
+    def publish_as(
         self, event_type: str, data: dict, *, producer: str, event_id: uuid.UUID | None = None
     ) -> uuid.UUID:
         """Publish an event as its producer's relay would; returns its event id."""
-        envelope = Envelope.new(event_type, data, producer=producer).to_json()
-        if event_id is not None:
-            envelope["event_id"] = str(event_id)
-        # Consumers' tests feed only what the producers' contracts allow.
-        validate_envelope(envelope, self.contracts_dir)
-        properties = pika.BasicProperties(
-            message_id=envelope["event_id"], content_type="application/json", delivery_mode=2
-        )
-        self.channel.basic_publish(EXCHANGE, event_type, json.dumps(envelope).encode(), properties)
-        return uuid.UUID(envelope["event_id"])
+        return self.publish_event(event_type, data, producer=producer, event_id=event_id).event_id
 
     def user_registered(self, user_id: int, *, role: str = "doctor", revision: int = 1) -> uuid.UUID:
         data = {
@@ -68,7 +46,7 @@ class Broker:
             "date_joined": datetime.now(UTC),
             "revision": revision,
         }
-        return self.publish("identity.user.registered", data, producer="identity")
+        return self.publish_as("identity.user.registered", data, producer="identity")
 
     def user_deactivated(self, user_id: int, *, revision: int) -> uuid.UUID:
         data = {
@@ -77,11 +55,11 @@ class Broker:
             "revision": revision,
             "deactivated_at": datetime.now(UTC),
         }
-        return self.publish("identity.user.deactivated", data, producer="identity")
+        return self.publish_as("identity.user.deactivated", data, producer="identity")
 
     def booked(self, timeslot: dict, reservation: uuid.UUID, patient_id: int) -> uuid.UUID:
         data = {**_appointment(timeslot, reservation, patient_id), "status": "pending"}
-        return self.publish("booking.appointment.booked", data, producer="booking")
+        return self.publish_as("booking.appointment.booked", data, producer="booking")
 
     def cancelled(
         self, timeslot: dict, reservation: uuid.UUID, patient_id: int, *, event_id: uuid.UUID | None = None
@@ -91,19 +69,11 @@ class Broker:
             "previous_status": "pending",
             "cancelled_by": "patient",
         }
-        return self.publish("booking.appointment.cancelled", data, producer="booking", event_id=event_id)
+        return self.publish_as("booking.appointment.cancelled", data, producer="booking", event_id=event_id)
 
     def scheduling_events(self, doctor_id: int) -> list[dict]:
         """Every scheduling event about ``doctor_id`` received so far, oldest first."""
-        while True:
-            method, _, body = self.channel.basic_get(self.queue, auto_ack=True)
-            if method is None:
-                break
-            self.received.append(json.loads(body))
-        return [e for e in self.received if e["data"]["doctor_id"] == doctor_id]
-
-    def close(self) -> None:
-        self.connection.close()
+        return [e for e in self.published() if e["data"]["doctor_id"] == doctor_id]
 
 
 def _appointment(timeslot: dict, reservation: uuid.UUID, patient_id: int) -> dict[str, Any]:
@@ -128,14 +98,15 @@ def messaging_client(make_client, amqp_url) -> Iterator[TestClient]:
 
 
 @pytest.fixture(scope="session")
-def broker(messaging_client, amqp_url, contracts_dir) -> Iterator[Broker]:
-    broker = Broker(amqp_url, contracts_dir)
+def broker(messaging_client, amqp_url) -> Iterator[Broker]:
+    broker = Broker(amqp_url)
+    broker.watch("scheduling.timeslot.*")
     yield broker
     broker.close()
 
 
 @pytest.fixture
-def consumed(db, eventually) -> Callable[[uuid.UUID], None]:
+def consumed(db, wait_until) -> Callable[[uuid.UUID], None]:
     """``consumed(event_id)`` waits until scheduling's consumer has processed that event."""
 
     def processed(event_id: uuid.UUID) -> bool:
@@ -143,7 +114,7 @@ def consumed(db, eventually) -> Callable[[uuid.UUID], None]:
             found = session.scalar(select(ProcessedEvent.event_id).where(ProcessedEvent.event_id == event_id))
         return found is not None
 
-    return lambda event_id: eventually(lambda: processed(event_id), what=f"event {event_id} to be consumed")
+    return lambda event_id: wait_until(lambda: processed(event_id), what=f"event {event_id} to be consumed")
 
 
 class Schedule:
@@ -157,6 +128,7 @@ class Schedule:
         from_booking: dict[str, str],
     ):
         self.client = client
+        self.internal = checked(client, "scheduling")  # booking's calls, checked against contracts/http
         self.when = when
         self.rfc3339 = rfc3339
         self.from_booking = from_booking  # booking's service token: holds and releases are its calls
@@ -170,14 +142,14 @@ class Schedule:
 
     def hold(self, timeslot: dict, patient: Caller, reservation: uuid.UUID) -> None:
         body = {"reservation_id": str(reservation), "patient_id": patient[0]}
-        response = self.client.post(
+        response = self.internal.post(
             f"/internal/timeslots/{timeslot['id']}/hold", json=body, headers=self.from_booking
         )
         assert response.status_code == 200
 
     def release(self, timeslot: dict, patient: Caller, reservation: uuid.UUID) -> None:
         body = {"reservation_id": str(reservation)}
-        response = self.client.post(
+        response = self.internal.post(
             f"/internal/timeslots/{timeslot['id']}/release", json=body, headers=self.from_booking
         )
         assert response.status_code == 204

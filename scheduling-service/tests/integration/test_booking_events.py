@@ -29,7 +29,7 @@ def test_a_redelivered_event_changes_nothing(broker, schedule, consumed, doctor,
 
 
 def test_a_cancellation_frees_the_timeslot_for_booking_again(
-    broker, schedule, consumed, doctor, patient, eventually
+    broker, schedule, consumed, doctor, patient, wait_until
 ):
     timeslot = schedule.publish(doctor, 75)
     reservation = uuid.uuid4()
@@ -37,7 +37,7 @@ def test_a_cancellation_frees_the_timeslot_for_booking_again(
     consumed(broker.booked(timeslot, reservation, patient[0]))
     assert not schedule.is_free(timeslot, patient)
     broker.cancelled(timeslot, reservation, patient[0])
-    eventually(lambda: schedule.is_free(timeslot, patient), what="the timeslot to be free again")
+    wait_until(lambda: schedule.is_free(timeslot, patient), what="the timeslot to be free again")
     schedule.hold(timeslot, patient, uuid.uuid4())
 
 

@@ -48,7 +48,7 @@ def test_the_migration_creates_exactly_the_models_tables(database_url):
 
 
 def test_the_migration_can_be_undone_and_redone(make_migrated_database):
-    url = make_migrated_database("scheduling_downgrade")
+    url = make_migrated_database(ALEMBIC_INI, "scheduling_downgrade")
     config = alembic_config(ALEMBIC_INI, url)
     command.downgrade(config, "base")
     engine = create_engine(config.get_main_option("sqlalchemy.url"))

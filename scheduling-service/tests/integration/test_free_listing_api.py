@@ -3,7 +3,7 @@
 import uuid
 from datetime import timedelta
 
-from scheduling.events import apply_user_state
+from scheduling.services.doctors import apply_user_state
 
 
 def publish(client, headers, start, end, rfc3339) -> dict:
@@ -44,10 +44,10 @@ def test_patients_see_a_doctors_free_timeslots_earliest_first(
     assert page["results"] == [earlier, later]
 
 
-def test_admins_see_them_too_and_doctors_may_not(client, doctor, new_id, auth, when, rfc3339):
+def test_admins_see_them_too_and_doctors_may_not(client, doctor, new_id, callers, when, rfc3339):
     doctor_id, headers = doctor
     publish(client, headers, when(51, 9), when(51, 10), rfc3339)
-    assert free(client, doctor_id, auth(new_id(), "admin")).json()["count"] == 1
+    assert free(client, doctor_id, callers("admin", new_id()).headers).json()["count"] == 1
     assert free(client, doctor_id, headers).status_code == 403
     assert free(client, doctor_id, {}).status_code == 401
 

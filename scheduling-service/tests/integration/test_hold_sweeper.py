@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
@@ -23,21 +22,30 @@ from sqlalchemy import select
 from chassis.auth import InvalidToken
 from chassis.db import Database
 from chassis.messaging.outbox import OutboxEvent
-from chassis.testkit import TokenMinter
+from chassis.testkit import ServerThread, TokenMinter
+from chassis.testkit.http_contracts import http_contract
 from chassis.timezones import utcnow
-from scheduling.booking_client import BookingClient
+from scheduling.adapters.booking_client import BookingClient
+from scheduling.cli import ALEMBIC_INI
 from scheduling.domain import HoldOutcome
-from scheduling.reservations import sweep_expired_holds
+from scheduling.services.reservations import sweep_expired_holds
 
 
 class BookingStandIn:
-    """``GET /internal/reservations/{id}``: the stored status, else booking's 404 problem."""
+    """``GET /internal/reservations/{id}``: the stored status, else booking's 404 problem; every
+    answer checked against ``contracts/http/booking.reservation.read.json``."""
 
     def __init__(self, minter: TokenMinter) -> None:
         self.statuses: dict[str, str] = {}
         self.asked: Counter[str] = Counter()
         verifier = minter.service_verifier("booking")
+        contract = http_contract("booking.reservation.read")
         app = FastAPI()
+
+        def answer(status: int, body: dict) -> JSONResponse:
+            contract.check_response(status, body)
+            media_type = "application/json" if status == 200 else "application/problem+json"
+            return JSONResponse(body, status_code=status, media_type=media_type)
 
         @app.get("/internal/reservations/{reservation_id}")
         def reservation(reservation_id: str, request: Request) -> JSONResponse:
@@ -47,42 +55,36 @@ class BookingStandIn:
             except InvalidToken:
                 caller = None
             if caller != "scheduling":
-                return JSONResponse({"status": 401}, status_code=401, media_type="application/problem+json")
+                return answer(401, {"status": 401, "code": "not_authenticated"})
             self.asked[reservation_id] += 1
             status = self.statuses.get(reservation_id)
             if status is None:
-                body = {
-                    "status": 404,
-                    "title": "Not Found",
-                    "detail": "none",
-                    "code": "reservation_not_found",
-                }
-                return JSONResponse(body, status_code=404, media_type="application/problem+json")
-            return JSONResponse({"reservation_id": reservation_id, "appointment_id": 1, "status": status})
+                return answer(
+                    404,
+                    {"status": 404, "title": "Not Found", "detail": "none", "code": "reservation_not_found"},
+                )
+            body = {
+                "reservation_id": reservation_id,
+                "appointment_id": 1,
+                "status": status,
+                "takes_timeslot": status != "cancelled",  # booking's rule, as its contract states it
+            }
+            return answer(200, body)
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.server = ServerThread(app)
+        self.url = self.server.url
 
 
 @pytest.fixture(scope="module")
-def booking(eventually, minter) -> Iterator[BookingStandIn]:
+def booking(minter) -> Iterator[BookingStandIn]:
     stand_in = BookingStandIn(minter)
-    stand_in.thread.start()
-    eventually(lambda: stand_in.server.started, what="the stand-in booking server")
-    yield stand_in
-    stand_in.server.should_exit = True
-    stand_in.thread.join(10)
+    with stand_in.server:
+        yield stand_in
 
 
 @pytest.fixture(scope="module")
 def sweeper_database_url(make_migrated_database) -> str:
-    return make_migrated_database("scheduling_sweeper")
+    return make_migrated_database(ALEMBIC_INI, "scheduling_sweeper")
 
 
 @pytest.fixture(scope="module")
@@ -99,14 +101,16 @@ def client(make_client, sweeper_database_url):
 
 
 @pytest.fixture
-def held(client, new_id, auth, when, rfc3339, from_booking):
+def held(client, new_id, callers, when, rfc3339, from_booking):
     """``held()`` → (timeslot, reservation id): a fresh timeslot held for a fresh reservation."""
 
     def make() -> tuple[dict, str]:
         doctor_id = new_id()
         start = when(90, 10)
         body = {"start_time": rfc3339(start), "end_time": rfc3339(start + timedelta(minutes=30))}
-        timeslot = client.post("/api/timeslots/", json=body, headers=auth(doctor_id, "doctor")).json()
+        timeslot = client.post(
+            "/api/timeslots/", json=body, headers=callers("doctor", doctor_id).headers
+        ).json()
         patient_id = new_id()
         reservation = str(uuid.uuid4())
         hold = {"reservation_id": reservation, "patient_id": patient_id}
@@ -117,8 +121,10 @@ def held(client, new_id, auth, when, rfc3339, from_booking):
     return make
 
 
-def is_available(client, auth, timeslot) -> bool:
-    response = client.get(f"/api/timeslots/{timeslot['id']}/", headers=auth(timeslot["doctor_id"], "doctor"))
+def is_available(client, callers, timeslot) -> bool:
+    response = client.get(
+        f"/api/timeslots/{timeslot['id']}/", headers=callers("doctor", timeslot["doctor_id"]).headers
+    )
     return response.json()["is_available"]
 
 
@@ -137,55 +143,59 @@ def sweep(minter):
     return run
 
 
-def test_an_expired_hold_without_an_appointment_is_freed(client, sweeper_db, booking, held, auth, sweep):
+def test_an_expired_hold_without_an_appointment_is_freed(client, sweeper_db, booking, held, callers, sweep):
     timeslot, _ = held()
     assert sweep(sweeper_db, booking.url)[timeslot["id"]] is HoldOutcome.FREE
-    assert is_available(client, auth, timeslot)
+    assert is_available(client, callers, timeslot)
 
 
 def test_an_expired_hold_whose_appointment_exists_becomes_booked(
-    client, sweeper_db, booking, held, auth, sweep
+    client, sweeper_db, booking, held, callers, sweep
 ):
     timeslot, reservation = held()
     booking.statuses[reservation] = "pending"
     assert sweep(sweeper_db, booking.url)[timeslot["id"]] is HoldOutcome.BOOK
-    assert not is_available(client, auth, timeslot)
+    assert not is_available(client, callers, timeslot)
     # Booked now: the sweeper has nothing more to ask about it.
     assert timeslot["id"] not in sweep(sweeper_db, booking.url)
 
 
 def test_an_expired_hold_whose_appointment_was_cancelled_is_freed(
-    client, sweeper_db, booking, held, auth, sweep
+    client, sweeper_db, booking, held, callers, sweep
 ):
     timeslot, reservation = held()
     booking.statuses[reservation] = "cancelled"
     sweep(sweeper_db, booking.url)
-    assert is_available(client, auth, timeslot)
+    assert is_available(client, callers, timeslot)
 
 
-def test_an_expired_hold_is_never_freed_while_booking_is_unreachable(client, sweeper_db, held, auth, sweep):
+def test_an_expired_hold_is_never_freed_while_booking_is_unreachable(
+    client, sweeper_db, held, callers, sweep
+):
     timeslot, _ = held()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     sweep(sweeper_db, f"http://127.0.0.1:{closed_port}")
-    assert not is_available(client, auth, timeslot)
+    assert not is_available(client, callers, timeslot)
 
 
-def test_a_404_that_is_not_bookings_answer_never_frees_a_hold(client, sweeper_db, booking, held, auth, sweep):
+def test_a_404_that_is_not_bookings_answer_never_frees_a_hold(
+    client, sweeper_db, booking, held, callers, sweep
+):
     timeslot, _ = held()
     # A wrong BOOKING_URL path: the server answers 404 for a route that does not exist.
     sweep(sweeper_db, booking.url + "/wrong-prefix")
-    assert not is_available(client, auth, timeslot)
+    assert not is_available(client, callers, timeslot)
     sweep(sweeper_db, booking.url)
-    assert is_available(client, auth, timeslot)
+    assert is_available(client, callers, timeslot)
 
 
-def test_a_hold_before_its_expiry_is_left_alone(client, sweeper_db, booking, held, auth, sweep):
+def test_a_hold_before_its_expiry_is_left_alone(client, sweeper_db, booking, held, callers, sweep):
     timeslot, reservation = held()
     assert timeslot["id"] not in sweep(sweeper_db, booking.url, minutes_later=0)
     assert booking.asked[reservation] == 0
-    assert not is_available(client, auth, timeslot)
+    assert not is_available(client, callers, timeslot)
 
 
 def test_two_sweepers_at_once_ask_about_each_hold_once(client, sweeper_db, booking, held, sweep):
@@ -208,7 +218,7 @@ def test_two_sweepers_at_once_ask_about_each_hold_once(client, sweeper_db, booki
 
 
 def test_the_running_service_frees_abandoned_holds_in_the_background(
-    make_client, sweeper_database_url, booking, new_id, auth, when, rfc3339, eventually, from_booking
+    make_client, sweeper_database_url, booking, new_id, callers, when, rfc3339, wait_until, from_booking
 ):
     settings = {
         "database_url": sweeper_database_url,
@@ -221,7 +231,9 @@ def test_the_running_service_frees_abandoned_holds_in_the_background(
         doctor_id, patient_id = new_id(), new_id()
         start = when(91, 10)
         body = {"start_time": rfc3339(start), "end_time": rfc3339(start + timedelta(minutes=30))}
-        timeslot = service.post("/api/timeslots/", json=body, headers=auth(doctor_id, "doctor")).json()
+        timeslot = service.post(
+            "/api/timeslots/", json=body, headers=callers("doctor", doctor_id).headers
+        ).json()
         hold = {"reservation_id": str(uuid.uuid4()), "patient_id": patient_id}
         assert (
             service.post(
@@ -229,8 +241,8 @@ def test_the_running_service_frees_abandoned_holds_in_the_background(
             ).status_code
             == 200
         )
-        assert not is_available(service, auth, timeslot)
-        eventually(lambda: is_available(service, auth, timeslot), what="the abandoned hold to be freed")
+        assert not is_available(service, callers, timeslot)
+        wait_until(lambda: is_available(service, callers, timeslot), what="the abandoned hold to be freed")
 
 
 def test_an_expired_hold_the_sweeper_frees_is_announced_as_released(sweeper_db, booking, held, sweep):

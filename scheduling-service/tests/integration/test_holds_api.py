@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from scheduling.events import apply_user_state
+from chassis.testkit.http_contracts import checked
 from scheduling.models import Timeslot
+from scheduling.services.doctors import apply_user_state
 
 
 @pytest.fixture
@@ -24,11 +25,13 @@ def timeslot(client, doctor, when, rfc3339) -> dict:
 
 def hold(client, timeslot_id, patient_id, headers, reservation_id=None):
     body = {"reservation_id": str(reservation_id or uuid.uuid4()), "patient_id": patient_id}
-    return client.post(f"/internal/timeslots/{timeslot_id}/hold", json=body, headers=headers)
+    return checked(client, "scheduling").post(
+        f"/internal/timeslots/{timeslot_id}/hold", json=body, headers=headers
+    )
 
 
 def release(client, timeslot_id, reservation_id, headers):
-    return client.post(
+    return checked(client, "scheduling").post(
         f"/internal/timeslots/{timeslot_id}/release",
         json={"reservation_id": str(reservation_id)},
         headers=headers,
@@ -39,7 +42,7 @@ def own(client, timeslot, headers) -> dict:
     return client.get(f"/api/timeslots/{timeslot['id']}/", headers=headers).json()
 
 
-def test_a_patient_holds_a_free_timeslot_for_a_while(client, timeslot, doctor, new_id, auth, from_booking):
+def test_a_patient_holds_a_free_timeslot_for_a_while(client, timeslot, doctor, new_id, callers, from_booking):
     patient_id = new_id()
     response = hold(client, timeslot["id"], patient_id, from_booking)
     assert response.status_code == 200
@@ -52,7 +55,7 @@ def test_a_patient_holds_a_free_timeslot_for_a_while(client, timeslot, doctor, n
     assert own(client, timeslot, doctor[1])["is_available"] is False
 
 
-def test_of_fifty_concurrent_holds_exactly_one_wins(client, timeslot, new_id, auth, from_booking):
+def test_of_fifty_concurrent_holds_exactly_one_wins(client, timeslot, new_id, callers, from_booking):
     patients = [new_id() for _ in range(50)]
     barrier = threading.Barrier(50)
 
@@ -66,7 +69,9 @@ def test_of_fifty_concurrent_holds_exactly_one_wins(client, timeslot, new_id, au
     assert sorted(statuses) == [200] + [409] * 49
 
 
-def test_holding_again_with_the_same_reservation_is_idempotent(client, timeslot, new_id, auth, from_booking):
+def test_holding_again_with_the_same_reservation_is_idempotent(
+    client, timeslot, new_id, callers, from_booking
+):
     patient_id = new_id()
     headers = from_booking
     reservation = uuid.uuid4()
@@ -77,7 +82,7 @@ def test_holding_again_with_the_same_reservation_is_idempotent(client, timeslot,
 
 
 def test_a_timeslot_held_by_another_reservation_is_not_available(
-    client, timeslot, new_id, auth, from_booking
+    client, timeslot, new_id, callers, from_booking
 ):
     first, second = new_id(), new_id()
     assert hold(client, timeslot["id"], first, from_booking).status_code == 200
@@ -86,7 +91,7 @@ def test_a_timeslot_held_by_another_reservation_is_not_available(
     assert response.json()["code"] == "timeslot_not_available"
 
 
-def test_a_doctor_cannot_book_their_own_timeslot(client, timeslot, doctor, auth, from_booking):
+def test_a_doctor_cannot_book_their_own_timeslot(client, timeslot, doctor, callers, from_booking):
     doctor_id, _ = doctor
     # A doctor who also holds a patient token (the same user id) is refused.
     response = hold(client, timeslot["id"], doctor_id, from_booking)
@@ -94,7 +99,7 @@ def test_a_doctor_cannot_book_their_own_timeslot(client, timeslot, doctor, auth,
     assert response.json()["code"] == "cannot_book_own_timeslot"
 
 
-def test_a_started_timeslot_cannot_be_held(client, db, timeslot, new_id, auth, from_booking):
+def test_a_started_timeslot_cannot_be_held(client, db, timeslot, new_id, callers, from_booking):
     with db.transaction() as session:
         session.execute(
             update(Timeslot)
@@ -111,7 +116,7 @@ def test_a_started_timeslot_cannot_be_held(client, db, timeslot, new_id, auth, f
 
 
 def test_an_unknown_timeslot_or_an_inactive_doctors_timeslot_is_404(
-    client, db, timeslot, doctor, new_id, auth, from_booking
+    client, db, timeslot, doctor, new_id, callers, from_booking
 ):
     patient_id = new_id()
     headers = from_booking
@@ -121,9 +126,9 @@ def test_an_unknown_timeslot_or_an_inactive_doctors_timeslot_is_404(
     assert hold(client, timeslot["id"], patient_id, headers).status_code == 404
 
 
-def test_only_bookings_service_token_holds_and_releases(client, timeslot, doctor, new_id, auth, minter):
+def test_only_bookings_service_token_holds_and_releases(client, timeslot, doctor, new_id, callers, minter):
     patient_id = new_id()
-    for headers in ({}, auth(patient_id, "patient"), auth(patient_id, "admin")):
+    for headers in ({}, callers("patient", patient_id).headers, callers("admin", patient_id).headers):
         assert hold(client, timeslot["id"], patient_id, headers).status_code == 401
         assert release(client, timeslot["id"], uuid.uuid4(), headers).status_code == 401
     # A service token of another service, or one meant for another audience.
@@ -149,7 +154,7 @@ def test_a_malformed_hold_is_422(client, timeslot, body, from_booking):
 
 
 def test_release_frees_only_the_matching_reservations_hold(
-    client, timeslot, doctor, new_id, auth, from_booking
+    client, timeslot, doctor, new_id, callers, from_booking
 ):
     patient_id = new_id()
     headers = from_booking
@@ -166,7 +171,7 @@ def test_release_frees_only_the_matching_reservations_hold(
     assert release(client, 999_999_999_999, reservation, headers).status_code == 204
 
 
-def test_a_held_timeslot_cannot_be_deleted(client, timeslot, doctor, new_id, auth, from_booking):
+def test_a_held_timeslot_cannot_be_deleted(client, timeslot, doctor, new_id, callers, from_booking):
     patient_id = new_id()
     assert hold(client, timeslot["id"], patient_id, from_booking).status_code == 200
     response = client.delete(f"/api/timeslots/{timeslot['id']}/", headers=doctor[1])
@@ -175,7 +180,7 @@ def test_a_held_timeslot_cannot_be_deleted(client, timeslot, doctor, new_id, aut
 
 
 def test_held_timeslots_are_listed_as_unavailable_to_their_doctor(
-    client, timeslot, doctor, new_id, auth, from_booking
+    client, timeslot, doctor, new_id, callers, from_booking
 ):
     patient_id = new_id()
     hold(client, timeslot["id"], patient_id, from_booking)

@@ -3,15 +3,15 @@
 import uuid
 
 
-def test_a_registered_doctor_is_listed_for_patients(broker, schedule, new_id, patient, eventually):
+def test_a_registered_doctor_is_listed_for_patients(broker, schedule, new_id, patient, wait_until):
     doctor_id = new_id()
     assert not schedule.doctor_listed(doctor_id, patient)
     broker.user_registered(doctor_id)
-    eventually(lambda: schedule.doctor_listed(doctor_id, patient), what="the doctor to be known")
+    wait_until(lambda: schedule.doctor_listed(doctor_id, patient), what="the doctor to be known")
 
 
 def test_a_deactivated_doctors_future_free_timeslots_are_removed_and_announced(
-    broker, schedule, doctor, patient, eventually
+    broker, schedule, doctor, patient, wait_until
 ):
     doctor_id, _ = doctor
     free_one = schedule.publish(doctor, 71)
@@ -19,8 +19,8 @@ def test_a_deactivated_doctors_future_free_timeslots_are_removed_and_announced(
     schedule.hold(held_one, patient, uuid.uuid4())
     broker.user_deactivated(doctor_id, revision=2)
 
-    eventually(lambda: not schedule.doctor_listed(doctor_id, patient), what="the doctor to be gone")
-    deleted = eventually(
+    wait_until(lambda: not schedule.doctor_listed(doctor_id, patient), what="the doctor to be gone")
+    deleted = wait_until(
         lambda: [
             e for e in broker.scheduling_events(doctor_id) if e["event_type"] == "scheduling.timeslot.deleted"
         ],

@@ -6,7 +6,7 @@ from chassis.messaging.contracts import validate_envelope
 
 
 def test_created_and_deleted_timeslots_are_published_as_their_contracts_say(
-    messaging_client, broker, doctor, when, rfc3339, eventually
+    messaging_client, broker, doctor, when, rfc3339, wait_until
 ):
     client = messaging_client
     doctor_id, headers = doctor
@@ -25,7 +25,7 @@ def test_created_and_deleted_timeslots_are_published_as_their_contracts_say(
     created = client.post("/api/timeslots/bulk/", json=pattern, headers=headers).json()["created"]
     assert client.delete(f"/api/timeslots/{single['id']}/", headers=headers).status_code == 204
 
-    events = eventually(
+    events = wait_until(
         lambda: (e := broker.scheduling_events(doctor_id)) and len(e) == 4 and e, what="4 events"
     )
     for envelope in events:
@@ -46,7 +46,7 @@ def test_created_and_deleted_timeslots_are_published_as_their_contracts_say(
 
 
 def test_nothing_is_published_for_a_refused_request(
-    messaging_client, broker, doctor, when, rfc3339, eventually
+    messaging_client, broker, doctor, when, rfc3339, wait_until
 ):
     client = messaging_client
     doctor_id, headers = doctor
@@ -60,7 +60,7 @@ def test_nothing_is_published_for_a_refused_request(
     assert create(9) == 409
     assert create(10) == 201
     # The relay publishes in commit order: once the last one arrived, a refused one would have too.
-    events = eventually(
+    events = wait_until(
         lambda: (e := broker.scheduling_events(doctor_id)) and len(e) >= 2 and e, what="2 events"
     )
     assert [e["data"]["start_time"] for e in events] == [rfc3339(when(71, 9)), rfc3339(when(71, 10))]

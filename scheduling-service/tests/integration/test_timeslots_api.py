@@ -116,9 +116,9 @@ def test_back_to_back_timeslots_are_allowed(client, doctor, when, rfc3339):
     assert create(client, headers, when(42, 8, 30), when(42, 9), rfc3339).status_code == 201
 
 
-def test_two_doctors_may_have_timeslots_at_the_same_time(client, new_id, auth, when, rfc3339):
+def test_two_doctors_may_have_timeslots_at_the_same_time(client, new_id, callers, when, rfc3339):
     for _ in range(2):
-        headers = auth(new_id(), "doctor")
+        headers = callers("doctor", new_id()).headers
         assert create(client, headers, when(43, 9), when(43, 10), rfc3339).status_code == 201
 
 
@@ -140,10 +140,10 @@ def test_of_twenty_concurrent_overlapping_creations_exactly_one_succeeds(client,
     assert listed["count"] == 1
 
 
-def test_another_doctors_timeslot_is_not_found(client, doctor, new_id, auth, when, rfc3339):
+def test_another_doctors_timeslot_is_not_found(client, doctor, new_id, callers, when, rfc3339):
     _, headers = doctor
     timeslot = create(client, headers, when(45, 9), when(45, 10), rfc3339).json()
-    other = auth(new_id(), "doctor")
+    other = callers("doctor", new_id()).headers
     assert client.get(f"/api/timeslots/{timeslot['id']}/", headers=other).status_code == 404
     assert client.delete(f"/api/timeslots/{timeslot['id']}/", headers=other).status_code == 404
     assert client.get(f"/api/timeslots/{timeslot['id']}/", headers=headers).status_code == 200
@@ -186,10 +186,10 @@ def test_the_own_listing_is_paginated_earliest_first(client, doctor, when, rfc33
     assert [t["start_time"] for t in one_day["results"]] == [rfc3339(when(48, 9))]
 
 
-def test_the_own_listing_shows_only_the_callers_timeslots(client, doctor, new_id, auth, when, rfc3339):
+def test_the_own_listing_shows_only_the_callers_timeslots(client, doctor, new_id, callers, when, rfc3339):
     _, headers = doctor
     create(client, headers, when(49, 9), when(49, 10), rfc3339)
-    other = auth(new_id(), "doctor")
+    other = callers("doctor", new_id()).headers
     create(client, other, when(49, 9), when(49, 10), rfc3339)
     assert client.get("/api/timeslots/", headers=headers).json()["count"] == 1
 
@@ -230,11 +230,11 @@ def test_bad_listing_filters_are_422(client, doctor, params):
         ("delete", "/api/timeslots/1/"),
     ],
 )
-def test_only_doctors_manage_timeslots(client, new_id, auth, method, path):
+def test_only_doctors_manage_timeslots(client, new_id, callers, method, path):
     assert client.request(method, path).status_code == 401
     assert client.request(method, path, headers={"Authorization": "Bearer not-a-token"}).status_code == 401
     for role in ("patient", "admin"):
-        response = client.request(method, path, headers=auth(new_id(), role))
+        response = client.request(method, path, headers=callers(role).headers)
         assert response.status_code == 403
         assert response.headers["content-type"] == PROBLEM
 

@@ -171,18 +171,17 @@ class TestIntervals:
 
 class TestExpiredHolds:
     def test_a_hold_whose_appointment_exists_becomes_booked(self):
-        assert decide_expired_hold(True, "pending") is HoldOutcome.BOOK
-        assert decide_expired_hold(True, "confirmed") is HoldOutcome.BOOK
+        assert decide_expired_hold(True, takes_timeslot=True) is HoldOutcome.BOOK
 
     def test_a_hold_without_an_appointment_is_freed(self):
         assert decide_expired_hold(False) is HoldOutcome.FREE
 
     def test_a_hold_whose_appointment_was_cancelled_is_freed(self):
-        assert decide_expired_hold(True, "cancelled") is HoldOutcome.FREE
+        assert decide_expired_hold(True, takes_timeslot=False) is HoldOutcome.FREE
 
     def test_a_hold_is_never_freed_when_booking_cannot_tell(self):
         assert decide_expired_hold(None) is HoldOutcome.WAIT
-        assert decide_expired_hold(True, "something-new") is HoldOutcome.WAIT
+        assert decide_expired_hold(True, takes_timeslot=None) is HoldOutcome.WAIT
 
 
 class TestHoldRefusals:

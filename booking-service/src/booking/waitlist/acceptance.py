@@ -11,8 +11,8 @@ import uuid
 
 from sqlalchemy import Connection, select, update
 
+from booking.adapters.scheduling_client import Hold, SchedulingClient
 from booking.errors import TimeslotNotAvailable
-from booking.scheduling_client import Hold, SchedulingClient
 from booking.waitlist.domain import EndReason, OfferState
 from booking.waitlist.models import WaitlistEntry, WaitlistOffer
 from chassis.db import Database

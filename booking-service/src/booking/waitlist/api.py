@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from booking.adapters.scheduling_client import SchedulingClient
 from booking.api import PatientOrAdmin, scheduling_client
-from booking.scheduling_client import SchedulingClient
 from booking.schemas import MAX_ID
 from booking.waitlist import services
 from booking.waitlist.schemas import EntryRead, WaitlistJoin

@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from booking.adapters.scheduling_client import SchedulingClient
 from booking.errors import (
     CannotBookOwnTimeslot,
     SchedulingUnavailable,
@@ -37,7 +38,6 @@ from booking.errors import (
     TimeslotStarted,
 )
 from booking.models import User
-from booking.scheduling_client import SchedulingClient
 from booking.waitlist import events
 from booking.waitlist.domain import OfferState, hold_seconds, offer_expiry
 from booking.waitlist.models import WaitlistEntry, WaitlistOffer, WaitlistOpening

@@ -11,8 +11,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from booking.adapters.scheduling_client import SchedulingClient
 from booking.models import User
-from booking.scheduling_client import SchedulingClient
 from booking.waitlist.domain import EndReason, OfferState, check_range
 from booking.waitlist.errors import AlreadyWaiting, DoctorNotFound, WaitlistEntryNotFound
 from booking.waitlist.models import ONE_ENTRY_PER_RANGE_INDEX, WaitlistEntry, WaitlistOffer

@@ -13,7 +13,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chassis.auth import TokenVerifier
 from chassis.db import Database
-from chassis.errors import DomainError, RequestGuard, UnexpectedErrors, install_problem_handlers
+from chassis.errors import DomainError, install_problem_handlers
+from chassis.guards import RequestGuard, UnexpectedErrors
 from chassis.health import Check, health_router
 from chassis.observability import RequestContextMiddleware
 from chassis.shutdown import drain_on_sigterm

@@ -1,16 +1,18 @@
 """A JSON client for a hot internal call: pooled keep-alive HTTP/1.1 on the standard library.
 
-Every booking calls scheduling's hold. Through httpx that call cost ~380 µs of CPU on this
-machine, and under load nearly a quarter of booking's CPU (request and response models,
-header normalisation, httpcore's pool and h11's state machine, all in Python); the same
-call on ``http.client`` costs ~100 µs (``bench/README.md``). ``JsonClient`` keeps idle
-connections for reuse, sends JSON, and tells the two failures apart that matter to a
-caller: the request never reached the server (``Unreachable``: nothing happened there),
+Every booking calls scheduling's hold. httpx (the project's default client) is the measured
+exception here: its request and response models, header normalisation, httpcore's pool and
+h11's state machine cost booking several times the CPU of this client for that one call
+(``python -m bench.http_client``; the numbers in bench/README.md, "The internal call's
+client"). It is the only client on ``http.client``; every other call uses httpx.
+
+``JsonClient`` keeps idle connections for reuse, sends JSON, and tells the two failures apart
+that matter to a caller: the request never reached the server (``Unreachable``: nothing happened there),
 or it was sent and no answer came (``NoAnswer``: it may have taken effect).
 
 A connection that sat idle may have been closed by the server just as it is reused; such a
 request is sent again once on a new connection, so the calls must be idempotent (the hold
-and the release are, by reservation id). Other calls keep httpx.
+and the release are, by reservation id).
 """
 
 from __future__ import annotations

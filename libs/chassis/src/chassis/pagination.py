@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
@@ -63,12 +62,6 @@ def known_total(params: PageParams, page_length: int) -> int | None:
     if page_length < params.limit and (page_length or params.offset == 0):
         return params.offset + page_length
     return None
-
-
-def total_count(params: PageParams, page_length: int, count: Callable[[], int]) -> int:
-    """``known_total``, or ``count()`` when the page cannot tell."""
-    known = known_total(params, page_length)
-    return count() if known is None else known
 
 
 def page_of(request: Request, params: PageParams, count: int, results: list[T]) -> dict:

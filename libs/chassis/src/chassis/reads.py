@@ -3,8 +3,8 @@
 Every list a client reads most (a patient's appointments, a doctor's free timeslots, the
 doctor search, the caller's own account) is one or two plain statements. Through the
 synchronous engine each cost a hop to a worker thread, a pool checkout with its checks and
-SQLAlchemy's execution machinery: about 310 µs of CPU per statement on this machine, where
-psycopg's async connection on the event loop itself needs about 80 (``bench/README.md``).
+SQLAlchemy's execution machinery, several times what psycopg's async connection on the event
+loop itself needs (``make bench``, rows 2 to 5; bench/README.md, change 9).
 
 ``FastReads`` keeps a small psycopg ``AsyncConnectionPool`` in autocommit (each statement its
 own snapshot, as inside a READ COMMITTED transaction) and runs prebuilt SQLAlchemy Core

@@ -14,8 +14,8 @@ from fastapi import FastAPI
 
 from chassis.app import Hook
 from chassis.db import Database
-from scheduling.booking_client import BookingClient
-from scheduling.reservations import sweep_expired_holds
+from scheduling.adapters.booking_client import BookingClient
+from scheduling.services.reservations import sweep_expired_holds
 
 log = logging.getLogger("scheduling.sweeper")
 

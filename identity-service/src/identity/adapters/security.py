@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from chassis.auth import ACCESS_TOKEN_TYPE
 from chassis.service_auth import SERVICE_TOKEN_TYPE
+from identity.adapters.keys import ALGORITHM, KeyRing
 from identity.config import Settings
-from identity.keys import ALGORITHM, KeyRing
 
 
 class Passwords:

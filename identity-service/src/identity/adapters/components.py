@@ -9,11 +9,12 @@ from fastapi import Depends, Request
 
 from chassis.db import Database
 from chassis.service_auth import client_secrets
+from identity.adapters.keys import KeyRing, load_key_ring
+from identity.adapters.security import Passwords, TokenIssuer
+from identity.adapters.throttle import LoginThrottle
+from identity.adapters.token_verifier import ActiveUserTokenVerifier
+from identity.adapters.user_statuses import UserStatuses
 from identity.config import Settings
-from identity.keys import KeyRing, load_key_ring
-from identity.security import Passwords, TokenIssuer
-from identity.throttle import LoginThrottle
-from identity.user_status import ActiveUserTokenVerifier, UserStatuses
 
 
 @dataclass(frozen=True, slots=True)

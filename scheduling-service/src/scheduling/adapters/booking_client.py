@@ -1,7 +1,8 @@
 """booking-service's internal reservation lookup, asked by the hold sweeper.
 
-``GET {BOOKING_URL}/internal/reservations/{id}``: 200 with the appointment's
-status, or 404 ``reservation_not_found`` when no appointment was stored. Each call
+``GET {BOOKING_URL}/internal/reservations/{id}`` (``contracts/http/booking.reservation.read.json``):
+200 with whether the appointment takes its timeslot (booking's judgement), or 404
+``reservation_not_found`` when no appointment was stored. Each call
 carries scheduling's service token (``chassis.service_auth``); booking answers only
 scheduling. Without a token (identity unreachable) the answer is "unknown": a hold is
 never freed on a guess.
@@ -15,7 +16,7 @@ import uuid
 import httpx
 
 from chassis.service_auth import ServiceCredentials, ServiceCredentialUnavailable
-from scheduling.reservations import ReservationAnswer
+from scheduling.services.reservations import ReservationAnswer
 
 log = logging.getLogger("scheduling.booking")
 
@@ -46,8 +47,8 @@ class BookingClient:
             log.warning("booking unreachable while asking about reservation %s: %s", reservation_id, exc)
             return UNKNOWN
         body = _json(response)
-        if response.status_code == 200 and isinstance(body.get("status"), str):
-            return ReservationAnswer(found=True, status=body["status"])
+        if response.status_code == 200 and isinstance(body.get("takes_timeslot"), bool):
+            return ReservationAnswer(found=True, takes_timeslot=body["takes_timeslot"])
         # Only booking's own "no such reservation" frees a hold: a 404 from a wrong
         # URL or a route that does not exist must never free it.
         if response.status_code == 404 and body.get("code") == "reservation_not_found":

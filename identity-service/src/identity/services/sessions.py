@@ -25,11 +25,7 @@ from sqlalchemy.orm import Session
 from chassis.db import Database
 from chassis.messaging import add_event
 from chassis.timezones import utcnow
-from identity.domain import normalise_email
-from identity.errors import AuthenticationFailed, InvalidCredentials, InvalidRefreshToken, RefreshTokenReused
-from identity.events import PRODUCER
-from identity.models import LoginSession, RefreshToken, User
-from identity.security import (
+from identity.adapters.security import (
     IssuedTokens,
     Passwords,
     TokenIssuer,
@@ -38,7 +34,11 @@ from identity.security import (
     refresh_token_digest,
     seal_successor,
 )
-from identity.throttle import LoginThrottle
+from identity.adapters.throttle import LoginThrottle
+from identity.domain import normalise_email
+from identity.errors import AuthenticationFailed, InvalidCredentials, InvalidRefreshToken, RefreshTokenReused
+from identity.events import PRODUCER
+from identity.models import LoginSession, RefreshToken, User
 
 log = logging.getLogger("identity.sessions")
 

@@ -17,8 +17,8 @@ from sqlalchemy import Interval, bindparam, delete, func, select, update
 
 from chassis.db import Database
 from chassis.messaging.retention import BATCH_SIZE, Task
+from identity.adapters.throttle import LoginThrottle
 from identity.models import LoginSession, RefreshToken
-from identity.throttle import LoginThrottle
 
 TOKENS = RefreshToken.__table__
 SESSIONS = LoginSession.__table__

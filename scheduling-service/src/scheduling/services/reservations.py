@@ -23,7 +23,7 @@ from chassis.reads import FastReads
 from chassis.timezones import utcnow
 from scheduling.domain import HoldOutcome, HoldTarget, TimeslotState, check_hold, decide_expired_hold
 from scheduling.models import CancelledReservation, Doctor, Timeslot
-from scheduling.releases import ReleaseReason, free_timeslot
+from scheduling.services.releases import ReleaseReason, free_timeslot
 
 log = logging.getLogger("scheduling.reservations")
 
@@ -212,10 +212,11 @@ def _set_booked(timeslot: Timeslot) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ReservationAnswer:
-    """booking's answer about a reservation: found (with its status), not found, or unknown (None)."""
+    """booking's answer about a reservation: found (and whether it takes its timeslot), not found,
+    or unknown (None)."""
 
     found: bool | None
-    status: str | None = None
+    takes_timeslot: bool | None = None
 
 
 ReservationLookup = Callable[[uuid.UUID], ReservationAnswer]
@@ -249,7 +250,7 @@ def sweep_expired_holds(
                 break
             reservation_id = timeslot.reservation_id
             answer = lookup(reservation_id)
-            outcome = decide_expired_hold(answer.found, answer.status)
+            outcome = decide_expired_hold(answer.found, answer.takes_timeslot)
             decided[timeslot.id] = outcome
             if outcome is HoldOutcome.BOOK:
                 _set_booked(timeslot)

@@ -14,19 +14,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-import psycopg
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
-from chassis.auth import InvalidToken, KeyLookup, Principal, TokenVerifier
 from chassis.reads import FastReads
 from chassis.timezones import utcnow
-from identity.models import USER_STATUS_CHANNEL, LoginSession, User
+from identity.models import LoginSession, User
 
 log = logging.getLogger("identity.user_status")
 
@@ -153,118 +150,3 @@ def _status(is_active: bool, role: str, ended_sessions: list | None) -> UserStat
     return UserStatus(
         is_active=is_active, role=role, ended_sessions=frozenset(str(sid) for sid in ended_sessions or ())
     )
-
-
-class UserStatusListener:
-    """A thread that LISTENs for user status changes and evicts them from ``UserStatuses``.
-
-    It reconnects with backoff when the connection drops; meanwhile the cache is not
-    trusted and lookups go to the database.
-    """
-
-    POLL_SECONDS = 0.25
-    PROBE_SECONDS = 15.0
-    MAX_BACKOFF_SECONDS = 10.0
-
-    def __init__(self, statuses: UserStatuses, database_url: str) -> None:
-        self.statuses = statuses
-        self.conninfo = make_url(database_url).set(drivername="postgresql").render_as_string(False)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="user-status-listener", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                self._listen()
-                backoff = 0.5
-            except (psycopg.Error, OSError) as exc:
-                log.warning("user status listener disconnected (%s); retrying in %.1f s", exc, backoff)
-            finally:
-                self.statuses.set_trusted(False)
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, self.MAX_BACKOFF_SECONDS)
-
-    def _listen(self) -> None:
-        with psycopg.connect(
-            self.conninfo,
-            autocommit=True,
-            connect_timeout=5,
-            application_name="identity-user-status-listener",
-            # Notice a silently dead peer within about a minute even without probes.
-            keepalives=1,
-            keepalives_idle=30,
-            keepalives_interval=10,
-            keepalives_count=3,
-        ) as connection:
-            connection.execute(f"LISTEN {USER_STATUS_CHANNEL}")
-            # Only now may the cache be used: from here on, every change reaches us.
-            self.statuses.set_trusted(True)
-            log.info("listening for user status changes")
-            probed_at = time.monotonic()
-            while not self._stop.is_set():
-                for notification in connection.notifies(timeout=self.POLL_SECONDS):
-                    self._evict(notification.payload)
-                if time.monotonic() - probed_at >= self.PROBE_SECONDS:
-                    connection.execute("SELECT 1")
-                    probed_at = time.monotonic()
-
-    def _evict(self, payload: str) -> None:
-        try:
-            self.statuses.forget(int(payload))
-        except ValueError:
-            log.warning("ignored a malformed user status notification %r", payload)
-            self.statuses.set_trusted(True)  # clears everything: the safe answer to the unknown
-
-
-@dataclass(frozen=True, slots=True)
-class SessionPrincipal(Principal):
-    """A ``Principal`` that also knows its session (the refresh-token family of its login)."""
-
-    session_id: uuid.UUID | None = None
-
-
-def _session_id(claims: dict) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(claims["sid"]))
-    except (KeyError, ValueError):
-        return None
-
-
-class ActiveUserTokenVerifier(TokenVerifier):
-    """A ``TokenVerifier`` judging tokens on identity's current state: it also refuses tokens of
-    deactivated or deleted users, of ended sessions, and those naming a role the user no
-    longer has (a role change applies at once; the user logs in or refreshes for a new token).
-    """
-
-    def __init__(self, keys: KeyLookup, *, issuer: str, audience: str, statuses: UserStatuses) -> None:
-        super().__init__(keys, issuer=issuer, audience=audience)
-        self.statuses = statuses
-
-    def principal(self, token: str) -> SessionPrincipal:
-        claims = self.claims(token)
-        return self._principal(claims, self.statuses.lookup(int(claims["sub"])))
-
-    async def principal_async(self, token: str) -> SessionPrincipal:
-        """The gateway's check of every request: answered in place from memory when the user's
-        status is cached (the signature check is CPU work), from the database on the event loop
-        otherwise."""
-        claims = self.claims(token)  # identity's own key ring: never any I/O
-        return self._principal(claims, await self.statuses.lookup_async(int(claims["sub"])))
-
-    @staticmethod
-    def _principal(claims: dict, status: UserStatus | None) -> SessionPrincipal:
-        if status is None or not status.is_active:
-            raise InvalidToken("the account is deactivated or no longer exists")
-        if claims["role"] != status.role:
-            raise InvalidToken("the account's role has changed; log in again")
-        if claims.get("sid") in status.ended_sessions:
-            raise InvalidToken("the session has ended")
-        return SessionPrincipal(id=int(claims["sub"]), role=status.role, session_id=_session_id(claims))

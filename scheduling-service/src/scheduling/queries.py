@@ -1,4 +1,5 @@
-"""Use cases of doctors' schedules and patients' free-timeslot listing; one transaction each."""
+"""scheduling-service reads: a doctor's own timeslots, the patients' free listing (a hot read, on
+``FastReads``: ``make bench`` row 4) and whether a doctor may manage timeslots."""
 
 from __future__ import annotations
 
@@ -9,142 +10,27 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, bindparam, exists, func, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from chassis.db import Database
 from chassis.pagination import PageParams, known_total
 from chassis.reads import FastReads
-from chassis.timezones import as_aware, day_bounds, utcnow
-from scheduling import events
-from scheduling.domain import (
-    Interval,
-    TimeslotState,
-    WorkingPattern,
-    check_new_timeslot,
-    expand_pattern,
-    overlapping,
-    past_intervals,
-)
-from scheduling.errors import (
-    DoctorInactive,
-    DoctorNotFound,
-    EmptyPattern,
-    InvalidFilter,
-    TimeslotInPast,
-    TimeslotNotFound,
-    TimeslotOverlap,
-    TimeslotReserved,
-)
-from scheduling.models import NO_OVERLAP_CONSTRAINT, Doctor, Timeslot
-
-OVERLAP = "This overlaps another of your timeslots."
+from chassis.timezones import day_bounds, utcnow
+from scheduling.domain import TimeslotState
+from scheduling.errors import DoctorInactive, DoctorNotFound, InvalidFilter, TimeslotNotFound
+from scheduling.models import Doctor, Timeslot
 
 
-def _is_overlap(exc: IntegrityError) -> bool:
-    orig = exc.orig
-    return getattr(orig, "sqlstate", None) == "23P01" or (
-        getattr(getattr(orig, "diag", None), "constraint_name", None) == NO_OVERLAP_CONSTRAINT
-    )
-
-
-def _check_doctor_may_schedule(session: Session, doctor_id: int, *, register: bool) -> None:
+def check_doctor_may_schedule(session: Session, doctor_id: int) -> None:
     """Raise ``DoctorInactive`` unless the caller (a verified doctor token) may manage timeslots.
 
-    A doctor identity has not told us about yet is trusted from the token and,
-    with ``register``, recorded as an active doctor at revision 0 (any identity
-    event supersedes it). The row is share-locked so that a concurrent
-    deactivation waits for this transaction and then sees its new timeslots.
+    The row is share-locked so that a concurrent deactivation waits for this transaction and
+    then sees its new timeslots. A doctor identity has not told us about yet is trusted from
+    the token (``services.doctors.record_doctor_from_token`` records one that creates timeslots).
     """
-    if register:
-        session.execute(
-            insert(Doctor)
-            .values(id=doctor_id, is_doctor=True, is_active=True, revision=0)
-            .on_conflict_do_nothing(index_elements=[Doctor.id])
-        )
     doctor = session.scalars(select(Doctor).where(Doctor.id == doctor_id).with_for_update(read=True)).first()
     if doctor is not None and not (doctor.is_doctor and doctor.is_active):
         raise DoctorInactive("Your doctor account is not active; you cannot manage timeslots.")
-
-
-def create_timeslot(
-    db: Database, doctor_id: int, start_time: datetime, end_time: datetime, *, tz: ZoneInfo
-) -> Timeslot:
-    """A new available timeslot; naive datetimes are read in the clinic time zone ``tz``."""
-    interval = Interval(as_aware(start_time, tz), as_aware(end_time, tz))
-    check_new_timeslot(interval, utcnow())
-    try:
-        with db.transaction() as session:
-            _check_doctor_may_schedule(session, doctor_id, register=True)
-            timeslot = Timeslot(doctor_id=doctor_id, start_time=interval.start, end_time=interval.end)
-            session.add(timeslot)
-            session.flush()
-            events.publish_timeslot_created(session, timeslot)
-    except IntegrityError as exc:
-        if _is_overlap(exc):
-            raise TimeslotOverlap(OVERLAP) from exc
-        raise
-    return timeslot
-
-
-def create_timeslots_bulk(
-    db: Database, doctor_id: int, pattern: WorkingPattern, *, tz: ZoneInfo
-) -> list[Timeslot]:
-    """All the timeslots of a working pattern, or none (422/409 listing the offending times)."""
-    intervals = expand_pattern(pattern, tz)
-    if not intervals:
-        raise EmptyPattern(
-            "This pattern makes no timeslot: check the dates, weekdays and working hours.",
-            errors=[{"field": "weekdays", "message": "no day of the range matches"}],
-        )
-    past = past_intervals(intervals, utcnow())
-    if past:
-        raise TimeslotInPast(
-            f"{len(past)} timeslots of this pattern do not start in the future; nothing was created.",
-            errors=[{"field": "date_from", "message": "timeslots must start in the future"}],
-            past=[interval.as_json() for interval in past],
-        )
-    try:
-        with db.transaction() as session:
-            _check_doctor_may_schedule(session, doctor_id, register=True)
-            conflicts = overlapping(intervals, _existing_intervals(session, doctor_id, intervals))
-            if conflicts:
-                raise _overlaps(conflicts)
-            created = session.scalars(
-                insert(Timeslot).returning(Timeslot, sort_by_parameter_order=True),
-                [{"doctor_id": doctor_id, "start_time": i.start, "end_time": i.end} for i in intervals],
-            ).all()
-            for timeslot in created:
-                events.publish_timeslot_created(session, timeslot)
-    except IntegrityError as exc:
-        if not _is_overlap(exc):
-            raise
-        # A concurrent request took some of these times after our check: report them now.
-        with db.transaction() as session:
-            conflicts = overlapping(intervals, _existing_intervals(session, doctor_id, intervals))
-        raise _overlaps(conflicts) from exc
-    return list(created)
-
-
-def _overlaps(conflicts: list[Interval]) -> TimeslotOverlap:
-    return TimeslotOverlap(
-        f"{len(conflicts)} timeslots of this pattern overlap your existing timeslots; nothing was created.",
-        conflicts=[interval.as_json() for interval in conflicts],
-    )
-
-
-def _existing_intervals(session: Session, doctor_id: int, intervals: list[Interval]) -> list[Interval]:
-    rows = session.execute(
-        select(Timeslot.start_time, Timeslot.end_time)
-        .where(
-            Timeslot.doctor_id == doctor_id,
-            Timeslot.start_time < intervals[-1].end,
-            Timeslot.end_time > intervals[0].start,
-        )
-        .order_by(Timeslot.start_time)
-    ).all()
-    return [Interval(start, end) for start, end in rows]
 
 
 def own_timeslots_query(
@@ -261,35 +147,18 @@ def list_own_timeslots(
 ) -> tuple[int, list[Timeslot]]:
     """One page of a doctor's own timeslots and how many there are in all."""
     with db.transaction() as session:
-        _check_doctor_may_schedule(session, doctor_id, register=False)
+        check_doctor_may_schedule(session, doctor_id)
         return _page(session, own_timeslots_query(doctor_id, tz=tz, day=day, is_available=is_available), page)
 
 
 def get_own_timeslot(db: Database, doctor_id: int, timeslot_id: int) -> Timeslot:
     """One of the doctor's own timeslots; another doctor's is reported as missing."""
     with db.transaction() as session:
-        _check_doctor_may_schedule(session, doctor_id, register=False)
+        check_doctor_may_schedule(session, doctor_id)
         timeslot = session.get(Timeslot, timeslot_id)
         if timeslot is None or timeslot.doctor_id != doctor_id:
             raise TimeslotNotFound("You have no such timeslot.")
         return timeslot
-
-
-def delete_own_timeslot(db: Database, doctor_id: int, timeslot_id: int) -> None:
-    """Delete one of the doctor's own timeslots while it is available (row-locked, so no hold slips in)."""
-    with db.transaction() as session:
-        _check_doctor_may_schedule(session, doctor_id, register=False)
-        timeslot = session.scalars(
-            select(Timeslot)
-            .where(Timeslot.id == timeslot_id, Timeslot.doctor_id == doctor_id)
-            .with_for_update()
-        ).first()
-        if timeslot is None:
-            raise TimeslotNotFound("You have no such timeslot.")
-        if timeslot.state != TimeslotState.AVAILABLE:
-            raise TimeslotReserved(f"This timeslot is {timeslot.state} by a patient; it cannot be deleted.")
-        session.delete(timeslot)
-        events.publish_timeslot_deleted(session, timeslot, reason=events.DELETED_BY_DOCTOR)
 
 
 async def list_free_timeslots(

@@ -1,4 +1,4 @@
-"""Helpers for services' own tests: mint access tokens that ``TokenVerifier`` accepts.
+"""Tokens of a test run: access and service tokens that the app under test accepts.
 
 A service's tests run it without identity-service; they sign tokens with a
 throw-away Ed25519 key and give the app a verifier over that key::

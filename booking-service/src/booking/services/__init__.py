@@ -1,0 +1,14 @@
+"""booking-service write use cases: booking (the fenced fast path), status changes and
+cancellations, and the read model of users."""
+
+from booking.services.booking import book_appointment
+from booking.services.status import cancel_appointment, change_status
+from booking.services.users import cancel_appointments_of_deactivated_user, remember_user
+
+__all__ = [
+    "book_appointment",
+    "cancel_appointment",
+    "cancel_appointments_of_deactivated_user",
+    "change_status",
+    "remember_user",
+]

@@ -1,0 +1,172 @@
+"""Booking a timeslot: the busiest write of the system, and its one fenced fast path.
+
+Booking follows docs/booking-protocol.md: hold the timeslot at scheduling (its owner), then
+store the appointment and its ``booked`` event in one transaction; if that fails, release the
+hold at once. Its statements are prebuilt Core on one connection (``db.engine.begin()``)
+instead of the ORM session: ``make bench`` row 6 (``POST /api/appointments/``) justifies it.
+Every other write goes through the ORM session.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+
+from booking import events
+from booking.adapters.scheduling_client import SchedulingClient
+from booking.domain import (
+    AppointmentStatus,
+    patient_booking,
+)
+from booking.errors import AccountDeactivated, TimeslotNotAvailable, TimeslotNotFound
+from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment, User
+from booking.queries import AppointmentView
+from booking.waitlist import acceptance
+from chassis.auth import Principal
+from chassis.db import Database
+
+
+def book_appointment(
+    db: Database,
+    scheduling: SchedulingClient,
+    *,
+    caller: Principal,
+    timeslot_id: int,
+    reason: str | None,
+) -> AppointmentView:
+    """Book ``timeslot_id`` for ``caller`` (a patient books for themselves: ``domain.patient_booking``):
+    a pending appointment that really holds the timeslot.
+
+    The busiest write of the system, so plain prebuilt Core statements on one connection,
+    four round trips after the hold: lock both users (their names come back with the lock),
+    insert the appointment, insert its event together with the relay's wake-up, commit.
+    """
+    patient_id = patient_booking(caller.role, caller.id)
+    # The patient's own waitlist offer of this timeslot is held for them: booking converts it.
+    hold, reservation_id, offered = acceptance.hold_for_booking(
+        db, scheduling, patient_id=patient_id, timeslot_id=timeslot_id
+    )
+    try:
+        with db.engine.begin() as connection:
+            if offered:
+                acceptance.accept_offer(connection, reservation_id)
+            names = _lock_users(connection, patient_id=patient_id, doctor_id=hold.doctor_id)
+            stored = connection.execute(
+                _INSERT_APPOINTMENT,
+                {
+                    "reservation_id": reservation_id,
+                    "timeslot_id": hold.timeslot_id,
+                    "doctor_id": hold.doctor_id,
+                    "patient_id": patient_id,
+                    "start_time": hold.start_time,
+                    "end_time": hold.end_time,
+                    "status": AppointmentStatus.PENDING.value,
+                    "reason": reason or "",
+                },
+            ).one()
+            booked = AppointmentView(
+                id=stored.id,
+                timeslot_id=hold.timeslot_id,
+                doctor_id=hold.doctor_id,
+                patient_id=patient_id,
+                doctor_name=names.get(hold.doctor_id) or "",
+                patient_name=names.get(patient_id) or "",
+                start_time=hold.start_time,
+                end_time=hold.end_time,
+                status=AppointmentStatus.PENDING.value,
+                reason=reason or "",
+                cancellation_reason=None,
+                created_at=stored.created_at,
+                updated_at=stored.updated_at,
+            )
+            events.publish_booked(connection, booked, reservation_id)
+    except BaseException as exc:
+        # The appointment was not stored, so nothing may stay held: free the timeslot now, not at
+        # expiry. A standing offer keeps its hold (the patient may try again until it expires).
+        if not offered or not acceptance.offer_is_open(db, reservation_id):
+            scheduling.release(timeslot_id, reservation_id=reservation_id)
+        if isinstance(exc, IntegrityError) and _violates(exc, ACTIVE_TIMESLOT_INDEX):
+            raise TimeslotNotAvailable("This timeslot already has an active appointment.") from exc
+        raise
+    return booked
+
+
+_APPOINTMENTS = Appointment.__table__
+_USERS = User.__table__
+_INSERT_APPOINTMENT = (
+    insert(_APPOINTMENTS)
+    .values(
+        **{
+            name: bindparam(name)
+            for name in (
+                "reservation_id",
+                "timeslot_id",
+                "doctor_id",
+                "patient_id",
+                "start_time",
+                "end_time",
+                "status",
+                "reason",
+            )
+        }  # fmt: skip
+    )
+    .returning(_APPOINTMENTS.c.id, _APPOINTMENTS.c.created_at, _APPOINTMENTS.c.updated_at)
+)
+_LOCK_USERS = (
+    select(_USERS.c.id, _USERS.c.is_active, _USERS.c.full_name)
+    .where(_USERS.c.id.in_([bindparam("patient_id"), bindparam("doctor_id")]))
+    .order_by(_USERS.c.id)
+    .with_for_update(read=True)
+)
+_USER_PLACEHOLDERS = (
+    pg_insert(_USERS)
+    .values(
+        [
+            {
+                "id": bindparam("patient_id"),
+                "full_name": "",
+                "role": "patient",
+                "is_active": True,
+                "revision": 0,
+            },
+            {
+                "id": bindparam("doctor_id"),
+                "full_name": "",
+                "role": "doctor",
+                "is_active": True,
+                "revision": 0,
+            },
+        ]
+    )
+    .on_conflict_do_nothing(index_elements=[_USERS.c.id])
+)
+
+
+def _lock_users(connection: Connection, *, patient_id: int, doctor_id: int) -> dict[int, str]:
+    """Refuse a booking whose patient or doctor booking already knows to be deactivated.
+
+    Returns both users' names (empty when not known yet). FOR SHARE on both users' rows
+    serialises this booking with a deactivation being applied (which locks the row FOR
+    UPDATE): either the deactivation sees this appointment and cancels it, or this booking
+    sees the deactivation and stops. A user booking has not heard of yet gets a placeholder
+    row first (revision 0, so any identity event wins over it), or there would be no row to
+    lock and the two could still cross. The doctor matters as much as the patient:
+    scheduling may not have heard of the doctor's deactivation yet when it grants the hold.
+    """
+    ids = {"patient_id": patient_id, "doctor_id": doctor_id}
+    rows = connection.execute(_LOCK_USERS, ids).all()
+    if len(rows) < len({patient_id, doctor_id}):
+        connection.execute(_USER_PLACEHOLDERS, ids)
+        rows = connection.execute(_LOCK_USERS, ids).all()
+    active = {row.id: row.is_active for row in rows}
+    if active.get(patient_id) is False:
+        raise AccountDeactivated("This account has been deactivated.")
+    if active.get(doctor_id) is False:
+        raise TimeslotNotFound("There is no such timeslot: its doctor is no longer available.")
+    return {row.id: row.full_name for row in rows}
+
+
+def _violates(exc: IntegrityError, constraint: str) -> bool:
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None) == constraint
