@@ -15,7 +15,7 @@ def released(broker, doctor_id: int) -> list[dict]:
 
 
 def test_a_released_hold_and_a_cancelled_appointment_are_announced(
-    broker, schedule, consumed, doctor, patient, eventually
+    broker, schedule, consumed, doctor, patient, wait_until
 ):
     held, booked = schedule.publish(doctor, 81), schedule.publish(doctor, 82)
     held_by, booked_by = uuid.uuid4(), uuid.uuid4()
@@ -26,7 +26,7 @@ def test_a_released_hold_and_a_cancelled_appointment_are_announced(
     consumed(broker.booked(booked, booked_by, patient[0]))
     consumed(broker.cancelled(booked, booked_by, patient[0]))
 
-    events = eventually(lambda: (e := released(broker, doctor[0])) and len(e) >= 2 and e, what="2 released")
+    events = wait_until(lambda: (e := released(broker, doctor[0])) and len(e) >= 2 and e, what="2 released")
     for envelope in events:
         validate_envelope(envelope, broker.contracts_dir)
     assert [(e["data"]["timeslot_id"], e["data"]["reservation_id"], e["data"]["reason"]) for e in events] == [
