@@ -7,7 +7,6 @@ restarts (every step starts from rows in the database).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,6 +15,7 @@ from fastapi import FastAPI
 from booking.waitlist.offers import expire_offers, offer_openings
 from chassis.app import Hook
 from chassis.db import Database
+from chassis.periodic import running_every
 
 log = logging.getLogger("booking.waitlist.worker")
 
@@ -26,23 +26,12 @@ def waitlist_worker_hook(db: Database, *, offer_minutes: float, interval: float)
     @contextmanager
     def hook(app: FastAPI) -> Iterator[None]:
         scheduling = app.state.scheduling
-        stop = threading.Event()
 
-        def run() -> None:
-            while not stop.is_set():
-                try:
-                    expire_offers(db, scheduling)
-                    offer_openings(db, scheduling, offer_minutes=offer_minutes)
-                except Exception:  # a bad pass (database down ...) must not end the worker
-                    log.exception("waitlist pass failed; retrying in %ss", interval)
-                stop.wait(interval)
+        def one_pass() -> None:
+            expire_offers(db, scheduling)
+            offer_openings(db, scheduling, offer_minutes=offer_minutes)
 
-        thread = threading.Thread(target=run, name="booking-waitlist-worker", daemon=True)
-        thread.start()
-        try:
+        with running_every(interval, one_pass, name="booking-waitlist-worker", log=log):
             yield
-        finally:
-            stop.set()
-            thread.join(timeout=30)
 
     return hook
