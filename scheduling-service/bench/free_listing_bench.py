@@ -160,12 +160,16 @@ def main() -> None:
         timed("own listing (doctor), ?is_available=true", args.runs, own(is_available=True))
 
         doctor = random.choice(doctors)
-        explain(db, "free listing page", queries.free_timeslots_query(doctor, tz=tz, now=utcnow()))
-        start, _ = day_bounds(tomorrow, tz)
+        listed = {"doctor_id": doctor, "offset": 0, "limit": 20}
+        page_of = queries.free_page(day=False, since=False, until=False)
+        explain(db, "free listing page", page_of.params(now=utcnow(), **listed))
+        start, end = day_bounds(tomorrow, tz)
         explain(
             db,
             "free listing page, ?date=",
-            queries.free_timeslots_query(doctor, tz=tz, now=start, day=tomorrow),
+            queries.free_page(day=True, since=False, until=False).params(
+                now=start, day_start=start, day_end=end, **listed
+            ),
         )
         explain(db, "own listing page", queries.own_timeslots_query(doctor, tz=tz))
     finally:

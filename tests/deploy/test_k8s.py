@@ -458,10 +458,8 @@ def test_the_pods_wait_for_the_migrations_of_their_image(service):
 
 
 def consuming_services() -> list[str]:
-    """The services whose `<name> migrate` declares queues (their CLI lists consumed events)."""
-    return [
-        s for s in SERVICES if "consumed_event_types=" in (ROOT / f"{s}-service/src/{s}/cli.py").read_text()
-    ]
+    """The services whose `<name> migrate` declares queues (their events module names what they consume)."""
+    return [s for s in SERVICES if "\nCONSUMED" in (ROOT / f"{s}-service/src/{s}/events.py").read_text()]
 
 
 def test_identity_waits_for_every_consumer_queue_before_it_publishes():

@@ -22,7 +22,7 @@ from types import FrameType
 
 import pytest
 
-from chassis.testing import RabbitVhosts
+from chassis.testkit import RabbitVhosts
 
 from .api import User, new_user
 from .stack import ROOT, Credentials, Stack, StackFactory, live_groups

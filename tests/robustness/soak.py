@@ -59,7 +59,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from chassis.settings import normalise_database_url
-from chassis.testing import DatabaseFactory, RabbitVhosts, TcpProxy
+from chassis.testkit import DatabaseFactory, RabbitVhosts, TcpProxy
 
 from ..e2e.stack import Stack, StackError
 from . import soak_waitlist

@@ -4,28 +4,12 @@ import sys
 from pathlib import Path
 
 from booking.config import Settings
-from chassis.cli import service_main
+from chassis.cli import consuming_service_cli
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one command; returns the process exit status."""
-    return service_main(
-        "booking",
-        argv,
-        description=__doc__,
-        alembic_ini=ALEMBIC_INI,
-        settings=Settings,
-        consumed_event_types=_consumed_event_types,
-    )
-
-
-def _consumed_event_types() -> list[str]:
-    from booking.events import CONSUMED  # the app's handlers, imported only when migrating
-
-    return list(CONSUMED)
-
+main = consuming_service_cli("booking", Settings, ALEMBIC_INI, description=__doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

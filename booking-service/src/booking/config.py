@@ -2,27 +2,12 @@
 
 from pydantic import Field, SecretStr, model_validator
 
-from chassis.settings import (
-    AuthSettings,
-    BaseServiceSettings,
-    BrokerSettings,
-    admin_database_url_field,
-    amqp_url_field,
-    database_url_field,
-    migration_database_url_field,
-    read_secret_file,
-)
+from chassis.service_settings import service_settings
+from chassis.settings import read_secret_file
 
 
-class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
+class Settings(service_settings("booking")):
     """Everything booking-service reads from its environment (or ``.env``)."""
-
-    # Least privilege: the service runs as its own role and broker user; migrations run as
-    # the schema's owner; ``booking provision`` creates both with the admin URLs.
-    database_url: str = database_url_field("booking")
-    migration_database_url: str | None = migration_database_url_field("booking")
-    admin_database_url: str = admin_database_url_field("booking")
-    amqp_url: str = amqp_url_field("booking")
 
     # scheduling-service owns timeslots; booking holds and releases them there.
     scheduling_url: str = Field(default="http://127.0.0.1:8003", validation_alias="SCHEDULING_URL")

@@ -1,7 +1,8 @@
 """booking-service domain errors and their HTTP statuses.
 
 Each error has a stable ``code`` clients may rely on; ``STATUS_OF`` is the one
-place that decides which HTTP status it becomes.
+place that decides which HTTP status it becomes, but for ``TimeslotRefused``, which relays
+scheduling's own status and code (scheduling's errors are not declared twice).
 """
 
 from chassis.errors import DomainError
@@ -25,34 +26,22 @@ class ReservationNotFound(DomainError):
     code = "reservation_not_found"
 
 
-class TimeslotNotFound(DomainError):
-    """scheduling-service knows no such timeslot (or its doctor is inactive)."""
-
-    code = "timeslot_not_found"
-
-
-class TimeslotNotAvailable(DomainError):
-    """The timeslot is held or booked by someone else."""
-
-    code = "timeslot_not_available"
-
-
-class CannotBookOwnTimeslot(DomainError):
-    """A doctor tried to book an appointment with themselves."""
-
-    code = "cannot_book_own_timeslot"
-
-
-class TimeslotStarted(DomainError):
-    """The timeslot has started or lies in the past."""
-
-    code = "timeslot_started"
-
-
 class BookingNotAllowed(DomainError):
     """Someone other than a patient tried to book."""
 
     code = "forbidden"
+
+
+class TimeslotRefused(DomainError):
+    """The timeslot cannot be booked: scheduling refused the hold (its status and code relayed, as
+    ``contracts/http/scheduling.timeslot.hold.json`` lists them: 404 ``timeslot_not_found``, 409
+    ``timeslot_not_available`` or ``cannot_book_own_timeslot``, 422 ``timeslot_started``), or
+    booking itself found the same (a doctor known to be deactivated, a timeslot already taken)."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
 
 
 class SchedulingUnavailable(DomainError):
@@ -83,10 +72,6 @@ STATUS_OF: dict[type[DomainError], int] = {
     AccountDeactivated: 401,
     AppointmentNotFound: 404,
     ReservationNotFound: 404,
-    TimeslotNotFound: 404,
-    TimeslotNotAvailable: 409,
-    CannotBookOwnTimeslot: 409,
-    TimeslotStarted: 422,
     SchedulingUnavailable: 503,
     BookingNotAllowed: 403,
     IllegalStatusChange: 409,

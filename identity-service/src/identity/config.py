@@ -4,26 +4,11 @@ import os
 
 from pydantic import Field, SecretStr, field_validator
 
-from chassis.settings import (
-    AuthSettings,
-    BaseServiceSettings,
-    BrokerSettings,
-    admin_database_url_field,
-    amqp_url_field,
-    database_url_field,
-    migration_database_url_field,
-)
+from chassis.service_settings import service_settings
 
 
-class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
+class Settings(service_settings("identity")):
     """Everything identity-service reads from its environment (or ``.env``)."""
-
-    # Least privilege: the service runs as its own role and broker user; migrations run as
-    # the schema's owner; ``identity provision`` creates both with the admin URLs.
-    database_url: str = database_url_field("identity")
-    migration_database_url: str | None = migration_database_url_field("identity")
-    admin_database_url: str = admin_database_url_field("identity")
-    amqp_url: str = amqp_url_field("identity")
 
     # Signing keys. With neither variable set an ephemeral key is generated: fine for one
     # process, wrong for replicas (each would sign with its own key).

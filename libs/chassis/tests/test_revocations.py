@@ -148,7 +148,7 @@ def test_a_revocation_committed_after_a_newer_one_was_read_is_still_found(db):
 
 
 def test_the_poller_thread_picks_up_new_revocations_and_purges_old_ones(db):
-    from chassis.testing import wait_until
+    from chassis.testkit import wait_until
 
     old = datetime.now(UTC) - timedelta(days=2)
     with db.transaction() as session:

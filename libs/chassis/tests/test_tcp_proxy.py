@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from chassis.testing import TcpProxy
+from chassis.testkit import TcpProxy
 
 
 @pytest.fixture

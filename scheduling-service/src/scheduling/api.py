@@ -230,14 +230,14 @@ async def hold_timeslot(
     timeslot_id: TimeslotId,
     body: HoldRequest,
     _caller: FromBooking,
-    statements: AppReads,
+    reads: AppReads,
     db: AppDb,
     settings: AppSettings,
 ) -> HoldRead:
     """Hold a timeslot for booking's reservation of ``body.patient_id`` (booking checked the patient)."""
     # Every booking comes through here: one statement on the event loop.
     timeslot = await reservations.hold_timeslot(
-        statements,
+        reads,
         db,
         timeslot_id,
         reservation_id=body.reservation_id,

@@ -3,29 +3,13 @@
 import sys
 from pathlib import Path
 
-from chassis.cli import service_main
+from chassis.cli import consuming_service_cli
 from scheduling.config import Settings
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one command; returns the process exit status."""
-    return service_main(
-        "scheduling",
-        argv,
-        description=__doc__,
-        alembic_ini=ALEMBIC_INI,
-        settings=Settings,
-        consumed_event_types=_consumed_event_types,
-    )
-
-
-def _consumed_event_types() -> list[str]:
-    from scheduling.events import CONSUMED  # the app's handlers, imported only when migrating
-
-    return list(CONSUMED)
-
+main = consuming_service_cli("scheduling", Settings, ALEMBIC_INI, description=__doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,26 +2,11 @@
 
 from pydantic import Field
 
-from chassis.settings import (
-    AuthSettings,
-    BaseServiceSettings,
-    BrokerSettings,
-    admin_database_url_field,
-    amqp_url_field,
-    database_url_field,
-    migration_database_url_field,
-)
+from chassis.service_settings import service_settings
 
 
-class Settings(BaseServiceSettings, BrokerSettings, AuthSettings):
+class Settings(service_settings("scheduling")):
     """Everything scheduling-service reads from its environment (or ``.env``)."""
-
-    # Least privilege: the service runs as its own role and broker user; migrations run as
-    # the schema's owner; ``scheduling provision`` creates both with the admin URLs.
-    database_url: str = database_url_field("scheduling")
-    migration_database_url: str | None = migration_database_url_field("scheduling")
-    admin_database_url: str = admin_database_url_field("scheduling")
-    amqp_url: str = amqp_url_field("scheduling")
 
     # How long a hold waits for booking's `booked` event before the sweeper asks booking.
     hold_seconds: int = Field(default=30, ge=1, le=3600, validation_alias="HOLD_SECONDS")

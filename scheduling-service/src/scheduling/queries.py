@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,35 +47,6 @@ def own_timeslots_query(
     return query.order_by(Timeslot.start_time, Timeslot.id)
 
 
-def free_timeslots_query(
-    doctor_id: int,
-    *,
-    tz: ZoneInfo,
-    now: datetime,
-    day: date | None = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
-    columns: Sequence[ColumnElement[Any]] | None = None,
-) -> Select[Any]:
-    """A doctor's free timeslots (available, starting after ``now``), earliest first.
-
-    The rows are ``Timeslot`` objects, or ``columns`` of the table (a plain Core statement)."""
-    c = TIMESLOTS.c
-    query = select(*(columns or (Timeslot,))).where(
-        c.doctor_id == doctor_id,
-        c.state == TimeslotState.AVAILABLE,
-        c.start_time > now,
-    )
-    if day is not None:
-        start, end = day_bounds(day, tz)
-        query = query.where(c.start_time >= start, c.start_time < end)
-    if date_from is not None:
-        query = query.where(c.start_time >= day_bounds(date_from, tz)[0])
-    if date_to is not None:
-        query = query.where(c.start_time < day_bounds(date_to, tz)[1])
-    return query.order_by(c.start_time, c.id)
-
-
 TIMESLOTS = Timeslot.__table__
 DOCTORS = Doctor.__table__
 # What a listing shows of a timeslot (``TimeslotRead.of`` reads these attributes of a row too).
@@ -111,7 +81,8 @@ def _free_conditions(*, day: bool, since: bool, until: bool) -> list[ColumnEleme
 
 
 @functools.cache
-def _free_page(*, day: bool, since: bool, until: bool) -> Select[Any]:
+def free_page(*, day: bool, since: bool, until: bool) -> Select[Any]:
+    """The free listing's page statement for one shape of filters (the only statement of it)."""
     return (
         select(*FREE_LISTING_COLUMNS)
         .where(*_free_conditions(day=day, since=since, until=until))
@@ -122,7 +93,7 @@ def _free_page(*, day: bool, since: bool, until: bool) -> Select[Any]:
 
 
 @functools.cache
-def _free_count(*, day: bool, since: bool, until: bool) -> Select[tuple[int]]:
+def free_count(*, day: bool, since: bool, until: bool) -> Select[tuple[int]]:
     return (
         select(func.count())
         .select_from(TIMESLOTS)
@@ -190,10 +161,10 @@ async def list_free_timeslots(
         values["until"] = day_bounds(date_to, tz)[1]
     page_values = {**values, "offset": page.offset, "limit": page.limit}
     async with reads.connection() as reader:
-        rows = await reader.all(_free_page(**shape), page_values)
+        rows = await reader.all(free_page(**shape), page_values)
         if not rows and not await reader.scalar(_DOCTOR_LISTED, {"doctor_id": doctor_id}):
             raise DoctorNotFound("There is no such doctor.")
         count = known_total(page, len(rows))
         if count is None:
-            count = await reader.scalar(_free_count(**shape), values) or 0
+            count = await reader.scalar(free_count(**shape), values) or 0
     return count, rows

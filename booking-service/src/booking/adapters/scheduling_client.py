@@ -16,19 +16,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from booking.errors import (
-    CannotBookOwnTimeslot,
-    SchedulingUnavailable,
-    TimeslotNotAvailable,
-    TimeslotNotFound,
-    TimeslotStarted,
-)
+from booking.errors import SchedulingUnavailable, TimeslotRefused
 from chassis.http import JsonClient, JsonResponse, NoAnswer, Unreachable
 from chassis.service_auth import ServiceCredentials, ServiceCredentialUnavailable
 
 log = logging.getLogger("booking.scheduling")
 
 UNAVAILABLE = "The schedule cannot be reached right now; nothing was booked. Please try again shortly."
+# scheduling's refusals of a hold (contracts/http/scheduling.timeslot.hold.json), relayed to the
+# patient with booking's words; any other answer is scheduling being unavailable.
+REFUSALS = {
+    (404, "timeslot_not_found"): "There is no such timeslot.",
+    (409, "timeslot_not_available"): "This timeslot is not available any more.",
+    (409, "cannot_book_own_timeslot"): "A doctor cannot book an appointment with themselves.",
+    (422, "timeslot_started"): "This timeslot has already started; only future timeslots can be booked.",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +95,8 @@ class SchedulingClient:
                 self.release(timeslot_id, reservation_id=reservation_id)
                 raise SchedulingUnavailable(UNAVAILABLE) from exc
         code = _problem_code(response)
-        if response.status == 404:
-            raise TimeslotNotFound(f"There is no timeslot {timeslot_id}.")
-        if response.status == 409 and code == "cannot_book_own_timeslot":
-            raise CannotBookOwnTimeslot("A doctor cannot book an appointment with themselves.")
-        if response.status == 409:
-            raise TimeslotNotAvailable("This timeslot is not available any more.")
-        if response.status == 422:
-            raise TimeslotStarted("This timeslot has already started; only future timeslots can be booked.")
+        if (response.status, code) in REFUSALS:
+            raise TimeslotRefused(response.status, code, REFUSALS[response.status, code])
         log.error("scheduling answered a hold of timeslot %s with %s", timeslot_id, response.status)
         if response.status >= 500:
             self.release(timeslot_id, reservation_id=reservation_id)

@@ -19,7 +19,7 @@ from booking.domain import (
     AppointmentStatus,
     patient_booking,
 )
-from booking.errors import AccountDeactivated, TimeslotNotAvailable, TimeslotNotFound
+from booking.errors import AccountDeactivated, TimeslotRefused
 from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment, User
 from booking.queries import AppointmentView
 from booking.waitlist import acceptance
@@ -87,7 +87,9 @@ def book_appointment(
         if not offered or not acceptance.offer_is_open(db, reservation_id):
             scheduling.release(timeslot_id, reservation_id=reservation_id)
         if isinstance(exc, IntegrityError) and _violates(exc, ACTIVE_TIMESLOT_INDEX):
-            raise TimeslotNotAvailable("This timeslot already has an active appointment.") from exc
+            raise TimeslotRefused(
+                409, "timeslot_not_available", "This timeslot already has an active appointment."
+            ) from exc
         raise
     return booked
 
@@ -163,7 +165,9 @@ def _lock_users(connection: Connection, *, patient_id: int, doctor_id: int) -> d
     if active.get(patient_id) is False:
         raise AccountDeactivated("This account has been deactivated.")
     if active.get(doctor_id) is False:
-        raise TimeslotNotFound("There is no such timeslot: its doctor is no longer available.")
+        raise TimeslotRefused(
+            404, "timeslot_not_found", "There is no such timeslot: its doctor is no longer available."
+        )
     return {row.id: row.full_name for row in rows}
 
 

@@ -7,6 +7,7 @@ A service's ``cli.py`` calls ``service_main`` and may add commands of its own
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ def service_main(
     alembic_ini: Path,
     settings: Callable[[], Any],
     consumed_event_types: Callable[[], Iterable[str]] | None = None,
+    consumed_from: str | None = None,
     add_commands: AddCommands | None = None,
     run_command: RunCommand | None = None,
 ) -> int:
@@ -37,15 +39,21 @@ def service_main(
     ``add_commands(subparsers)`` declares the service's own commands and
     ``run_command(args)`` runs them; ``settings()`` reads the service's settings
     (``database_url``, ``amqp_url`` ...) only when a command needs them. A consuming
-    service passes ``consumed_event_types``: ``migrate`` then also declares its queues
-    and bindings, so that they exist before any service publishes, and the
-    ``dead-letters`` command is offered.
+    service passes ``consumed_from`` (its events module) or ``consumed_event_types``:
+    ``migrate`` then also declares its queues and bindings, so that they exist before any
+    service publishes, and the ``dead-letters`` command is offered.
 
     ``provision`` (with the administrators' URLs) creates the service's database roles, its
     database and its broker user (``chassis.provisioning``); ``migrate`` runs as the schema's
     owner (``migration_database_url``) and declares the broker topology as its administrator
     (``amqp_admin_url``); the service itself runs as neither.
     """
+    if consumed_from is not None:
+        # The module naming what the service consumes (``<service>.events``, its ``CONSUMED``),
+        # imported only when a command needs it: the app's handlers are not the command line's.
+        def consumed_event_types() -> list[str]:
+            return list(importlib.import_module(consumed_from).CONSUMED)
+
     consumes_events = consumed_event_types is not None
     argv = list(sys.argv[1:] if argv is None else argv)
     if consumes_events and argv[:1] == ["dead-letters"]:
@@ -85,3 +93,22 @@ def service_main(
     if run_command is None:
         parser.error(f"unknown command {args.command}")
     return run_command(args)
+
+
+def consuming_service_cli(
+    service: str, settings: Callable[[], Any], alembic_ini: Path, *, description: str | None
+) -> Callable[[Sequence[str] | None], int]:
+    """The ``main(argv)`` of a service that consumes events and adds no command of its own:
+    ``provision``, ``migrate`` (its queues from ``<service>.events.CONSUMED``), ``dead-letters``."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        return service_main(
+            service,
+            argv,
+            description=description,
+            alembic_ini=alembic_ini,
+            settings=settings,
+            consumed_from=f"{service}.events",
+        )
+
+    return main

@@ -108,6 +108,8 @@ def install_problem_handlers(app: FastAPI, status_of: Mapping[type[DomainError],
     """
 
     def status_for(exc: DomainError) -> int:
+        if isinstance(getattr(exc, "status", None), int):  # an error relayed from another service
+            return exc.status
         for klass in type(exc).__mro__:
             if klass in status_of:
                 return status_of[klass]

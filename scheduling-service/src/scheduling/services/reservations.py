@@ -79,7 +79,7 @@ class Hold:
 
 
 async def hold_timeslot(
-    statements: FastReads,
+    reads: FastReads,
     db: Database,
     timeslot_id: int,
     *,
@@ -92,11 +92,13 @@ async def hold_timeslot(
 
     One conditional UPDATE decides, so of many concurrent holds exactly one wins. It is
     whole in itself (it commits alone), so it runs in autocommit on the event loop: every
-    booking comes through here. When it changes nothing, the current row explains why (or
-    shows that this reservation already holds it), read in a database thread.
+    booking comes through here. The one write outside ``db.transaction()``, fenced here and
+    justified by ``make bench`` row 6 (``POST /api/appointments/``). When it changes nothing,
+    the current row explains why (or shows that this reservation already holds it), read in a
+    database thread.
     """
     now = now or utcnow()
-    held = await statements.write(
+    held = await reads.write(
         _HOLD,
         {
             "p_timeslot_id": timeslot_id,
