@@ -12,7 +12,7 @@ import uuid
 from sqlalchemy import Connection, select, update
 
 from booking.adapters.scheduling_client import Hold, SchedulingClient
-from booking.errors import TimeslotNotAvailable
+from booking.errors import TimeslotRefused
 from booking.waitlist.domain import EndReason, OfferState
 from booking.waitlist.models import WaitlistEntry, WaitlistOffer
 from chassis.db import Database
@@ -37,7 +37,9 @@ def hold_for_booking(
             reservation_id,
             False,
         )
-    except TimeslotNotAvailable:
+    except TimeslotRefused as refused:
+        if refused.code != "timeslot_not_available":
+            raise
         offered = _standing_offer(db, patient_id=patient_id, timeslot_id=timeslot_id)
         if offered is None:
             raise
@@ -76,8 +78,10 @@ def accept_offer(connection: Connection, reservation_id: uuid.UUID) -> None:
         .returning(_OFFERS.c.entry_id)
     ).first()
     if accepted is None:
-        raise TimeslotNotAvailable(
-            "Your waitlist offer of this timeslot has expired; it is no longer held for you."
+        raise TimeslotRefused(
+            409,
+            "timeslot_not_available",
+            "Your waitlist offer of this timeslot has expired; it is no longer held for you.",
         )
     connection.execute(
         update(_ENTRIES)

@@ -30,13 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from booking.adapters.scheduling_client import SchedulingClient
-from booking.errors import (
-    CannotBookOwnTimeslot,
-    SchedulingUnavailable,
-    TimeslotNotAvailable,
-    TimeslotNotFound,
-    TimeslotStarted,
-)
+from booking.errors import SchedulingUnavailable, TimeslotRefused
 from booking.models import User
 from booking.waitlist import events
 from booking.waitlist.domain import OfferState, hold_seconds, offer_expiry
@@ -143,8 +137,8 @@ def offer_openings(
             )
         except SchedulingUnavailable:
             break  # the offer and its opening stay: the next pass holds again (idempotent)
-        except (TimeslotNotAvailable, TimeslotNotFound, TimeslotStarted, CannotBookOwnTimeslot) as exc:
-            _settle_refused(db, pending, keep_opening=isinstance(exc, CannotBookOwnTimeslot))
+        except TimeslotRefused as exc:  # taken, gone or started (or the patient is its doctor)
+            _settle_refused(db, pending, keep_opening=exc.code == "cannot_book_own_timeslot")
             continue
         offered += _settle_held(db, scheduling, pending)
     return offered
