@@ -7,14 +7,12 @@ from fastapi import FastAPI
 
 from booking import api, events
 from booking.adapters.scheduling_client import SchedulingClient
-from booking.calendar import api as calendar_api
-from booking.calendar.errors import STATUS_OF as CALENDAR_STATUS_OF
-from booking.calendar.feeds import FeedKeys
+from booking.adapters.waitlist_worker import waitlist_worker_hook
+from booking.api import calendar as calendar_api
+from booking.api import waitlist as waitlist_api
 from booking.config import Settings
 from booking.errors import STATUS_OF
-from booking.waitlist import api as waitlist_api
-from booking.waitlist.errors import STATUS_OF as WAITLIST_STATUS_OF
-from booking.waitlist.worker import waitlist_worker_hook
+from booking.services.feeds import FeedKeys
 from chassis.app import Hook
 from chassis.assembly import consuming_service_app
 from chassis.db import Database
@@ -60,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Clinic booking API",
         description="Appointments and their status machine.",
         routers=[api.router, waitlist_api.router, calendar_api.router, api.internal_router],
-        status_of={**STATUS_OF, **WAITLIST_STATUS_OF, **CALENDAR_STATUS_OF},
+        status_of=STATUS_OF,
         consumed=events.CONSUMED,
         calls=["scheduling"],
         more_hooks=lambda settings, db: [scheduling_client_hook(settings), *waitlist_hooks(db, settings)],

@@ -10,8 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from booking.models import User
-from booking.waitlist.models import WaitlistOffer
+from booking.models import User, WaitlistOffer
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from icalendar import Calendar
 
-from booking.calendar.ics import FeedItem, in_feed, render_feed
-from booking.waitlist.domain import HOLD_GRACE, check_range, hold_seconds, offer_expiry, offer_stands
-from booking.waitlist.errors import InvalidWaitlistRange
+from booking.adapters.ics import FeedItem, in_feed, render_feed
+from booking.domain import HOLD_GRACE, check_range, hold_seconds, offer_expiry, offer_stands
+from booking.errors import InvalidWaitlistRange
 
 TODAY = date(2030, 5, 10)
 NOW = datetime(2030, 5, 10, 12, tzinfo=UTC)

@@ -22,7 +22,7 @@ from booking.domain import (
 from booking.errors import AccountDeactivated, TimeslotRefused
 from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment, User
 from booking.queries import AppointmentView
-from booking.waitlist import acceptance
+from booking.services import acceptance
 from chassis.auth import Principal
 from chassis.db import Database
 

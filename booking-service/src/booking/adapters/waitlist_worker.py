@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from fastapi import FastAPI
 
-from booking.waitlist.offers import expire_offers, offer_openings
+from booking.services.offers import expire_offers, offer_openings
 from chassis.app import Hook
 from chassis.db import Database
 from chassis.periodic import running_every

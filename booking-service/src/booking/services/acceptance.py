@@ -12,9 +12,9 @@ import uuid
 from sqlalchemy import Connection, select, update
 
 from booking.adapters.scheduling_client import Hold, SchedulingClient
+from booking.domain import EndReason, OfferState
 from booking.errors import TimeslotRefused
-from booking.waitlist.domain import EndReason, OfferState
-from booking.waitlist.models import WaitlistEntry, WaitlistOffer
+from booking.models import WaitlistEntry, WaitlistOffer
 from chassis.db import Database
 from chassis.timezones import utcnow
 

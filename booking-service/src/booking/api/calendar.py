@@ -13,11 +13,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
 
-from booking.calendar import feeds
-from booking.calendar.errors import FeedNotFound
-from booking.calendar.ics import render_feed
+from booking.adapters.ics import render_feed
+from booking.errors import FeedNotFound
+from booking.schemas import FeedUrl
+from booking.services import feeds
 from chassis.auth import Principal, require_role
 from chassis.db import AppDatabase
 from chassis.errors import problem_responses
@@ -26,10 +26,6 @@ router = APIRouter(prefix="/api/calendar", tags=["calendar"])
 DoctorOrPatient = Annotated[Principal, Depends(require_role("doctor", "patient"))]
 FEED_PATH = "/api/calendar/feed.ics"
 CALENDAR_NAME = "Clinic appointments"
-
-
-class FeedUrl(BaseModel):
-    url: str = Field(description="The private feed URL: whoever holds it can read the feed.")
 
 
 def _keys(request: Request) -> feeds.FeedKeys:

@@ -18,10 +18,9 @@ import threading
 from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert
 
-from booking.calendar.ics import KEPT_FOR, FeedItem, in_feed
-from booking.calendar.models import CalendarFeed, CalendarFeedKey
+from booking.adapters.ics import KEPT_FOR, FeedItem, in_feed
 from booking.domain import ACTIVE_STATUSES
-from booking.models import Appointment, User
+from booking.models import Appointment, CalendarFeed, CalendarFeedKey, User
 from chassis.db import Database
 from chassis.timezones import utcnow
 

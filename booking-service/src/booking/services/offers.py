@@ -29,13 +29,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from booking import events
 from booking.adapters.scheduling_client import SchedulingClient
+from booking.domain import OfferState, hold_seconds, offer_expiry
 from booking.errors import SchedulingUnavailable, TimeslotRefused
-from booking.models import User
-from booking.waitlist import events
-from booking.waitlist.domain import OfferState, hold_seconds, offer_expiry
-from booking.waitlist.models import WaitlistEntry, WaitlistOffer, WaitlistOpening
-from booking.waitlist.services import view_of
+from booking.models import User, WaitlistEntry, WaitlistOffer, WaitlistOpening
+from booking.services.waitlist import view_of
 from chassis.db import Database
 from chassis.timezones import utcnow
 

@@ -9,9 +9,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from booking.adapters.scheduling_client import SchedulingClient
 from booking.api import PatientOrAdmin, scheduling_client
-from booking.schemas import MAX_ID
-from booking.waitlist import services
-from booking.waitlist.schemas import EntryRead, WaitlistJoin
+from booking.schemas import MAX_ID, EntryRead, WaitlistJoin
+from booking.services import waitlist as services
 from chassis.auth import Principal, require_role
 from chassis.db import AppDatabase
 from chassis.errors import problem_responses

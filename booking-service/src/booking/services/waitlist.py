@@ -12,10 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from booking.adapters.scheduling_client import SchedulingClient
-from booking.models import User
-from booking.waitlist.domain import EndReason, OfferState, check_range
-from booking.waitlist.errors import AlreadyWaiting, DoctorNotFound, WaitlistEntryNotFound
-from booking.waitlist.models import ONE_ENTRY_PER_RANGE_INDEX, WaitlistEntry, WaitlistOffer
+from booking.domain import EndReason, OfferState, check_range
+from booking.errors import AlreadyWaiting, DoctorNotFound, WaitlistEntryNotFound
+from booking.models import ONE_ENTRY_PER_RANGE_INDEX, User, WaitlistEntry, WaitlistOffer
 from chassis.auth import Principal
 from chassis.db import Database
 from chassis.pagination import PageParams

@@ -1,1 +1,0 @@
-"""Calendar feeds: each user's private, rotatable RFC 5545 feed of their appointments."""
