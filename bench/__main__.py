@@ -10,6 +10,7 @@ bench/README.md explains the phases and how to read the table.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from datetime import datetime
@@ -26,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 
-from bench import profile, report, scenarios
+from bench import profile, report, scenarios, webhooks
 from bench.cpu import CpuMeter
 from bench.load import Result, ensure_wrk, run_wrk, write_requests
 from bench.memory import MemorySampler
@@ -51,14 +53,14 @@ def say(message: str) -> None:
     sys.stdout.flush()
 
 
-PHASES = ("1", "2", "3", "4", "5", "6", "7", "8", "9")
+PHASES = ("1", "2", "3", "4", "5", "6", "6k", "6r", "7", "8", "9", "10")
 
 
 def phase_list(text: str) -> set[str]:
     phases = {part.strip() for part in text.split(",") if part.strip()}
     unknown = phases - set(PHASES)
     if unknown:
-        raise argparse.ArgumentTypeError(f"no phase {', '.join(sorted(unknown))} (phases are 1-9)")
+        raise argparse.ArgumentTypeError(f"no phase {', '.join(sorted(unknown))} (phases are 1-10, 6k, 6r)")
     return phases
 
 
@@ -109,6 +111,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     scen.add_argument("--racers", type=int, default=100)
     scen.add_argument("--cancellations", type=int, default=200)
     scen.add_argument("--propagation-concurrency", type=int, default=4)
+    scen.add_argument(
+        "--webhooks", type=int, default=100, help="bookings whose webhook delay phase 10 measures"
+    )
 
     parser.add_argument(
         "--output", type=Path, default=ROOT / "bench" / "results" / "latest.md", help="where the table goes"
@@ -119,7 +124,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=phase_list,
         default=set(PHASES),
         metavar="N,N,…",
-        help="run only these phases (e.g. 1,6; default all: 1-9)",
+        help="run only these phases (e.g. 1,6; default all: 1-10)",
     )
     parser.add_argument(
         "--profile",
@@ -211,6 +216,21 @@ def booked_slots(batch: Batch) -> Iterator[tuple[int, int]]:
     for s in range(0, SLOTS_PER_DOCTOR, BOOKED_EVERY):
         for i in range(1, batch.doctors + 1):
             yield i, s
+
+
+def admin_token(target: Target) -> str | None:
+    """An admin's access token for phase 10: the own stack's first admin, or ADMIN_EMAIL and
+    ADMIN_PASSWORD (shell or .env) for an attached one; None (phase skipped) without them."""
+    stack = getattr(target, "stack", None)
+    email = stack.admin.email if stack is not None else os.environ.get("ADMIN_EMAIL")
+    password = stack.admin.password if stack is not None else os.environ.get("ADMIN_PASSWORD")
+    if not email or not password:
+        say("10 skipped: no admin credentials (ADMIN_EMAIL, ADMIN_PASSWORD)")
+        return None
+    response = httpx.post(
+        target.base_url + "/api/auth/login/", json={"email": email, "password": password}, timeout=10
+    )
+    return response.json()["access"] if response.status_code == 200 else None
 
 
 def git_describe() -> str:
@@ -373,8 +393,9 @@ def run(
         one_x[kind] = report.Row(number, label, result, ceiling=ceiling_after(number), target="≥40%")
         rows.append(one_x[kind])
 
-    # 6. bookings: every request a different free timeslot and patient
-    slots = free_slots(batch)
+    # 6. bookings: every request a different free timeslot and patient (the first half of each
+    # doctor's timeslots; 6k takes its own from the end of that half, 6r the second half).
+    slots = (slot for slot in free_slots(batch) if slot[1] < SLOTS_PER_DOCTOR // 2)
     race_slots = [next(slots) for _ in range(args.race_rounds)]
     booking_lines = []
     for n, (i, s) in enumerate(slots):
@@ -399,6 +420,58 @@ def run(
                 booking,
                 ceiling=ceiling_after("6"),
                 target="≥20%",
+            )  # fmt: skip
+        )
+
+    # 6k. the same bookings with an Idempotency-Key each (its cost: 6k against 6)
+    if "6k" in args.phases:
+        keyed = [(*line, uuid.uuid4().hex) for line in reversed(booking_lines)]
+        result = metered("6k", lambda: wrk_phase("booking-keyed", keyed, expected=(201,), once=True))
+        say(f"6k POST /api/appointments/ + Idempotency-Key: {result.rps:,.0f} req/s, "
+            f"p99 {result.p99_ms:.1f} ms, {result.errors} errors {result.statuses}")  # fmt: skip
+        settle(target)
+        rows.append(
+            report.Row(
+                "6k",
+                "POST /api/appointments/ with an Idempotency-Key",
+                result,
+                ceiling=ceiling_after("6k"),
+                target="≤10% slower",
+                compare_to=next((row for row in rows if row.number == "6"), None),
+            )  # fmt: skip
+        )
+
+    # 6r. reschedules: seeded appointments (from the last doctors') each moved once to a free
+    # timeslot of its doctor in the second half of the doctor's timeslots
+    if "6r" in args.phases:
+        with psycopg.connect(urls["booking"]) as conn:
+            appointments = conn.execute(
+                "SELECT id, patient_id, doctor_id FROM appointments WHERE doctor_id BETWEEN %s AND %s"
+                " AND status IN ('pending', 'confirmed') ORDER BY doctor_id DESC, id",
+                (batch.doctor_id(1), batch.doctor_id(batch.doctors)),
+            ).fetchall()
+        spare = {
+            i: [s for s in range(SLOTS_PER_DOCTOR // 2, SLOTS_PER_DOCTOR) if not batch.is_booked(s)]
+            for i in range(1, batch.doctors + 1)
+        }
+        moves = []
+        for appointment_id, patient_id, doctor_id in appointments:
+            free = spare[doctor_id - batch.doctor_id(0)]
+            if free:
+                body = f'{{"timeslot_id": {batch.timeslot_id(doctor_id - batch.doctor_id(0), free.pop())}}}'
+                path = f"/api/appointments/{appointment_id}/reschedule/"
+                moves.append(("POST", path, population.patient_token(patient_id), body))
+        result = metered("6r", lambda: wrk_phase("reschedule", moves, expected=(200,), once=True))
+        say(f"6r reschedules: {result.rps:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
+            f"p99 {result.p99_ms:.1f} ms, {result.errors} errors {result.statuses}")  # fmt: skip
+        settle(target)
+        rows.append(
+            report.Row(
+                "6r",
+                "POST /api/appointments/{id}/reschedule/ (a different appointment each)",
+                result,
+                ceiling=ceiling_after("6r"),
+                target="≥10%",
             )  # fmt: skip
         )
 
@@ -508,6 +581,27 @@ def run(
                     compare_to=one_x.get(kind),
                 )  # fmt: skip
             )
+
+    # 10. a booking's webhook: from the 201 to the receiver (notification-service)
+    if "10" in args.phases and args.webhooks:
+        admin = admin_token(target)
+        # The last free timeslots: phase 6 books from the front of the same list.
+        chosen = [(line[2], json.loads(line[3])["timeslot_id"]) for line in booking_lines[-args.webhooks :]]
+        say(f"10 booking {len(chosen)} appointments and timing their webhooks")
+        delay = (
+            metered("10", lambda: webhooks.webhook_delay(target.base_url, admin, chosen)) if admin else None
+        )
+        if delay:
+            p50, p99 = delay.p50_ms or 0, delay.p99_ms or 0
+            say(f"10 webhook delay: p50 {p50:.0f} ms, p99 {p99:.0f} ms; {delay.note}")
+        rows.append(
+            report.Row(
+                "10",
+                f"booking → its webhook at a receiver ({len(chosen)} bookings)",
+                delay,
+                target="delivery p99 < 2 s",
+            )  # fmt: skip
+        )
 
     if ceilings:
         report.summarise_ceilings(ceiling_row, ceilings)

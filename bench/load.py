@@ -60,12 +60,12 @@ class Result:
         return self.requests / self.seconds if self.seconds else None
 
 
-def write_requests(path: Path, lines: Iterable[tuple[str, str, str, str]]) -> int:
-    """Write ``(method, path, token, body)`` lines for replay.lua; returns how many."""
+def write_requests(path: Path, lines: Iterable[tuple[str, ...]]) -> int:
+    """Write ``(method, path, token, body[, idempotency key])`` lines for replay.lua; returns how many."""
     n = 0
     with path.open("w") as out:
-        for method, url_path, token, body in lines:
-            out.write(f"{method}\t{url_path}\t{token}\t{body}\n")
+        for line in lines:
+            out.write("\t".join(line) + "\n")
             n += 1
     return n
 

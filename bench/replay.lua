@@ -1,5 +1,5 @@
 -- wrk script: replays a file of prepared requests, one line each:
---   METHOD <tab> PATH <tab> BEARER-TOKEN [<tab> JSON-BODY]
+--   METHOD <tab> PATH <tab> BEARER-TOKEN [<tab> JSON-BODY [<tab> IDEMPOTENCY-KEY]]
 -- Thread n of N takes lines n, n+N, n+2N ... and cycles through them (with --once, a
 -- request past the end is a GET of /__exhausted__, counted apart, so a booking is
 -- never repeated). done() prints one JSON line: counts, latency percentiles (us),
@@ -23,8 +23,11 @@ function init(args)
    local n, i = 0, 0
    for line in io.lines(file) do
       if i % nthreads == id - 1 then
-         local method, path, token, body = line:match("^([^\t]+)\t([^\t]+)\t([^\t]*)\t?(.*)$")
+         local method, path, token, body, key = line:match("^([^\t]+)\t([^\t]+)\t([^\t]*)\t?([^\t]*)\t?(.*)$")
          local headers = { ["Authorization"] = "Bearer " .. token }
+         if key ~= "" then
+            headers["Idempotency-Key"] = key
+         end
          if body == "" then
             body = nil
          else

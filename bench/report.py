@@ -10,6 +10,7 @@ from bench.memory import MIB
 MEMORY_LIMIT_MIB = 200
 P99_LIMIT_MS = 100.0
 PROPAGATION_P99_LIMIT_MS = 250.0
+WEBHOOK_P99_LIMIT_MS = 2000.0
 
 
 @dataclass
@@ -73,11 +74,14 @@ def judge(row: Row) -> Row:
         row.met = share is not None and share >= needed and p99_ok and r.errors == 0
     elif row.target == "one winner":
         row.met = r.errors == 0
+    elif row.target.startswith("delivery p99 <"):
+        row.met = r.errors == 0 and r.p99_ms is not None and r.p99_ms < WEBHOOK_P99_LIMIT_MS
     elif row.target.startswith("p99 <"):
         row.met = r.errors == 0 and r.p99_ms is not None and r.p99_ms < PROPAGATION_P99_LIMIT_MS
-    elif row.target.startswith("≤20%") and row.compare_to is not None:
+    elif row.target.startswith("≤") and row.compare_to is not None:
         kept = versus_one_x(row)
-        row.met = kept is not None and kept >= 0.8 and p99_ok and r.errors == 0
+        allowed = float(row.target[1:].split("%")[0]) / 100
+        row.met = kept is not None and kept >= 1 - allowed and p99_ok and r.errors == 0
     elif row.target == "ceiling":
         row.met = r.errors == 0
     return row
@@ -124,6 +128,7 @@ CPU_COLUMNS = (
     ("doctor", "doctor"),
     ("scheduling", "scheduling"),
     ("booking", "booking"),
+    ("notification", "notification"),
     ("postgres", "PostgreSQL"),
     ("rabbitmq", "RabbitMQ"),
     ("load", "wrk + bench"),

@@ -23,10 +23,17 @@ import psycopg
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = ("identity", "doctor", "scheduling", "booking")
+SERVICES = ("identity", "doctor", "scheduling", "booking", "notification")
 PROCESSES = ("gateway", *SERVICES)
 # docs/CONVENTIONS.md's local ports, for a stack started by `make run`.
-DEFAULT_PORTS = {"gateway": 8000, "identity": 8001, "doctor": 8002, "scheduling": 8003, "booking": 8004}
+DEFAULT_PORTS = {
+    "gateway": 8000,
+    "identity": 8001,
+    "doctor": 8002,
+    "scheduling": 8003,
+    "booking": 8004,
+    "notification": 8006,
+}
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 

@@ -28,6 +28,12 @@
 # the gateway and a backend are made of. The access log (JSON on stdout) keeps paths without
 # their query strings (a search for a patient's name or email is personal data) and, of the
 # headers, only X-User-Id and X-Request-Id. Extra arguments are passed on to traefik.
+#
+# Tracing (docs/deploy.md, "Observability"): with GATEWAY_TRACING_OTLP_ENDPOINT (an OTLP/HTTP
+# traces URL, e.g. http://otel-collector:4318/v1/traces) the gateway starts a trace for each
+# request (or continues the client's), exports its spans there, sends W3C `traceparent` on to
+# the services and writes TraceId/SpanId into its access log; GATEWAY_TRACING_SAMPLE_RATE (0.0 to
+# 1.0, default 1.0) is the share of new traces kept. Unset: no tracing.
 set -eu
 
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
@@ -36,6 +42,16 @@ host=${GATEWAY_HOST:-127.0.0.1}
 port=${GATEWAY_PORT:-8000}
 admin_host=${GATEWAY_ADMIN_HOST:-$host}
 admin_port=${GATEWAY_ADMIN_PORT:-8080}
+
+if [ -n "${GATEWAY_TRACING_OTLP_ENDPOINT:-}" ]; then
+    set -- "$@" \
+        --tracing=true \
+        --tracing.servicename=clinic-gateway \
+        --tracing.samplerate="${GATEWAY_TRACING_SAMPLE_RATE:-1.0}" \
+        --tracing.otlp=true \
+        --tracing.otlp.http=true \
+        --tracing.otlp.http.endpoint="$GATEWAY_TRACING_OTLP_ENDPOINT"
+fi
 
 # TLS flags, when certificates are configured, added to the extra arguments (the certificate
 # files are read by gateway/dynamic/tls.yml; HSTS is its middleware).

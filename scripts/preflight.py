@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SERVICES = ("identity", "doctor", "scheduling", "booking")
+SERVICES = ("identity", "doctor", "scheduling", "booking", "notification")
 
 DEFAULT_ADMIN_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP_ADMIN_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -50,6 +50,7 @@ PORTS = {
     "SCHEDULING_PORT": ("SERVICE_HOST", 8003),
     "BOOKING_PORT": ("SERVICE_HOST", 8004),
     "DOCS_PORT": ("SERVICE_HOST", 8005),
+    "NOTIFICATION_PORT": ("SERVICE_HOST", 8006),
 }
 
 
@@ -86,7 +87,8 @@ def database_urls(env: Mapping[str, str]) -> dict[str, str]:
         shared = ", ".join(sorted(s for s, n in zip(urls, names, strict=True) if names.count(n) > 1))
         raise PreflightError(
             f"{shared} would share one database (is DATABASE_URL set?); each service owns its own: set "
-            "IDENTITY_DATABASE_URL, DOCTOR_DATABASE_URL, SCHEDULING_DATABASE_URL and BOOKING_DATABASE_URL."
+            "IDENTITY_DATABASE_URL, DOCTOR_DATABASE_URL, SCHEDULING_DATABASE_URL, BOOKING_DATABASE_URL and "
+            "NOTIFICATION_DATABASE_URL."
         )
     return urls
 
@@ -311,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.step == "run":
             check_ports_free(env)
             prepare_signing_key_folder(env)
+            if not env.get("SMTP_URL"):
+                say(
+                    "SMTP_URL is not set: notification-service sends no mail (webhooks still go out); "
+                    "README.md shows how to watch mail locally with a small SMTP sink"
+                )
     except PreflightError as exc:
         say(str(exc))
         return 1

@@ -1,6 +1,6 @@
 """Runs the test suites one after another, each in its own pytest process, and reports them all.
 
-    run_tests.py                  chassis, the four services (each alone), docs, deploy, then e2e
+    run_tests.py                  chassis, the five services (each alone), docs, deploy, then e2e
     run_tests.py identity e2e     only these suites
 
 Tests use the machine's servers: TEST_DATABASE_URL and TEST_AMQP_URL default to the local
@@ -38,6 +38,7 @@ SUITES: dict[str, tuple[Path, list[str]]] = {
     "doctor": (ROOT / "doctor-service", []),
     "scheduling": (ROOT / "scheduling-service", []),
     "booking": (ROOT / "booking-service", []),
+    "notification": (ROOT / "notification-service", []),
     "docs": (ROOT / "gateway" / "docs", []),
     "deploy": (ROOT, ["tests/deploy"]),
     "e2e": (ROOT, ["tests/e2e"]),
@@ -61,6 +62,7 @@ CONNECTIONS_NEEDED = {
     "doctor": 55,
     "scheduling": 55,
     "booking": 55,
+    "notification": 30,
     "docs": 0,
     "deploy": 0,
     "e2e": 60,

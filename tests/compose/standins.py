@@ -39,6 +39,8 @@ DOCKERFILES = [
 def base_images(compose_file: Path) -> list[str]:
     """The public images the stack runs or builds from, e.g. ``postgres:15.14-alpine``."""
     services = yaml.safe_load(compose_file.read_text())["services"]
+    # The smoke starts the default stack: a profile's services (observability) are not pulled.
+    services = {name: spec for name, spec in services.items() if not spec.get("profiles")}
     built = {spec.get("image") for spec in services.values() if "build" in spec}
     images = {spec["image"] for spec in services.values() if "image" in spec} - built
     for dockerfile in DOCKERFILES:

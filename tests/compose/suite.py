@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 PASSWORD = "Blue-Otter-42-smoke"
 EVENT_DEADLINE = 120.0
-SERVICES = ("identity", "doctor", "scheduling", "booking")
+SERVICES = ("identity", "doctor", "scheduling", "booking", "notification")
 # Bookings around a restart of the broker container: two before it, the rest one by one
 # while it stops and starts again.
 STORM_BOOKINGS = 10

@@ -23,7 +23,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-SERVICES = ("identity", "doctor", "scheduling", "booking")
+SERVICES = ("identity", "doctor", "scheduling", "booking", "notification")
 # The API docs app (gateway/docs): an image and a process like a service's, without a database.
 DOCS = "docs"
 IMAGES = (*SERVICES, DOCS)

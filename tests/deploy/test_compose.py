@@ -33,17 +33,21 @@ from .conftest import (
 
 # Every password and client secret: a file each (docker-compose.yml's top-level secrets:).
 ADMIN_SECRETS = {"postgres_password", "rabbitmq_password"}
+# The mail server's password (notification-service's SMTP user).
+SMTP_SECRET = "smtp_password"
 SERVICE_CLIENT_SECRETS = {"booking_service_secret", "scheduling_service_secret"}
 SECRETS = (
     ADMIN_SECRETS
     | SERVICE_CLIENT_SECRETS
+    | {SMTP_SECRET}
     | {f"{s}_{kind}" for s in SERVICES for kind in ("db_password", "db_owner_password", "rabbitmq_password")}
 )
 DATABASE_DATA = "/var/lib/postgresql/data"
 
 
 def services() -> dict[str, dict]:
-    return compose()["services"]
+    """The stack `docker compose up` starts: every service of no profile."""
+    return {name: spec for name, spec in compose()["services"].items() if not spec.get("profiles")}
 
 
 def migration(service: str) -> str:
@@ -189,7 +193,7 @@ def test_the_service_reaches_its_own_database_as_its_own_role_never_the_superuse
     assert db["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
     assert mounted(service) == {(f"{service}_db_password",), (f"{service}_rabbitmq_password",)} | {
         (name, target) for name, target in client_secrets_of(service)
-    }
+    } | ({(SMTP_SECRET,)} if service == "notification" else set())
     assert mounted(database(service)) == {("postgres_password",)}
     job = environment_of(services()[migration(service)])
     assert job[f"{prefix}_DATABASE_URL"] == env[f"{prefix}_DATABASE_URL"]  # the role provision creates
@@ -292,7 +296,7 @@ def test_the_broker_offers_its_management_api_for_provisioning():
 MUST_REACH = (
     {("gateway", s) for s in (*SERVICES, DOCS)}
     | {(DOCS, s) for s in SERVICES}
-    | {(s, "identity") for s in ("doctor", "scheduling", "booking")}
+    | {(s, "identity") for s in ("doctor", "scheduling", "booking", "notification")}
     | {
         ("booking", "scheduling"),
         ("scheduling", "booking"),
@@ -314,8 +318,12 @@ def test_every_container_is_on_named_networks_only_and_only_the_gateways_reaches
         assert networks_of(name), f"{name} would join the default network, shared by everything"
         assert networks_of(name) <= set(declared)
     outside = {n for n, spec in declared.items() if not (spec or {}).get("internal")}
-    assert outside == {"front"}
-    assert {name for name in services() if networks_of(name) & outside} == {"gateway"}
+    # `monitoring` is the observability profile's (tests/deploy/test_observability.py).
+    assert outside == {"front", "outbound", "monitoring"}
+    assert {name for name in services() if networks_of(name) & outside} == {"gateway", "notification"}
+    # notification reaches outside (webhook receivers, the mail server) on a network of its own.
+    assert {name for name in services() if "outbound" in networks_of(name)} == {"notification"}
+    assert environment_of(services()["notification"])["WEBHOOK_ALLOW_PRIVATE_TARGETS"] == "false"
 
 
 def test_containers_share_a_network_only_where_one_calls_the_other():

@@ -17,7 +17,14 @@ from .conftest import SERVICES
 from .test_k8s import find
 
 NAMESPACE = "clinic"
-PORTS = {"identity": 8001, "doctor": 8002, "scheduling": 8003, "booking": 8004, "docs": 8005}
+PORTS = {
+    "identity": 8001,
+    "doctor": 8002,
+    "scheduling": 8003,
+    "booking": 8004,
+    "notification": 8006,
+    "docs": 8005,
+}
 
 
 @dataclass(frozen=True)
@@ -73,8 +80,13 @@ def _selects(policy: dict, pod: Pod) -> bool:
 
 def _peer_matches(peer: dict, target: Pod | Address, policy_namespace: str) -> bool:
     if "ipBlock" in peer:
-        return isinstance(target, Address) and ipaddress.ip_address(target.ip) in ipaddress.ip_network(
-            peer["ipBlock"]["cidr"]
+        if not isinstance(target, Address):
+            return False
+        ip = ipaddress.ip_address(target.ip)
+        block = peer["ipBlock"]
+        # As Kubernetes reads it: the CIDR, less the ranges under "except".
+        return ip in ipaddress.ip_network(block["cidr"]) and not any(
+            ip in ipaddress.ip_network(excepted) for excepted in block.get("except", [])
         )
     if isinstance(target, Address):
         return False
@@ -137,7 +149,7 @@ def broker() -> Address:
 INTENDED_CALLS = (
     {("traefik", s) for s in PORTS}
     | {("docs", s) for s in SERVICES}
-    | {(s, "identity") for s in ("doctor", "scheduling", "booking")}
+    | {(s, "identity") for s in ("doctor", "scheduling", "booking", "notification")}
     | {("booking", "scheduling"), ("scheduling", "booking")}
 )
 
@@ -193,7 +205,18 @@ def test_every_pod_resolves_names(pod):
 
 def test_nothing_else_leaves_the_namespace():
     internet = Address("internet", "203.0.113.7")
-    assert not any(can_connect(pod, internet, 443) for pod in CLINIC_PODS)
+    leaving = {pod.name for pod in CLINIC_PODS if can_connect(pod, internet, 443)}
+    # Webhook receivers and the mail server are outside: notification alone goes there.
+    assert leaving == {"notification"}
+
+
+def test_notification_reaches_receivers_and_mail_servers_outside_but_no_private_range():
+    notification = api("notification")
+    for port in (80, 443, 25, 465, 587):
+        assert can_connect(notification, Address("receiver", "203.0.113.7"), port)
+    for private in ("10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254", "127.0.0.1"):
+        assert not can_connect(notification, Address("inside", private), 443), private
+    assert not can_connect(notification, Address("receiver", "203.0.113.7"), 5432)
 
 
 def test_the_database_and_broker_addresses_are_placeholders_that_never_work_by_accident():

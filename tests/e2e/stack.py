@@ -49,7 +49,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 PROCFILE = ROOT / "Procfile"
 BIN = Path(sys.executable).parent
-SERVICES = ("identity", "doctor", "scheduling", "booking")
+SERVICES = ("identity", "doctor", "scheduling", "booking", "notification")
 HOST = "127.0.0.1"
 GATEWAY = "gateway"
 DOCS = "docs"  # the API documentation app (gateway/docs): Swagger UI, Redoc, the merged OpenAPI document
@@ -88,6 +88,13 @@ STACK_VARIABLES = frozenset(
         "SHUTDOWN_DRAIN_SECONDS",
         "TRAEFIK_BIN",
         "PORT",
+        "METRICS_PORT",
+        "METRICS_HOST",
+        "SMTP_URL",
+        "MAIL_FROM",
+        "REMINDER_HOURS",
+        "WEBHOOK_ALLOW_PRIVATE_TARGETS",
+        "DELIVERY_RETRY_DELAYS",
     }
     | {
         f"{s.upper()}_{suffix}"
@@ -100,10 +107,11 @@ STACK_VARIABLES = frozenset(
             "URL",
             "URLS",
             "PORT",
+            "METRICS_PORT",
         )
     }
 )
-STACK_VARIABLE_PREFIXES = ("GATEWAY_", "AUTH_RATE_LIMIT_", "DOCS_")
+STACK_VARIABLE_PREFIXES = ("GATEWAY_", "AUTH_RATE_LIMIT_", "DOCS_", "OTEL_")
 
 
 class StackError(RuntimeError):
@@ -189,6 +197,7 @@ class Process:
         self.ready_url = ready_url
         self.service = service
         self.url = url
+        self.metrics_url: str | None = None  # a service process's Prometheus endpoint (chassis.metrics)
         self._popen: subprocess.Popen[bytes] | None = None
         self._starts = 0
 
@@ -596,11 +605,13 @@ class Stack(ProcessGroup):
         )
         self.jwt_private_key_file = self.workdir / "jwt" / "private.pem"
 
-        ports = iter(free_ports(sum(self.replica_counts.values()) + 1))
+        ports = iter(free_ports(2 * sum(self.replica_counts.values()) + 1))
         self.service_urls = {
             service: [f"http://{HOST}:{next(ports)}" for _ in range(count)]
             for service, count in self.replica_counts.items()
         }
+        # Each service process's own metrics port (<SERVICE>_METRICS_PORT, read by the Procfile line).
+        metrics_ports = {url: next(ports) for urls in self.service_urls.values() for url in urls}
         self.docs_url = f"http://{HOST}:{next(ports)}"
         self.env = self._environment(env or {})
         self._add_gateway(self.env)
@@ -608,17 +619,22 @@ class Stack(ProcessGroup):
             for index, url in enumerate(self.service_urls[service]):
                 name = service if index == 0 else f"{service}-{index + 1}"
                 port = url.rsplit(":", 1)[1]
-                self._add(
+                process = self._add(
                     Process(
                         name,
                         self.commands[service],
-                        {**self.env, f"{service.upper()}_PORT": port},
+                        {
+                            **self.env,
+                            f"{service.upper()}_PORT": port,
+                            f"{service.upper()}_METRICS_PORT": str(metrics_ports[url]),
+                        },
                         self.log_dir / f"{name}.log",
                         ready_url=f"{url}/health/ready",
                         service=service,
                         url=url,
                     )
                 )
+                process.metrics_url = f"http://{HOST}:{metrics_ports[url]}/metrics"
         self._add(
             Process(
                 DOCS,
@@ -650,6 +666,8 @@ class Stack(ProcessGroup):
             DB_READ_POOL_SIZE="1",
             # SIGTERM: not ready at once, serving on for 2 s (the gateway checks every second).
             SHUTDOWN_DRAIN_SECONDS="2",
+            # As `make run`: webhook receivers on this machine are allowed (tests run them).
+            WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
         )
         for service in SERVICES:
             prefix = service.upper()

@@ -29,7 +29,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-SERVICES = ("identity", "doctor", "scheduling", "booking")
+SERVICES = ("identity", "doctor", "scheduling", "booking", "notification")
 MERGED = "/api/schema/openapi.json"
 SWAGGER_UI = "/api/schema/swagger-ui/"
 REDOC = "/api/schema/redoc/"
@@ -71,6 +71,12 @@ PUBLIC_OPERATIONS = {
     ("get", "/api/calendar/feed/"),
     ("post", "/api/calendar/feed/rotate/"),
     ("get", "/api/calendar/feed.ics"),
+    ("post", "/api/appointments/{id}/reschedule/"),
+    ("get", "/api/appointments/{id}/history/"),
+    ("get", "/api/doctors/me/booking-policy/"),
+    ("patch", "/api/doctors/me/booking-policy/"),
+    ("get", "/api/doctors/{id}/booking-policy/"),
+    ("patch", "/api/doctors/{id}/booking-policy/"),
 }
 # Operations whose request body comes with ready-made examples to try.
 WITH_REQUEST_EXAMPLES = {
@@ -80,6 +86,9 @@ WITH_REQUEST_EXAMPLES = {
     ("post", "/api/timeslots/bulk/"),
     ("post", "/api/appointments/"),
     ("patch", "/api/appointments/{id}/status/"),
+    ("post", "/api/appointments/{id}/reschedule/"),
+    ("patch", "/api/doctors/me/booking-policy/"),
+    ("patch", "/api/doctors/{id}/booking-policy/"),
 }
 HTTP_METHODS = {"get", "put", "post", "patch", "delete"}
 

@@ -78,6 +78,10 @@ OPERATIONS: tuple[Operation, ...] = (
     _op("PATCH", "/api/doctors/{doctor_id}/", 200, admin=ANY),
     _op("GET", "/api/doctors/me/", 200, doctor=ANY),
     _op("PATCH", "/api/doctors/me/", 200, doctor=ANY),
+    _op("GET", "/api/doctors/me/booking-policy/", 200, doctor=ANY),
+    _op("PATCH", "/api/doctors/me/booking-policy/", 200, doctor=ANY),
+    _op("GET", "/api/doctors/{doctor_id}/booking-policy/", 200, admin=ANY),
+    _op("PATCH", "/api/doctors/{doctor_id}/booking-policy/", 200, admin=ANY),
     # scheduling
     _op("GET", "/api/doctors/{doctor_id}/timeslots/", 200, patient=ANY, admin=ANY),
     _op("POST", "/api/timeslots/", 201, doctor=ANY),
@@ -100,6 +104,16 @@ OPERATIONS: tuple[Operation, ...] = (
     _op("GET", "/api/calendar/feed/", 200, patient=ANY, doctor=ANY),
     _op("POST", "/api/calendar/feed/rotate/", 200, patient=ANY, doctor=ANY),
     _op("GET", "/api/calendar/feed.ics", 200, public=True),
+    _op("POST", "/api/appointments/{appointment_id}/reschedule/", 200, patient=OWN, admin=ANY),
+    _op("GET", "/api/appointments/{appointment_id}/history/", 200, patient=OWN, doctor=OWN, admin=ANY),
+    # notification
+    _op("POST", "/api/webhooks/", 201, admin=ANY),
+    _op("GET", "/api/webhooks/", 200, admin=ANY),
+    _op("GET", "/api/webhooks/{webhook_id}/", 200, admin=ANY),
+    _op("PATCH", "/api/webhooks/{webhook_id}/", 200, admin=ANY),
+    _op("DELETE", "/api/webhooks/{webhook_id}/", 204, admin=ANY),
+    _op("GET", "/api/webhooks/{webhook_id}/deliveries/", 200, admin=ANY),
+    _op("POST", "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver/", 202, admin=ANY),
 )
 
 BY_KEY = {operation.key: operation for operation in OPERATIONS}

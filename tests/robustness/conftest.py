@@ -23,6 +23,8 @@ ROBUSTNESS_ENV = {
     # The suite runs a second stack (the short soak) beside this one on a shared PostgreSQL.
     "DB_POOL_SIZE": "3",
     "DB_MAX_OVERFLOW": "3",
+    # Subscriptions made here are never called: no webhook or mail goes out of this stack.
+    "NOTIFICATION_WORKERS_ENABLED": "false",
 }
 
 

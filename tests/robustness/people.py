@@ -77,6 +77,29 @@ class People:
         assert response.status_code == 200, response.text
         return response.json()["url"].split("?", 1)[1]
 
+    def webhook(self) -> dict[str, Any]:
+        """A new webhook subscription of the admin's, to a receiver on this machine (never called:
+        the robustness stacks run notification-service without its workers)."""
+        with self.stack.client(self.admin.access) as client:
+            response = client.post(
+                "/api/webhooks/", json={"url": "http://127.0.0.1:9/hook", "event_types": ["*"]}
+            )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def delivery(self) -> tuple[int, int]:
+        """(webhook id, delivery id) of a delivery: a new subscription, then a booking's event."""
+        webhook = self.webhook()
+        self.appointment()
+        with self.stack.client(self.admin.access) as client:
+
+            def delivered() -> list[dict[str, Any]]:
+                response = client.get(f"/api/webhooks/{webhook['id']}/deliveries/")
+                return response.json()["results"] if response.status_code == 200 else []
+
+            deliveries = wait_until(delivered, timeout=30, what="a webhook delivery")
+        return webhook["id"], deliveries[0]["id"]
+
     def victim(self, role: str = "patient") -> User:
         """A fresh user whose account a test may change or deactivate."""
         return new_user(self.stack, role, full_name="Vic Victim")

@@ -27,7 +27,10 @@ service's database and the broker and lists each anomaly:
 - a doctor profile, a scheduling doctor or a booking user that disagrees with identity;
 - an outbox event never published; a message left in a service's queue, a retry queue or
   a dead-letter queue;
-- a 201 a client saw (user, timeslot, appointment) that is not in the database.
+- a 201 a client saw (user, timeslot, appointment) that is not in the database;
+- notification-service (``notifications.py``): an appointment event without its one delivered
+  webhook (received, signature valid), a mailed event without its two mails, a mail that
+  reached the mail server twice.
 
 The report (operations, their answers and availability, the 5xx by cause, faults injected,
 anomalies) is printed; the run fails when there is any anomaly, or any 5xx that is not a 502
@@ -63,9 +66,10 @@ from chassis.testkit import DatabaseFactory, RabbitVhosts, TcpProxy
 
 from ..e2e.stack import Stack, StackError
 from . import soak_waitlist
+from .notifications import Outside, check_notifications, pending_notifications
 
 PASSWORD = "Blue-Otter-42"
-SERVICES = ("identity", "doctor", "scheduling", "booking")
+SERVICES = ("identity", "doctor", "scheduling", "booking", "notification")
 SOAK_ENV = {
     "AUTH_RATE_LIMIT_AVERAGE": "100000",
     "AUTH_RATE_LIMIT_BURST": "100000",
@@ -117,6 +121,9 @@ class Ledger:
     timeslots: dict[int, int] = field(default_factory=dict)  # id -> doctor id (201s)
     appointments: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> body (201s)
     entries: dict[int, int] = field(default_factory=dict)  # waitlist entry id -> patient id (201s)
+    moved: set[int] = field(default_factory=set)  # appointments some reschedule moved (200)
+    # A retry with the same Idempotency-Key that did not get the first answer again.
+    replay_mismatches: list[str] = field(default_factory=list)
     fault_log: list[str] = field(default_factory=list)
 
     def answer(self, operation: str, status: int, cause: str | None = None) -> None:
@@ -150,6 +157,7 @@ class Client:
         self, operation: str, method: str, path: str, token: str | None = None, **kwargs: Any
     ) -> httpx.Response | None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers.update(kwargs.pop("headers", None) or {})
         try:
             response = self.http.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError:
@@ -218,6 +226,9 @@ class Traffic:
             (self.publish_timeslot, 6),
             (self.book, 10),
             (self.book_hot, 3),
+            (self.book_with_retry, 2),
+            (self.reschedule, 3),
+            (self.reschedule_hot, 2),
             (self.confirm, 4),
             (self.cancel_by_patient, 3),
             (self.cancel_by_doctor, 2),
@@ -283,18 +294,7 @@ class Traffic:
 
     def _free_of(self, client: Client, rng: random.Random, patient: Person) -> list[int]:
         doctor = self.ledger.pick("doctor", rng)
-        if doctor is None:
-            return []
-        response = client.call(
-            "list free timeslots",
-            "GET",
-            f"/api/doctors/{doctor.id}/timeslots/",
-            patient.access,
-            params={"page_size": 10},
-        )
-        if response is None or response.status_code != 200:
-            return []
-        return [slot["id"] for slot in response.json()["results"]]
+        return [] if doctor is None else self._free_of_doctor(client, patient, doctor.id)
 
     def _book(self, client: Client, patient: Person, timeslot_id: int, operation: str) -> None:
         response = client.call(
@@ -335,6 +335,103 @@ class Traffic:
             thread.start()
         for thread in threads:
             thread.join(60)
+
+    def book_with_retry(self, client: Client, rng: random.Random) -> None:
+        """A booking sent twice with one Idempotency-Key (a client retrying): one appointment at
+        most, and the retry gets the first answer again."""
+        patient = self.ledger.pick("patient", rng)
+        if patient is None or not patient.access:
+            return
+        free = self._free_of(client, rng, patient)
+        if not free:
+            return
+        body = {"timeslot_id": rng.choice(free), "reason": "soak"}
+        key = {"Idempotency-Key": uuid.uuid4().hex}
+        answers = [
+            client.call("book (keyed)", "POST", "/api/appointments/", patient.access, json=body, headers=key)
+            for _ in range(2)
+        ]
+        first, again = answers
+        if first is not None and first.status_code == 201:
+            with self.ledger.lock:
+                self.ledger.appointments[first.json()["id"]] = first.json()
+        if first is None or again is None or first.status_code >= 500 or again.status_code >= 500:
+            return
+        if again.status_code == 409 and again.json().get("code") == "idempotency_key_in_flight":
+            return
+        if (again.status_code, again.json()) != (first.status_code, first.json()) or not again.headers.get(
+            "Idempotent-Replayed"
+        ):
+            with self.ledger.lock:
+                self.ledger.replay_mismatches.append(
+                    f"key {key['Idempotency-Key']}: {first.status_code} then {again.status_code}"
+                )
+
+    def _free_of_doctor(self, client: Client, patient: Person, doctor_id: int) -> list[int]:
+        response = client.call(
+            "list free timeslots",
+            "GET",
+            f"/api/doctors/{doctor_id}/timeslots/",
+            patient.access,
+            params={"page_size": 10},
+        )
+        if response is None or response.status_code != 200:
+            return []
+        return [slot["id"] for slot in response.json()["results"]]
+
+    def _reschedule(
+        self, client: Client, patient: Person, appointment_id: int, timeslot_id: int, op: str
+    ) -> None:
+        response = client.call(
+            op,
+            "POST",
+            f"/api/appointments/{appointment_id}/reschedule/",
+            patient.access,
+            json={"timeslot_id": timeslot_id},
+        )
+        if response is not None and response.status_code == 200:
+            with self.ledger.lock:
+                self.ledger.appointments[appointment_id] = response.json()
+                self.ledger.moved.add(appointment_id)
+
+    def reschedule(self, client: Client, rng: random.Random) -> None:
+        """A patient moves one of their appointments to another free timeslot of its doctor."""
+        found = self._appointment_of(rng, "patient")
+        if found:
+            patient, appointment = found
+            free = self._free_of_doctor(client, patient, appointment["doctor_id"])
+            if free:
+                self._reschedule(client, patient, appointment["id"], rng.choice(free), "reschedule")
+
+    def reschedule_hot(self, client: Client, rng: random.Random) -> None:
+        """A patient moves an appointment into a free timeslot while others book it: one wins."""
+        found = self._appointment_of(rng, "patient")
+        if not found:
+            return
+        mover, appointment = found
+        free = self._free_of_doctor(client, mover, appointment["doctor_id"])
+        if not free:
+            return
+        target = free[0]
+        racers = [p for p in (self.ledger.pick("patient", rng) for _ in range(3)) if p and p.access]
+        threads = [
+            threading.Thread(target=self._race, args=(racer, target), daemon=True)
+            for racer in {r.id: r for r in racers}.values()
+        ]
+        threads.append(
+            threading.Thread(target=self._race_move, args=(mover, appointment["id"], target), daemon=True)
+        )
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+
+    def _race_move(self, patient: Person, appointment_id: int, timeslot_id: int) -> None:
+        client = Client(self.stack, self.ledger)
+        try:
+            self._reschedule(client, patient, appointment_id, timeslot_id, "reschedule (race)")
+        finally:
+            client.close()
 
     def _race(self, patient: Person, timeslot_id: int) -> None:
         client = Client(self.stack, self.ledger)
@@ -599,7 +696,7 @@ def settled(stack: Stack, amqp_url: str) -> str | None:
     openings = soak_waitlist.pending_openings(stack.database_urls)
     if openings:
         return f"{openings} waitlist openings not offered yet"
-    return None
+    return pending_notifications(rows, stack.database_urls["notification"])
 
 
 def wait_until_settled(stack: Stack, amqp_url: str, timeout: float) -> str | None:
@@ -747,12 +844,52 @@ def check(stack: Stack, amqp_url: str, ledger: Ledger) -> list[str]:
     stored_appointments = {a.id: a for a in appointments}
     for appointment_id, seen in ledger.appointments.items():
         stored = stored_appointments.get(appointment_id)
-        if stored is None or (stored.timeslot_id, stored.patient_id) != (
-            seen["timeslot_id"],
+        # A moved appointment: which of two concurrent moves committed last, only the history says.
+        moved = appointment_id in ledger.moved
+        if stored is None or (None if moved else stored.timeslot_id, stored.patient_id) != (
+            None if moved else seen["timeslot_id"],
             seen["patient_id"],
         ):
             anomalies.append(
                 f"booked appointment {appointment_id} (201) is not in booking as it was answered"
+            )
+    anomalies += [f"Idempotency-Key retry not replayed: {m}" for m in ledger.replay_mismatches]
+    anomalies += check_history(urls["booking"], appointments)
+    return anomalies
+
+
+def check_history(booking_url: str, appointments: list[Any]) -> list[str]:
+    """Each appointment's history tells its story: booked first, then one entry per change, ending
+    where the appointment is (its timeslot and its status)."""
+    anomalies: list[str] = []
+    entries: dict[int, list[Any]] = {}
+    for row in rows(
+        booking_url,
+        "SELECT appointment_id, action, actor_role, from_status, to_status, from_timeslot_id, to_timeslot_id"
+        " FROM appointment_history ORDER BY id",
+    ):
+        entries.setdefault(row.appointment_id, []).append(row)
+    for a in appointments:
+        story = entries.get(a.id, [])
+        if not story or story[0].action != "booked" or [e.action for e in story].count("booked") != 1:
+            anomalies.append(f"appointment {a.id}: its history does not start with one booked entry")
+            continue
+        timeslot, status = story[0].to_timeslot_id, story[0].to_status
+        for entry in story[1:]:
+            if entry.action == "rescheduled":
+                if entry.from_timeslot_id != timeslot:
+                    anomalies.append(
+                        f"appointment {a.id}: a move from {entry.from_timeslot_id}, not {timeslot}"
+                    )
+                timeslot = entry.to_timeslot_id
+            else:
+                if entry.from_status != status:
+                    anomalies.append(f"appointment {a.id}: a change from {entry.from_status}, not {status}")
+                status = entry.to_status
+        if (timeslot, status) != (a.timeslot_id, a.status):
+            anomalies.append(
+                f"appointment {a.id}: its history ends at timeslot {timeslot}, {status}; "
+                f"it is at {a.timeslot_id}, {a.status}"
             )
     return anomalies
 
@@ -842,12 +979,15 @@ def soak(
     settle_timeout: float = 240.0,
     log: Callable[[str], None] = lambda _: None,
 ) -> Report:
-    """Traffic and faults for ``seconds``, then heal, settle and check."""
+    """Traffic and faults for ``seconds``, then heal, settle and check (notification-service's
+    webhooks and mails too, with the receiver and mail server of ``soak_stack``)."""
     ledger = Ledger()
+    outside: Outside = stack.outside  # type: ignore[attr-defined]
     with stack.client() as client:
         admin_token = client.post(
             "/api/auth/login/", json={"email": stack.admin.email, "password": stack.admin.password}
         ).json()["access"]
+        outside.subscribe(client, admin_token)
     traffic = Traffic(stack, ledger, admin_token, seed=seed)
     chaos = Chaos(stack, proxy, ledger, traffic, seed=seed, restart_rabbitmq=restart_rabbitmq)
     started = time.monotonic()
@@ -864,6 +1004,8 @@ def soak(
     log("soak: traffic stopped, every fault healed; waiting for the system to settle")
     unsettled = wait_until_settled(stack, amqp_url, settle_timeout)
     anomalies = check(stack, amqp_url, ledger)
+    notification_anomalies, notification_counts = check_notifications(rows, stack.database_urls, outside)
+    anomalies += notification_anomalies
     counts = {
         "users": rows(stack.database_urls["identity"], "SELECT count(*) FROM users")[0][0],
         "timeslots": rows(stack.database_urls["scheduling"], "SELECT count(*) FROM timeslots")[0][0],
@@ -879,6 +1021,7 @@ def soak(
         "events published": sum(
             rows(url, "SELECT count(*) FROM outbox_events")[0][0] for url in stack.database_urls.values()
         ),
+        **notification_counts,
     }
     return Report(elapsed, ledger, chaos.errors, unsettled, anomalies, counts)
 
@@ -887,16 +1030,19 @@ def soak(
 def soak_stack(
     *, workdir: Path, make_database: Callable[[str], str], amqp_url: str, label: str = "soak"
 ) -> Iterator[tuple[Stack, TcpProxy]]:
-    """A started stack (two identity, booking and scheduling replicas) whose broker is behind a TCP proxy."""
+    """A started stack (two identity, booking and scheduling replicas) whose broker is behind a TCP
+    proxy, with a webhook receiver and a mail server outside (``stack.outside``)."""
     with ExitStack() as resources:
         proxy = resources.enter_context(TcpProxy.for_url(amqp_url))
+        outside = Outside.start(resources)
         stack = Stack(
             workdir=workdir,
             database_urls={service: make_database(f"{label}_{service}") for service in SERVICES},
             amqp_url=proxy.url(amqp_url),
             replicas=REPLICAS,
-            env=SOAK_ENV,
+            env={**SOAK_ENV, **outside.environment()},
         )
+        stack.outside = outside  # type: ignore[attr-defined]
         resources.callback(stack.close)
         stack.up()
         yield stack, proxy

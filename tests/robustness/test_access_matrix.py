@@ -48,6 +48,13 @@ def request_for(operation: Operation, people: People) -> tuple[str, dict[str, An
             return f"/api/doctors/{people.doctor.id}/", {"bio": "Edited by an admin."}
         case ("PATCH", "/api/doctors/me/"):
             return operation.path, {"bio": "Edited by the doctor."}
+        case ("GET", "/api/doctors/{doctor_id}/booking-policy/"):
+            return f"/api/doctors/{people.doctor.id}/booking-policy/", None
+        case ("PATCH", "/api/doctors/{doctor_id}/booking-policy/"):
+            # The defaults again: the other cells' bookings stay within the policy.
+            return f"/api/doctors/{people.doctor.id}/booking-policy/", {"min_notice_minutes": 0}
+        case ("PATCH", "/api/doctors/me/booking-policy/"):
+            return operation.path, {"booking_horizon_days": None}
         case ("POST", "/api/timeslots/"):
             start = next_start()
             end = start + timedelta(minutes=30)
@@ -80,6 +87,27 @@ def request_for(operation: Operation, people: People) -> tuple[str, dict[str, An
             return f"/api/waitlist/{people.waitlist_entry()['id']}/", None
         case ("GET", "/api/calendar/feed.ics"):
             return f"{operation.path}?{people.feed_query()}", None
+        case ("POST", "/api/appointments/{appointment_id}/reschedule/"):
+            moved = people.appointment()["id"]
+            return f"/api/appointments/{moved}/reschedule/", {"timeslot_id": people.timeslot()["id"]}
+        case ("GET", "/api/appointments/{appointment_id}/history/"):
+            return f"/api/appointments/{people.appointment()['id']}/history/", None
+        case ("POST", "/api/webhooks/"):
+            return operation.path, {"url": "http://127.0.0.1:9/hook", "event_types": ["appointment.booked"]}
+        case (
+            ("GET", "/api/webhooks/{webhook_id}/")
+            | ("DELETE", "/api/webhooks/{webhook_id}/")
+            | (
+                "GET",
+                "/api/webhooks/{webhook_id}/deliveries/",
+            )
+        ):
+            return operation.path.replace("{webhook_id}", str(people.webhook()["id"])), None
+        case ("PATCH", "/api/webhooks/{webhook_id}/"):
+            return f"/api/webhooks/{people.webhook()['id']}/", {"description": "Edited"}
+        case ("POST", "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver/"):
+            webhook_id, delivery_id = people.delivery()
+            return f"/api/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver/", None
     assert "{" not in operation.path, f"request_for() has no case for {operation.label}"
     return operation.path, None
 
@@ -122,7 +150,7 @@ def documented_operations(stack: Stack) -> set[tuple[str, str]]:
     """Every (method, path) of every service's OpenAPI document, read through the gateway."""
     found = set()
     with stack.client() as client:
-        for service in ("identity", "doctor", "scheduling", "booking"):
+        for service in ("identity", "doctor", "scheduling", "booking", "notification"):
             response = client.get(f"/api/schema/{service}/openapi.json")
             assert response.status_code == 200, response.text
             for path, item in response.json()["paths"].items():

@@ -82,16 +82,19 @@ def check_status_change(
         )
 
 
-def check_cancellation(current: AppointmentStatus, *, start_time: datetime, now: datetime) -> None:
-    """Allow a cancellation by DELETE: only an active appointment that has not started."""
+def check_cancellation(
+    current: AppointmentStatus, *, start_time: datetime, now: datetime, verb: str = "cancelled"
+) -> None:
+    """Allow a cancellation by DELETE (or, ``verb="rescheduled"``, a move to another timeslot):
+    only an active appointment that has not started."""
     if current not in ACTIVE_STATUSES:
         raise IllegalStatusChange(
-            f"Only a pending or confirmed appointment can be cancelled; this one is {current}.",
+            f"Only a pending or confirmed appointment can be {verb}; this one is {current}.",
             current_status=str(current),
         )
     if now >= start_time:
         raise AppointmentAlreadyStarted(
-            "This appointment has already started and can no longer be cancelled.",
+            f"This appointment has already started and can no longer be {verb}.",
             current_status=str(current),
         )
 

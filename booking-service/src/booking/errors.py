@@ -34,12 +34,13 @@ class BookingNotAllowed(DomainError):
 
 class TimeslotRefused(DomainError):
     """The timeslot cannot be booked: scheduling refused the hold (its status and code relayed, as
-    ``contracts/http/scheduling.timeslot.hold.json`` lists them: 404 ``timeslot_not_found``, 409
-    ``timeslot_not_available`` or ``cannot_book_own_timeslot``, 422 ``timeslot_started``), or
-    booking itself found the same (a doctor known to be deactivated, a timeslot already taken)."""
+        ``contracts/http/scheduling.timeslot.hold.json`` lists them: 404 ``timeslot_not_found``, 409
+        ``timeslot_not_available`` or ``cannot_book_own_timeslot``, 422 ``timeslot_started``, and with
+    the timeslot named as the field, ``booking_notice``, ``booking_horizon``, ``other_doctor``), or
+        booking itself found the same (a doctor known to be deactivated, a timeslot already taken)."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
+    def __init__(self, status: int, code: str, detail: str, **extra: object) -> None:
+        super().__init__(detail, **extra)
         self.status = status
         self.code = code
 
@@ -98,6 +99,18 @@ class FeedNotFound(DomainError):
     code = "feed_not_found"
 
 
+class TooManyActiveAppointments(DomainError):
+    """The doctor's ``max_active_per_patient``: the patient has that many upcoming appointments."""
+
+    code = "too_many_active_appointments"
+
+
+class CancellationTooLate(DomainError):
+    """A patient cancels or moves an appointment later than the doctor's cancellation notice."""
+
+    code = "cancellation_notice"
+
+
 STATUS_OF: dict[type[DomainError], int] = {
     AccountDeactivated: 401,
     AppointmentNotFound: 404,
@@ -112,4 +125,6 @@ STATUS_OF: dict[type[DomainError], int] = {
     AlreadyWaiting: 409,
     WaitlistEntryNotFound: 404,
     FeedNotFound: 404,
+    TooManyActiveAppointments: 409,
+    CancellationTooLate: 409,
 }

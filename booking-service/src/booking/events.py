@@ -1,18 +1,22 @@
 """Events booking-service publishes (their contract) and the handlers of those it consumes.
 
 Published (schemas in ``contracts/events/``): ``booking.appointment.booked``,
-``booking.appointment.status_changed`` and ``booking.appointment.cancelled``,
-always written to the outbox in the transaction of the change.
+``booking.appointment.status_changed``, ``booking.appointment.cancelled`` and
+``booking.appointment.rescheduled``, always written to the outbox in the transaction of
+the change.
 
 Consumed: identity's user events feed the local read model of users (names
 shown on appointments); ``identity.user.deactivated`` also cancels the user's
-future active appointments. scheduling's ``timeslot.created``/``released`` feed the
-waitlist (``services/offers.py``), which publishes ``booking.waitlist.offered``.
+future active appointments. ``doctor.profile.updated`` feeds the doctors' booking policies
+(the per-patient limit and the cancellation notice, ``booking.policy``). scheduling's
+``timeslot.created``/``released`` feed the waitlist (``services/offers.py``), which publishes
+``booking.waitlist.offered``.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +26,7 @@ from sqlalchemy.orm import Session
 from booking.domain import AppointmentStatus, CancelledBy
 from booking.models import Appointment
 from booking.queries import AppointmentView
+from chassis.auth import Principal
 from chassis.messaging import Envelope, Handler, add_event
 from chassis.revocations import with_token_revocations
 
@@ -33,6 +38,8 @@ PRODUCER = "booking"
 APPOINTMENT_BOOKED = "booking.appointment.booked"
 APPOINTMENT_STATUS_CHANGED = "booking.appointment.status_changed"
 APPOINTMENT_CANCELLED = "booking.appointment.cancelled"
+APPOINTMENT_RESCHEDULED = "booking.appointment.rescheduled"
+DOCTOR_PROFILE_UPDATED = "doctor.profile.updated"
 
 USER_REGISTERED = "identity.user.registered"
 USER_UPDATED = "identity.user.updated"
@@ -79,6 +86,42 @@ def publish_cancelled(
         "cancellation_reason": appointment.cancellation_reason,
     }
     add_event(session, APPOINTMENT_CANCELLED, data, producer=PRODUCER)
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """Where a rescheduled appointment was: its old reservation and timeslot."""
+
+    reservation_id: uuid.UUID
+    timeslot_id: int
+    start_time: datetime
+    end_time: datetime
+
+
+def publish_rescheduled(session: Session, appointment: Appointment, old: Moved, actor: Principal) -> None:
+    """``booking.appointment.rescheduled``: scheduling books the new hold and frees the old timeslot
+    if it still carries the old reservation."""
+    data = {
+        **_facts(appointment, appointment.reservation_id),
+        "status": appointment.status,
+        "old_reservation_id": old.reservation_id,
+        "old_timeslot_id": old.timeslot_id,
+        "old_start_time": old.start_time,
+        "old_end_time": old.end_time,
+        "actor_id": actor.id,
+        "actor_role": actor.role,
+    }
+    add_event(session, APPOINTMENT_RESCHEDULED, data, producer=PRODUCER)
+
+
+def on_doctor_profile_updated(session: Session, envelope: Envelope) -> None:
+    from booking.services import policy  # services publishes through this module: imported when handling
+
+    data = envelope.data
+    if "booking_policy" in data:
+        policy.remember_policy(
+            session, int(data["doctor_id"]), data["booking_policy"], revision=int(data["revision"])
+        )
 
 
 def on_user_registered(session: Session, envelope: Envelope) -> None:
@@ -187,6 +230,7 @@ HANDLERS: dict[str, Handler] = {
     USER_DEACTIVATED: on_user_deactivated,
     TIMESLOT_CREATED: on_timeslot_created,
     TIMESLOT_RELEASED: on_timeslot_released,
+    DOCTOR_PROFILE_UPDATED: on_doctor_profile_updated,
 }
 # What the consumer runs and the migrate job binds: these handlers, plus recording the token
 # revocations among identity's events (chassis.revocations).

@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[api.router, waitlist_api.router, calendar_api.router, api.internal_router],
         status_of=STATUS_OF,
         consumed=events.CONSUMED,
+        idempotency=True,
         calls=["scheduling"],
         more_hooks=lambda settings, db: [scheduling_client_hook(settings), *waitlist_hooks(db, settings)],
         openapi_tags=[

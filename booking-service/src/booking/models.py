@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chassis.db import Base
+from chassis.idempotency import IdempotencyKey  # noqa: F401  (its table is this service's too)
 from chassis.revocations import TokenRevocation  # noqa: F401  (its table is this service's too)
 
 ACTIVE_STATUS_SQL = "status IN ('pending', 'confirmed')"
@@ -245,3 +246,48 @@ class CalendarFeedKey(Base):
     key: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+
+class AppointmentHistory(Base):
+    """One change of an appointment, written in the change's transaction; never updated or deleted
+    (a trigger of the migration refuses both)."""
+
+    __tablename__ = "appointment_history"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # No foreign key: appointments are never deleted, and history outlives any cleanup of them.
+    appointment_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=text("clock_timestamp()")
+    )
+    # Null for the system (a cascade from a deactivated account).
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor_role: Mapped[str] = mapped_column(String(16), nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    from_timeslot_id: Mapped[int | None] = mapped_column(BigInteger)
+    to_timeslot_id: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint(
+            "action IN ('booked', 'status_changed', 'rescheduled', 'cancelled')", name="action_known"
+        ),
+        CheckConstraint("actor_role IN ('admin', 'doctor', 'patient', 'system')", name="actor_role_known"),
+        Index("ix_appointment_history_appointment_id", "appointment_id", "id"),
+    )
+
+
+class DoctorPolicy(Base):
+    """What booking applies of a doctor's booking policy, fed by ``doctor.profile.updated``.
+
+    A doctor without a row has the defaults: no cancellation notice, no per-patient limit."""
+
+    __tablename__ = "doctor_policies"
+
+    doctor_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    cancellation_notice_minutes: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    max_active_per_patient: Mapped[int | None] = mapped_column(Integer)
+    # doctor-service's profile revision of the last applied event: older events are stale.
+    revision: Mapped[int] = mapped_column(Integer, nullable=False)

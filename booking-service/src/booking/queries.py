@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from booking.domain import AppointmentStatus, may_see, takes_timeslot
 from booking.errors import AppointmentNotFound
-from booking.models import Appointment, User
+from booking.models import Appointment, AppointmentHistory, User
 from chassis.auth import Principal
 from chassis.pagination import PageParams, known_total
 from chassis.reads import FastReads
@@ -202,6 +202,49 @@ def get_appointment(session: Session, appointment_id: int, caller: Principal) ->
         ):
             raise not_found(appointment_id)
         return view_of(session, appointment_id)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    at: datetime
+    actor_id: int | None
+    actor_role: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    from_timeslot_id: int | None
+    to_timeslot_id: int | None
+    reason: str | None
+
+
+_HISTORY = AppointmentHistory.__table__
+_ENTRIES = (
+    select(
+        _HISTORY.c.at,
+        _HISTORY.c.actor_id,
+        _HISTORY.c.actor_role,
+        _HISTORY.c.action,
+        _HISTORY.c.from_status,
+        _HISTORY.c.to_status,
+        _HISTORY.c.from_timeslot_id,
+        _HISTORY.c.to_timeslot_id,
+        _HISTORY.c.reason,
+    )
+    .where(_HISTORY.c.appointment_id == bindparam("appointment_id"))
+    .order_by(_HISTORY.c.id)
+)
+
+
+def appointment_history(session: Session, appointment_id: int, caller: Principal) -> list[HistoryEntry]:
+    """Every change of an appointment, oldest first, if ``caller`` may see it."""
+    with session.begin():
+        appointment = session.get(Appointment, appointment_id)
+        if appointment is None or not may_see(
+            caller.role, caller.id, patient_id=appointment.patient_id, doctor_id=appointment.doctor_id
+        ):
+            raise not_found(appointment_id)
+        rows = session.execute(_ENTRIES, {"appointment_id": appointment_id}).all()
+    return [HistoryEntry(**row._mapping) for row in rows]
 
 
 def find_reservation(session: Session, reservation_id: uuid.UUID) -> ReservationView | None:

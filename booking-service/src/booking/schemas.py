@@ -88,6 +88,32 @@ class AppointmentRead(BaseModel):
         return value.astimezone(UTC)
 
 
+class RescheduleRequest(BaseModel):
+    """Where to move an appointment: another free timeslot of the same doctor."""
+
+    timeslot_id: Id = Field(description="The id of a free timeslot of the same doctor.", examples=[43])
+
+
+class HistoryEntryRead(BaseModel):
+    """One change of an appointment; fields that do not apply are null."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    actor_id: int | None = Field(description="Who made the change; null when the system did.")
+    actor_role: str = Field(description="`patient`, `doctor`, `admin`, or `system` (a cascade).")
+    action: str = Field(description="`booked`, `status_changed`, `rescheduled` or `cancelled`.")
+    from_status: AppointmentStatus | None
+    to_status: AppointmentStatus | None
+    from_timeslot_id: int | None
+    to_timeslot_id: int | None
+    reason: str | None
+
+    @field_serializer("at")
+    def _utc(self, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
 class ReservationRead(BaseModel):
     """What became of a reservation (scheduling's hold sweeper asks)."""
 

@@ -63,7 +63,10 @@ def clean_state(request: pytest.FixtureRequest) -> None:
         return
     app: FastAPI = request.getfixturevalue("app")
     with app.state.db.transaction() as session:
-        tables = "appointments, users, waitlist_offers, waitlist_entries, waitlist_openings, calendar_feeds"
+        tables = (
+            "appointments, appointment_history, users, doctor_policies, idempotency_keys,"
+            " waitlist_offers, waitlist_entries, waitlist_openings, calendar_feeds"
+        )
         session.execute(text(f"TRUNCATE {tables}"))
     request.getfixturevalue("scheduling").reset()
 

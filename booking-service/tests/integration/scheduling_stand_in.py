@@ -75,6 +75,8 @@ class SchedulingStandIn:
                 slot = self.timeslots.get(timeslot_id)
                 if slot is None:
                     return _problem(404, "no such timeslot", "timeslot_not_found")
+                if body.get("doctor_id") not in (None, slot.doctor_id):
+                    return _problem(422, "another doctor's timeslot", "other_doctor")
                 if slot.doctor_id == body["patient_id"]:
                     return _problem(409, "own timeslot", "cannot_book_own_timeslot")
                 if slot.reservation_id not in (None, body["reservation_id"]):

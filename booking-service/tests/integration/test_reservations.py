@@ -72,4 +72,6 @@ def test_the_internal_lookup_is_not_in_the_public_api_document(client):
         "/api/calendar/feed/",
         "/api/calendar/feed/rotate/",
         "/api/calendar/feed.ics",
+        "/api/appointments/{appointment_id}/reschedule/",
+        "/api/appointments/{appointment_id}/history/",
     }

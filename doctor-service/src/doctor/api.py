@@ -15,7 +15,7 @@ from chassis.errors import problem_responses
 from chassis.pagination import Page, Pagination, page_of
 from doctor import queries, services
 from doctor.domain import SEARCH_MAX_LENGTH, SPECIALTY_MAX_LENGTH
-from doctor.schemas import DoctorProfileUpdate, DoctorRead
+from doctor.schemas import BookingPolicy, BookingPolicyUpdate, DoctorProfileUpdate, DoctorRead
 
 router = APIRouter(prefix="/api/doctors", tags=["doctors"])
 
@@ -40,6 +40,26 @@ PROFILE_EXAMPLES = {
     "specialty": {"summary": "Only the specialty", "value": {"specialty": "Dermatology"}},
 }
 ProfileChanges = Annotated[DoctorProfileUpdate, Body(openapi_examples=PROFILE_EXAMPLES)]
+POLICY_EXAMPLES = {
+    "rules": {
+        "summary": "An hour's notice, a month ahead, a day to cancel, two upcoming visits a patient",
+        "value": {
+            "min_notice_minutes": 60,
+            "booking_horizon_days": 30,
+            "cancellation_notice_minutes": 1440,
+            "max_active_per_patient": 2,
+        },
+    },
+    "no_horizon": {"summary": "Lift the horizon", "value": {"booking_horizon_days": None}},
+}
+PolicyChanges = Annotated[BookingPolicyUpdate, Body(openapi_examples=POLICY_EXAMPLES)]
+POLICY_RULES = (
+    "Bookings (and reschedules) must start at least `min_notice_minutes` and at most "
+    "`booking_horizon_days` days ahead (422); a patient cancels or reschedules only until "
+    "`cancellation_notice_minutes` before the start (409) and holds at most `max_active_per_patient` "
+    "upcoming appointments with the doctor (409). Null lifts a limit. A change applies to bookings "
+    "made after it (within a second), never to existing appointments."
+)
 
 
 @router.get(
@@ -118,6 +138,50 @@ def read_doctor(session: DbSession, _: PatientOrAdmin, doctor_id: int) -> Doctor
 def update_doctor(session: DbSession, _: Admin, doctor_id: int, body: ProfileChanges) -> DoctorRead:
     doctor = services.update_doctor_profile(session, doctor_id, body.changes())
     return DoctorRead.model_validate(doctor)
+
+
+@router.get(
+    "/me/booking-policy/",
+    response_model=BookingPolicy,
+    summary="Read your booking policy",
+    description="Doctors only. " + POLICY_RULES,
+    responses=problem_responses(401, 403, 404),
+)
+def read_own_policy(session: DbSession, principal: DoctorUser) -> BookingPolicy:
+    return BookingPolicy.model_validate(queries.get_own_profile(session, principal.id))
+
+
+@router.patch(
+    "/me/booking-policy/",
+    response_model=BookingPolicy,
+    summary="Change your booking policy",
+    description="Doctors only. Fields left out stay as they are. " + POLICY_RULES,
+    responses=problem_responses(400, 401, 403, 404, 422),
+)
+def change_own_policy(session: DbSession, principal: DoctorUser, body: PolicyChanges) -> BookingPolicy:
+    return BookingPolicy.model_validate(services.update_own_profile(session, principal.id, body.changes()))
+
+
+@router.get(
+    BY_ID + "booking-policy/",
+    response_model=BookingPolicy,
+    summary="Read a doctor's booking policy (admin)",
+    description="Admins only. " + POLICY_RULES,
+    responses=problem_responses(401, 403, 404),
+)
+def read_doctors_policy(session: DbSession, _: Admin, doctor_id: int) -> BookingPolicy:
+    return BookingPolicy.model_validate(queries.get_listed_doctor(session, doctor_id))
+
+
+@router.patch(
+    BY_ID + "booking-policy/",
+    response_model=BookingPolicy,
+    summary="Change a doctor's booking policy (admin)",
+    description="Admins only. Fields left out stay as they are. " + POLICY_RULES,
+    responses=problem_responses(400, 401, 403, 404, 422),
+)
+def change_doctors_policy(session: DbSession, _: Admin, doctor_id: int, body: PolicyChanges) -> BookingPolicy:
+    return BookingPolicy.model_validate(services.update_doctor_profile(session, doctor_id, body.changes()))
 
 
 def _blank_to_none(value: str | None) -> str | None:

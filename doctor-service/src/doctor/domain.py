@@ -18,6 +18,24 @@ BIO_MAX_LENGTH = 2000
 MAX_YEARS_OF_EXPERIENCE = 80
 SEARCH_MAX_LENGTH = 100
 
+# Bounds of the booking policy's numbers (a year of notice, ten years ahead).
+MAX_NOTICE_MINUTES = 525_600
+MAX_HORIZON_DAYS = 3650
+MAX_ACTIVE_PER_PATIENT = 10_000
+# A doctor who never set a policy: no notice, no horizon, no cancellation notice, no limit.
+NO_POLICY = {
+    "min_notice_minutes": 0,
+    "booking_horizon_days": None,
+    "cancellation_notice_minutes": 0,
+    "max_active_per_patient": None,
+}
+POLICY_FIELDS = (
+    "min_notice_minutes",
+    "booking_horizon_days",
+    "cancellation_notice_minutes",
+    "max_active_per_patient",
+)
+
 # Ids are PostgreSQL bigints; a larger number in a URL cannot name a doctor.
 MAX_DOCTOR_ID = 2**63 - 1
 

@@ -3,7 +3,8 @@
 Published: ``doctor.profile.updated`` (schema in
 ``contracts/events/doctor.profile.updated.schema.json``), written to the outbox in
 the transaction of the change whenever a doctor's public profile changes: it
-appears, its name, specialty, bio or experience change, or it is hidden or shown.
+appears, its name, specialty, bio, experience or booking policy change, or it is hidden
+or shown.
 
 Consumed: ``identity.user.registered``, ``identity.user.updated`` and
 ``identity.user.deactivated``, which keep the profiles in step with the users.
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from chassis.messaging import Envelope, Handler, add_event
 from chassis.revocations import with_token_revocations
-from doctor.domain import UserFacts
+from doctor.domain import POLICY_FIELDS, UserFacts
 from doctor.models import Doctor
 
 PRODUCER = "doctor"
@@ -42,6 +43,7 @@ def profile_updated_data(doctor: Doctor) -> dict[str, Any]:
         "years_of_experience": doctor.years_of_experience,
         "is_active": doctor.is_active,
         "revision": doctor.revision,
+        "booking_policy": {name: getattr(doctor, name) for name in POLICY_FIELDS},
     }
 
 

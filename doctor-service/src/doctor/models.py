@@ -20,11 +20,24 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from chassis.db import Base
 from chassis.revocations import TokenRevocation  # noqa: F401  (its table is this service's too)
-from doctor.domain import FULL_NAME_MAX_LENGTH, MAX_YEARS_OF_EXPERIENCE, SPECIALTY_MAX_LENGTH
+from doctor.domain import (
+    FULL_NAME_MAX_LENGTH,
+    MAX_ACTIVE_PER_PATIENT,
+    MAX_HORIZON_DAYS,
+    MAX_NOTICE_MINUTES,
+    MAX_YEARS_OF_EXPERIENCE,
+    SPECIALTY_MAX_LENGTH,
+)
 
 __all__ = ["Base", "Doctor", "ListedSpecialtyCount"]
 
 LISTED = text("is_active")
+POLICY_CHECKS = {
+    "min_notice_minutes_range": f"min_notice_minutes BETWEEN 0 AND {MAX_NOTICE_MINUTES}",
+    "booking_horizon_days_range": f"booking_horizon_days BETWEEN 1 AND {MAX_HORIZON_DAYS}",
+    "cancellation_notice_minutes_range": f"cancellation_notice_minutes BETWEEN 0 AND {MAX_NOTICE_MINUTES}",
+    "max_active_per_patient_range": f"max_active_per_patient BETWEEN 1 AND {MAX_ACTIVE_PER_PATIENT}",
+}
 
 
 class Doctor(Base):
@@ -48,8 +61,14 @@ class Doctor(Base):
     revision: Mapped[int] = mapped_column(BigInteger, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The booking policy (spec/API.md, "Booking policy"); null: no limit.
+    min_notice_minutes: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
+    booking_horizon_days: Mapped[int | None] = mapped_column(Integer)
+    cancellation_notice_minutes: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
+    max_active_per_patient: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
+        *(CheckConstraint(condition, name=name) for name, condition in POLICY_CHECKS.items()),
         CheckConstraint(
             f"years_of_experience BETWEEN 0 AND {MAX_YEARS_OF_EXPERIENCE}", name="years_of_experience_range"
         ),

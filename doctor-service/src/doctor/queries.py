@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from chassis.pagination import PageParams, known_total
 from chassis.reads import FastReads
-from doctor.domain import is_valid_doctor_id, like_contains
+from doctor.domain import POLICY_FIELDS, is_valid_doctor_id, like_contains
 from doctor.errors import DoctorNotFound, ProfileInactive, ProfileNotReady
 from doctor.models import Doctor, ListedSpecialtyCount
 
@@ -80,7 +80,7 @@ def listed_doctors_count_query(filters: DoctorFilters) -> Select[tuple[int]]:
 
 
 PUBLIC_COLUMNS = tuple(
-    DOCTORS.c[name] for name in ("id", "full_name", "specialty", "bio", "years_of_experience")
+    DOCTORS.c[name] for name in ("id", "full_name", "specialty", "bio", "years_of_experience", *POLICY_FIELDS)
 )
 
 
@@ -141,7 +141,8 @@ def _page_with_total(*, search: bool, specialty: bool) -> Select[Any]:
 # ?search= alone: the page and its total from search_listed_doctors() (doctor migration 0003),
 # which picks the plan for how many doctors match without planning each execution.
 _SEARCH_PAGE = text(
-    "SELECT id, full_name, specialty, bio, years_of_experience, total "
+    "SELECT id, full_name, specialty, bio, years_of_experience, min_notice_minutes, booking_horizon_days, "
+    "cancellation_notice_minutes, max_active_per_patient, total "
     "FROM search_listed_doctors(:pattern, :offset, :limit)"
 )
 

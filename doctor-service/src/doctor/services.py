@@ -12,15 +12,17 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from doctor import events
-from doctor.domain import UserFacts, is_stale, should_open_profile
+from doctor.domain import POLICY_FIELDS, UserFacts, is_stale, should_open_profile
 from doctor.models import Doctor
 from doctor.queries import get_listed_doctor, get_own_profile
 
-EDITABLE_FIELDS = ("specialty", "bio", "years_of_experience")
+# What a PATCH of the profile or of the booking policy may change (the policy is part of the
+# profile: a change bumps its revision and is published with it).
+EDITABLE_FIELDS = ("specialty", "bio", "years_of_experience", *POLICY_FIELDS)
 
 
 def update_own_profile(session: Session, user_id: int, changes: Mapping[str, object]) -> Doctor:
-    """A doctor edits their own specialty, bio or years of experience."""
+    """A doctor edits their own specialty, bio, years of experience or booking policy."""
     with session.begin():
         doctor = get_own_profile(session, user_id, for_update=True)
         _apply_changes(session, doctor, changes)
@@ -28,7 +30,7 @@ def update_own_profile(session: Session, user_id: int, changes: Mapping[str, obj
 
 
 def update_doctor_profile(session: Session, doctor_id: int, changes: Mapping[str, object]) -> Doctor:
-    """An admin edits a listed doctor's specialty, bio or years of experience."""
+    """An admin edits a listed doctor's specialty, bio, years of experience or booking policy."""
     with session.begin():
         doctor = get_listed_doctor(session, doctor_id, for_update=True)
         _apply_changes(session, doctor, changes)

@@ -2,6 +2,8 @@
 
 import pytest
 
+from doctor.domain import NO_POLICY
+
 DOCTOR_ID = 41
 
 
@@ -66,6 +68,7 @@ def test_a_doctor_reads_their_own_profile(client, callers):
         "specialty": "Diagnostics",
         "bio": "",
         "years_of_experience": 0,
+        "booking_policy": NO_POLICY,
     }
 
 

@@ -2,6 +2,8 @@
 
 import pytest
 
+from doctor.domain import NO_POLICY
+
 
 @pytest.fixture
 def doctors(client, add_doctor):
@@ -41,6 +43,7 @@ def test_a_listed_doctor_shows_every_public_field(client, callers, doctors):
             "specialty": "General Surgery",
             "bio": "Seattle",
             "years_of_experience": 12,
+            "booking_policy": NO_POLICY,
         }
     ]
 

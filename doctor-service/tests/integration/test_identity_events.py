@@ -5,6 +5,7 @@ import itertools
 import pytest
 from sqlalchemy import text
 
+from doctor.domain import NO_POLICY
 from doctor.events import PROFILE_UPDATED
 
 IDS = itertools.count(10_001)
@@ -76,6 +77,7 @@ def test_a_registered_doctor_gets_an_empty_listed_profile(api, identity, user_id
         "specialty": "",
         "bio": "",
         "years_of_experience": 0,
+        "booking_policy": NO_POLICY,
     }
     assert user_id in api.listed_ids("lovelace")
 

@@ -2,6 +2,8 @@
 
 import pytest
 
+from doctor.domain import NO_POLICY
+
 DOCTOR_ID = 51
 
 
@@ -14,7 +16,12 @@ def test_a_doctor_fills_in_their_profile(client, callers):
     body = {"specialty": "General Surgery", "bio": "Chief of surgery.", "years_of_experience": 15}
     response = client.patch("/api/doctors/me/", json=body, headers=callers("doctor", DOCTOR_ID).headers)
     assert response.status_code == 200
-    assert response.json() == {"id": DOCTOR_ID, "full_name": "Miranda Bailey", **body}
+    assert response.json() == {
+        "id": DOCTOR_ID,
+        "full_name": "Miranda Bailey",
+        **body,
+        "booking_policy": NO_POLICY,
+    }
     assert (
         client.get(f"/api/doctors/{DOCTOR_ID}/", headers=callers("patient").headers).json() == response.json()
     )

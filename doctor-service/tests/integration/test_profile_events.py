@@ -3,6 +3,7 @@
 import pika
 
 from chassis.messaging.contracts import find_contracts_dir, validate_envelope
+from doctor.domain import NO_POLICY
 from doctor.events import PROFILE_UPDATED
 
 
@@ -27,6 +28,7 @@ def test_an_edit_publishes_the_whole_profile_within_the_contract(
         **body,
         "is_active": True,
         "revision": 2,
+        "booking_policy": NO_POLICY,
     }
     assert properties.message_id == envelope["event_id"]
     assert properties.delivery_mode == pika.DeliveryMode.Persistent.value
@@ -57,6 +59,7 @@ def test_a_new_doctors_profile_is_published_within_the_contract(
         "years_of_experience": 0,
         "is_active": True,
         "revision": 1,
+        "booking_policy": NO_POLICY,
     }
 
 

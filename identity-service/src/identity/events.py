@@ -1,9 +1,10 @@
 """Events identity-service publishes; their contracts are contracts/events/identity.user.*.schema.json.
 
-Payloads carry what other services keep of a user (name, role, active flag) and the user's
-``revision``, so consumers can ignore stale, out-of-order updates. Never an email, a phone
-number, a password or a hash: no other service uses them (``phone`` was sent once and read by
-none; the schemas keep it as deprecated so that events published before still validate).
+Payloads carry what other services keep of a user (name, role, active flag; the email address,
+which notification-service writes to) and the user's ``revision``, so consumers can ignore
+stale, out-of-order updates. Never a phone number, a password or a hash: no other service uses
+them (``phone`` was sent once and read by none; the schemas keep it as deprecated so that
+events published before still validate).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def _user_event_data(user: User, kind: UserFactKind, changed: Sequence[str]) -> 
     data: dict[str, Any] = {
         "user_id": user.id,
         "full_name": user.full_name,
+        "email": user.email,
         "role": user.role,
         "is_active": user.is_active,
         "revision": user.revision,

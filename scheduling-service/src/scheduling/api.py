@@ -17,6 +17,7 @@ from pydantic import BeforeValidator
 from chassis.auth import Principal, require_role
 from chassis.db import AppReads, Database
 from chassis.errors import problem_responses
+from chassis.idempotency import IdempotencyKeyHeader, run_idempotently
 from chassis.pagination import Page, Pagination, page_of
 from chassis.service_auth import require_service
 from scheduling import queries, services
@@ -114,15 +115,29 @@ BULK_EXAMPLES = {
     summary="Publish a timeslot",
     responses=problem_responses(401, 403, 409, 422),
 )
-def create_timeslot(
+async def create_timeslot(
+    request: Request,
     body: Annotated[TimeslotCreate, Body(openapi_examples=TIMESLOT_EXAMPLES)],
     doctor: DoctorCaller,
     db: AppDb,
     settings: AppSettings,
-) -> TimeslotRead:
-    """A free timeslot of 5 minutes to 12 hours, starting in the future, overlapping none of yours."""
-    timeslot = services.create_timeslot(db, doctor.id, body.start_time, body.end_time, tz=settings.tz)
-    return TimeslotRead.of(timeslot)
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
+    """A free timeslot of 5 minutes to 12 hours, starting in the future, overlapping none of yours.
+
+    With an `Idempotency-Key`, a retry gets the first answer again and creates nothing twice."""
+    timeslot = await run_idempotently(
+        request,
+        idempotency_key,
+        doctor.id,
+        db,
+        lambda record: services.create_timeslot(
+            db, doctor.id, body.start_time, body.end_time, tz=settings.tz, record=record
+        ),
+        serialize=lambda created: TimeslotRead.of(created).model_dump(mode="json"),
+        status_code=201,
+    )
+    return timeslot if isinstance(timeslot, Response) else TimeslotRead.of(timeslot)
 
 
 @router.post(
@@ -132,20 +147,36 @@ def create_timeslot(
     summary="Publish a working pattern",
     responses=problem_responses(401, 403, 409, 422),
 )
-def create_timeslots_bulk(
+async def create_timeslots_bulk(
+    request: Request,
     body: Annotated[BulkTimeslotCreate, Body(openapi_examples=BULK_EXAMPLES)],
     doctor: DoctorCaller,
     db: AppDb,
     settings: AppSettings,
-) -> BulkCreated:
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
     """Every timeslot of the pattern (clinic time zone, at most 500), or none: a 409 lists the
     overlapping times in ``conflicts``, a 422 lists past ones in ``past``.
 
     Slots follow local wall-clock time across daylight-saving changes; a slot that
     would fall into the spring-forward gap or straddle the repeated fall-back hour
-    is skipped."""
-    created = services.create_timeslots_bulk(db, doctor.id, body.pattern(), tz=settings.tz)
-    return BulkCreated(created=[TimeslotRead.of(t) for t in created])
+    is skipped. With an `Idempotency-Key`, a retry gets the first answer again."""
+    created = await run_idempotently(
+        request,
+        idempotency_key,
+        doctor.id,
+        db,
+        lambda record: services.create_timeslots_bulk(
+            db, doctor.id, body.pattern(), tz=settings.tz, record=record
+        ),
+        serialize=lambda timeslots: _bulk(timeslots).model_dump(mode="json"),
+        status_code=201,
+    )
+    return created if isinstance(created, Response) else _bulk(created)
+
+
+def _bulk(timeslots: list) -> BulkCreated:
+    return BulkCreated(created=[TimeslotRead.of(t) for t in timeslots])
 
 
 @router.get(
@@ -243,6 +274,7 @@ async def hold_timeslot(
         reservation_id=body.reservation_id,
         patient_id=body.patient_id,
         hold_seconds=body.hold_seconds or settings.hold_seconds,
+        doctor_id=body.doctor_id,
     )
     return HoldRead.of(timeslot)
 

@@ -18,11 +18,14 @@ from zoneinfo import ZoneInfo
 from scheduling.errors import (
     CannotBookOwnTimeslot,
     InvalidTimeslot,
+    OtherDoctor,
     PatternTooLarge,
     TimeslotInPast,
     TimeslotNotAvailable,
     TimeslotNotFound,
     TimeslotStarted,
+    TooFarAhead,
+    TooSoon,
 )
 
 MIN_LENGTH = timedelta(minutes=5)
@@ -222,10 +225,17 @@ class HoldTarget:
     state: TimeslotState
     reservation_id: uuid.UUID | None
     doctor_active: bool
+    min_notice_minutes: int = 0
+    booking_horizon_days: int | None = None
 
 
 def check_hold(
-    target: HoldTarget | None, *, reservation_id: uuid.UUID, patient_id: int, now: datetime
+    target: HoldTarget | None,
+    *,
+    reservation_id: uuid.UUID,
+    patient_id: int,
+    now: datetime,
+    doctor_id: int | None = None,
 ) -> None:
     """Return if ``reservation_id`` holds (or already held) the timeslot; else raise why not.
 
@@ -236,9 +246,33 @@ def check_hold(
         raise TimeslotNotFound("There is no such timeslot.")
     if target.reservation_id == reservation_id and target.state is not TimeslotState.AVAILABLE:
         return  # a retried hold of the same reservation: idempotent
+    if doctor_id is not None and target.doctor_id != doctor_id:
+        raise OtherDoctor("An appointment can only move to another timeslot of the same doctor.")
     if target.doctor_id == patient_id:
         raise CannotBookOwnTimeslot("A doctor cannot book an appointment with themselves.")
     if target.start_time <= now:
         raise TimeslotStarted("This timeslot has already started; only future timeslots can be held.")
     if target.state is not TimeslotState.AVAILABLE:
         raise TimeslotNotAvailable("This timeslot is not available any more.")
+    check_booking_window(
+        target.start_time,
+        now=now,
+        min_notice_minutes=target.min_notice_minutes,
+        booking_horizon_days=target.booking_horizon_days,
+    )
+
+
+def check_booking_window(
+    start_time: datetime, *, now: datetime, min_notice_minutes: int, booking_horizon_days: int | None
+) -> None:
+    """A doctor's booking policy on start times: not sooner than the notice, not beyond the horizon."""
+    if start_time < now + timedelta(minutes=min_notice_minutes):
+        raise TooSoon(
+            f"This doctor takes bookings at least {min_notice_minutes} minutes ahead.",
+            errors=[{"field": "timeslot_id", "message": "starts sooner than the doctor's minimum notice"}],
+        )
+    if booking_horizon_days is not None and start_time > now + timedelta(days=booking_horizon_days):
+        raise TooFarAhead(
+            f"This doctor takes bookings at most {booking_horizon_days} days ahead.",
+            errors=[{"field": "timeslot_id", "message": "starts beyond the doctor's booking horizon"}],
+        )

@@ -81,6 +81,30 @@ class TimeslotStarted(DomainError):
     code = "timeslot_started"
 
 
+class OtherDoctor(DomainError):
+    """A hold for a reschedule, of a timeslot of another doctor than the appointment's."""
+
+    code = "other_doctor"
+
+
+class OutsideBookingWindow(DomainError):
+    """The timeslot starts outside the doctor's booking policy."""
+
+    code = "outside_booking_policy"
+
+
+class TooSoon(OutsideBookingWindow):
+    """The timeslot starts sooner than the doctor's minimum notice."""
+
+    code = "booking_notice"
+
+
+class TooFarAhead(OutsideBookingWindow):
+    """The timeslot starts beyond the doctor's booking horizon."""
+
+    code = "booking_horizon"
+
+
 STATUS_OF: dict[type[DomainError], int] = {
     TimeslotNotFound: 404,
     DoctorNotFound: 404,
@@ -91,6 +115,8 @@ STATUS_OF: dict[type[DomainError], int] = {
     EmptyPattern: 422,
     InvalidFilter: 422,
     TimeslotStarted: 422,
+    OtherDoctor: 422,
+    OutsideBookingWindow: 422,
     TimeslotOverlap: 409,
     TimeslotReserved: 409,
     TimeslotNotAvailable: 409,

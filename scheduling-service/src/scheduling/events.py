@@ -8,8 +8,9 @@ Published, one per timeslot (schemas in ``contracts/events/``):
 - ``scheduling.timeslot.released``: the same plus ``reservation_id`` and ``reason``, written
   by ``services.releases.free_timeslot``, the one function that frees a held or booked timeslot.
 
-Consumed: ``identity.user.registered/updated/deactivated`` (the doctors read model)
-and ``booking.appointment.booked/cancelled`` (docs/booking-protocol.md). Each
+Consumed: ``identity.user.registered/updated/deactivated`` (the doctors read model),
+``doctor.profile.updated`` (the start-time rules of each doctor's booking policy) and
+``booking.appointment.booked/cancelled/rescheduled`` (docs/booking-protocol.md). Each
 handler runs inside the transaction that records the event id in the inbox.
 """
 
@@ -26,6 +27,7 @@ from chassis.revocations import with_token_revocations
 from scheduling.domain import timeslot_facts
 from scheduling.models import Timeslot
 from scheduling.services import reservations
+from scheduling.services.releases import ReleaseReason
 
 log = logging.getLogger("scheduling.events")
 
@@ -77,6 +79,35 @@ def on_appointment_booked(session: Session, envelope: Envelope) -> None:
     )
 
 
+def on_appointment_rescheduled(session: Session, envelope: Envelope) -> None:
+    # The new timeslot booked for the new reservation, the old one freed if it still carries the
+    # old reservation (and that reservation remembered as ended): each half conditional on its own.
+    data = envelope.data
+    reservations.book_for_reservation(
+        session, int(data["timeslot_id"]), uuid.UUID(str(data["reservation_id"]))
+    )
+    reservations.free_for_reservation(
+        session,
+        int(data["old_timeslot_id"]),
+        uuid.UUID(str(data["old_reservation_id"])),
+        reason=ReleaseReason.APPOINTMENT_RESCHEDULED,
+    )
+
+
+def on_doctor_profile_updated(session: Session, envelope: Envelope) -> None:
+    from scheduling.services import doctors
+
+    data = envelope.data
+    if "booking_policy" in data:
+        doctors.remember_policy(
+            session,
+            int(data["doctor_id"]),
+            data["booking_policy"],
+            revision=int(data["revision"]),
+            is_active=bool(data["is_active"]),
+        )
+
+
 def on_appointment_cancelled(session: Session, envelope: Envelope) -> None:
     data = envelope.data
     reservations.free_for_reservation(
@@ -90,6 +121,8 @@ HANDLERS: Mapping[str, Handler] = {
     "identity.user.deactivated": on_user_deactivated,
     "booking.appointment.booked": on_appointment_booked,
     "booking.appointment.cancelled": on_appointment_cancelled,
+    "booking.appointment.rescheduled": on_appointment_rescheduled,
+    "doctor.profile.updated": on_doctor_profile_updated,
 }
 # What the consumer runs and the migrate job binds: these handlers, plus recording the token
 # revocations among identity's events (chassis.revocations).

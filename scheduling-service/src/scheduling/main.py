@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[api.router, api.internal_router],
         status_of=STATUS_OF,
         consumed=events.CONSUMED,
+        idempotency=True,
         calls=["booking"],
         more_hooks=_sweeper,
         openapi_tags=[{"name": "timeslots", "description": "Doctors' schedules and free timeslots."}],

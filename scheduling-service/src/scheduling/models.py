@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chassis.db import Base
+from chassis.idempotency import IdempotencyKey  # noqa: F401  (its table is this service's too)
 from chassis.revocations import TokenRevocation  # noqa: F401  (its table is this service's too)
 
 NO_OVERLAP_CONSTRAINT = "ex_timeslots_no_overlap"
@@ -50,6 +51,12 @@ class Doctor(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+    # The booking policy's start-time rules (doctor-service's, fed by ``doctor.profile.updated``):
+    # a timeslot is held and listed only from ``min_notice_minutes`` to ``booking_horizon_days``
+    # (null: no limit) ahead. ``policy_revision`` is the profile revision of the last applied event.
+    min_notice_minutes: Mapped[int] = mapped_column(Integer, server_default="0")
+    booking_horizon_days: Mapped[int | None] = mapped_column(Integer)
+    policy_revision: Mapped[int] = mapped_column(Integer, server_default="0")
 
     __table_args__ = (CheckConstraint("revision >= 0", name="revision_not_negative"),)
 

@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, bindparam, exists, func, select
+from sqlalchemy import ColumnElement, DateTime, Select, bindparam, cast, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from chassis.db import Database
@@ -61,6 +61,39 @@ FREE_LISTING_COLUMNS = (
 # parameter: building and fingerprinting a statement on each request cost more than running it.
 _LISTED = exists().where(DOCTORS.c.id == bindparam("doctor_id"), DOCTORS.c.is_doctor, DOCTORS.c.is_active)
 _DOCTOR_LISTED = select(_LISTED)
+# The doctor's booking policy bounds the listing: from now + notice to now + horizon (if any).
+# Uncorrelated scalar subqueries, so PostgreSQL reads the doctor's row once per statement.
+_now = cast(bindparam("now"), DateTime(timezone=True))
+_EARLIEST = (
+    select(_now + func.make_interval(0, 0, 0, 0, 0, DOCTORS.c.min_notice_minutes))
+    .where(DOCTORS.c.id == bindparam("doctor_id"))
+    .scalar_subquery()
+)
+_LATEST = (
+    select(_now + func.make_interval(0, 0, 0, DOCTORS.c.booking_horizon_days))
+    .where(DOCTORS.c.id == bindparam("doctor_id"))
+    .scalar_subquery()
+)
+
+
+_P_NOW = cast(bindparam("p_now"), DateTime(timezone=True))
+# A timeslot's doctor is active and their booking policy lets it be booked now (outside the
+# notice, inside the horizon): a condition of the hold's UPDATE (``services.reservations``).
+DOCTOR_ALLOWS_BOOKING = exists().where(
+    Doctor.id == Timeslot.doctor_id,
+    Doctor.is_doctor,
+    Doctor.is_active,
+    Timeslot.start_time >= _P_NOW + func.make_interval(0, 0, 0, 0, 0, Doctor.min_notice_minutes),
+    or_(
+        Doctor.booking_horizon_days.is_(None),
+        Timeslot.start_time <= _P_NOW + func.make_interval(0, 0, 0, Doctor.booking_horizon_days),
+    ),
+)
+# The doctor's policy next to a timeslot (for explaining a refused hold).
+POLICY_OF_DOCTOR = tuple(
+    select(column).where(Doctor.id == Timeslot.doctor_id).scalar_subquery().label(column.key)
+    for column in (Doctor.min_notice_minutes, Doctor.booking_horizon_days)
+)
 
 
 def _free_conditions(*, day: bool, since: bool, until: bool) -> list[ColumnElement[bool]]:
@@ -70,6 +103,8 @@ def _free_conditions(*, day: bool, since: bool, until: bool) -> list[ColumnEleme
         c.state == TimeslotState.AVAILABLE,
         c.start_time > bindparam("now"),
         _LISTED,
+        c.start_time >= _EARLIEST,
+        or_(_LATEST.is_(None), c.start_time <= _LATEST),
     ]
     if day:
         conditions += [c.start_time >= bindparam("day_start"), c.start_time < bindparam("day_end")]

@@ -71,6 +71,21 @@ class Broker(testkit.Broker):
         }
         return self.publish_as("booking.appointment.cancelled", data, producer="booking", event_id=event_id)
 
+    def rescheduled(
+        self, old: dict, old_reservation: uuid.UUID, new: dict, new_reservation: uuid.UUID, patient_id: int
+    ) -> uuid.UUID:
+        data = {
+            **_appointment(new, new_reservation, patient_id),
+            "status": "pending",
+            "old_reservation_id": old_reservation,
+            "old_timeslot_id": old["id"],
+            "old_start_time": old["start_time"],
+            "old_end_time": old["end_time"],
+            "actor_id": patient_id,
+            "actor_role": "patient",
+        }
+        return self.publish_as("booking.appointment.rescheduled", data, producer="booking")
+
     def scheduling_events(self, doctor_id: int) -> list[dict]:
         """Every scheduling event about ``doctor_id`` received so far, oldest first."""
         return [e for e in self.published() if e["data"]["doctor_id"] == doctor_id]

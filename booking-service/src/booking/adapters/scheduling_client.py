@@ -22,6 +22,13 @@ from chassis.service_auth import ServiceCredentials, ServiceCredentialUnavailabl
 
 log = logging.getLogger("booking.scheduling")
 
+# scheduling's 422 refusals about the requested timeslot itself (the field a client fixes).
+FIELD_REFUSALS = {
+    "booking_notice": "starts sooner than the doctor's minimum notice",
+    "booking_horizon": "starts beyond the doctor's booking horizon",
+    "other_doctor": "belongs to another doctor than the appointment's",
+}
+
 UNAVAILABLE = "The schedule cannot be reached right now; nothing was booked. Please try again shortly."
 # scheduling's refusals of a hold (contracts/http/scheduling.timeslot.hold.json), relayed to the
 # patient with booking's words; any other answer is scheduling being unavailable.
@@ -59,9 +66,17 @@ class SchedulingClient:
         self._http.close()
 
     def hold(
-        self, timeslot_id: int, *, reservation_id: uuid.UUID, patient_id: int, hold_seconds: int | None = None
+        self,
+        timeslot_id: int,
+        *,
+        reservation_id: uuid.UUID,
+        patient_id: int,
+        doctor_id: int | None = None,
+        hold_seconds: int | None = None,
     ) -> Hold:
         """Hold ``timeslot_id`` for ``reservation_id``, or raise the domain error scheduling answered.
+
+        With ``doctor_id`` (a reschedule) only a timeslot of that doctor is held.
 
         When the outcome is unknown (timeout, 5xx, a garbled answer) the hold may
         exist; it is released before ``SchedulingUnavailable`` is raised, so a
@@ -70,6 +85,8 @@ class SchedulingClient:
         body: dict[str, Any] = {"reservation_id": str(reservation_id), "patient_id": patient_id}
         if hold_seconds is not None:  # a waitlist offer's own time; else scheduling's HOLD_SECONDS
             body["hold_seconds"] = hold_seconds
+        if doctor_id is not None:
+            body["doctor_id"] = doctor_id
         try:
             response = self._http.post(
                 f"/internal/timeslots/{timeslot_id}/hold", body, headers=self._authorization()
@@ -97,6 +114,13 @@ class SchedulingClient:
         code = _problem_code(response)
         if (response.status, code) in REFUSALS:
             raise TimeslotRefused(response.status, code, REFUSALS[response.status, code])
+        if response.status == 422 and code in FIELD_REFUSALS:
+            # The doctor's booking policy, or a reschedule to another doctor: scheduling's detail
+            # says which rule, the field is the timeslot.
+            detail = _problem_detail(response) or FIELD_REFUSALS[code]
+            raise TimeslotRefused(
+                422, code, detail, errors=[{"field": "timeslot_id", "message": FIELD_REFUSALS[code]}]
+            )
         log.error("scheduling answered a hold of timeslot %s with %s", timeslot_id, response.status)
         if response.status >= 500:
             self.release(timeslot_id, reservation_id=reservation_id)
@@ -141,6 +165,15 @@ def _hold_of(body: dict[str, Any]) -> Hold:
         start_time=start_time,
         end_time=end_time,
     )
+
+
+def _problem_detail(response: JsonResponse) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return detail if isinstance(detail, str) else None
 
 
 def _problem_code(response: JsonResponse) -> str | None:

@@ -10,17 +10,26 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
 from booking import queries, services
 from booking.adapters.scheduling_client import SchedulingClient
 from booking.domain import AppointmentStatus
 from booking.errors import ReservationNotFound
 from booking.queries import AppointmentFilters, AppointmentView
-from booking.schemas import MAX_ID, AppointmentCreate, AppointmentRead, IsoDate, ReservationRead, StatusChange
+from booking.schemas import (
+    MAX_ID,
+    AppointmentCreate,
+    AppointmentRead,
+    HistoryEntryRead,
+    IsoDate,
+    RescheduleRequest,
+    ReservationRead,
+    StatusChange,
+)
 from chassis.auth import Principal, require_role
 from chassis.db import AppDatabase, AppReads, DbSession
 from chassis.errors import problem_responses
+from chassis.idempotency import IdempotencyKeyHeader, run_idempotently
 from chassis.pagination import Page, Pagination, page_of
 from chassis.reads import FastReads
 from chassis.service_auth import require_service
@@ -63,6 +72,15 @@ STATUS_EXAMPLES = {
     "no_show": {"summary": "The patient did not come (once it has started)", "value": {"status": "no_show"}},
 }
 
+RESCHEDULE_EXAMPLES = {
+    "move": {"summary": "Move to another timeslot of the same doctor", "value": {"timeslot_id": 43}},
+}
+
+
+def _appointment_json(view: AppointmentView) -> dict:
+    # What the route answers, stored for an Idempotency-Key replay.
+    return AppointmentRead.model_validate(view).model_dump(mode="json")
+
 
 # "{appointment_id:int}" only matches digits: /api/appointments/me/ never reaches the id routes
 # (so DELETE on it is a 405, not a 422 about the id), and a non-numeric id is simply not found.
@@ -98,24 +116,36 @@ async def _page(
     responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def book_appointment(
+    request: Request,
     body: Annotated[AppointmentCreate, Body(openapi_examples=BOOKING_EXAMPLES)],
     caller: Patient,
     db: AppDatabase,
     scheduling: Annotated[SchedulingClient, Depends(scheduling_client)],
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> AppointmentView:
     """Book a free timeslot: 201 means the timeslot is the patient's (status `pending`).
 
-    Patients only. The timeslot must exist (404), be free (409) and start in the future (422).
-    When several patients book the same timeslot at once, exactly one gets 201 and the others 409."""
-    # The whole use case (a call to scheduling, then a transaction) in one hop to the thread
-    # pool; the response is validated here, on the event loop, without a second hop.
-    return await run_in_threadpool(
-        services.book_appointment,
+    Patients only. The timeslot must exist (404), be free (409) and start in the future and
+    within the doctor's booking policy (422); a patient at the doctor's per-patient limit gets 409.
+    When several patients book the same timeslot at once, exactly one gets 201 and the others 409.
+    With an `Idempotency-Key`, a retry gets the first answer again and books nothing twice."""
+    # The whole use case (a call to scheduling, then a transaction) in one hop to a database
+    # thread; the response is validated here, on the event loop, without a second hop.
+    return await run_idempotently(
+        request,
+        idempotency_key,
+        caller.id,
         db,
-        scheduling,
-        caller=caller,
-        timeslot_id=body.timeslot_id,
-        reason=body.reason,
+        lambda record: services.book_appointment(
+            db,
+            scheduling,
+            caller=caller,
+            timeslot_id=body.timeslot_id,
+            reason=body.reason,
+            record=record,
+        ),
+        serialize=_appointment_json,
+        status_code=201,
     )
 
 
@@ -202,6 +232,54 @@ def cancel_appointment(appointment_id: AppointmentId, caller: PatientOrAdmin, se
     """Cancel a pending or confirmed appointment that has not started; the record stays, `cancelled`."""
     services.cancel_appointment(session, appointment_id, caller)
     return Response(status_code=204)
+
+
+@router.post(
+    BY_ID + "reschedule/",
+    response_model=AppointmentRead,
+    summary="Move an appointment to another timeslot",
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
+)
+async def reschedule_appointment(
+    request: Request,
+    appointment_id: AppointmentId,
+    body: Annotated[RescheduleRequest, Body(openapi_examples=RESCHEDULE_EXAMPLES)],
+    caller: PatientOrAdmin,
+    db: AppDatabase,
+    scheduling: Annotated[SchedulingClient, Depends(scheduling_client)],
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> AppointmentView:
+    """Move a pending or confirmed appointment that has not started to another timeslot of the
+    same doctor (its patient or an admin), keeping its id and status.
+
+    Atomic: on success the new timeslot is the patient's and the old one is free again; on any
+    failure nothing changes. The new timeslot taken → 409, missing → 404, started, another
+    doctor's or outside the doctor's booking policy → 422. A patient moves an appointment only
+    until the doctor's cancellation notice before its start (409)."""
+    return await run_idempotently(
+        request,
+        idempotency_key,
+        caller.id,
+        db,
+        lambda record: services.reschedule_appointment(
+            db, scheduling, appointment_id, caller, timeslot_id=body.timeslot_id, record=record
+        ),
+        serialize=_appointment_json,
+        status_code=200,
+    )
+
+
+@router.get(
+    BY_ID + "history/",
+    response_model=list[HistoryEntryRead],
+    summary="An appointment's history",
+    responses=problem_responses(401, 404, 422),
+)
+def appointment_history(appointment_id: AppointmentId, caller: AnyRole, session: DbSession) -> list:
+    """Every change of the appointment, oldest first: who (`actor_id`, `actor_role`; `system` for
+    a cascade from a deactivated account), when, what (`booked`, `status_changed`, `rescheduled`,
+    `cancelled`) and from/to which status and timeslot. For its patient, its doctor or an admin."""
+    return queries.appointment_history(session, appointment_id, caller)
 
 
 @internal_router.get("/reservations/{reservation_id}", response_model=ReservationRead)

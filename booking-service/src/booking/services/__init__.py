@@ -1,7 +1,9 @@
 """booking-service write use cases: booking (the fenced fast path), status changes and
-cancellations, and the read model of users."""
+cancellations, rescheduling, and the read models of users and of doctors' booking policies;
+every change appends to the appointment's history (``history``) in its transaction."""
 
 from booking.services.booking import book_appointment
+from booking.services.reschedule import reschedule_appointment
 from booking.services.status import cancel_appointment, change_status
 from booking.services.users import cancel_appointments_of_deactivated_user, remember_user
 
@@ -11,4 +13,5 @@ __all__ = [
     "cancel_appointments_of_deactivated_user",
     "change_status",
     "remember_user",
+    "reschedule_appointment",
 ]

@@ -9,22 +9,25 @@ Every other write goes through the ORM session.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import BigInteger, Connection, bindparam, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from booking import events
+from booking.adapters import metrics
 from booking.adapters.scheduling_client import SchedulingClient
 from booking.domain import (
     AppointmentStatus,
     patient_booking,
 )
 from booking.errors import AccountDeactivated, TimeslotRefused
-from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment, User
+from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment, AppointmentHistory, User
 from booking.queries import AppointmentView
-from booking.services import acceptance
+from booking.services import acceptance, history, policy
+from booking.services.history import Action
 from chassis.auth import Principal
 from chassis.db import Database
+from chassis.idempotency import NO_KEY, Recorder
 
 
 def book_appointment(
@@ -34,13 +37,16 @@ def book_appointment(
     caller: Principal,
     timeslot_id: int,
     reason: str | None,
+    record: Recorder = NO_KEY,
 ) -> AppointmentView:
     """Book ``timeslot_id`` for ``caller`` (a patient books for themselves: ``domain.patient_booking``):
     a pending appointment that really holds the timeslot.
 
     The busiest write of the system, so plain prebuilt Core statements on one connection,
-    four round trips after the hold: lock both users (their names come back with the lock),
-    insert the appointment, insert its event together with the relay's wake-up, commit.
+    five round trips after the hold: lock both users (their names come back with the lock),
+    read the doctor's per-patient limit (``policy``), insert the appointment with its history
+    entry, insert its event together with the relay's wake-up, commit. ``record`` stores the
+    answer of an Idempotency-Key in the same transaction.
     """
     patient_id = patient_booking(caller.role, caller.id)
     # The patient's own waitlist offer of this timeslot is held for them: booking converts it.
@@ -52,8 +58,9 @@ def book_appointment(
             if offered:
                 acceptance.accept_offer(connection, reservation_id)
             names = _lock_users(connection, patient_id=patient_id, doctor_id=hold.doctor_id)
+            policy.check_active_limit(connection, patient_id=patient_id, doctor_id=hold.doctor_id)
             stored = connection.execute(
-                _INSERT_APPOINTMENT,
+                _INSERT_APPOINTMENT_AND_ENTRY,
                 {
                     "reservation_id": reservation_id,
                     "timeslot_id": hold.timeslot_id,
@@ -63,6 +70,8 @@ def book_appointment(
                     "end_time": hold.end_time,
                     "status": AppointmentStatus.PENDING.value,
                     "reason": reason or "",
+                    "actor_id": patient_id,
+                    "history_timeslot_id": hold.timeslot_id,
                 },
             ).one()
             booked = AppointmentView(
@@ -81,16 +90,18 @@ def book_appointment(
                 updated_at=stored.updated_at,
             )
             events.publish_booked(connection, booked, reservation_id)
+            record.record(connection, booked)
     except BaseException as exc:
         # The appointment was not stored, so nothing may stay held: free the timeslot now, not at
         # expiry. A standing offer keeps its hold (the patient may try again until it expires).
         if not offered or not acceptance.offer_is_open(db, reservation_id):
             scheduling.release(timeslot_id, reservation_id=reservation_id)
-        if isinstance(exc, IntegrityError) and _violates(exc, ACTIVE_TIMESLOT_INDEX):
+        if isinstance(exc, IntegrityError) and violates(exc, ACTIVE_TIMESLOT_INDEX):
             raise TimeslotRefused(
                 409, "timeslot_not_available", "This timeslot already has an active appointment."
             ) from exc
         raise
+    metrics.BOOKINGS.inc()
     return booked
 
 
@@ -115,6 +126,26 @@ _INSERT_APPOINTMENT = (
     )
     .returning(_APPOINTMENTS.c.id, _APPOINTMENTS.c.created_at, _APPOINTMENTS.c.updated_at)
 )
+# The appointment and its ``booked`` history entry in one statement (a data-modifying CTE).
+_NEW_APPOINTMENT = _INSERT_APPOINTMENT.cte("new_appointment")
+_BOOKED_ENTRY = (
+    insert(AppointmentHistory.__table__)
+    .from_select(
+        history.INSERT_BOOKED_COLUMNS,
+        select(
+            _NEW_APPOINTMENT.c.id,
+            bindparam("actor_id", type_=BigInteger),
+            literal("patient"),
+            literal(Action.BOOKED.value),
+            literal(AppointmentStatus.PENDING.value),
+            bindparam("history_timeslot_id", type_=BigInteger),
+        ),
+    )
+    .cte("booked_entry")
+)
+_INSERT_APPOINTMENT_AND_ENTRY = select(
+    _NEW_APPOINTMENT.c.id, _NEW_APPOINTMENT.c.created_at, _NEW_APPOINTMENT.c.updated_at
+).add_cte(_BOOKED_ENTRY)
 _LOCK_USERS = (
     select(_USERS.c.id, _USERS.c.is_active, _USERS.c.full_name)
     .where(_USERS.c.id.in_([bindparam("patient_id"), bindparam("doctor_id")]))
@@ -171,6 +202,6 @@ def _lock_users(connection: Connection, *, patient_id: int, doctor_id: int) -> d
     return {row.id: row.full_name for row in rows}
 
 
-def _violates(exc: IntegrityError, constraint: str) -> bool:
+def violates(exc: IntegrityError, constraint: str) -> bool:
     diag = getattr(exc.orig, "diag", None)
     return getattr(diag, "constraint_name", None) == constraint

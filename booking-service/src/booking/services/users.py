@@ -7,7 +7,7 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from booking.domain import ACTIVE_STATUSES, CancelledBy, deactivation_reason
+from booking.domain import ACTIVE_STATUSES, deactivation_reason
 from booking.models import Appointment, User
 from booking.services.status import cancel
 from chassis.timezones import utcnow
@@ -65,5 +65,5 @@ def cancel_appointments_of_deactivated_user(session: Session, user_id: int) -> i
     ).all()
     for appointment in appointments:
         reason = deactivation_reason(as_patient=appointment.patient_id == user_id)
-        cancel(session, appointment, CancelledBy.SYSTEM, reason, now)
+        cancel(session, appointment, None, reason, now)
     return len(appointments)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICES = ("identity", "doctor", "scheduling", "booking")
+SERVICES = ("identity", "doctor", "scheduling", "booking", "notification")
 DEFAULT_URLS = {
     "identity": "http://127.0.0.1:8001",
     "doctor": "http://127.0.0.1:8002",
     "scheduling": "http://127.0.0.1:8003",
     "booking": "http://127.0.0.1:8004",
+    "notification": "http://127.0.0.1:8006",
 }
 
 
@@ -33,6 +34,8 @@ class Settings(BaseSettings):
     scheduling_urls: str = Field(default="", validation_alias="SCHEDULING_URLS")
     booking_url: str = Field(default="", validation_alias="BOOKING_URL")
     booking_urls: str = Field(default="", validation_alias="BOOKING_URLS")
+    notification_url: str = Field(default="", validation_alias="NOTIFICATION_URL")
+    notification_urls: str = Field(default="", validation_alias="NOTIFICATION_URLS")
     # How long a merged document is served before the services are asked again; one that
     # misses a service is kept for at most the shorter time, so it heals quickly.
     cache_ttl_seconds: float = Field(default=15.0, ge=0, validation_alias="DOCS_CACHE_TTL_SECONDS")

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from chassis.db import Database
+from identity.adapters import metrics
 from identity.domain import normalise_email
 from identity.errors import LoginThrottled
 from identity.models import LoginFailure
@@ -107,6 +108,7 @@ class LoginThrottle:
             ]
             longest = max((wait for wait in waits if wait is not None), default=None)
             if longest is not None:
+                metrics.LOGIN_THROTTLES.inc()
                 raise LoginThrottled(max(1, math.ceil(longest.total_seconds())))
             failure_id = session.scalar(
                 insert(FAILURES).values(account_key=account, address=counted_address).returning(FAILURES.c.id)

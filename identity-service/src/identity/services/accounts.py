@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from chassis.db import Database
 from chassis.timezones import utcnow
+from identity.adapters import metrics
 from identity.adapters.security import Passwords
 from identity.adapters.throttle import LoginThrottle
 from identity.domain import (
@@ -185,6 +186,7 @@ def update_own_account(
                 )
             attempt = throttle.begin(db, email=user.email, address=address)
             if not passwords.verify(user.password_hash, current):
+                metrics.LOGIN_FAILURES.inc()
                 raise CurrentPasswordInvalid("current_password", ["The current password is not correct."])
             throttle.succeeded(db, attempt)
             _require_strong(changes["password"], user.email)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from chassis.db import Database
 from chassis.messaging import add_event
 from chassis.timezones import utcnow
+from identity.adapters import metrics
 from identity.adapters.security import (
     IssuedTokens,
     Passwords,
@@ -112,9 +113,11 @@ def log_in(
         user = session.scalars(select(User).where(User.email == normalise_email(email))).one_or_none()
     if user is None:
         passwords.verify_decoy(password)
+        metrics.LOGIN_FAILURES.inc()
         raise InvalidCredentials()
     # Verified outside any transaction: hashing is slow, and should not hold a connection.
     if not passwords.verify(user.password_hash, password) or not user.is_active:
+        metrics.LOGIN_FAILURES.inc()
         raise InvalidCredentials()
     throttle.succeeded(db, attempt)
     with db.transaction() as session:

@@ -16,8 +16,10 @@ from chassis.db import Database
 from chassis.errors import DomainError, install_problem_handlers
 from chassis.guards import RequestGuard, UnexpectedErrors
 from chassis.health import Check, health_router
+from chassis.metrics import instrument, metrics_server
 from chassis.observability import RequestContextMiddleware
 from chassis.shutdown import drain_on_sigterm
+from chassis.tracing import FASTAPI_TELEMETRY, TraceContextMiddleware, configure_tracing
 
 Hook = Callable[[FastAPI], AbstractContextManager[Any]]
 
@@ -102,7 +104,9 @@ def create_service_app(
     """A FastAPI app with the chassis wiring.
 
     ``hooks`` are context managers entered at start-up and left at shutdown, in
-    reverse order (the outbox relay, the consumers, the hold sweeper ...). With a
+    reverse order (the outbox relay, the consumers, the hold sweeper ...); the
+    metrics server (``chassis.metrics``, on ``METRICS_PORT`` of ``app.state.settings``)
+    runs around them. With a
     ``database``, the app has it as ``app.state.db`` and, while it runs, its hot-read
     pool as ``app.state.reads`` (``chassis.reads``, bound to the app's event loop).
     """
@@ -115,6 +119,8 @@ def create_service_app(
             app.state.reads = reads
         try:
             with ExitStack() as stack:
+                # /metrics on METRICS_PORT (app.state.settings), before the hooks that add collectors.
+                stack.enter_context(metrics_server(app))
                 for hook in hooks:
                     stack.enter_context(hook(app))
                 # SIGTERM: not ready first, then uvicorn's graceful shutdown (chassis.shutdown).
@@ -125,6 +131,7 @@ def create_service_app(
             if reads is not None:
                 await reads.close()
 
+    configure_tracing(name)
     app = FastAPI(
         title=title,
         description=description,
@@ -135,6 +142,7 @@ def create_service_app(
         redirect_slashes=False,
         lifespan=lifespan,
         openapi_tags=openapi_tags,
+        telemetry=FASTAPI_TELEMETRY,
     )
     app.state.service_name = name
     app.state.token_verifier = token_verifier
@@ -147,7 +155,11 @@ def create_service_app(
     # Innermost first: an unexpected error still gets the request id and the access log line.
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
+    # Counted and timed by route template (chassis.metrics), all answers included.
+    instrument(app)
     app.add_middleware(RequestContextMiddleware)
+    # Outside the access log line, so that the line carries the request's trace id.
+    app.add_middleware(TraceContextMiddleware)
     app.add_middleware(OptionalTrailingSlash)
 
     def openapi() -> dict[str, Any]:

@@ -36,10 +36,12 @@ def consuming_service_app(
     openapi_tags: list[dict[str, Any]],
     calls: Sequence[str] = (),
     more_hooks: MoreHooks | None = None,
+    idempotency: bool = False,
 ) -> FastAPI:
     """The app of service ``name``: ``calls`` names the services whose internal API it calls (a
     credential for each is part of its readiness); ``more_hooks(settings, db)`` adds the
-    service's own start-up hooks (a client of another service, a sweeper)."""
+    service's own start-up hooks (a client of another service, a sweeper); ``idempotency``: the
+    service takes Idempotency-Key (``chassis.idempotency``), whose keys its retention job deletes."""
     configure_logging(name, settings.log_level, settings.log_format)
     db = Database.from_settings(settings)
     trust = ServiceTrust.from_settings(settings, name, db, calls=bool(calls))
@@ -53,7 +55,7 @@ def consuming_service_app(
             enabled=settings.messaging_enabled,
             retry_delays=settings.event_retry_delays,
         ),
-        *service_retention_hooks(name, db, settings),
+        *service_retention_hooks(name, db, settings, _idempotency_tasks(db) if idempotency else None),
         *(more_hooks(settings, db) if more_hooks else ()),
     ]
     app = create_service_app(
@@ -71,3 +73,11 @@ def consuming_service_app(
     app.state.settings = settings
     app.state.trust = trust
     return app
+
+
+def _idempotency_tasks(db: Database) -> dict[str, Callable[[], int]]:
+    # Imported only by the services that take the key: its table joins the shared metadata (and
+    # so what a service's migration test expects) only where the service's migration creates it.
+    from chassis.idempotency import idempotency_retention_tasks
+
+    return idempotency_retention_tasks(db)

@@ -25,6 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jwt import PyJWK
 
 from chassis.errors import ProblemException
+from chassis.tracing import outgoing_headers
 
 log = logging.getLogger("chassis.auth")
 
@@ -113,7 +114,7 @@ class JwksKeys:
     def _refresh(self) -> None:
         now = self._fetched_at = self._clock()
         try:
-            response = httpx.get(self.url, timeout=self.timeout)
+            response = httpx.get(self.url, timeout=self.timeout, headers=outgoing_headers())
             response.raise_for_status()
             keys = {}
             for jwk in response.json().get("keys", []):

@@ -115,6 +115,9 @@ def install_problem_handlers(app: FastAPI, status_of: Mapping[type[DomainError],
                 return status_of[klass]
         return 400
 
+    # Others that answer for a request themselves (chassis.idempotency stores the answer) ask here.
+    app.state.domain_status = status_for
+
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         return problem(status_for(exc), exc.detail, code=exc.code, **exc.extra)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from chassis.tracing import client_span, outgoing_headers
+
 
 class Unreachable(Exception):
     """The connection could not be made: the request was not sent."""
@@ -70,6 +72,11 @@ class JsonClient:
             "Accept": "application/json",
             **(headers or {}),
         }
+        # A client span (when tracing records), its context sent on as ``traceparent``.
+        with client_span(f"POST {self._host_header}", **{"server.address": self._host}):
+            return self._post(path, payload, outgoing_headers(request_headers))
+
+    def _post(self, path: str, payload: bytes, request_headers: dict[str, str]) -> JsonResponse:
         connection, reused = self._take()
         try:
             return self._exchange(connection, path, payload, request_headers)

@@ -2,7 +2,9 @@
 
 Every log line carries the service name and, inside a request, its request id;
 the id comes from a well-formed incoming ``X-Request-Id`` (Traefik or a client)
-or is generated, and is echoed on the response so a client can quote it.
+or is generated, and is echoed on the response so a client can quote it. Inside a
+trace (chassis.tracing: a request through the gateway, the handling of an event)
+a line also carries its ``trace_id`` and ``span_id``.
 
 No log line carries personal data or secrets: log ids, never emails, phone numbers,
 appointment reasons, passwords or tokens. Engines hide statement parameters
@@ -22,6 +24,7 @@ import time
 from contextvars import ContextVar
 from typing import Any
 
+from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -68,6 +71,10 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            entry["trace_id"] = format(span_context.trace_id, "032x")
+            entry["span_id"] = format(span_context.span_id, "016x")
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value
@@ -105,6 +112,8 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     access.handlers[:] = []
     access.propagate = False
     logging.getLogger("pika").setLevel(logging.WARNING)
+    # The OTLP exporter's HTTP requests (chassis.tracing), one per batch of spans.
+    logging.getLogger("urllib3").setLevel(logging.INFO)
 
 
 # Request ids only need to be unique, not unpredictable: a per-process generator seeded from

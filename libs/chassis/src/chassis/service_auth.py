@@ -35,6 +35,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from chassis.auth import InvalidToken, KeyLookup, TokenVerifier, unauthorized
 from chassis.errors import ProblemException
+from chassis.tracing import outgoing_headers
 
 log = logging.getLogger("chassis.service_auth")
 
@@ -162,6 +163,7 @@ class ServiceCredentials:
                 json={"grant_type": "client_credentials", "audience": audience},
                 auth=(self.client_id, self._secret),
                 timeout=self.timeout,
+                headers=outgoing_headers(),
             )
         except httpx.HTTPError as exc:
             log.warning("identity unreachable for a service token (%s)", exc.__class__.__name__)

@@ -181,6 +181,14 @@ class BaseServiceSettings(ChassisSettings):
     # The async pool of the hot reads (chassis.reads), on top of the pool above: each read holds
     # a connection for one statement on the event loop, so a few serve many requests.
     db_read_pool_size: int = Field(default=3, validation_alias="DB_READ_POOL_SIZE", ge=1)
+    # Prometheus metrics (chassis.metrics) at http://METRICS_HOST:METRICS_PORT/metrics, a port of the
+    # process's own that the gateway never routes to; unset, none are served. The Procfile gives
+    # each service its <SERVICE>_METRICS_PORT; tracing is configured by the standard OTEL_* variables.
+    metrics_port: int | None = Field(default=None, validation_alias="METRICS_PORT", ge=1, le=65535)
+    # Unset: the address the API listens on (SERVICE_HOST: 0.0.0.0 in the images), else 127.0.0.1.
+    metrics_host: str | None = Field(
+        default=None, validation_alias=AliasChoices("METRICS_HOST", "SERVICE_HOST")
+    )
     # The database passwords from files (compose or Kubernetes secrets), put into the URLs,
     # which then name only the user: postgresql+psycopg://clinic_identity@identity-db:5432/
     # clinic_identity. One for the service's own URL, one for its migration URL (the schema's

@@ -16,6 +16,7 @@ import uuid
 import httpx
 
 from chassis.service_auth import ServiceCredentials, ServiceCredentialUnavailable
+from chassis.tracing import outgoing_headers
 from scheduling.services.reservations import ReservationAnswer
 
 log = logging.getLogger("scheduling.booking")
@@ -41,7 +42,8 @@ class BookingClient:
             return UNKNOWN
         try:
             response = self._http.get(
-                f"/internal/reservations/{reservation_id}", headers={"Authorization": authorization}
+                f"/internal/reservations/{reservation_id}",
+                headers=outgoing_headers({"Authorization": authorization}),
             )
         except httpx.HTTPError as exc:
             log.warning("booking unreachable while asking about reservation %s: %s", reservation_id, exc)

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from chassis.app import Hook
 from chassis.db import Database
 from chassis.periodic import running_every
+from scheduling.adapters import metrics
 from scheduling.adapters.booking_client import BookingClient
 from scheduling.services.reservations import sweep_expired_holds
 
@@ -29,7 +30,7 @@ def hold_sweeper_hook(db: Database, *, booking_url: str, timeout: float, interva
         try:
             sweeping = running_every(
                 interval,
-                lambda: sweep_expired_holds(db, client.reservation),
+                lambda: _sweep(db, client),
                 name="scheduling-hold-sweeper",
                 log=log,
                 join_timeout=timeout + 5,
@@ -40,3 +41,13 @@ def hold_sweeper_hook(db: Database, *, booking_url: str, timeout: float, interva
             client.close()
 
     return hook
+
+
+def _sweep(db: Database, client: BookingClient) -> None:
+    """One pass, counted: its time when it succeeds, a failure when it raises (then logged)."""
+    try:
+        sweep_expired_holds(db, client.reservation)
+    except Exception:
+        metrics.SWEEPER_FAILURES.inc()
+        raise
+    metrics.SWEEPER_LAST_PASS.set_to_current_time()

@@ -1,10 +1,13 @@
 """scheduling's doctors read model: kept in step with identity's users (``events`` hands their
-events here), and a doctor identity has not told about yet recorded from their token."""
+events here), and a doctor identity has not told about yet recorded from their token; and the
+start-time rules of each doctor's booking policy (minimum notice, horizon), fed by
+``doctor.profile.updated``, which the hold and the free listing read."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
@@ -70,3 +73,27 @@ def apply_user_state(session: Session, *, user_id: int, role: str, is_active: bo
         removed = remove_future_free_timeslots(session, user_id, utcnow())
         if removed:
             log.info("removed %s future free timeslots of user %s (no active doctor)", removed, user_id)
+
+
+def remember_policy(
+    session: Session, doctor_id: int, policy: dict[str, Any], *, revision: int, is_active: bool
+) -> None:
+    """Apply a profile event's policy unless a newer profile revision was applied already.
+
+    A doctor identity has not told us about yet gets a row of revision 0 (so identity's
+    events still decide whether they are an active doctor)."""
+    values = {
+        "min_notice_minutes": int(policy.get("min_notice_minutes") or 0),
+        "booking_horizon_days": policy.get("booking_horizon_days"),
+        "policy_revision": revision,
+    }
+    upsert = insert(Doctor).values(id=doctor_id, is_doctor=True, is_active=is_active, revision=0, **values)
+    applied = session.scalar(
+        upsert.on_conflict_do_update(
+            index_elements=[Doctor.id],
+            set_=values,
+            where=Doctor.policy_revision < upsert.excluded.policy_revision,
+        ).returning(Doctor.id)
+    )
+    if applied is None:
+        log.info("ignoring stale booking policy revision %s of doctor %s", revision, doctor_id)

@@ -1,7 +1,8 @@
 """The scheduling side of the booking protocol (docs/booking-protocol.md).
 
 Holds and releases for booking's internal calls, the effects of booking's
-``booked``/``cancelled`` events, and the sweeper pass over expired holds. Every
+``booked``/``cancelled`` events (a ``rescheduled`` one is both: the new timeslot booked, the
+old one freed), and the sweeper pass over expired holds. Every
 change is conditional on the reservation id, so stale or repeated inputs change
 nothing.
 """
@@ -21,14 +22,16 @@ from sqlalchemy.orm import Session
 from chassis.db import Database
 from chassis.reads import FastReads
 from chassis.timezones import utcnow
+from scheduling.adapters import metrics
 from scheduling.domain import HoldOutcome, HoldTarget, TimeslotState, check_hold, decide_expired_hold
 from scheduling.models import CancelledReservation, Doctor, Timeslot
+from scheduling.queries import DOCTOR_ALLOWS_BOOKING, POLICY_OF_DOCTOR
 from scheduling.services.releases import ReleaseReason, free_timeslot
 
 log = logging.getLogger("scheduling.reservations")
+CANCELLED = ReleaseReason.APPOINTMENT_CANCELLED
 
 _doctor_active = exists().where(Doctor.id == Timeslot.doctor_id, Doctor.is_doctor, Doctor.is_active)
-
 # The statements every booking runs, built once (building and fingerprinting one per request
 # cost more than running it). Parameter names differ from the columns they set, as Core requires.
 _TIMESLOTS = Timeslot.__table__
@@ -39,7 +42,7 @@ _HOLD = (
         _TIMESLOTS.c.state == TimeslotState.AVAILABLE.value,
         _TIMESLOTS.c.start_time > bindparam("p_now"),
         _TIMESLOTS.c.doctor_id != bindparam("p_patient_id"),
-        _doctor_active,
+        DOCTOR_ALLOWS_BOOKING,
     )
     .values(
         state=TimeslotState.HELD.value,
@@ -55,6 +58,8 @@ _HOLD = (
         _TIMESLOTS.c.held_until,
     )
 )
+# A reschedule holds only a timeslot of the appointment's doctor.
+_HOLD_OF_DOCTOR = _HOLD.where(_TIMESLOTS.c.doctor_id == bindparam("p_doctor_id"))
 _BOOK_HELD = (
     update(_TIMESLOTS)
     .where(
@@ -87,6 +92,7 @@ async def hold_timeslot(
     patient_id: int,
     hold_seconds: int,
     now: datetime | None = None,
+    doctor_id: int | None = None,
 ) -> Hold | Timeslot:
     """Hold a timeslot for ``reservation_id`` until ``now + hold_seconds``; idempotent.
 
@@ -98,30 +104,39 @@ async def hold_timeslot(
     database thread.
     """
     now = now or utcnow()
-    held = await reads.write(
-        _HOLD,
-        {
-            "p_timeslot_id": timeslot_id,
-            "p_now": now,
-            "p_patient_id": patient_id,
-            "p_reservation_id": reservation_id,
-            "p_held_until": now + timedelta(seconds=hold_seconds),
-        },
-    )
+    values = {
+        "p_timeslot_id": timeslot_id,
+        "p_now": now,
+        "p_patient_id": patient_id,
+        "p_reservation_id": reservation_id,
+        "p_held_until": now + timedelta(seconds=hold_seconds),
+    }
+    if doctor_id is None:
+        held = await reads.write(_HOLD, values)
+    else:
+        held = await reads.write(_HOLD_OF_DOCTOR, {**values, "p_doctor_id": doctor_id})
     if held is not None:
+        metrics.HOLDS_CREATED.inc()
         return Hold(**held)
-    return await db.run(
-        _refused_hold, db, timeslot_id, reservation_id=reservation_id, patient_id=patient_id, now=now
-    )
+    asked = {"reservation_id": reservation_id, "patient_id": patient_id, "now": now, "doctor_id": doctor_id}
+    return await db.run(_refused_hold, db, timeslot_id, **asked)
 
 
 def _refused_hold(
-    db: Database, timeslot_id: int, *, reservation_id: uuid.UUID, patient_id: int, now: datetime
+    db: Database,
+    timeslot_id: int,
+    *,
+    reservation_id: uuid.UUID,
+    patient_id: int,
+    now: datetime,
+    doctor_id: int | None,
 ) -> Timeslot:
     """Why a hold changed nothing (raises the domain error), or the timeslot this reservation holds."""
     with db.transaction() as session:
         row = session.execute(
-            select(Timeslot, _doctor_active.label("doctor_active")).where(Timeslot.id == timeslot_id)
+            select(Timeslot, _doctor_active.label("doctor_active"), *POLICY_OF_DOCTOR).where(
+                Timeslot.id == timeslot_id
+            )
         ).one_or_none()
         target = None
         if row is not None:
@@ -133,21 +148,25 @@ def _refused_hold(
                 state=TimeslotState(timeslot.state),
                 reservation_id=timeslot.reservation_id,
                 doctor_active=row.doctor_active,
+                min_notice_minutes=row.min_notice_minutes or 0,
+                booking_horizon_days=row.booking_horizon_days,
             )
-        check_hold(target, reservation_id=reservation_id, patient_id=patient_id, now=now)
+        check_hold(target, reservation_id=reservation_id, patient_id=patient_id, now=now, doctor_id=doctor_id)
         return row.Timeslot
 
 
 def release_hold(db: Database, timeslot_id: int, *, reservation_id: uuid.UUID) -> bool:
     """Free a timeslot held by ``reservation_id``; anything else is a no-op. True if freed."""
     with db.transaction() as session:
-        return free_timeslot(
+        freed = free_timeslot(
             session,
             timeslot_id,
             reservation_id=reservation_id,
             states=[TimeslotState.HELD],
             reason=ReleaseReason.HOLD_RELEASED,
         )
+    metrics.HOLDS_FREED.inc(1 if freed else 0)
+    return freed
 
 
 def book_for_reservation(session: Session, timeslot_id: int, reservation_id: uuid.UUID) -> None:
@@ -161,6 +180,7 @@ def book_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
     if session.execute(
         _BOOK_HELD, {"p_timeslot_id": timeslot_id, "p_reservation_id": reservation_id}
     ).first():
+        metrics.HOLDS_CONFIRMED.inc()
         return
     timeslot = session.get(Timeslot, timeslot_id, with_for_update=True)
     if timeslot is None:
@@ -169,6 +189,7 @@ def book_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
     if timeslot.reservation_id == reservation_id:
         if timeslot.state == TimeslotState.HELD:
             _set_booked(timeslot)
+            metrics.HOLDS_CONFIRMED.inc()
         return
     if timeslot.state == TimeslotState.AVAILABLE:
         if session.get(CancelledReservation, reservation_id) is not None:
@@ -186,8 +207,11 @@ def book_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
     )
 
 
-def free_for_reservation(session: Session, timeslot_id: int, reservation_id: uuid.UUID) -> None:
-    """Effect of ``booking.appointment.cancelled``: free the timeslot if this reservation has it.
+def free_for_reservation(
+    session: Session, timeslot_id: int, reservation_id: uuid.UUID, *, reason: ReleaseReason = CANCELLED
+) -> None:
+    """Effect of ``booking.appointment.cancelled`` (or a reschedule's old timeslot: ``reason``):
+    free the timeslot if this reservation has it.
 
     A stale event (the timeslot was freed and taken again by another reservation)
     changes nothing. The reservation is remembered as cancelled so that a late
@@ -198,13 +222,9 @@ def free_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
         .values(reservation_id=reservation_id, timeslot_id=timeslot_id)
         .on_conflict_do_nothing(index_elements=[CancelledReservation.reservation_id])
     )
-    free_timeslot(
-        session,
-        timeslot_id,
-        reservation_id=reservation_id,
-        states=[TimeslotState.HELD, TimeslotState.BOOKED],
-        reason=ReleaseReason.APPOINTMENT_CANCELLED,
-    )
+    states = [TimeslotState.HELD, TimeslotState.BOOKED]
+    freed = free_timeslot(session, timeslot_id, reservation_id=reservation_id, states=states, reason=reason)
+    metrics.HOLDS_FREED.inc(1 if freed else 0)  # 0 when the event was stale
 
 
 def _set_booked(timeslot: Timeslot) -> None:
@@ -256,7 +276,9 @@ def sweep_expired_holds(
             decided[timeslot.id] = outcome
             if outcome is HoldOutcome.BOOK:
                 _set_booked(timeslot)
+                metrics.HOLDS_CONFIRMED.inc()
             elif outcome is HoldOutcome.FREE:
+                metrics.HOLDS_EXPIRED.inc()
                 free_timeslot(
                     session,
                     timeslot.id,

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from chassis.db import Database
+from chassis.idempotency import NO_KEY, Recorder
 from chassis.timezones import as_aware, utcnow
 from scheduling import events
 from scheduling.domain import (
@@ -46,9 +47,17 @@ def _is_overlap(exc: IntegrityError) -> bool:
 
 
 def create_timeslot(
-    db: Database, doctor_id: int, start_time: datetime, end_time: datetime, *, tz: ZoneInfo
+    db: Database,
+    doctor_id: int,
+    start_time: datetime,
+    end_time: datetime,
+    *,
+    tz: ZoneInfo,
+    record: Recorder = NO_KEY,
 ) -> Timeslot:
-    """A new available timeslot; naive datetimes are read in the clinic time zone ``tz``."""
+    """A new available timeslot; naive datetimes are read in the clinic time zone ``tz``.
+
+    ``record`` stores an Idempotency-Key's answer in the same transaction."""
     interval = Interval(as_aware(start_time, tz), as_aware(end_time, tz))
     check_new_timeslot(interval, utcnow())
     try:
@@ -59,6 +68,7 @@ def create_timeslot(
             session.add(timeslot)
             session.flush()
             events.publish_timeslot_created(session, timeslot)
+            record.record(session, timeslot)
     except IntegrityError as exc:
         if _is_overlap(exc):
             raise TimeslotOverlap(OVERLAP) from exc
@@ -67,7 +77,7 @@ def create_timeslot(
 
 
 def create_timeslots_bulk(
-    db: Database, doctor_id: int, pattern: WorkingPattern, *, tz: ZoneInfo
+    db: Database, doctor_id: int, pattern: WorkingPattern, *, tz: ZoneInfo, record: Recorder = NO_KEY
 ) -> list[Timeslot]:
     """All the timeslots of a working pattern, or none (422/409 listing the offending times)."""
     intervals = expand_pattern(pattern, tz)
@@ -96,6 +106,7 @@ def create_timeslots_bulk(
             ).all()
             for timeslot in created:
                 events.publish_timeslot_created(session, timeslot)
+            record.record(session, created)
     except IntegrityError as exc:
         if not _is_overlap(exc):
             raise

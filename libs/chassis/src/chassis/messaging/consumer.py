@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -41,6 +42,13 @@ from chassis.messaging.connection import (
     republished_properties,
 )
 from chassis.messaging.envelope import Envelope, check_event_type
+from chassis.messaging.metrics import (
+    EVENT_RETRIES,
+    EVENTS_DEAD_LETTERED,
+    QUEUE_DEPTH_INTERVAL,
+    QUEUE_MESSAGES,
+    record_consumed,
+)
 from chassis.messaging.outbox import ProcessedEvent
 from chassis.messaging.topology import (
     ServiceQueues,
@@ -48,6 +56,8 @@ from chassis.messaging.topology import (
     delay_ms,
     ensure_consumer_topology,
 )
+from chassis.observability import request_id_var
+from chassis.tracing import consumer_span
 
 log = logging.getLogger("chassis.messaging.consumer")
 
@@ -138,12 +148,32 @@ class EventConsumer:
             channel.basic_consume(self.queues.main, self._on_message, auto_ack=False)
             self._ready.set()
             backoff.reset()
+            depth_channel = connection.channel()
+            next_depth = 0.0
             while not self._stopping.is_set():
+                if time.monotonic() >= next_depth:
+                    depth_channel = self._measure_queues(connection, depth_channel)
+                    next_depth = time.monotonic() + QUEUE_DEPTH_INTERVAL
                 connection.process_data_events(time_limit=_TICK)
         finally:
             self._ready.clear()
             # Closing returns every unacked message to the queue.
             close_quietly(connection)
+
+    def _measure_queues(self, connection: Any, channel: BlockingChannel) -> BlockingChannel:
+        """Messages ready in the main and dead-letter queues, for ``clinic_consumer_queue_messages``.
+
+        Passive declarations on a channel of their own (a refusal closes only that channel).
+        """
+        try:
+            if not channel.is_open:
+                channel = connection.channel()
+            for label, queue in (("main", self.queues.main), ("dlq", self.queues.dlq)):
+                declared = channel.queue_declare(queue, passive=True)
+                QUEUE_MESSAGES.labels(self.service, label).set(declared.method.message_count)
+        except pika.exceptions.ChannelClosed as exc:
+            log.debug("%s consumer: measuring the queues failed: %s", self.service, exc)
+        return channel
 
     def _wait_for_database(self, backoff: Backoff) -> None:
         while not self._stopping.wait(backoff.next()):
@@ -156,7 +186,6 @@ class EventConsumer:
     def _on_message(
         self, channel: BlockingChannel, method: Basic.Deliver, properties: pika.BasicProperties, body: bytes
     ) -> None:
-        headers = properties.headers or {}
         try:
             envelope = Envelope.from_json(json.loads(body))
         except (ValueError, TypeError, RecursionError) as exc:
@@ -168,8 +197,28 @@ class EventConsumer:
             log.warning("%s consumer: no handler for %s; acking", self.service, envelope.event_type)
             channel.basic_ack(method.delivery_tag)
             return
+        # The handling joins the producer's trace, and its log lines carry the request id that
+        # caused the event (chassis.tracing, chassis.observability).
+        token = request_id_var.set(envelope.correlation_id)
         try:
-            self._handle(handler, envelope)
+            with consumer_span(
+                envelope.event_type, envelope.traceparent, **{"messaging.consumer.group.name": self.service}
+            ):
+                self._handle_and_ack(channel, method, properties, body, handler, envelope)
+        finally:
+            request_id_var.reset(token)
+
+    def _handle_and_ack(
+        self,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        properties: pika.BasicProperties,
+        body: bytes,
+        handler: Handler,
+        envelope: Envelope,
+    ) -> None:
+        try:
+            first_time = self._handle(handler, envelope)
         except DatabaseUnavailable:
             raise
         except Exception as exc:
@@ -178,14 +227,21 @@ class EventConsumer:
                 self.service,
                 envelope.event_type,
                 envelope.event_id,
-                _attempt(headers) + 1,
+                _attempt(properties.headers or {}) + 1,
                 exc_info=True,
             )
+            record_consumed(self.service, envelope.event_type, "failed")
             self._retry_or_dead_letter(channel, method, properties, body, describe_error(exc))
             return
         channel.basic_ack(method.delivery_tag)
+        if first_time:
+            record_consumed(self.service, envelope.event_type, "handled", envelope.occurred_at)
+            log.debug("%s consumer: handled %s %s", self.service, envelope.event_type, envelope.event_id)
+        else:
+            record_consumed(self.service, envelope.event_type, "duplicate")
 
-    def _handle(self, handler: Handler, envelope: Envelope) -> None:
+    def _handle(self, handler: Handler, envelope: Envelope) -> bool:
+        """Run ``handler`` in the transaction recording the event; False if it was handled before."""
         try:
             with self.db.transaction() as session:
                 first_time = session.execute(
@@ -193,8 +249,9 @@ class EventConsumer:
                 ).first()
                 if first_time is None:
                     log.info("%s consumer: %s already processed", self.service, envelope.event_id)
-                    return
+                    return False
                 handler(session, envelope)
+            return True
         except (OperationalError, InterfaceError) as exc:
             # A deadlock or a statement timeout is the message's failure; an unreachable server is not.
             if self._database_answers():
@@ -221,12 +278,15 @@ class EventConsumer:
         headers.pop("x-attempt", None)
         headers.setdefault("x-original-routing-key", method.routing_key)
         headers["x-error"] = error[:500]
+        event_type = str(headers["x-original-routing-key"])
         if attempt < len(self._retry_queues):
             headers["x-attempt"] = attempt + 1
             target = self._retry_queues[attempt]
+            EVENT_RETRIES.labels(self.service, event_type).inc()
         else:
             headers["x-attempts"] = attempt + 1
             target = self.queues.dlq
+            EVENTS_DEAD_LETTERED.labels(self.service, event_type).inc()
             log.error(
                 "%s consumer: message %s dead-lettered after %d attempts: %s",
                 self.service,

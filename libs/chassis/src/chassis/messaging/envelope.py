@@ -1,7 +1,8 @@
 """The event envelope: what every message on ``clinic.events`` carries.
 
-``{event_id, event_type, version, occurred_at, producer, correlation_id, data}``;
-its JSON Schema is ``contracts/envelope.schema.json``.
+``{event_id, event_type, version, occurred_at, producer, correlation_id, data}`` and, when the
+event was caused inside a trace, ``traceparent`` (W3C trace context: chassis.tracing); its JSON
+Schema is ``contracts/envelope.schema.json``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import Enum
 from typing import Any
+
+# A W3C traceparent header value: version-trace id-parent span id-flags, lowercase hex.
+TRACEPARENT_PATTERN = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 # Also a valid AMQP topic routing key: dot-separated words, no wildcards.
 EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -69,6 +73,7 @@ class Envelope:
     producer: str
     correlation_id: str | None
     data: dict[str, Any]
+    traceparent: str | None = None
 
     @classmethod
     def new(
@@ -79,6 +84,7 @@ class Envelope:
         producer: str,
         correlation_id: str | None = None,
         version: int = 1,
+        traceparent: str | None = None,
     ) -> Envelope:
         """A fresh envelope (new id, occurred now) after checking its fields."""
         check_event_type(event_type)
@@ -96,11 +102,12 @@ class Envelope:
             producer=producer,
             correlation_id=correlation_id,
             data=json_ready(data),
+            traceparent=traceparent if traceparent and TRACEPARENT_PATTERN.match(traceparent) else None,
         )
 
     def to_json(self) -> dict[str, Any]:
         """The envelope as a JSON object (what the message body and the outbox row hold)."""
-        return {
+        body = {
             "event_id": str(self.event_id),
             "event_type": self.event_type,
             "version": self.version,
@@ -109,6 +116,9 @@ class Envelope:
             "correlation_id": self.correlation_id,
             "data": self.data,
         }
+        if self.traceparent is not None:
+            body["traceparent"] = self.traceparent
+        return body
 
     @classmethod
     def from_json(cls, value: Any) -> Envelope:
@@ -144,6 +154,10 @@ class Envelope:
             raise ValueError("correlation_id must be a string or null")
         if not isinstance(value["data"], dict):
             raise ValueError("data must be a JSON object")
+        # Only a trace link: a malformed one is dropped, never a reason to refuse the event.
+        traceparent = value.get("traceparent")
+        if not isinstance(traceparent, str) or not TRACEPARENT_PATTERN.match(traceparent):
+            traceparent = None
         return cls(
             event_id=event_id,
             event_type=value["event_type"],
@@ -152,4 +166,5 @@ class Envelope:
             producer=producer,
             correlation_id=correlation_id,
             data=value["data"],
+            traceparent=traceparent,
         )

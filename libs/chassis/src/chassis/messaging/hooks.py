@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from chassis.app import Hook
 from chassis.db import Database
 from chassis.messaging.consumer import DEFAULT_RETRY_DELAYS, EventConsumer, Handler
+from chassis.messaging.metrics import OUTBOX_BACKLOG
 from chassis.messaging.relay import OutboxRelay
 
 
@@ -38,11 +39,13 @@ def messaging_hooks(
 
         @contextmanager
         def run_relay(app: FastAPI) -> Iterator[OutboxRelay]:
-            relay = OutboxRelay(db, amqp_url)
+            relay = OutboxRelay(db, amqp_url, service=service)
             app.state.outbox_relay = relay
             relay.start()
             try:
-                yield relay
+                # The outbox's backlog, read at each scrape of /metrics (chassis.messaging.metrics).
+                with OUTBOX_BACKLOG.watching(service, db):
+                    yield relay
             finally:
                 relay.stop()
 

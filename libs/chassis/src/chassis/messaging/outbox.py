@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from chassis.db import Base
 from chassis.messaging.envelope import Envelope
 from chassis.observability import request_id_var
+from chassis.tracing import current_traceparent
 
 # The relay LISTENs on this channel; add_event NOTIFYs it, which PostgreSQL delivers only on commit.
 NOTIFY_CHANNEL = "clinic_outbox"
@@ -78,7 +79,8 @@ def add_event(
 
     Nothing is published unless the transaction commits, and this never talks to
     the broker, so a broker outage cannot fail the caller. ``correlation_id``
-    defaults to the current request id. ``data`` is stored as plain JSON
+    defaults to the current request id; the current trace context, if any, goes along as
+    the envelope's ``traceparent`` (chassis.tracing). ``data`` is stored as plain JSON
     (UUIDs, datetimes and decimals become strings).
 
     With a ``Session`` the row joins its unit of work (many events of one transaction
@@ -88,7 +90,12 @@ def add_event(
     if correlation_id is None:
         correlation_id = request_id_var.get()
     envelope = Envelope.new(
-        event_type, data, producer=producer, correlation_id=correlation_id, version=version
+        event_type,
+        data,
+        producer=producer,
+        correlation_id=correlation_id,
+        version=version,
+        traceparent=current_traceparent(),
     )
     if isinstance(session, Connection):
         values = {"id": envelope.event_id, "event_type": event_type, "payload": envelope.to_json()}

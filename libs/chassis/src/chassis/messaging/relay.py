@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from chassis.db import Database
 from chassis.messaging.connection import Backoff, BrokerError, close_quietly, connect, describe_error
+from chassis.messaging.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 from chassis.messaging.outbox import NOTIFY_CHANNEL, OutboxEvent
 from chassis.messaging.topology import EXCHANGE, ensure_exchanges
 
@@ -48,8 +49,12 @@ class OutboxRelay:
         batch_size: int = 100,
         poll_interval: float = 1.0,
         max_backoff: float = 30.0,
+        service: str = "",
     ) -> None:
         self.db = db
+        # The label of its metrics (chassis.messaging.metrics).
+        self._published = OUTBOX_PUBLISHED.labels(service)
+        self._failures = OUTBOX_PUBLISH_FAILURES.labels(service)
         self.amqp_url = amqp_url
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -111,6 +116,9 @@ class OutboxRelay:
                 connection.execute(_MARK_FAILED, failed)
         with self._lock:
             self.published_total += len(published)
+        self._published.inc(len(published))
+        if failed:
+            self._failures.inc(len(failed))
         if broken is not None:
             self.close()
             raise broken

@@ -9,6 +9,9 @@
 - ``polling``: ``wait_until(predicate)``, one meaning: until it returns something truthy.
 - ``faults``: ``tcp_proxy(url)``, a proxy to cut and restore.
 - ``servers``: ``ServerThread``, a stand-in of another service over real HTTP.
+- ``outside``: ``HttpReceiver`` (webhook receivers) and ``SmtpSink`` (an aiosmtpd mail server),
+  the world outside that a service sends to.
+- ``health``: ``readiness(client)``, the liveness checked and the readiness answered.
 - ``http_contracts``: ``contracts/http/`` schemas, checked by providers and consumers alike.
 """
 

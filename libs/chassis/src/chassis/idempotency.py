@@ -1,0 +1,325 @@
+"""Idempotency-Key (the IETF header) for POSTs that create or move something.
+
+A client that retries a POST with the same ``Idempotency-Key`` (by the same user, with the
+same body, within 24 hours) gets the first answer again, with ``Idempotent-Replayed: true``,
+and nothing happens twice. The same key with another body is a 422; while the first request
+with the key is still running, a 409. Without the header nothing changes.
+
+One table per service (``idempotency_keys``, created by the service's own migration with
+``create_idempotency_table``), unique per (user, key). A request first *claims* its key (one
+autocommit upsert); the use case then writes the answer into the claim **in the transaction
+of its effect** (``Recorder.record``), so either both the effect and the answer are stored or
+neither is. A claim whose request died before its effect committed stays "in flight" only for
+``LEASE``; after that a retry with the same body runs again (nothing was applied). A 4xx
+answer (nothing changed) is stored too and replayed; a 5xx or an unexpected failure gives
+the key up, so a retry really retries. Rows older than ``RETENTION`` are deleted by the
+service's retention job (``purge_idempotency_keys``) and never replayed meanwhile.
+
+Use in a route::
+
+    return await run_idempotently(request, key, caller.id, db,
+        lambda record: services.book(..., record=record), serialize=..., status_code=201)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Header, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    Interval,
+    String,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.orm import Mapped, mapped_column
+
+from chassis.db import Base, Database
+from chassis.errors import PROBLEM_JSON, DomainError, ProblemException, problem
+
+KEY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+RETENTION = timedelta(hours=24)
+# How long a claim counts as in flight: longer than any request runs (they time out in seconds).
+LEASE = timedelta(seconds=60)
+
+T = TypeVar("T")
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias=KEY_HEADER,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x20-\x7e]+$",
+        description=(
+            "Makes a retry safe: the same key with the same body within 24 hours gets the first "
+            "answer again (`Idempotent-Replayed: true`) and changes nothing; the same key with another "
+            "body is 422, and 409 while the first request with it is still running. 1-255 printable "
+            "ASCII characters."
+        ),
+    ),
+]
+
+
+class IdempotencyKey(Base):
+    """One claimed key of one user: the request's fingerprint and, once answered, the answer."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # sha256 of method, path and body: the same key with another request is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    # Null while in flight; the answer's status and JSON body once answered.
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[Any | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    leased_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def create_idempotency_table(op: Any) -> None:
+    """Alembic: create ``idempotency_keys`` in a service's own migration."""
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import postgresql
+
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("user_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("response", postgresql.JSONB(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("leased_until", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", "key", name="pk_idempotency_keys"),
+    )
+    op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"])
+
+
+def drop_idempotency_table(op: Any) -> None:
+    """Alembic: drop what ``create_idempotency_table`` created."""
+    op.drop_index("ix_idempotency_keys_created_at", table_name="idempotency_keys")
+    op.drop_table("idempotency_keys")
+
+
+_KEYS = IdempotencyKey.__table__
+_c = _KEYS.c
+_CLAIM_VALUES = {
+    "user_id": bindparam("p_user_id"),
+    "key": bindparam("p_key"),
+    "fingerprint": bindparam("p_fingerprint"),
+    "created_at": func.now(),
+    "leased_until": func.now() + bindparam("p_lease", type_=Interval()),
+}
+_claim_insert = insert(_KEYS).values(**_CLAIM_VALUES)
+# Claim a new key, or take over one that expired, or one whose request died (same body).
+_CLAIM = _claim_insert.on_conflict_do_update(
+    index_elements=[_c.user_id, _c.key],
+    set_={
+        "fingerprint": _claim_insert.excluded.fingerprint,
+        "status_code": None,
+        "response": None,
+        "created_at": _claim_insert.excluded.created_at,
+        "leased_until": _claim_insert.excluded.leased_until,
+    },
+    where=(_c.created_at < func.now() - bindparam("p_retention", type_=Interval()))
+    | (
+        _c.status_code.is_(None)
+        & (_c.leased_until < func.now())
+        & (_c.fingerprint == _claim_insert.excluded.fingerprint)
+    ),
+).returning(_c.user_id)
+_FIND = select(_c.fingerprint, _c.status_code, _c.response).where(
+    _c.user_id == bindparam("p_user_id"), _c.key == bindparam("p_key")
+)
+_RECORD = (
+    update(_KEYS)
+    .where(
+        _c.user_id == bindparam("p_user_id"),
+        _c.key == bindparam("p_key"),
+        _c.fingerprint == bindparam("p_fingerprint"),
+        _c.status_code.is_(None),
+    )
+    .values(status_code=bindparam("p_status"), response=bindparam("p_response", type_=JSONB))
+)
+_GIVE_UP = delete(_KEYS).where(
+    _c.user_id == bindparam("p_user_id"),
+    _c.key == bindparam("p_key"),
+    _c.fingerprint == bindparam("p_fingerprint"),
+    _c.status_code.is_(None),
+)
+
+
+@dataclass(slots=True)
+class Recorder:
+    """Stores the answer of a claimed key in the caller's transaction (``record``).
+
+    ``NO_KEY`` (a request without the header) records nothing.
+    """
+
+    user_id: int | None
+    key: str | None
+    fingerprint: str
+    status_code: int
+    serialize: Callable[[Any], Any]
+    recorded: bool = False
+
+    def record(self, connection: Any, result: Any) -> None:
+        """Store ``result`` (serialised as the route's answer) with the effect's transaction.
+
+        ``connection`` is the use case's ``Connection`` or ``Session``; call it last in the
+        transaction, once ``result`` is what the route returns."""
+        if self.key is None:
+            return
+        connection.execute(_RECORD, self._answer(self.status_code, self.serialize(result)))
+        self.recorded = True
+
+    def _ids(self) -> dict[str, Any]:
+        return {"p_user_id": self.user_id, "p_key": self.key, "p_fingerprint": self.fingerprint}
+
+    def _answer(self, status: int, body: Any) -> dict[str, Any]:
+        return {**self._ids(), "p_status": status, "p_response": body}
+
+
+def no_key(status_code: int = 200) -> Recorder:
+    """A recorder that records nothing (no ``Idempotency-Key`` was sent, or a caller outside HTTP)."""
+    return Recorder(None, None, "", status_code, lambda result: result)
+
+
+NO_KEY = no_key()
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """sha256 of the request: method, path (trailing slash or not) and the JSON body (canonical)."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = body
+    digest = hashlib.sha256()
+    for part in (method.upper().encode(), path.rstrip("/").encode(), canonical):
+        digest.update(part)
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+async def run_idempotently(
+    request: Request,
+    key: str | None,
+    user_id: int,
+    db: Database,
+    use_case: Callable[[Recorder], T],
+    *,
+    serialize: Callable[[T], Any],
+    status_code: int,
+) -> T | Response:
+    """Run ``use_case(recorder)`` in a database thread, at most once per (user, key).
+
+    Without a key it simply runs. With one: a replay answers the stored response; a new key
+    is claimed first, the use case records its answer in its own transaction, and a 4xx it
+    raises is stored too (nothing changed), while a 5xx or a crash gives the claim up.
+    """
+    if key is None:
+        return await db.run(use_case, no_key(status_code))
+    request_print = fingerprint(request.method, request.url.path, await request.body())
+    recorder = Recorder(user_id, key, request_print, status_code, serialize)
+    replay = await _claim(request.app.state.reads, recorder)
+    if replay is not None:
+        return replay
+    try:
+        result = await db.run(use_case, recorder)
+    except (DomainError, ProblemException) as exc:
+        answer = _problem_of(request, exc)
+        if answer is None or answer.status_code >= 500:
+            await db.run(_execute, db, _GIVE_UP, recorder._ids())
+        else:
+            stored = recorder._answer(answer.status_code, json.loads(answer.body))
+            await db.run(_execute, db, _RECORD, stored)
+        raise
+    except BaseException:
+        await db.run(_execute, db, _GIVE_UP, recorder._ids())
+        raise
+    if not recorder.recorded:
+        # A use case that records nothing itself: store its answer now (after its commit).
+        await db.run(_execute, db, _RECORD, recorder._answer(status_code, serialize(result)))
+    return result
+
+
+async def _claim(reads: Any, recorder: Recorder) -> Response | None:
+    values = {**recorder._ids(), "p_lease": LEASE, "p_retention": RETENTION}
+    for _ in range(3):
+        if await reads.write(_CLAIM, values) is not None:
+            return None
+        found = await reads.first(_FIND, {"p_user_id": recorder.user_id, "p_key": recorder.key})
+        if found is None:
+            continue  # deleted by retention in between: claim again
+        if found["fingerprint"] != recorder.fingerprint:
+            return problem(
+                422,
+                "This Idempotency-Key was used for another request; send a new key with a new request.",
+                code="idempotency_key_reused",
+                errors=[{"field": KEY_HEADER, "message": "already used with a different request body"}],
+            )
+        if found["status_code"] is None:
+            return _in_flight()
+        status = found["status_code"]
+        return JSONResponse(
+            found["response"],
+            status_code=status,
+            headers={REPLAYED_HEADER: "true"},
+            media_type=PROBLEM_JSON if status >= 400 else "application/json",
+        )
+    return _in_flight()
+
+
+def _in_flight() -> Response:
+    return problem(
+        409,
+        "A request with this Idempotency-Key is still being processed; retry shortly.",
+        code="idempotency_key_in_flight",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _problem_of(request: Request, exc: Exception) -> JSONResponse | None:
+    if isinstance(exc, ProblemException):
+        return problem(exc.status, exc.detail, code=exc.code)
+    status_for = getattr(request.app.state, "domain_status", None)
+    if status_for is None or not isinstance(exc, DomainError):
+        return None
+    return problem(status_for(exc), exc.detail, code=exc.code, **exc.extra)
+
+
+def _execute(db: Database, statement: Any, values: dict[str, Any]) -> None:
+    with db.engine.begin() as connection:
+        connection.execute(statement, values)
+
+
+def purge_idempotency_keys(db: Database, older_than: timedelta = RETENTION) -> int:
+    """Delete keys claimed more than ``older_than`` ago (a retention task); how many went."""
+    with db.engine.begin() as connection:
+        return (
+            connection.execute(
+                delete(_KEYS).where(_c.created_at < func.now() - bindparam("p_age", type_=Interval())),
+                {"p_age": older_than},
+            ).rowcount
+            or 0
+        )
+
+
+def idempotency_retention_tasks(db: Database) -> dict[str, Callable[[], int]]:
+    """The retention task of a service that takes Idempotency-Key: keys older than 24 hours go."""
+    return {"idempotency keys": lambda: purge_idempotency_keys(db)}

@@ -1,0 +1,1 @@
+"""notification-service adapters: webhook targets and sending, SMTP and templates, the workers."""

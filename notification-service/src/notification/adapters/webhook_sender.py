@@ -1,0 +1,91 @@
+"""One webhook attempt: Standard Webhooks headers, signed with the subscription's secret (the
+``standardwebhooks`` package), POSTed to the checked address, no redirects, one time limit."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+from notification.adapters.targets import resolve_target
+from notification.domain import RESPONSE_EXCERPT_LENGTH, TargetRefused
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    status_code: int | None
+    # Why it failed, in words for the delivery record (None: the receiver answered 2xx).
+    error: str | None
+    response_excerpt: str | None
+
+
+def body_of(payload: dict[str, Any]) -> str:
+    """The exact bytes that are signed and sent (compact JSON, the same on every attempt)."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def signed_headers(secret: str, webhook_id: str, body: str, now: datetime) -> dict[str, str]:
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(webhook_id, now, body),
+        "content-type": "application/json",
+    }
+
+
+class WebhookSender:
+    """Sends attempts with one shared connection pool (threads may share it)."""
+
+    def __init__(self, *, timeout: float, allow_private: bool, max_connections: int = 16) -> None:
+        self.allow_private = allow_private
+        # The whole attempt within ``timeout`` (connect, send, wait, read): a receiver that
+        # hangs costs one slot for that long, then counts as a failed attempt.
+        self.client = httpx.Client(
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            headers={"user-agent": "Clinic-Webhooks/1"},
+        )
+        self.timeout = timeout
+
+    def close(self) -> None:
+        self.client.close()
+
+    def attempt(self, *, url: str, secret: str, webhook_id: str, payload: dict[str, Any]) -> AttemptResult:
+        try:
+            target = resolve_target(url, allow_private=self.allow_private)
+        except TargetRefused as exc:
+            return AttemptResult(None, f"refused: {exc}", None)
+        body = body_of(payload)
+        headers = {**signed_headers(secret, webhook_id, body, datetime.now(UTC)), "host": target.host_header}
+        extensions = {"sni_hostname": target.host} if target.parts.scheme == "https" else {}
+        try:
+            with self.client.stream(
+                "POST", target.connect_url, content=body.encode(), headers=headers, extensions=extensions
+            ) as response:
+                excerpt = _excerpt(response)
+        except httpx.TimeoutException:
+            return AttemptResult(None, f"no answer within {self.timeout:g} s", None)
+        except httpx.HTTPError as exc:
+            return AttemptResult(None, f"could not be reached ({exc.__class__.__name__})", None)
+        if 200 <= response.status_code < 300:
+            return AttemptResult(response.status_code, None, excerpt)
+        if response.is_redirect:
+            return AttemptResult(response.status_code, "answered with a redirect (not followed)", excerpt)
+        return AttemptResult(response.status_code, f"answered {response.status_code}", excerpt)
+
+
+def _excerpt(response: httpx.Response) -> str | None:
+    """The start of the receiver's answer, read no further (a huge body is not downloaded)."""
+    chunk = b""
+    for data in response.iter_bytes():
+        chunk += data
+        if len(chunk) >= RESPONSE_EXCERPT_LENGTH:
+            break
+    text = chunk[:RESPONSE_EXCERPT_LENGTH].decode("utf-8", errors="replace")
+    return text[:RESPONSE_EXCERPT_LENGTH] or None

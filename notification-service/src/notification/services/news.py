@@ -1,0 +1,223 @@
+"""Use cases of the consumer: what identity's and booking's events change here.
+
+Each runs in the transaction that records the event in the inbox, so what it writes (the
+local view of users and appointments, one delivery row per subscription, one mail row per
+recipient) exists exactly when the event counts as processed: nothing is sent from here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, Text, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.orm import Session
+
+from notification.domain import ALL_EVENTS, Recipient, mail_recipients
+from notification.models import Appointment, Mail, User, WebhookDelivery, WebhookSubscription
+
+_TEXT = Text()
+_TYPES = ARRAY(String(32))
+
+
+@dataclass(frozen=True, slots=True)
+class MailPolicy:
+    """Whether mails are written (SMTP configured) and the domain of their Message-IDs."""
+
+    domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentFacts:
+    """An appointment as one of booking's events describes it."""
+
+    id: int
+    timeslot_id: int
+    doctor_id: int
+    patient_id: int
+    start_time: datetime
+    end_time: datetime
+    status: str
+    cancellation_reason: str | None = None
+
+
+def remember_user(
+    session: Session,
+    user_id: int,
+    *,
+    revision: int,
+    role: str,
+    full_name: str | None,
+    is_active: bool,
+    email: str | None,
+) -> None:
+    """Keep the newest facts of a user (an event older than the row's revision changes nothing)."""
+    changes: dict[str, Any] = {"revision": revision, "role": role, "is_active": is_active}
+    # An event without the name or the address (a deactivation) keeps the ones known.
+    if full_name is not None:
+        changes["full_name"] = full_name
+    if email is not None:
+        changes["email"] = email
+    statement = insert(User).values({"id": user_id, "full_name": "", "email": None, **changes})
+    statement = statement.on_conflict_do_update(
+        index_elements=[User.id], set_=changes, where=User.revision < statement.excluded.revision
+    )
+    session.execute(statement)
+
+
+def apply_appointment(
+    session: Session, facts: AppointmentFacts, *, occurred_at: datetime, booked: bool = False
+) -> tuple[Appointment, bool]:
+    """Bring the local appointment up to ``facts``; (the row, whether these facts are the newest).
+
+    Events of one appointment may arrive out of order: only one newer than the row's last
+    change is applied (an older one is still news for webhooks, not for the row or for mail).
+    """
+    inserted = session.execute(
+        insert(Appointment)
+        .values(
+            id=facts.id,
+            timeslot_id=facts.timeslot_id,
+            doctor_id=facts.doctor_id,
+            patient_id=facts.patient_id,
+            start_time=facts.start_time,
+            end_time=facts.end_time,
+            status=facts.status,
+            cancellation_reason=facts.cancellation_reason,
+            booked_at=occurred_at,
+            scheduled_at=occurred_at,
+            changed_at=occurred_at,
+        )
+        .on_conflict_do_nothing(index_elements=[Appointment.id])
+        .returning(Appointment.id)
+    ).first()
+    appointment = session.get(Appointment, facts.id, with_for_update=True, populate_existing=True)
+    assert appointment is not None
+    if inserted is not None:
+        return appointment, True
+    if booked:
+        appointment.booked_at = min(appointment.booked_at, occurred_at)
+    if occurred_at < appointment.changed_at:
+        return appointment, False
+    if appointment.start_time != facts.start_time:
+        appointment.scheduled_at = occurred_at
+    appointment.timeslot_id = facts.timeslot_id
+    appointment.start_time = facts.start_time
+    appointment.end_time = facts.end_time
+    appointment.status = facts.status
+    appointment.cancellation_reason = facts.cancellation_reason
+    appointment.changed_at = occurred_at
+    return appointment, True
+
+
+def appointment_body(session: Session, appointment: Appointment, facts: AppointmentFacts) -> dict[str, Any]:
+    """The ``appointment`` of a webhook payload: the API's appointment as the event described it.
+
+    ``reason`` is always empty: what the patient wrote stays in booking (no event carries it).
+    """
+    names = user_names(session, facts.doctor_id, facts.patient_id)
+    return {
+        "id": facts.id,
+        "timeslot_id": facts.timeslot_id,
+        "doctor_id": facts.doctor_id,
+        "patient_id": facts.patient_id,
+        "doctor_name": names.get(facts.doctor_id, ""),
+        "patient_name": names.get(facts.patient_id, ""),
+        "start_time": _iso(facts.start_time),
+        "end_time": _iso(facts.end_time),
+        "status": facts.status,
+        "reason": "",
+        "cancellation_reason": facts.cancellation_reason,
+        "created_at": _iso(appointment.booked_at),
+        "updated_at": _iso(appointment.changed_at),
+    }
+
+
+def user_names(session: Session, *user_ids: int) -> dict[int, str]:
+    rows = session.execute(select(User.id, User.full_name).where(User.id.in_(user_ids)))
+    return dict(rows.all())
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def queue_deliveries(
+    session: Session, *, event_id: uuid.UUID, event_type: str, occurred_at: datetime, data: dict[str, Any]
+) -> int:
+    """One pending delivery of this event for each subscription to its type; how many.
+
+    One statement over the subscriptions, so a subscription created or changed concurrently
+    is either in or out, never half; a repeated event adds nothing (one per subscription).
+    """
+    payload = {"type": event_type, "timestamp": _iso(occurred_at), "data": data}
+    subscribers = select(
+        WebhookSubscription.id,
+        literal(event_id),
+        literal(event_type),
+        func.concat("msg_", func.replace(func.gen_random_uuid().cast(type_=_TEXT), "-", "")),
+        literal(payload, type_=WebhookDelivery.payload.type),
+        literal("pending"),
+        literal(0),
+        literal(0),
+        func.now(),
+    ).where(
+        # A paused subscription's deliveries are written too: they wait until it is active again.
+        WebhookSubscription.event_types.overlap(literal([event_type, ALL_EVENTS], type_=_TYPES)),
+    )
+    statement = (
+        insert(WebhookDelivery)
+        .from_select(
+            [
+                "subscription_id",
+                "event_id",
+                "event_type",
+                "webhook_id",
+                "payload",
+                "status",
+                "attempts",
+                "failures",
+                "next_attempt_at",
+            ],
+            subscribers,
+        )
+        .on_conflict_do_nothing(constraint="uq_webhook_deliveries_subscription_event")
+    )
+    return session.execute(statement).rowcount or 0
+
+
+def queue_mails(
+    session: Session,
+    policy: MailPolicy | None,
+    *,
+    key: str,
+    kind: str,
+    appointment_id: int,
+    recipients: dict[Recipient, int],
+    context: dict[str, Any],
+) -> int:
+    """One pending mail per recipient of this kind of news (none without SMTP); how many new."""
+    if policy is None:
+        return 0
+    rows = [
+        {
+            "key": f"{key}:{role.value}",
+            "kind": kind,
+            "recipient_id": recipients[role],
+            "recipient_role": role.value,
+            "appointment_id": appointment_id,
+            "context": context,
+            "message_id": f"<{uuid.uuid4().hex}@{policy.domain}>",
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": func.now(),
+        }
+        for role in mail_recipients(kind)
+    ]
+    if not rows:
+        return 0
+    statement = insert(Mail).values(rows).on_conflict_do_nothing(index_elements=[Mail.key])
+    return session.execute(statement).rowcount or 0

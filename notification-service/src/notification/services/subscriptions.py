@@ -1,0 +1,87 @@
+"""Use cases of the admin API: webhook subscriptions, and delivering one again."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.orm import Session
+
+from notification.adapters.targets import resolve_target
+from notification.domain import TargetRefused
+from notification.errors import DeliveryNotFound, SubscriptionNotFound, WebhookUrlRefused
+from notification.models import WebhookDelivery, WebhookSubscription
+
+
+def new_secret() -> str:
+    """``whsec_`` + base64 of 32 random bytes (Standard Webhooks' secret format)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def check_url(url: str, *, allow_private: bool) -> None:
+    """Refuse (422 naming ``url``) a URL that is not http(s), does not resolve, or leads inside."""
+    try:
+        resolve_target(url, allow_private=allow_private)
+    except TargetRefused as exc:
+        raise WebhookUrlRefused(str(exc)) from exc
+
+
+def create_subscription(
+    session: Session, *, url: str, event_types: Sequence[str], description: str, allow_private: bool
+) -> WebhookSubscription:
+    check_url(url, allow_private=allow_private)
+    subscription = WebhookSubscription(
+        url=url, event_types=list(event_types), description=description, is_active=True, secret=new_secret()
+    )
+    with session.begin():
+        session.add(subscription)
+    return subscription
+
+
+def update_subscription(
+    session: Session, subscription_id: int, changes: dict[str, Any], *, allow_private: bool
+) -> WebhookSubscription:
+    if "url" in changes:
+        check_url(changes["url"], allow_private=allow_private)
+    with session.begin():
+        subscription = _subscription(session, subscription_id, lock=True)
+        for name, value in changes.items():
+            setattr(subscription, name, value)
+        if changes:
+            subscription.updated_at = func.now()
+    session.refresh(subscription)
+    return subscription
+
+
+def delete_subscription(session: Session, subscription_id: int) -> None:
+    """The subscription and its delivery log go; pending deliveries are not sent."""
+    with session.begin():
+        session.delete(_subscription(session, subscription_id, lock=True))
+
+
+def redeliver(session: Session, subscription_id: int, delivery_id: int) -> WebhookDelivery:
+    """Queue the delivery again now, with the same webhook-id and body, and a fresh retry schedule."""
+    with session.begin():
+        _subscription(session, subscription_id)
+        delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+        if delivery is None or delivery.subscription_id != subscription_id:
+            raise DeliveryNotFound(f"Webhook {subscription_id} has no delivery {delivery_id}.")
+        delivery.status = "pending"
+        delivery.failures = 0
+        delivery.next_attempt_at = func.now()
+    session.refresh(delivery)
+    return delivery
+
+
+def get_subscription(session: Session, subscription_id: int) -> WebhookSubscription:
+    return _subscription(session, subscription_id)
+
+
+def _subscription(session: Session, subscription_id: int, *, lock: bool = False) -> WebhookSubscription:
+    subscription = session.get(WebhookSubscription, subscription_id, with_for_update=lock)
+    if subscription is None:
+        raise SubscriptionNotFound(f"No webhook has id {subscription_id}.")
+    return subscription

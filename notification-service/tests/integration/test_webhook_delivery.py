@@ -1,0 +1,194 @@
+"""Booking's events reach subscribers as signed Standard Webhooks, through real HTTP receivers
+that verify the signature, also when a receiver fails first or hangs past the time limit."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from chassis.testkit.outside import HANG
+
+
+def verified(request, secret: str) -> dict:
+    """The body of a received delivery, after checking its signature as a receiver would."""
+    return Webhook(secret).verify(request.body, request.headers)
+
+
+def test_a_booking_is_delivered_signed_to_its_subscribers_only(
+    start_app, webhooks, receiver, events, new_appointment, wait_until
+):
+    client = start_app()
+    booked = webhooks.subscribe(client, receiver.url("/booked"), ["appointment.booked"])
+    everything = webhooks.subscribe(client, receiver.url("/all"), ["*"])
+    other = webhooks.subscribe(client, receiver.url("/cancelled"), ["appointment.cancelled"])
+    appointment = new_appointment()
+
+    envelope = events.booked(appointment)
+
+    wait_until(lambda: len(receiver.requests("/booked")) == 1 and len(receiver.requests("/all")) == 1)
+    [request] = receiver.requests("/booked")
+    body = verified(request, booked["secret"])
+    assert body["type"] == "appointment.booked"
+    assert body["timestamp"] == envelope["occurred_at"]
+    sent = body["data"]["appointment"]
+    assert sent["id"] == appointment["id"]
+    assert sent["status"] == "pending"
+    assert sent["patient_name"] == "Pat Patient"
+    assert sent["doctor_name"] == "Dora Doctor"
+    assert request.headers["webhook-id"].startswith("msg_")
+    assert request.headers["content-type"] == "application/json"
+    # Signed with each subscription's own secret: another's does not verify it.
+    with pytest.raises(WebhookVerificationError):
+        Webhook(everything["secret"]).verify(request.body, request.headers)
+    [delivery] = webhooks.wait_for_deliveries(client, booked["id"], "delivered")
+    assert delivery["attempts"] == 1
+    assert delivery["last_status_code"] == 200
+    assert delivery["webhook_id_header"] == request.headers["webhook-id"]
+    assert webhooks.deliveries(client, other["id"]) == []
+
+
+def test_a_receiver_that_fails_first_gets_the_same_delivery_again_until_it_answers_2xx(
+    start_app, webhooks, receiver, events, new_appointment, wait_until
+):
+    client = start_app()
+    receiver.script("/flaky", [500, 503])
+    hook = webhooks.subscribe(client, receiver.url("/flaky"), ["appointment.booked"])
+
+    events.booked(new_appointment())
+
+    [delivery] = webhooks.wait_for_deliveries(client, hook["id"], "delivered")
+    requests = receiver.requests("/flaky")
+    assert [r.answer for r in requests] == [500, 503, 200]
+    assert delivery["attempts"] == 3
+    assert len({r.headers["webhook-id"] for r in requests}) == 1
+    assert len({r.body for r in requests}) == 1
+    for request in requests:
+        verified(request, hook["secret"])
+
+
+def test_a_receiver_that_hangs_past_the_time_limit_is_retried(
+    start_app, webhooks, receiver, events, new_appointment, wait_until
+):
+    client = start_app()  # a 2 s limit here (10 s by default)
+    receiver.script("/slow", [HANG])
+    hook = webhooks.subscribe(client, receiver.url("/slow"), ["*"])
+
+    events.booked(new_appointment())
+
+    def first_failed() -> dict | None:
+        found = webhooks.deliveries(client, hook["id"])
+        return found[0] if found and found[0]["last_error"] else None
+
+    failed_once = wait_until(first_failed, timeout=30)
+    assert "no answer within 2 s" in failed_once["last_error"]
+    [delivery] = webhooks.wait_for_deliveries(client, hook["id"], "delivered")
+    assert delivery["attempts"] == 2
+    assert [r.answer for r in receiver.requests("/slow")] == [HANG, 200]
+
+
+def test_a_delivery_that_keeps_failing_is_failed_after_its_schedule_and_can_be_redelivered(
+    start_app, webhooks, receiver, events, new_appointment, wait_until
+):
+    client = start_app()  # 3 retries here
+    receiver.script("/down", [500] * 4)
+    hook = webhooks.subscribe(client, receiver.url("/down"), ["appointment.booked"])
+    events.booked(new_appointment())
+
+    [failed] = webhooks.wait_for_deliveries(client, hook["id"], "failed")
+    assert failed["attempts"] == 4
+    assert failed["last_status_code"] == 500
+    assert failed["response_excerpt"] == "receiver says no"
+
+    again = client.post(
+        f"/api/webhooks/{hook['id']}/deliveries/{failed['id']}/redeliver/", headers=webhooks.headers
+    )
+    assert again.status_code == 202
+    [delivered] = webhooks.wait_for_deliveries(client, hook["id"], "delivered")
+    assert delivered["attempts"] == 5
+    assert len({r.headers["webhook-id"] for r in receiver.requests("/down")}) == 1
+
+
+def test_every_appointment_event_becomes_its_webhook_type(
+    start_app, webhooks, receiver, events, new_appointment, wait_until
+):
+    client = start_app()
+    hook = webhooks.subscribe(client, receiver.url("/all"), ["*"])
+    appointment = new_appointment()
+
+    events.booked(appointment)
+    events.status_changed(appointment, "pending", "confirmed")
+    moved = events.rescheduled(appointment, appointment["start_time"] + timedelta(days=1), status="confirmed")
+    events.cancelled(moved, previous="confirmed", reason="feeling better")
+
+    wait_until(lambda: len(receiver.requests("/all")) == 4)
+    bodies = [verified(r, hook["secret"]) for r in receiver.requests("/all")]
+    assert sorted(b["type"] for b in bodies) == sorted(
+        ["appointment.booked", "appointment.confirmed", "appointment.rescheduled", "appointment.cancelled"]
+    )
+    rescheduled = next(b for b in bodies if b["type"] == "appointment.rescheduled")
+    assert rescheduled["data"]["previous"]["timeslot_id"] == appointment["timeslot_id"]
+    assert rescheduled["data"]["appointment"]["timeslot_id"] == moved["timeslot_id"]
+    cancelled = next(b for b in bodies if b["type"] == "appointment.cancelled")
+    assert cancelled["data"]["appointment"]["cancellation_reason"] == "feeling better"
+
+
+def test_waitlist_offers_are_delivered_with_the_entry(
+    start_app, webhooks, receiver, events, people, wait_until
+):
+    client = start_app()
+    hook = webhooks.subscribe(client, receiver.url("/offers"), ["waitlist.offered"])
+    entry = {
+        "id": 41,
+        "doctor_id": people["doctor"],
+        "date_from": "2026-12-10",
+        "date_to": "2026-12-12",
+        "created_at": "2026-12-01T09:00:00Z",
+        "offer": {
+            "timeslot_id": 77,
+            "start_time": "2026-12-11T09:00:00Z",
+            "end_time": "2026-12-11T09:30:00Z",
+            "expires_at": "2026-12-02T10:00:00Z",
+        },
+    }
+
+    events.publish("booking.waitlist.offered", {"entry": entry, "patient_id": people["patient"]})
+
+    wait_until(lambda: receiver.requests("/offers"))
+    body = verified(receiver.requests("/offers")[0], hook["secret"])
+    assert body["type"] == "waitlist.offered"
+    assert body["data"] == {"entry": entry}
+
+
+def test_a_target_that_turns_private_is_refused_at_delivery(
+    start_app, webhooks, receiver, events, new_appointment, wait_until, db
+):
+    client = start_app()
+    hook = webhooks.subscribe(client, receiver.url("/inside"), ["*"])
+    start_app.stop(client)  # the next process does not allow private targets
+    guarded = start_app(webhook_allow_private_targets=False)
+
+    events.booked(new_appointment())
+
+    [failed] = webhooks.wait_for_deliveries(guarded, hook["id"], "failed")
+    assert "refused" in failed["last_error"]
+    assert receiver.requests("/inside") == []
+
+
+def test_a_paused_subscription_gets_its_deliveries_once_it_is_active_again(
+    start_app, webhooks, receiver, events, new_appointment, wait_until
+):
+    client = start_app()
+    hook = webhooks.subscribe(client, receiver.url("/paused"), ["*"])
+    client.patch(f"/api/webhooks/{hook['id']}/", json={"is_active": False}, headers=webhooks.headers)
+
+    events.booked(new_appointment())
+    webhooks.subscribe(client, receiver.url("/barrier"), ["*"])
+    events.booked(new_appointment())
+    wait_until(lambda: receiver.requests("/barrier"))
+    assert receiver.requests("/paused") == []
+
+    client.patch(f"/api/webhooks/{hook['id']}/", json={"is_active": True}, headers=webhooks.headers)
+    # Both bookings, the one made while it was paused too.
+    wait_until(lambda: len(receiver.requests("/paused")) == 2)
+    assert {json.loads(r.body)["type"] for r in receiver.requests("/paused")} == {"appointment.booked"}

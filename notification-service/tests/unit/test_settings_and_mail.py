@@ -1,0 +1,62 @@
+"""Settings read REMINDER_HOURS and SMTP_URL; mails render in the clinic time zone."""
+
+from zoneinfo import ZoneInfo
+
+import pytest
+from pydantic import ValidationError
+
+from notification.adapters.mailer import build_message, sender_domain
+from notification.config import Settings, smtp_server
+
+
+def test_reminder_hours_are_a_comma_separated_list(monkeypatch):
+    monkeypatch.setenv("REMINDER_HOURS", "2, 24")
+    assert Settings().reminder_hours == (24, 2)
+    monkeypatch.setenv("REMINDER_HOURS", "0")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_smtp_urls():
+    server = smtp_server("smtp://mailer:s%40cret@mail.example.org:587?starttls=true")
+    assert (server.host, server.port, server.username, server.password) == (
+        "mail.example.org",
+        587,
+        "mailer",
+        "s@cret",
+    )
+    assert server.starttls and not server.tls
+    assert smtp_server("smtps://mail.example.org").port == 465
+    with pytest.raises(ValueError):
+        smtp_server("http://mail.example.org")
+
+
+def test_a_mail_shows_the_clinic_wall_clock_time_in_text_and_html():
+    context = {
+        "appointment": {
+            "id": 7,
+            "doctor_id": 1,
+            "patient_id": 2,
+            "start_time": "2026-07-01T07:30:00Z",
+            "end_time": "2026-07-01T08:00:00Z",
+        }
+    }
+    message = build_message(
+        kind="appointment.confirmed",
+        role="patient",
+        context=context,
+        names={"patient": "Ana <b>", "doctor": "Dr Who"},
+        tz=ZoneInfo("Europe/Berlin"),
+        sender="Clinic <no-reply@clinic.example>",
+        to="ana@example.org",
+        message_id="<x@clinic.example>",
+        clinic_name="Clinic",
+    )
+    plain = message.get_body(preferencelist=("plain",)).get_content()
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert "Wednesday 1 July 2026, 09:30–10:00 (Europe/Berlin)" in plain
+    assert "09:30–10:00 (Europe/Berlin)" in html
+    assert "Hello Ana <b>," in plain
+    assert "Ana &lt;b&gt;" in html  # escaped in HTML
+    assert message["Message-ID"] == "<x@clinic.example>"
+    assert sender_domain("Clinic <no-reply@clinic.example>") == "clinic.example"

@@ -1,0 +1,187 @@
+"""What an operator sees of a booking: Prometheus metrics of every process, and one trace.
+
+A stack of its own, with the gateway's tracing on and every process exporting spans to an
+in-process OTLP receiver, logging at DEBUG (each request's access line); a real Prometheus
+server (Debian's package) scrapes the gateway and every service process's metrics port.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .api import User, new_user
+from .otlp import OtlpReceiver
+from .prometheus import PrometheusServer
+from .stack import SERVICES, Stack, wait_until
+from .test_appointments import book, new_timeslot
+
+EVENT_DEADLINE = 30.0
+
+
+@pytest.fixture(scope="module")
+def otlp() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def observed(stacks, otlp: OtlpReceiver) -> Iterator[Stack]:
+    stack = stacks.start(
+        "observed",
+        env={
+            "LOG_LEVEL": "DEBUG",
+            "GATEWAY_TRACING_OTLP_ENDPOINT": f"{otlp.url}/v1/traces",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        },
+    )
+    yield stack
+    stack.close()
+
+
+@pytest.fixture(scope="module")
+def prometheus(observed: Stack, tmp_path_factory) -> Iterator[PrometheusServer]:
+    scrape_configs: list[dict[str, Any]] = [
+        {"job_name": "gateway", "static_configs": [{"targets": [observed.admin_url.removeprefix("http://")]}]}
+    ]
+    for service in SERVICES:
+        targets = [
+            observed.process(name).metrics_url.removeprefix("http://").removesuffix("/metrics")
+            for name in observed.replicas(service)
+        ]
+        scrape_configs.append({"job_name": service, "static_configs": [{"targets": targets}]})
+    with PrometheusServer(tmp_path_factory.mktemp("prometheus"), scrape_configs=scrape_configs) as server:
+        server.wait_for_targets(len(scrape_configs))
+        yield server
+
+
+@pytest.fixture(scope="module")
+def people(observed: Stack) -> tuple[User, User]:
+    return new_user(observed, "patient", full_name="Pia Patient"), new_user(
+        observed, "doctor", full_name="Dan Doctor"
+    )
+
+
+def json_lines(stack: Stack, process: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in stack.process(process).log_text().splitlines():
+        if line.startswith("{"):
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                continue
+    return lines
+
+
+def test_prometheus_scrapes_every_process_and_counts_a_booking(observed, prometheus, people):
+    patient, doctor = people
+    before = prometheus.value('sum(clinic_bookings_total{job="booking"})')
+    assert before is not None, "booking exports its booking counter from the start"
+    timeslot = new_timeslot(observed, doctor)
+
+    response = book(observed, patient, timeslot["id"])
+    assert response.status_code == 201, response.text
+
+    prometheus.wait_for_value('sum(clinic_bookings_total{job="booking"})', lambda v: v >= before + 1)
+    prometheus.wait_for_value(
+        'sum(http_requests_total{job="booking", handler="/api/appointments/", method="POST", status="2xx"})',
+        lambda v: v >= 1,
+    )
+    prometheus.wait_for_value('sum(clinic_holds_created_total{job="scheduling"})', lambda v: v >= 1)
+    # The event reached scheduling's consumer, which confirmed the hold.
+    prometheus.wait_for_value(
+        'sum(clinic_events_consumed_total{job="scheduling", event_type="booking.appointment.booked", '
+        'outcome="handled"})',
+        lambda v: v >= 1,
+        timeout=EVENT_DEADLINE,
+    )
+    prometheus.wait_for_value('sum(clinic_holds_confirmed_total{job="scheduling"})', lambda v: v >= 1)
+    # The outbox lag returns to zero: every committed event published, in every service.
+    for service in ("identity", "doctor", "booking"):
+        prometheus.wait_for_value(
+            f'max(clinic_outbox_unpublished_events{{job="{service}"}})',
+            lambda v: v == 0,
+            timeout=EVENT_DEADLINE,
+        )
+        prometheus.wait_for_value(
+            f'max(clinic_outbox_oldest_unpublished_age_seconds{{job="{service}"}})', lambda v: v == 0
+        )
+    # Nothing failed: empty dead-letter queues, no 5xx anywhere.
+    prometheus.wait_for_value('max(clinic_consumer_queue_messages{queue="dlq"})', lambda v: v == 0)
+    assert prometheus.query('http_requests_total{status="5xx"} > 0') == []
+    # The gateway's own metrics count the booking under its router.
+    assert prometheus.query('traefik_router_requests_total{code="201", method="POST"}')
+
+
+def test_the_metrics_are_not_routed_by_the_gateway(observed):
+    with observed.client() as client:
+        assert client.get("/metrics").status_code == 404
+
+
+def test_one_booking_is_one_trace_through_gateway_booking_scheduling_and_its_consumer(observed, otlp, people):
+    patient, doctor = people
+    timeslot = new_timeslot(observed, doctor)
+    request_id = uuid.uuid4().hex
+    with observed.client(patient.access, headers={"X-Request-Id": request_id}) as client:
+        response = client.post("/api/appointments/", json={"timeslot_id": timeslot["id"]})
+    assert response.status_code == 201, response.text
+
+    # The gateway started the trace: its access log entry names it.
+    trace_id = observed.access_log(request_id).get("TraceId")
+    assert trace_id and len(trace_id) == 32, observed.access_log(request_id)
+
+    def lines_of(process: str, **fields: str) -> list[dict[str, Any]]:
+        return [
+            line for line in json_lines(observed, process) if all(line.get(k) == v for k, v in fields.items())
+        ]
+
+    # booking's line of the request carries the gateway's trace id ...
+    (booking_line,) = wait_until(
+        lambda: lines_of("booking", request_id=request_id, message="POST /api/appointments/ 201"),
+        timeout=10,
+        what="booking's access line",
+    )
+    assert booking_line["trace_id"] == trace_id
+    # ... scheduling's line of the hold booking asked for carries it too ...
+    hold_lines = wait_until(
+        lambda: [line for line in lines_of("scheduling", trace_id=trace_id) if "/hold" in line["message"]],
+        timeout=10,
+        what="scheduling's hold line in the trace",
+    )
+    assert hold_lines[0]["message"].startswith("POST /internal/timeslots/")
+    # ... and so does the consumer's handling of the booked event, which also names the request.
+    handled = wait_until(
+        lambda: [
+            line
+            for line in lines_of("scheduling", trace_id=trace_id)
+            if line["message"].startswith("scheduling consumer: handled booking.appointment.booked")
+        ],
+        timeout=EVENT_DEADLINE,
+        what="scheduling's consumer line in the trace",
+    )
+    assert handled[0]["request_id"] == request_id
+
+    # The exported spans form that one trace: gateway, booking, scheduling's hold and its consumer.
+    def services_in_trace() -> set[str] | None:
+        services = {span.service for span in otlp.trace(trace_id)}
+        wanted = {"clinic-gateway", "clinic-booking", "clinic-scheduling"}
+        consumer = [s for s in otlp.trace(trace_id) if s.name == "booking.appointment.booked process"]
+        return services if wanted <= services and consumer else None
+
+    try:
+        wait_until(services_in_trace, timeout=EVENT_DEADLINE, what=f"spans of trace {trace_id}")
+    except TimeoutError:
+        received = {(s.service, s.name) for s in otlp.spans}
+        raise AssertionError(
+            f"spans of trace {trace_id}: {otlp.trace(trace_id)}; received: {received}"
+        ) from None
+    spans = otlp.trace(trace_id)
+    by_id = {span.span_id: span for span in spans}
+    (consumer_span,) = [s for s in spans if s.name == "booking.appointment.booked process"]
+    # The consumer's span hangs under booking's request span (through the envelope's traceparent).
+    assert by_id[consumer_span.parent_span_id].service == "clinic-booking"
