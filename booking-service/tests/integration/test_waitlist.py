@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import update
 
 from booking.models import User, WaitlistOffer
@@ -111,3 +112,26 @@ def test_an_expired_offer_releases_its_hold(app, client, scheduling, offered, ca
     )
     assert late.status_code == 201  # free again: booked like anyone would, under a new reservation
     assert scheduling.holder_of(timeslot_id) != reservation
+
+
+def test_an_offer_booked_with_an_idempotency_key_is_booked_once_with_its_history(
+    client, scheduling, offered, callers
+):
+    patient_id, timeslot_id, _ = offered
+    offer_reservation = scheduling.holder_of(timeslot_id)
+    headers = callers("patient", patient_id).headers | {"Idempotency-Key": str(uuid.uuid4())}
+    accepted = REGISTRY.get_sample_value("clinic_waitlist_offers_total", {"outcome": "accepted"}) or 0
+
+    first = client.post("/api/appointments/", json={"timeslot_id": timeslot_id}, headers=headers)
+    again = client.post("/api/appointments/", json={"timeslot_id": timeslot_id}, headers=headers)
+
+    assert first.status_code == again.status_code == 201, first.text
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert scheduling.holder_of(timeslot_id) == offer_reservation
+    assert REGISTRY.get_sample_value("clinic_waitlist_offers_total", {"outcome": "accepted"}) == accepted + 1
+    history = client.get(f"/api/appointments/{first.json()['id']}/history/", headers=headers)
+    assert history.status_code == 200, history.text
+    assert [(e["action"], e["to_status"], e["to_timeslot_id"]) for e in history.json()] == [
+        ("booked", "pending", timeslot_id)
+    ]

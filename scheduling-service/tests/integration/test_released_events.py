@@ -52,3 +52,22 @@ def test_a_hold_lasts_as_long_as_booking_asks(messaging_client, schedule, doctor
             headers=from_booking,
         )
         assert refused.status_code == 422
+
+
+def test_a_reschedule_announces_the_old_timeslot_freed_and_not_the_new_one(
+    broker, schedule, consumed, doctor, patient, wait_until
+):
+    old, new = schedule.publish(doctor, 84), schedule.publish(doctor, 85)
+    old_reservation, new_reservation = uuid.uuid4(), uuid.uuid4()
+    schedule.hold(old, patient, old_reservation)
+    consumed(broker.booked(old, old_reservation, patient[0]))
+    schedule.hold(new, patient, new_reservation)
+
+    consumed(broker.rescheduled(old, old_reservation, new, new_reservation, patient[0]))
+    consumed(broker.rescheduled(old, old_reservation, new, new_reservation, patient[0]))  # redelivered
+
+    events = wait_until(lambda: released(broker, doctor[0]), what="a released event")
+    validate_envelope(events[0], broker.contracts_dir)
+    assert [(e["data"]["timeslot_id"], e["data"]["reservation_id"], e["data"]["reason"]) for e in events] == [
+        (old["id"], str(old_reservation), "appointment_rescheduled"),
+    ]

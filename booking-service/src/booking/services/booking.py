@@ -102,6 +102,8 @@ def book_appointment(
             ) from exc
         raise
     metrics.BOOKINGS.inc()
+    if offered:
+        metrics.WAITLIST_OFFERS.labels("accepted").inc()
     return booked
 
 

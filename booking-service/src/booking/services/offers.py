@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from booking import events
+from booking.adapters import metrics
 from booking.adapters.scheduling_client import SchedulingClient
 from booking.domain import OfferState, hold_seconds, offer_expiry
 from booking.errors import SchedulingUnavailable, TimeslotRefused
@@ -97,6 +98,7 @@ def expire_offers(db: Database, scheduling: SchedulingClient, *, max_offers: int
             offer.closed_at = now
             timeslot_id, reservation_id = offer.timeslot_id, offer.reservation_id
         expired += 1
+        metrics.WAITLIST_OFFERS.labels("expired").inc()
         log.info("waitlist offer of timeslot %s expired", timeslot_id)
         scheduling.release(timeslot_id, reservation_id=reservation_id)
     return expired
@@ -209,15 +211,18 @@ def _next_entry(session: Session, opening: WaitlistOpening) -> WaitlistEntry | N
 
 def _settle_held(db: Database, scheduling: SchedulingClient, pending: _Pending) -> int:
     """The hold stands: the opening is done and the patient hears of the offer (once)."""
+    announced = False
     with db.transaction() as session:
         offer = session.get(WaitlistOffer, pending.offer_id, with_for_update=True)
         session.execute(delete(WaitlistOpening).where(WaitlistOpening.timeslot_id == pending.timeslot_id))
-        if offer is not None and offer.state == OfferState.OPEN:
-            if not offer.announced:
-                entry = session.get(WaitlistEntry, offer.entry_id)
-                events.publish_offered(session, view_of(entry, offer), patient_id=pending.patient_id)
-                offer.announced = True
-            return 1
+        standing = offer is not None and offer.state == OfferState.OPEN
+        if standing and not offer.announced:
+            entry = session.get(WaitlistEntry, offer.entry_id)
+            events.publish_offered(session, view_of(entry, offer), patient_id=pending.patient_id)
+            offer.announced = announced = True
+    if standing:
+        metrics.WAITLIST_OFFERS.labels("offered").inc(1 if announced else 0)
+        return 1
     # The offer ended while it was being held (the patient left): nobody uses this hold.
     scheduling.release(pending.timeslot_id, reservation_id=pending.reservation_id)
     return 0
