@@ -17,7 +17,8 @@ from .conftest import ROOT, SERVICES
 
 MAX_LINES = 300
 # The jobs every service has (a module or a package of that name); ``adapters`` where the service
-# talks to the outside or runs work beside requests.
+# talks to the outside or runs work beside requests, ``fhir`` where it serves FHIR resources
+# (docs/fhir.md).
 MODULES = (
     "domain",
     "services",
@@ -31,7 +32,7 @@ MODULES = (
     "main",
     "cli",
 )
-OPTIONAL = ("adapters",)
+OPTIONAL = ("adapters", "fhir")
 
 
 def package_of(service: str) -> Path:

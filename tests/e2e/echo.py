@@ -2,7 +2,8 @@
 
 Each answers every request with a JSON description of what it received (method, path,
 headers), so a test sees exactly what the real Traefik forwarded; with ``?echo_status=NNN`` in
-the path, under that status (and ``/problems/NNN``, the docs app's problem pages, under NNN).
+the path, under that status (and ``/problems/NNN`` and ``/fhir/problems/NNN``, the docs app's problem
+pages, under NNN).
 The identity stand-in also answers ForwardAuth at ``/internal/verify``: 200 with ``X-User-Id``/``X-User-Role``
 for a known bearer token, else a 401 problem; ``verify_status`` makes it answer that status
 instead, ``verify_delay`` makes it wait that many seconds first (a sick identity).
@@ -95,11 +96,11 @@ def _handler_for(server: EchoServer) -> type[BaseHTTPRequestHandler]:
                 self.verify(seen)
                 return
             # ?echo_status=NNN: answer with that status (what the gateway makes of a service's errors);
-            # the docs app's problem pages (/problems/NNN) answer with theirs.
+            # the docs app's problem pages (/problems/NNN, /fhir/problems/NNN) answer with theirs.
             url = urlsplit(seen.path)
             status = parse_qs(url.query).get("echo_status", ["200"])[0]
-            if url.path.startswith("/problems/"):
-                status = url.path.removeprefix("/problems/")
+            if url.path.startswith(("/problems/", "/fhir/problems/")):
+                status = url.path.rsplit("/", 1)[-1]
             self.reply(
                 int(status),
                 {

@@ -58,6 +58,15 @@ ROUTES = [
     ("/api/schema/redoc/", "docs", True),
     ("/api/schema/redoc", "docs", True),
     ("/api/schema/assets/swagger-ui-bundle.js", "docs", True),
+    # FHIR: each resource type to the service that owns it; the CapabilityStatement is the docs app's
+    ("/fhir/metadata", "docs", True),
+    ("/fhir/Practitioner", "doctor", False),
+    ("/fhir/Practitioner/7", "doctor", False),
+    ("/fhir/Schedule/7", "scheduling", False),
+    ("/fhir/Slot", "scheduling", False),
+    ("/fhir/Slot/3", "scheduling", False),
+    ("/fhir/Appointment", "booking", False),
+    ("/fhir/Appointment/5", "booking", False),
 ]
 PUBLIC = [(path, service) for path, service, public in ROUTES if public]
 PROTECTED = [(path, service) for path, service, public in ROUTES if not public]
@@ -76,6 +85,10 @@ NOT_ROUTED = [
     "/api/schema/assets/",
     "/api/schema/assets/vendor/swagger-ui-bundle.js",
     "/problems/429",
+    "/fhir",
+    "/fhir/Patient/1",
+    "/fhir/Slots",
+    "/fhir/problems/404",
 ]
 SPOOFED = {"X-User-Id": "1", "X-User-Role": "admin", "X_User_Role": "admin", "X.User.Id": "1"}
 
@@ -199,10 +212,12 @@ def test_internal_health_and_unknown_paths_are_not_routed(gateway, servers, path
         response = client.request(method, url, json={})
     assert response.status_code == 404
     # No service sees it; an unknown path under /api/ gets the docs app's 404 problem page,
-    # asked for as /problems/404 (only the query string, with the marker, comes along).
+    # asked for as /problems/404 (only the query string, with the marker, comes along), and one
+    # under /fhir the docs app's 404 OperationOutcome, /fhir/problems/404.
     assert [name for name in seen_anywhere(servers, marker) if name != "docs"] == []
     asked = [(r.method, urlsplit(r.path).path) for r in servers["docs"].seen(marker)]
-    assert asked == ([(method, "/problems/404")] if path.startswith("/api/") else [])
+    page = "/fhir/problems/404" if path.startswith("/fhir") else "/problems/404"
+    assert asked == ([(method, page)] if path.startswith(("/api/", "/fhir")) else [])
 
 
 @pytest.mark.parametrize(
@@ -282,6 +297,19 @@ def test_the_gateways_own_error_statuses_get_the_docs_apps_problem_page(gateway,
         assert response.json()["path"] == f"/problems/{status}"
 
 
+@pytest.mark.parametrize("status", [502, 504])
+def test_the_gateways_own_error_statuses_of_fhir_requests_get_the_docs_apps_fhir_page(gateway, status):
+    # The docs app answers its pages under /fhir/problems/ as OperationOutcome resources.
+    with gateway.client(PATIENT_TOKEN) as client:
+        response = client.get(f"/fhir/Appointment?echo_status={status}")
+    assert response.status_code == status
+    assert (response.json()["server"], response.json()["path"]) == ("docs", f"/fhir/problems/{status}")
+
+
+def header(response_json: dict, name: str) -> list[str]:
+    return [value for key, value in response_json["headers"] if key.lower() == name.lower()]
+
+
 def test_the_client_address_the_gateway_sees_is_the_test_clients_own(gateway):
     request_id = uuid.uuid4().hex
     with gateway.client(source_address="127.9.8.7") as client:
@@ -333,6 +361,7 @@ def test_a_service_with_no_healthy_replica_gets_the_docs_apps_503_problem_page(g
             )
             url, marker = marked("/api/doctors/")
             response = client.post(url, json={})
+            fhir = client.get("/fhir/Practitioner/7")
         finally:
             for server in sick:
                 server.ready_status = 200
@@ -340,6 +369,9 @@ def test_a_service_with_no_healthy_replica_gets_the_docs_apps_503_problem_page(g
         assert response.json()["server"] == "docs"
         assert urlsplit(response.json()["path"]).path == "/problems/503"
         assert "cause=auth" not in response.json()["path"]
+        # A FHIR request's: the docs app sees its path in X-Replaced-Path (an OperationOutcome then).
+        assert fhir.status_code == 503
+        assert header(fhir.json(), "X-Replaced-Path") == ["/fhir/Practitioner/7"]
         wait_until(lambda: client.get("/api/doctors/").status_code == 200, timeout=20, what="doctor back")
     assert [r for server in sick for r in server.seen(marker)] == []
 
@@ -403,6 +435,20 @@ def test_when_identity_fails_the_token_check_the_client_gets_503_auth_unavailabl
     assert response.json()["server"] == "docs"
     assert response.json()["path"] == "/problems/503?cause=auth"
     assert servers["booking"].seen(marker) == []
+
+
+def test_when_identity_fails_the_token_check_of_a_fhir_request_the_docs_app_sees_its_path(fragile):
+    gateway, identity = fragile
+    identity.verify_status = 500
+    try:
+        with gateway.client(PATIENT_TOKEN) as client:
+            response = client.get("/fhir/Appointment?patient=Patient/42")
+    finally:
+        identity.verify_status = None
+    assert response.status_code == 503, response.text
+    assert response.json()["path"] == "/problems/503?cause=auth"
+    # ForwardAuth's X-Forwarded-Uri comes along: the docs app answers an OperationOutcome.
+    assert header(response.json(), "X-Forwarded-Uri") == ["/fhir/Appointment?patient=Patient/42"]
 
 
 def test_when_no_identity_replica_can_be_reached_the_client_gets_503_auth_unavailable(

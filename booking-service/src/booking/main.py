@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 from fastapi import FastAPI
 
-from booking import api, events
+from booking import api, events, fhir
 from booking.adapters.scheduling_client import SchedulingClient
 from booking.adapters.waitlist_worker import waitlist_worker_hook
 from booking.api import calendar as calendar_api
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         title="Clinic booking API",
         description="Appointments and their status machine.",
-        routers=[api.router, waitlist_api.router, calendar_api.router, api.internal_router],
+        routers=[api.router, waitlist_api.router, calendar_api.router, fhir.router, api.internal_router],
         status_of=STATUS_OF,
         consumed=events.CONSUMED,
         idempotency=True,

@@ -81,3 +81,10 @@ def like_contains(term: str) -> str:
     """The search's pattern: ``term`` anywhere (ILIKE), its own ``%``, ``_`` and ``\\`` taken literally."""
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def name_prefix_patterns(term: str) -> tuple[str, str]:
+    """FHIR's string search on a name (``Practitioner?name=``): ILIKE patterns of a name that starts
+    with ``term`` and of a name one of whose words does, ``%``, ``_`` and ``\\`` taken literally."""
+    prefix = like_contains(term)[1:]
+    return prefix, "% " + prefix

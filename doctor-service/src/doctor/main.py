@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 
 from chassis.assembly import consuming_service_app
-from doctor import api, events
+from doctor import api, events, fhir
 from doctor.config import Settings
 from doctor.errors import STATUS_OF
 
@@ -17,7 +17,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         title="Clinic doctor API",
         description="Doctor profiles: specialty, bio, experience; search and filters.",
-        routers=[api.router],
+        routers=[api.router, fhir.router],
         status_of=STATUS_OF,
         consumed=events.CONSUMED,
         openapi_tags=[{"name": "doctors", "description": "Find doctors; doctors keep their own profile."}],

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from chassis.pagination import PageParams, known_total
 from chassis.reads import FastReads
-from doctor.domain import POLICY_FIELDS, is_valid_doctor_id, like_contains
+from doctor.domain import POLICY_FIELDS, is_valid_doctor_id, like_contains, name_prefix_patterns
 from doctor.errors import DoctorNotFound, ProfileInactive, ProfileNotReady
 from doctor.models import Doctor, ListedSpecialtyCount
 
@@ -198,3 +198,26 @@ def get_own_profile(session: Session, user_id: int, *, for_update: bool = False)
     if not doctor.is_active:
         raise ProfileInactive("Your account has no active doctor profile.")
     return doctor
+
+
+def search_by_name(session: Session, name: str | None, page: PageParams) -> tuple[int, list[Doctor]]:
+    """``Practitioner?name=``: a page of listed doctors (by name, then id) whose name, or a word of
+    it, starts with ``name`` (any case; every listed doctor without one), and how many match in all."""
+    conditions: list[ColumnElement[bool]] = [DOCTORS.c.is_active]
+    if name:
+        starts, word_starts = name_prefix_patterns(name)
+        conditions.append(
+            or_(
+                DOCTORS.c.full_name.ilike(starts, escape="\\"),
+                DOCTORS.c.full_name.ilike(word_starts, escape="\\"),
+            )
+        )
+    total = session.scalar(select(func.count()).select_from(DOCTORS).where(*conditions)) or 0
+    doctors = session.scalars(
+        select(Doctor)
+        .where(*conditions)
+        .order_by(DOCTORS.c.full_name, DOCTORS.c.id)
+        .offset(page.offset)
+        .limit(page.limit)
+    ).all()
+    return total, list(doctors)

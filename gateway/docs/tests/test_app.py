@@ -11,7 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from fastapi.testclient import TestClient
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.operationoutcome import OperationOutcome
 
+from chassis.fhir import FHIR_JSON, capability_statement, resource_capability
 from clinic_docs.config import SERVICES, Settings
 from clinic_docs.main import create_app
 
@@ -27,6 +30,15 @@ def service_document(service: str) -> dict:
     }
 
 
+FHIR_RESOURCES = {"doctor": "Practitioner", "scheduling": "Slot", "booking": "Appointment"}
+
+
+def capability_part(service: str) -> dict:
+    """What a service's own /fhir/metadata says: its resources only."""
+    statement = capability_statement([resource_capability(FHIR_RESOURCES[service])], base_url="http://x/fhir")
+    return statement.model_dump(mode="json")
+
+
 class StandIn:
     """A service that answers its OpenAPI document, and counts how often it was asked."""
 
@@ -38,10 +50,14 @@ class StandIn:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 stand_in.requests.append(self.path)
-                if self.path != f"/api/schema/{service}/openapi.json":
+                if self.path == f"/api/schema/{service}/openapi.json":
+                    document = service_document(service)
+                elif self.path == "/fhir/metadata" and service in FHIR_RESOURCES:
+                    document = capability_part(service)
+                else:
                     self.send_error(404)
                     return
-                body = json.dumps(service_document(service)).encode()
+                body = json.dumps(document).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -203,3 +219,35 @@ def test_redoc_is_served_without_its_cdn_logo(stand_ins):
     assert bundle.status_code == 200
     assert b"cdn.redoc.ly" not in bundle.content
     assert b"Redoc" in bundle.content
+
+
+def test_fhir_metadata_is_one_capability_statement_of_every_fhir_service(stand_ins):
+    with docs_client({s: server.url for s, server in stand_ins.items()}) as client:
+        response = client.get("/fhir/metadata")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == FHIR_JSON
+    statement = CapabilityStatement.model_validate_json(response.content)
+    assert statement.fhirVersion == "4.3.0"
+    assert statement.implementation.url == "http://testserver/fhir"
+    assert [r.type for r in statement.rest[0].resource] == ["Practitioner", "Slot", "Appointment"]
+    assert statement.description is None
+    assert "/fhir/metadata" not in stand_ins["identity"].requests
+
+
+def test_fhir_metadata_without_a_service_says_it_is_incomplete(stand_ins):
+    urls = {s: server.url for s, server in stand_ins.items()} | {"scheduling": unused_url()}
+    with docs_client(urls) as client:
+        statement = CapabilityStatement.model_validate_json(client.get("/fhir/metadata").content)
+    assert [r.type for r in statement.rest[0].resource] == ["Practitioner", "Appointment"]
+    assert "scheduling-service did not answer" in statement.description
+
+
+def test_the_gateways_errors_of_fhir_requests_are_operation_outcomes(stand_ins):
+    with docs_client({s: server.url for s, server in stand_ins.items()}) as client:
+        bad_gateway = client.get("/fhir/problems/502")
+        not_found = client.post("/problems/404", headers={"X-Replaced-Path": "/fhir/Patient/1"})
+        plain = client.get("/problems/404")
+    assert (bad_gateway.status_code, bad_gateway.headers["content-type"]) == (502, FHIR_JSON)
+    assert OperationOutcome.model_validate_json(bad_gateway.content).issue[0].code == "transient"
+    assert OperationOutcome.model_validate_json(not_found.content).issue[0].code == "not-found"
+    assert plain.headers["content-type"] == "application/problem+json"

@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from chassis.app import Hook
 from chassis.assembly import consuming_service_app
 from chassis.db import Database
-from scheduling import api, events
+from scheduling import api, events, fhir
 from scheduling.adapters.sweeper import hold_sweeper_hook
 from scheduling.config import Settings
 from scheduling.errors import STATUS_OF
@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         title="Clinic scheduling API",
         description=DESCRIPTION,
-        routers=[api.router, api.internal_router],
+        routers=[api.router, fhir.router, api.internal_router],
         status_of=STATUS_OF,
         consumed=events.CONSUMED,
         idempotency=True,

@@ -4,14 +4,29 @@
 from __future__ import annotations
 
 import functools
-from datetime import date
+from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, DateTime, Select, bindparam, cast, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    not_,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from chassis.db import Database
+from chassis.fhir import DateBound
 from chassis.pagination import PageParams, known_total
 from chassis.reads import FastReads
 from chassis.timezones import day_bounds, utcnow
@@ -203,3 +218,62 @@ async def list_free_timeslots(
         if count is None:
             count = await reader.scalar(free_count(**shape), values) or 0
     return count, rows
+
+
+# -- a doctor's whole schedule, each timeslot free or busy (the FHIR Slot search, scheduling.fhir) --
+
+
+def is_free(now: datetime) -> ColumnElement[bool]:
+    """Whether a timeslot is free as the free listing means it: available, starting after ``now``,
+    bookable now under its doctor's policy (``DOCTOR_ALLOWS_BOOKING``: run with ``{"p_now": now}``)."""
+    return and_(
+        TIMESLOTS.c.state == TimeslotState.AVAILABLE, TIMESLOTS.c.start_time > now, DOCTOR_ALLOWS_BOOKING
+    )
+
+
+# A schedule's rows: ``SLOT_COLUMNS`` and ``is_free``.
+SLOT_COLUMNS = (TIMESLOTS.c.id, TIMESLOTS.c.doctor_id, TIMESLOTS.c.start_time, TIMESLOTS.c.end_time)
+
+
+def doctor_is_listed(session: Session, doctor_id: int) -> bool:
+    """Whether ``doctor_id`` is an active doctor (whose schedule patients and admins may see)."""
+    return session.scalar(_DOCTOR_LISTED, {"doctor_id": doctor_id}) or False
+
+
+def get_listed_timeslot(session: Session, timeslot_id: int, now: datetime) -> Row[Any] | None:
+    """One timeslot of an active doctor, free or not; None when there is none."""
+    return session.execute(
+        select(*SLOT_COLUMNS, is_free(now).label("is_free")).where(
+            TIMESLOTS.c.id == timeslot_id,
+            exists().where(DOCTORS.c.id == TIMESLOTS.c.doctor_id, DOCTORS.c.is_doctor, DOCTORS.c.is_active),
+        ),
+        {"p_now": now},
+    ).first()
+
+
+def search_schedule(
+    session: Session,
+    doctor_id: int,
+    page: PageParams,
+    *,
+    now: datetime,
+    free: bool | None = None,
+    starts: Sequence[DateBound] = (),
+) -> tuple[int, list[Row[Any]]]:
+    """A page of a doctor's timeslots (earliest first), only free or only busy ones when ``free``
+    says, starting within ``starts``; and how many match in all."""
+    conditions: list[ColumnElement[bool]] = [TIMESLOTS.c.doctor_id == doctor_id]
+    if free is not None:
+        conditions.append(is_free(now) if free else not_(is_free(now)))
+    conditions += [bound.condition(TIMESLOTS.c.start_time) for bound in starts]
+    values = {"p_now": now}
+    total = session.scalar(select(func.count()).select_from(TIMESLOTS).where(*conditions), values) or 0
+    rows = session.execute(
+        select(*SLOT_COLUMNS, is_free(now).label("is_free"))
+        .where(*conditions)
+        .order_by(TIMESLOTS.c.start_time, TIMESLOTS.c.id)
+        .offset(page.offset)
+        .limit(page.limit),
+        values,
+    ).all()
+    return total, list(rows)

@@ -6,6 +6,8 @@
     GET /api/schema/assets/<file>     the pages' scripts and styles, served from installed packages
     GET /health/live, /health/ready   for the gateway's health check (not routed publicly)
     GET /problems/<status>            the gateway's own errors as problem+json (problems.py; not routed)
+    GET /fhir/metadata                the FHIR CapabilityStatement of every service (fhir.py)
+    GET /fhir/problems/<status>       the gateway's own errors of FHIR requests, as OperationOutcome
 
 The services' own documents (``/api/schema/<name>/openapi.json``) are served by the services.
 """
@@ -23,10 +25,11 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from chassis.app import OptionalTrailingSlash
 from chassis.errors import ProblemException, install_problem_handlers
+from chassis.fhir import FHIR_JSON, FhirErrors, fhir_base
 from chassis.health import health_router
 from chassis.observability import RequestContextMiddleware, configure_logging
 from chassis.shutdown import drain_on_sigterm
-from clinic_docs import pages
+from clinic_docs import fhir, pages
 from clinic_docs.assets import load_assets
 from clinic_docs.config import Settings
 from clinic_docs.problems import gateway_problem
@@ -58,6 +61,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 client,
                 ttl=settings.cache_ttl_seconds,
                 partial_ttl=settings.partial_cache_ttl_seconds,
+            )
+            app.state.capabilities = MergedDocument(
+                {name: urls for name, urls in settings.service_urls().items() if name in fhir.FHIR_SERVICES},
+                client,
+                ttl=settings.cache_ttl_seconds,
+                partial_ttl=settings.partial_cache_ttl_seconds,
+                path=fhir.metadata_path,
+                accept=fhir.is_capability_statement,
+                merge=fhir.merge_statements,
+                kind="FHIR CapabilityStatement",
             )
             # SIGTERM: not ready first, then uvicorn's graceful shutdown (chassis.shutdown).
             with drain_on_sigterm(app):
@@ -98,7 +111,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return Response(status_code=304, headers=headers)
         return Response(found.content, media_type=found.media_type, headers=headers)
 
+    @app.get(fhir.METADATA_PATH)
+    async def fhir_metadata(request: Request) -> JSONResponse:
+        statement = await request.app.state.capabilities.get()
+        return JSONResponse(
+            fhir.with_base_url(statement, fhir_base(request)),
+            media_type=FHIR_JSON,
+            headers={"Cache-Control": "no-cache"},
+        )
+
     # Any method: the gateway's not-found router sends every request it gets here, as it came.
+    # Under /fhir/ (the FHIR routers' pages), FhirErrors answers the same as an OperationOutcome.
+    @app.api_route(
+        "/fhir/problems/{status}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    )
     @app.api_route("/problems/{status}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
     async def problem_page(
         status: int, average: str | None = None, period: str | None = None, cause: str | None = None
@@ -108,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return gateway_problem(status, average, period, cause)
 
     app.include_router(health_router({}))
+    # The gateway's errors of FHIR requests (a path under /fhir/, or replaced from one) as OperationOutcome.
+    app.add_middleware(FhirErrors)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(OptionalTrailingSlash)

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from chassis.auth import TokenVerifier
 from chassis.db import Database
 from chassis.errors import DomainError, install_problem_handlers
+from chassis.fhir import FhirErrors
 from chassis.guards import RequestGuard, UnexpectedErrors
 from chassis.health import Check, health_router
 from chassis.metrics import instrument, metrics_server
@@ -155,6 +156,8 @@ def create_service_app(
     # Innermost first: an unexpected error still gets the request id and the access log line.
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
+    # Errors of FHIR requests (/fhir/...) as OperationOutcome resources instead of problem+json.
+    app.add_middleware(FhirErrors)
     # Counted and timed by route template (chassis.metrics), all answers included.
     instrument(app)
     app.add_middleware(RequestContextMiddleware)

@@ -1,0 +1,215 @@
+"""Appointments over FHIR (/fhir/Appointment): the same booking use case, rules and access as REST,
+every answer a FHIR resource (application/fhir+json) and every error an OperationOutcome."""
+
+from __future__ import annotations
+
+from fhir.resources.R4B.appointment import Appointment
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+
+FHIR_JSON = "application/fhir+json"
+
+
+def booking(slot: int, patient: int, **extra) -> dict:
+    return {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "slot": [{"reference": f"Slot/{slot}"}],
+        "participant": [{"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"}],
+        **extra,
+    }
+
+
+def outcome(response, status: int) -> OperationOutcome:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(FHIR_JSON)
+    parsed = OperationOutcome.model_validate_json(response.content)
+    assert parsed.issue[0].severity == "error"
+    return parsed
+
+
+def code_of(parsed: OperationOutcome) -> str | None:
+    coding = parsed.issue[0].details.coding
+    return coding[0].code if coding else None
+
+
+def post(client, body, headers, **kwargs):
+    return client.post(
+        "/fhir/Appointment", json=body, headers={**headers, "Content-Type": FHIR_JSON}, **kwargs
+    )
+
+
+def test_a_patient_books_through_fhir_and_gets_a_pending_appointment_with_its_location(
+    client, scheduling, new_id, callers
+):
+    patient, doctor, slot = new_id(), new_id(), new_id()
+    scheduling.add_timeslot(slot, doctor)
+
+    response = post(
+        client,
+        booking(slot, patient, reasonCode=[{"text": "Back pain"}]),
+        callers("patient", patient).headers,
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.headers["content-type"].startswith(FHIR_JSON)
+    made = Appointment.model_validate_json(response.content)
+    assert made.status == "pending"
+    assert response.headers["location"] == f"http://testserver/fhir/Appointment/{made.id}"
+    assert [p.actor.reference for p in made.participant] == [f"Patient/{patient}", f"Practitioner/{doctor}"]
+    assert made.slot[0].reference == f"Slot/{slot}"
+    # The same appointment the REST API shows.
+    rest = client.get(f"/api/appointments/{made.id}/", headers=callers("patient", patient).headers).json()
+    assert (rest["timeslot_id"], rest["status"], rest["reason"]) == (slot, "pending", "Back pain")
+    read = client.get(f"/fhir/Appointment/{made.id}", headers=callers("doctor", doctor).headers)
+    assert Appointment.model_validate_json(read.content) == made
+
+
+def test_a_taken_slot_is_a_409_operation_outcome_and_a_missing_one_404(client, scheduling, new_id, callers):
+    first, second, slot = new_id(), new_id(), new_id()
+    scheduling.add_timeslot(slot, new_id())
+    assert post(client, booking(slot, first), callers("patient", first).headers).status_code == 201
+
+    taken = outcome(post(client, booking(slot, second), callers("patient", second).headers), 409)
+    assert taken.issue[0].code == "conflict"
+    assert code_of(taken) == "timeslot_not_available"
+    missing = outcome(post(client, booking(new_id(), second), callers("patient", second).headers), 404)
+    assert missing.issue[0].code == "not-found"
+
+
+def test_booking_for_someone_else_or_as_a_doctor_is_forbidden(client, scheduling, new_id, callers):
+    patient, other, doctor, slot = new_id(), new_id(), new_id(), new_id()
+    scheduling.add_timeslot(slot, doctor)
+
+    assert (
+        code_of(outcome(post(client, booking(slot, other), callers("patient", patient).headers), 403))
+        == "not_your_booking"
+    )
+    assert (
+        outcome(post(client, booking(slot, doctor), callers("doctor", doctor).headers), 403).issue[0].code
+        == "forbidden"
+    )
+    assert scheduling.holds == []
+
+
+def test_bad_bodies_are_operation_outcomes_never_500(client, scheduling, new_id, callers):
+    patient, slot = new_id(), new_id()
+    scheduling.add_timeslot(slot, new_id())
+    headers = {**callers("patient", patient).headers, "Content-Type": FHIR_JSON}
+
+    malformed = client.post("/fhir/Appointment", content=b'{"resourceType": "Appoint', headers=headers)
+    assert outcome(malformed, 400).issue[0].code == "structure"
+    wrong_type = outcome(post(client, {"resourceType": "Patient", "id": "1"}, headers), 422)
+    assert wrong_type.issue[1].expression == ["resourceType"]
+    no_slot = outcome(post(client, {**booking(slot, patient), "slot": []}, headers), 422)
+    assert no_slot.issue[1].expression == ["slot"]
+    not_fhir = outcome(post(client, {**booking(slot, patient), "colour": "blue"}, headers), 422)
+    assert not_fhir.issue[0].code == "invalid"
+    assert outcome(client.post("/fhir/Appointment", content=b"[1]", headers=headers), 422)
+    assert scheduling.holds == []
+
+
+def test_without_a_token_the_answer_is_a_401_operation_outcome(client):
+    response = client.get("/fhir/Appointment")
+    assert outcome(response, 401).issue[0].code == "login"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_search_shows_only_what_the_caller_may_see_in_a_paged_searchset(client, seed, new_id, callers):
+    patient, other, doctor = new_id(), new_id(), new_id()
+    mine = [
+        seed(patient_id=patient, doctor_id=doctor, status=s).id for s in ("pending", "confirmed", "cancelled")
+    ]
+    seed(patient_id=other, doctor_id=doctor)
+
+    page = client.get("/fhir/Appointment", params={"_count": 2}, headers=callers("patient", patient).headers)
+    bundle = Bundle.model_validate_json(page.content)
+    assert (bundle.type, bundle.total, len(bundle.entry)) == ("searchset", 3, 2)
+    [next_link] = [link.url for link in bundle.link if link.relation == "next"]
+    rest = Bundle.model_validate_json(
+        client.get(next_link, headers=callers("patient", patient).headers).content
+    )
+    ids = {int(e.resource.id) for e in bundle.entry + rest.entry}
+    assert ids == set(mine)
+    assert not [link for link in rest.link if link.relation == "next"]
+
+    # Another patient's appointments are not the caller's to see: an empty searchset.
+    theirs = client.get(
+        "/fhir/Appointment",
+        params={"patient": f"Patient/{other}"},
+        headers=callers("patient", patient).headers,
+    )
+    assert Bundle.model_validate_json(theirs.content).total == 0
+    booked = client.get(
+        "/fhir/Appointment",
+        params={"practitioner": f"Practitioner/{doctor}", "status": "booked"},
+        headers=callers("doctor", doctor).headers,
+    )
+    [entry] = Bundle.model_validate_json(booked.content).entry
+    assert entry.resource.status == "booked"
+    assert entry.fullUrl == f"http://testserver/fhir/Appointment/{entry.resource.id}"
+    admin = client.get(
+        "/fhir/Appointment", params={"patient": str(other)}, headers=callers("admin", new_id()).headers
+    )
+    assert Bundle.model_validate_json(admin.content).total == 1
+
+
+def test_invalid_search_parameters_and_unseen_appointments(client, seed, new_id, callers):
+    patient = new_id()
+    theirs = seed(patient_id=new_id(), doctor_id=new_id())
+    headers = callers("patient", patient).headers
+
+    assert outcome(client.get("/fhir/Appointment", params={"status": "confirmed"}, headers=headers), 422)
+    assert outcome(client.get("/fhir/Appointment", params={"patient": "Doctor/3"}, headers=headers), 422)
+    assert outcome(client.get("/fhir/Appointment", params={"_count": 1000}, headers=headers), 422)
+    assert outcome(client.get(f"/fhir/Appointment/{theirs.id}", headers=headers), 404)
+    assert outcome(client.get("/fhir/Appointment/abc", headers=headers), 422)
+    assert outcome(client.get("/fhir/Nothing", headers=headers), 404)
+
+
+def test_the_service_describes_its_part_of_the_capability_statement_publicly(client):
+    response = client.get("/fhir/metadata")
+    assert response.status_code == 200
+    statement = response.json()
+    assert statement["resourceType"] == "CapabilityStatement"
+    assert statement["fhirVersion"] == "4.3.0"
+    [resource] = statement["rest"][0]["resource"]
+    assert resource["type"] == "Appointment"
+    assert {i["code"] for i in resource["interaction"]} == {"read", "search-type", "create"}
+
+
+HOSTILE_BODIES = [
+    None,
+    "Appointment",
+    12,
+    {},
+    {"resourceType": None},
+    {"resourceType": "Appointment"},
+    {"resourceType": "Appointment", "status": "booked", "participant": None},
+    {"resourceType": "Appointment", "status": "booked", "participant": [None]},
+    {"resourceType": "Appointment", "status": "booked", "slot": "Slot/1", "participant": []},
+    {"resourceType": "Appointment", "status": "booked", "slot": [{"reference": "Slot/99999999999999999999"}]},
+    {"resourceType": "Appointment", "status": "booked", "slot": [{"reference": "Slot/-1"}]},
+    {"resourceType": "Appointment", "status": "booked", "slot": [{"reference": "Slot/1\u0000"}]},
+    {"resourceType": "Appointment", "status": ["booked"], "participant": [{"status": "accepted"}]},
+    {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "slot": [{"reference": "Slot/1"}],
+        "participant": [{"actor": {"reference": "Patient/1"}, "status": "accepted"}],
+        "reasonCode": [{"text": "\u0000"}],
+        "start": "not a time",
+    },
+    {"resourceType": "Appointment", "contained": [{"resourceType": "Appointment", "contained": [{}]}]},
+]
+
+
+def test_hostile_bodies_are_4xx_operation_outcomes_never_500(client, new_id, callers):
+    headers = {**callers("patient", new_id()).headers, "Content-Type": FHIR_JSON}
+    for body in HOSTILE_BODIES:
+        response = client.post("/fhir/Appointment", json=body, headers=headers)
+        assert 400 <= response.status_code < 500, (body, response.text)
+        outcome(response, response.status_code)
+    for query in ({"patient": "Patient/\u0000"}, {"practitioner": "x" * 199}, {"_page": "99999999999"}):
+        response = client.get("/fhir/Appointment", params=query, headers=headers)
+        assert response.status_code == 422, (query, response.text)
