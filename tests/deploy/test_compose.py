@@ -36,10 +36,12 @@ ADMIN_SECRETS = {"postgres_password", "rabbitmq_password"}
 # The mail server's password (notification-service's SMTP user).
 SMTP_SECRET = "smtp_password"
 SERVICE_CLIENT_SECRETS = {"booking_service_secret", "scheduling_service_secret"}
+# booking's calendar feed key (the HMAC key of the feed URLs' secrets).
+FEED_KEY_SECRET = "calendar_feed_key"
 SECRETS = (
     ADMIN_SECRETS
     | SERVICE_CLIENT_SECRETS
-    | {SMTP_SECRET}
+    | {SMTP_SECRET, FEED_KEY_SECRET}
     | {f"{s}_{kind}" for s in SERVICES for kind in ("db_password", "db_owner_password", "rabbitmq_password")}
 )
 DATABASE_DATA = "/var/lib/postgresql/data"
@@ -193,7 +195,9 @@ def test_the_service_reaches_its_own_database_as_its_own_role_never_the_superuse
     assert db["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
     assert mounted(service) == {(f"{service}_db_password",), (f"{service}_rabbitmq_password",)} | {
         (name, target) for name, target in client_secrets_of(service)
-    } | ({(SMTP_SECRET,)} if service == "notification" else set())
+    } | ({(SMTP_SECRET,)} if service == "notification" else set()) | (
+        {(FEED_KEY_SECRET,)} if service == "booking" else set()
+    )
     assert mounted(database(service)) == {("postgres_password",)}
     job = environment_of(services()[migration(service)])
     assert job[f"{prefix}_DATABASE_URL"] == env[f"{prefix}_DATABASE_URL"]  # the role provision creates

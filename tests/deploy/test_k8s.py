@@ -426,6 +426,17 @@ def test_identity_reads_the_shared_signing_key_from_a_secret():
     assert key_file.name in secret["stringData"]
 
 
+def test_booking_reads_the_calendar_feed_key_from_a_secret_file():
+    deployment = one("Deployment", "booking")
+    (container,) = containers_of(deployment, init=False)
+    key_file = Path(environment(deployment, container)["CALENDAR_FEED_KEY_FILE"])
+    (mount,) = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == key_file.parent]
+    assert mount.get("readOnly") is True
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    secret = one("Secret", volume["secret"]["secretName"])
+    assert key_file.name in secret["stringData"]
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_migration_job_provisions_then_migrates_with_the_deployment_image(service):
     job = one("Job", f"{service}-migrate")

@@ -65,6 +65,12 @@ PUBLIC_OPERATIONS = {
     ("get", "/api/appointments/{id}/"),
     ("patch", "/api/appointments/{id}/status/"),
     ("delete", "/api/appointments/{id}/"),
+    ("post", "/api/waitlist/"),
+    ("get", "/api/waitlist/me/"),
+    ("delete", "/api/waitlist/{id}/"),
+    ("get", "/api/calendar/feed/"),
+    ("post", "/api/calendar/feed/rotate/"),
+    ("get", "/api/calendar/feed.ics"),
     ("post", "/api/appointments/{id}/reschedule/"),
     ("get", "/api/appointments/{id}/history/"),
     ("get", "/api/doctors/me/booking-policy/"),
@@ -128,6 +134,7 @@ def test_every_operation_is_described_with_its_errors_and_protected_ones_name_th
     document = complete_document(stack)
     assert list(document["components"]["securitySchemes"]) == ["HTTPBearer"]
     public = {("post", f"/api/auth/{name}/") for name in ("register", "login", "token/refresh")}
+    public.add(("get", "/api/calendar/feed.ics"))  # its secret is the credential (spec: Calendar feeds)
     for key, operation in operations(document).items():
         assert operation.get("summary"), key
         assert operation.get("description"), key
@@ -309,7 +316,11 @@ def test_swagger_ui_shows_one_services_own_document_from_the_picker(visit):
     page.locator(".topbar select").select_option("booking")
     page.locator('.opblock-summary-path[data-path="/api/appointments/"]').first.wait_for()
     paths = set(page.locator(".opblock-summary-path").evaluate_all("els => els.map(e => e.dataset.path)"))
-    assert all(path.startswith("/api/appointments/") for path in paths), paths
+    # booking's own paths only: appointments, the waitlist and calendar feeds
+    assert all(
+        path.startswith(("/api/appointments/", "/api/waitlist/", "/api/calendar/")) for path in paths
+    ), paths
+    assert "/api/waitlist/" in paths
     assert visit.outside() == []
 
 

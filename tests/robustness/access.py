@@ -96,6 +96,14 @@ OPERATIONS: tuple[Operation, ...] = (
     _op("GET", "/api/appointments/{appointment_id}/", 200, patient=OWN, doctor=OWN, admin=ANY),
     _op("PATCH", "/api/appointments/{appointment_id}/status/", 200, doctor=OWN, admin=ANY),
     _op("DELETE", "/api/appointments/{appointment_id}/", 204, patient=OWN, admin=ANY),
+    # booking: waitlist
+    _op("POST", "/api/waitlist/", 201, patient=ANY),
+    _op("GET", "/api/waitlist/me/", 200, patient=ANY),
+    _op("DELETE", "/api/waitlist/{entry_id}/", 204, patient=OWN, admin=ANY),
+    # booking: calendar feeds (the feed URL's secret is its credential)
+    _op("GET", "/api/calendar/feed/", 200, patient=ANY, doctor=ANY),
+    _op("POST", "/api/calendar/feed/rotate/", 200, patient=ANY, doctor=ANY),
+    _op("GET", "/api/calendar/feed.ics", 200, public=True),
     _op("POST", "/api/appointments/{appointment_id}/reschedule/", 200, patient=OWN, admin=ANY),
     _op("GET", "/api/appointments/{appointment_id}/history/", 200, patient=OWN, doctor=OWN, admin=ANY),
     # notification

@@ -61,6 +61,22 @@ class People:
         assert response.status_code == 201, response.text
         return response.json()
 
+    def waitlist_entry(self) -> dict[str, Any]:
+        """A new waitlist entry of the owner patient for the owner doctor, over days of its own."""
+        day = next_start(days_ahead=30 + next(_hours)).date().isoformat()
+        body = {"doctor_id": self.doctor.id, "date_from": day, "date_to": day}
+        with self.stack.client(self.patient.access) as client:
+            response = client.post("/api/waitlist/", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def feed_query(self) -> str:
+        """The query string (the secret) of the owner patient's calendar feed URL."""
+        with self.stack.client(self.patient.access) as client:
+            response = client.get("/api/calendar/feed/")
+        assert response.status_code == 200, response.text
+        return response.json()["url"].split("?", 1)[1]
+
     def webhook(self) -> dict[str, Any]:
         """A new webhook subscription of the admin's, to a receiver on this machine (never called:
         the robustness stacks run notification-service without its workers)."""

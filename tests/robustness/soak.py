@@ -6,6 +6,7 @@
 A stack with two replicas of identity, booking and scheduling talks to RabbitMQ through a
 TCP proxy of its own. Client threads send mixed traffic through the gateway (patients and doctors
 register, doctors publish timeslots, patients book, many at once on a few "hot" timeslots,
+patients join and leave waitlists and book the timeslots offered to them,
 doctors confirm, everyone cancels, users rename themselves, the admin deactivates users)
 while a chaos loop cuts the broker connection, kills (SIGKILL) and restarts service
 processes (an identity replica among them, often), also in the middle of a burst of bookings,
@@ -20,7 +21,8 @@ service's database and the broker and lists each anomaly:
 - an active appointment whose timeslot is not ``booked`` for its reservation, or a
   ``booked`` timeslot with no active appointment of that reservation;
 - a cancelled appointment whose timeslot is neither free nor taken by another reservation;
-- a hold never settled;
+- a hold never settled; a timeslot held with no waitlist offer (or appointment) behind it, an
+  open offer whose timeslot is not held for it, an accepted offer without its appointment;
 - a future active appointment of a deactivated user;
 - a doctor profile, a scheduling doctor or a booking user that disagrees with identity;
 - an outbox event never published; a message left in a service's queue, a retry queue or
@@ -63,6 +65,7 @@ from chassis.settings import normalise_database_url
 from chassis.testkit import DatabaseFactory, RabbitVhosts, TcpProxy
 
 from ..e2e.stack import Stack, StackError
+from . import soak_waitlist
 from .notifications import Outside, check_notifications, pending_notifications
 
 PASSWORD = "Blue-Otter-42"
@@ -79,6 +82,7 @@ SOAK_ENV = {
     "DB_POOL_SIZE": "3",
     "DB_MAX_OVERFLOW": "3",
     "LOG_LEVEL": "WARNING",
+    **soak_waitlist.WAITLIST_ENV,
 }
 REPLICAS = {"identity": 2, "booking": 2, "scheduling": 2}
 # The gateway's own answers (problem+json codes of gateway/docs: clinic_docs/problems.py).
@@ -116,6 +120,7 @@ class Ledger:
     people: dict[int, Person] = field(default_factory=dict)
     timeslots: dict[int, int] = field(default_factory=dict)  # id -> doctor id (201s)
     appointments: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> body (201s)
+    entries: dict[int, int] = field(default_factory=dict)  # waitlist entry id -> patient id (201s)
     moved: set[int] = field(default_factory=set)  # appointments some reschedule moved (200)
     # A retry with the same Idempotency-Key that did not get the first answer again.
     replay_mismatches: list[str] = field(default_factory=list)
@@ -230,6 +235,7 @@ class Traffic:
             (self.rename, 2),
             (self.deactivate, 1),
             (self.browse, 3),
+            *(((lambda c, r, act=act: act(self, c, r)), w) for act, w in soak_waitlist.ACTIONS),
         ]
         population = [a for a, _ in actions]
         weights = [w for _, w in actions]
@@ -683,11 +689,13 @@ def settled(stack: Stack, amqp_url: str) -> str | None:
     }
     if busy:
         return f"messages in queues {busy}"
-    held = rows(stack.database_urls["scheduling"], "SELECT count(*) FROM timeslots WHERE state = 'held'")[0][
-        0
-    ]
+    # A timeslot held for a standing waitlist offer is settled: the offer is behind it.
+    held = len(soak_waitlist.held_for_nobody(stack.database_urls))
     if held:
-        return f"{held} timeslots still held"
+        return f"{held} timeslots still held without an offer"
+    openings = soak_waitlist.pending_openings(stack.database_urls)
+    if openings:
+        return f"{openings} waitlist openings not offered yet"
     return pending_notifications(rows, stack.database_urls["notification"])
 
 
@@ -717,6 +725,7 @@ def check(stack: Stack, amqp_url: str, ledger: Ledger) -> list[str]:
     }
     active = [a for a in appointments if a.status in ("pending", "confirmed")]
     by_reservation = {a.reservation_id: a for a in appointments}
+    offered = soak_waitlist.open_offers(urls)  # reservation -> timeslot of each standing offer
 
     per_timeslot = Counter(a.timeslot_id for a in active)
     anomalies += [f"timeslot {t} has {n} active appointments" for t, n in per_timeslot.items() if n > 1]
@@ -737,6 +746,8 @@ def check(stack: Stack, amqp_url: str, ledger: Ledger) -> list[str]:
         if slot is None or slot.state == "available":
             continue  # free (or freed, then removed with its deactivated doctor's free timeslots)
         other = by_reservation.get(slot.reservation_id)
+        if offered.get(slot.reservation_id) == slot.id:
+            continue  # held again, for the patient it is offered to from the waitlist
         if (
             slot.reservation_id == a.reservation_id
             or other is None
@@ -747,14 +758,19 @@ def check(stack: Stack, amqp_url: str, ledger: Ledger) -> list[str]:
                 f"(reservation {slot.reservation_id})"
             )
     for slot in timeslots.values():
-        if slot.state == "held":
-            anomalies.append(f"timeslot {slot.id} is still held (reservation {slot.reservation_id})")
+        if slot.state == "held" and offered.get(slot.reservation_id) != slot.id:
+            anomalies.append(
+                f"timeslot {slot.id} is still held with no offer or appointment behind it "
+                f"(reservation {slot.reservation_id})"
+            )
         elif slot.state == "booked":
             owner = by_reservation.get(slot.reservation_id)
             if owner is None or owner.status not in ("pending", "confirmed", "completed", "no_show"):
                 anomalies.append(
                     f"timeslot {slot.id} is booked but no active appointment has its reservation"
                 )
+
+    anomalies += soak_waitlist.anomalies(urls, timeslots, appointments)
 
     users = {
         row.id: row
@@ -997,6 +1013,10 @@ def soak(
         "active appointments": rows(
             stack.database_urls["booking"],
             "SELECT count(*) FROM appointments WHERE status IN ('pending', 'confirmed')",
+        )[0][0],
+        "waitlist offers": rows(stack.database_urls["booking"], "SELECT count(*) FROM waitlist_offers")[0][0],
+        "waitlist offers booked": rows(
+            stack.database_urls["booking"], "SELECT count(*) FROM waitlist_offers WHERE state = 'accepted'"
         )[0][0],
         "events published": sum(
             rows(url, "SELECT count(*) FROM outbox_events")[0][0] for url in stack.database_urls.values()

@@ -80,6 +80,13 @@ def request_for(operation: Operation, people: People) -> tuple[str, dict[str, An
             return f"/api/appointments/{people.appointment()['id']}/", None
         case ("PATCH", "/api/appointments/{appointment_id}/status/"):
             return f"/api/appointments/{people.appointment()['id']}/status/", {"status": "confirmed"}
+        case ("POST", "/api/waitlist/"):
+            day = next_start(days_ahead=30 + next(_bulk_days)).date().isoformat()
+            return operation.path, {"doctor_id": people.doctor.id, "date_from": day, "date_to": day}
+        case ("DELETE", "/api/waitlist/{entry_id}/"):
+            return f"/api/waitlist/{people.waitlist_entry()['id']}/", None
+        case ("GET", "/api/calendar/feed.ics"):
+            return f"{operation.path}?{people.feed_query()}", None
         case ("POST", "/api/appointments/{appointment_id}/reschedule/"):
             moved = people.appointment()["id"]
             return f"/api/appointments/{moved}/reschedule/", {"timeslot_id": people.timeslot()["id"]}

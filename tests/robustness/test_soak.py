@@ -40,4 +40,5 @@ def test_a_minute_of_traffic_with_faults_leaves_every_database_consistent(soaked
     sys.stdout.write(f"\nseed {seed}\n{report.render()}\n")
     assert sum(report.ledger.faults.values()) > 0, "no fault was injected"
     assert report.ledger.appointments, "no booking succeeded: the soak exercised nothing"
+    assert report.counts["waitlist offers"], "no waitlist offer was made: the soak exercised no waitlist"
     assert report.ok, f"seed {seed}\n{report.render()}"

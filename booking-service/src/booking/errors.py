@@ -69,6 +69,36 @@ class AppointmentAlreadyStarted(DomainError):
     code = "appointment_started"
 
 
+class InvalidWaitlistRange(DomainError):
+    """The range of days is reversed or in the past."""
+
+    code = "invalid_waitlist_range"
+
+
+class DoctorNotFound(DomainError):
+    """No active doctor has this id."""
+
+    code = "doctor_not_found"
+
+
+class AlreadyWaiting(DomainError):
+    """The patient already waits for this doctor over exactly this range."""
+
+    code = "already_waiting"
+
+
+class WaitlistEntryNotFound(DomainError):
+    """No such entry, or one the caller may not see."""
+
+    code = "waitlist_entry_not_found"
+
+
+class FeedNotFound(DomainError):
+    """No feed has this secret (never had, or its URL was rotated), or its user is deactivated."""
+
+    code = "feed_not_found"
+
+
 class TooManyActiveAppointments(DomainError):
     """The doctor's ``max_active_per_patient``: the patient has that many upcoming appointments."""
 
@@ -90,6 +120,11 @@ STATUS_OF: dict[type[DomainError], int] = {
     IllegalStatusChange: 409,
     AppointmentNotStarted: 409,
     AppointmentAlreadyStarted: 409,
+    InvalidWaitlistRange: 422,
+    DoctorNotFound: 404,
+    AlreadyWaiting: 409,
+    WaitlistEntryNotFound: 404,
+    FeedNotFound: 404,
     TooManyActiveAppointments: 409,
     CancellationTooLate: 409,
 }

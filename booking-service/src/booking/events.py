@@ -8,15 +8,17 @@ the change.
 Consumed: identity's user events feed the local read model of users (names
 shown on appointments); ``identity.user.deactivated`` also cancels the user's
 future active appointments. ``doctor.profile.updated`` feeds the doctors' booking policies
-(the per-patient limit and the cancellation notice, ``booking.policy``).
+(the per-patient limit and the cancellation notice, ``booking.policy``). scheduling's
+``timeslot.created``/``released`` feed the waitlist (``services/offers.py``), which publishes
+``booking.waitlist.offered``.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
@@ -27,6 +29,9 @@ from booking.queries import AppointmentView
 from chassis.auth import Principal
 from chassis.messaging import Envelope, Handler, add_event
 from chassis.revocations import with_token_revocations
+
+if TYPE_CHECKING:
+    from booking.services.waitlist import EntryView
 
 PRODUCER = "booking"
 
@@ -160,10 +165,71 @@ def on_user_deactivated(session: Session, envelope: Envelope) -> None:
         services.cancel_appointments_of_deactivated_user(session, data["user_id"])
 
 
+WAITLIST_OFFERED = "booking.waitlist.offered"
+TIMESLOT_CREATED = "scheduling.timeslot.created"
+TIMESLOT_RELEASED = "scheduling.timeslot.released"
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def offered_data(entry: EntryView, *, patient_id: int) -> dict[str, Any]:
+    """The offered event's data for an entry with its open offer."""
+    offer = entry.offer or {}
+    return {
+        "entry": {
+            "id": entry.id,
+            "doctor_id": entry.doctor_id,
+            "date_from": entry.date_from.isoformat(),
+            "date_to": entry.date_to.isoformat(),
+            "created_at": _iso(entry.created_at),
+            "offer": {
+                "timeslot_id": offer["timeslot_id"],
+                "start_time": _iso(offer["start_time"]),
+                "end_time": _iso(offer["end_time"]),
+                "expires_at": _iso(offer["expires_at"]),
+            },
+        },
+        "patient_id": patient_id,
+    }
+
+
+def publish_offered(session: Session, entry: EntryView, *, patient_id: int) -> None:
+    """``booking.waitlist.offered``: notification-service tells the patient (mail, webhooks)."""
+    add_event(session, WAITLIST_OFFERED, offered_data(entry, patient_id=patient_id), producer=PRODUCER)
+
+
+def _bookable(session: Session, data: dict[str, Any]) -> None:
+    from booking.services import offers  # it publishes through this module: imported when handling
+
+    offers.note_bookable(
+        session,
+        timeslot_id=int(data["timeslot_id"]),
+        doctor_id=int(data["doctor_id"]),
+        start_time=datetime.fromisoformat(data["start_time"]),
+        end_time=datetime.fromisoformat(data["end_time"]),
+    )
+
+
+def on_timeslot_created(session: Session, envelope: Envelope) -> None:
+    _bookable(session, envelope.data)
+
+
+def on_timeslot_released(session: Session, envelope: Envelope) -> None:
+    from booking.services import offers
+
+    # A released offer hold ends that offer (scheduling's sweeper freed it, booking did not).
+    offers.forget_released_hold(session, uuid.UUID(str(envelope.data["reservation_id"])))
+    _bookable(session, envelope.data)
+
+
 HANDLERS: dict[str, Handler] = {
     USER_REGISTERED: on_user_registered,
     USER_UPDATED: on_user_updated,
     USER_DEACTIVATED: on_user_deactivated,
+    TIMESLOT_CREATED: on_timeslot_created,
+    TIMESLOT_RELEASED: on_timeslot_released,
     DOCTOR_PROFILE_UPDATED: on_doctor_profile_updated,
 }
 # What the consumer runs and the migrate job binds: these handlers, plus recording the token

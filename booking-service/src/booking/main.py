@@ -7,10 +7,15 @@ from fastapi import FastAPI
 
 from booking import api, events, fhir
 from booking.adapters.scheduling_client import SchedulingClient
+from booking.adapters.waitlist_worker import waitlist_worker_hook
+from booking.api import calendar as calendar_api
+from booking.api import waitlist as waitlist_api
 from booking.config import Settings
 from booking.errors import STATUS_OF
+from booking.services.feeds import FeedKeys
 from chassis.app import Hook
 from chassis.assembly import consuming_service_app
+from chassis.db import Database
 
 
 def scheduling_client_hook(settings: Settings) -> Hook:
@@ -33,19 +38,40 @@ def scheduling_client_hook(settings: Settings) -> Hook:
     return run
 
 
+def waitlist_hooks(db: Database, settings: Settings) -> list[Hook]:
+    """The waitlist worker (after the scheduling client, which it uses), unless disabled."""
+    if not settings.waitlist_worker_enabled:
+        return []
+    return [
+        waitlist_worker_hook(
+            db, offer_minutes=settings.waitlist_offer_minutes, interval=settings.waitlist_interval_seconds
+        )
+    ]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The booking-service app for ``settings`` (default: from the environment)."""
     settings = settings or Settings()
-    return consuming_service_app(
+    app = consuming_service_app(
         "booking",
         settings,
         title="Clinic booking API",
         description="Appointments and their status machine.",
-        routers=[api.router, fhir.router, api.internal_router],
+        routers=[api.router, waitlist_api.router, calendar_api.router, fhir.router, api.internal_router],
         status_of=STATUS_OF,
         consumed=events.CONSUMED,
         idempotency=True,
         calls=["scheduling"],
-        more_hooks=lambda settings, db: [scheduling_client_hook(settings)],
-        openapi_tags=[{"name": "appointments", "description": "Booking timeslots and running appointments."}],
+        more_hooks=lambda settings, db: [scheduling_client_hook(settings), *waitlist_hooks(db, settings)],
+        openapi_tags=[
+            {"name": "appointments", "description": "Booking timeslots and running appointments."},
+            {
+                "name": "waitlist",
+                "description": "Waiting for a doctor's timeslot; offers held for one patient.",
+            },
+            {"name": "calendar", "description": "Private iCalendar feeds of one's appointments."},
+        ],
     )
+    feed_key = settings.calendar_feed_key
+    app.state.feed_keys = FeedKeys(app.state.db, feed_key.get_secret_value() if feed_key else None)
+    return app

@@ -7,9 +7,18 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_serializer, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_serializer,
+    model_validator,
+)
 
 from booking.domain import REASON_MAX_LENGTH, AppointmentStatus
+from chassis.timezones import check_representable
 
 # Ids are PostgreSQL bigints: anything larger must be a 422, not a database error.
 MAX_ID = 2**63 - 1
@@ -112,3 +121,45 @@ class ReservationRead(BaseModel):
     appointment_id: int
     status: AppointmentStatus
     takes_timeslot: bool = Field(description="Whether the appointment keeps its timeslot taken.")
+
+
+# -- the waitlist and calendar feeds ------------------------------------------------------------
+
+# A day far enough inside the calendar that its bounds in any time zone exist.
+Day = Annotated[IsoDate, AfterValidator(check_representable)]
+
+
+class WaitlistJoin(BaseModel):
+    """A patient's request to wait for a doctor's timeslot within a range of clinic days."""
+
+    doctor_id: Id = Field(description="The doctor's id (their user id).", examples=[7])
+    date_from: Day = Field(description="First day (YYYY-MM-DD, clinic time zone), not in the past.")
+    date_to: Day = Field(description="Last day, inclusive; not before `date_from`.")
+
+
+class OfferRead(BaseModel):
+    timeslot_id: int
+    start_time: datetime
+    end_time: datetime
+    expires_at: datetime = Field(description="Until when only this patient can book the timeslot.")
+
+    @field_serializer("start_time", "end_time", "expires_at")
+    def _utc(self, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
+class EntryRead(BaseModel):
+    id: int
+    doctor_id: int
+    date_from: date
+    date_to: date
+    created_at: datetime
+    offer: OfferRead | None = Field(description="The timeslot held for this patient now, if any.")
+
+    @field_serializer("created_at")
+    def _utc(self, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
+class FeedUrl(BaseModel):
+    url: str = Field(description="The private feed URL: whoever holds it can read the feed.")

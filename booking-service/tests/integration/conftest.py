@@ -63,9 +63,11 @@ def clean_state(request: pytest.FixtureRequest) -> None:
         return
     app: FastAPI = request.getfixturevalue("app")
     with app.state.db.transaction() as session:
-        session.execute(
-            text("TRUNCATE appointments, appointment_history, users, doctor_policies, idempotency_keys")
+        tables = (
+            "appointments, appointment_history, users, doctor_policies, idempotency_keys,"
+            " waitlist_offers, waitlist_entries, waitlist_openings, calendar_feeds"
         )
+        session.execute(text(f"TRUNCATE {tables}"))
     request.getfixturevalue("scheduling").reset()
 
 
@@ -111,4 +113,4 @@ def seed(app: FastAPI, new_id: Callable[[], int]) -> Callable[..., Appointment]:
 @pytest.fixture
 def broker(broker: Broker, client: TestClient) -> Broker:
     """The kit's broker, watching what booking publishes (each event checked against its contract)."""
-    return broker.watch("booking.appointment.*")
+    return broker.watch("booking.appointment.*", "booking.waitlist.*")

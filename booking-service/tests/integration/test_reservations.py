@@ -66,6 +66,12 @@ def test_the_internal_lookup_is_not_in_the_public_api_document(client):
         "/api/appointments/me/",
         "/api/appointments/{appointment_id}/",
         "/api/appointments/{appointment_id}/status/",
+        "/api/waitlist/",
+        "/api/waitlist/me/",
+        "/api/waitlist/{entry_id}/",
+        "/api/calendar/feed/",
+        "/api/calendar/feed/rotate/",
+        "/api/calendar/feed.ics",
         "/api/appointments/{appointment_id}/reschedule/",
         "/api/appointments/{appointment_id}/history/",
     }

@@ -273,7 +273,7 @@ async def hold_timeslot(
         timeslot_id,
         reservation_id=body.reservation_id,
         patient_id=body.patient_id,
-        hold_seconds=settings.hold_seconds,
+        hold_seconds=body.hold_seconds or settings.hold_seconds,
         doctor_id=body.doctor_id,
     )
     return HoldRead.of(timeslot)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from scheduling.errors import (
@@ -56,6 +57,16 @@ class Interval:
 def iso_utc(value: datetime) -> str:
     """RFC 3339 in UTC with a ``Z``, as every response and problem detail gives times."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def timeslot_facts(timeslot: Any) -> dict[str, Any]:
+    """The facts about a timeslot (a row or an object with its columns) that its events carry."""
+    return {
+        "timeslot_id": timeslot.id,
+        "doctor_id": timeslot.doctor_id,
+        "start_time": iso_utc(timeslot.start_time),
+        "end_time": iso_utc(timeslot.end_time),
+    }
 
 
 def check_new_timeslot(interval: Interval, now: datetime) -> None:

@@ -5,6 +5,8 @@ Published, one per timeslot (schemas in ``contracts/events/``):
 - ``scheduling.timeslot.created``: ``{timeslot_id, doctor_id, start_time, end_time}``
 - ``scheduling.timeslot.deleted``: the same plus ``reason``: ``deleted_by_doctor`` or
   ``doctor_unavailable`` (deactivated, or no longer a doctor).
+- ``scheduling.timeslot.released``: the same plus ``reservation_id`` and ``reason``, written
+  by ``services.releases.free_timeslot``, the one function that frees a held or booked timeslot.
 
 Consumed: ``identity.user.registered/updated/deactivated`` (the doctors read model),
 ``doctor.profile.updated`` (the start-time rules of each doctor's booking policy) and
@@ -17,15 +19,15 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from chassis.messaging import Envelope, Handler, add_event
 from chassis.revocations import with_token_revocations
-from scheduling.domain import iso_utc
+from scheduling.domain import timeslot_facts
 from scheduling.models import Timeslot
 from scheduling.services import reservations
+from scheduling.services.releases import ReleaseReason
 
 log = logging.getLogger("scheduling.events")
 
@@ -36,22 +38,12 @@ DELETED_BY_DOCTOR = "deleted_by_doctor"
 DOCTOR_UNAVAILABLE = "doctor_unavailable"
 
 
-def timeslot_data(timeslot: Timeslot) -> dict[str, Any]:
-    """The facts about a timeslot that its events carry."""
-    return {
-        "timeslot_id": timeslot.id,
-        "doctor_id": timeslot.doctor_id,
-        "start_time": iso_utc(timeslot.start_time),
-        "end_time": iso_utc(timeslot.end_time),
-    }
-
-
 def publish_timeslot_created(session: Session, timeslot: Timeslot) -> None:
-    add_event(session, TIMESLOT_CREATED, timeslot_data(timeslot), producer=PRODUCER)
+    add_event(session, TIMESLOT_CREATED, timeslot_facts(timeslot), producer=PRODUCER)
 
 
 def publish_timeslot_deleted(session: Session, timeslot: Timeslot, *, reason: str) -> None:
-    add_event(session, TIMESLOT_DELETED, {**timeslot_data(timeslot), "reason": reason}, producer=PRODUCER)
+    add_event(session, TIMESLOT_DELETED, {**timeslot_facts(timeslot), "reason": reason}, producer=PRODUCER)
 
 
 def on_user_registered_or_updated(session: Session, envelope: Envelope) -> None:
@@ -95,7 +87,10 @@ def on_appointment_rescheduled(session: Session, envelope: Envelope) -> None:
         session, int(data["timeslot_id"]), uuid.UUID(str(data["reservation_id"]))
     )
     reservations.free_for_reservation(
-        session, int(data["old_timeslot_id"]), uuid.UUID(str(data["old_reservation_id"]))
+        session,
+        int(data["old_timeslot_id"]),
+        uuid.UUID(str(data["old_reservation_id"])),
+        reason=ReleaseReason.APPOINTMENT_RESCHEDULED,
     )
 
 

@@ -154,6 +154,8 @@ class BulkCreated(BaseModel):
 class HoldRequest(BaseModel):
     reservation_id: uuid.UUID
     patient_id: StrictInt = Field(ge=1)
+    # A waitlist offer holds for its own time; a booking's hold for ``HOLD_SECONDS``.
+    hold_seconds: StrictInt | None = Field(default=None, ge=1, le=86400)
     # A reschedule: hold only a timeslot of this doctor (the appointment's).
     doctor_id: StrictInt | None = Field(default=None, ge=1)
 

@@ -17,9 +17,11 @@ from datetime import timedelta
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 
 from chassis.auth import InvalidToken
 from chassis.db import Database
+from chassis.messaging.outbox import OutboxEvent
 from chassis.testkit import ServerThread, TokenMinter
 from chassis.testkit.http_contracts import http_contract
 from chassis.timezones import utcnow
@@ -241,3 +243,14 @@ def test_the_running_service_frees_abandoned_holds_in_the_background(
         )
         assert not is_available(service, callers, timeslot)
         wait_until(lambda: is_available(service, callers, timeslot), what="the abandoned hold to be freed")
+
+
+def test_an_expired_hold_the_sweeper_frees_is_announced_as_released(sweeper_db, booking, held, sweep):
+    timeslot, reservation = held()
+    sweep(sweeper_db, booking.url)
+    with sweeper_db.transaction() as session:
+        payloads = session.scalars(
+            select(OutboxEvent.payload).where(OutboxEvent.event_type == "scheduling.timeslot.released")
+        ).all()
+    data = [p["data"] for p in payloads if p["data"]["timeslot_id"] == timeslot["id"]]
+    assert [(d["reservation_id"], d["reason"]) for d in data] == [(reservation, "hold_expired")]

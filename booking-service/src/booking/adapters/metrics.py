@@ -6,3 +6,8 @@ BOOKINGS = counter("clinic_bookings_total", "Appointments booked (stored, their 
 CANCELLATIONS = counter(
     "clinic_cancellations_total", "Appointments cancelled, by who cancelled them.", ["cancelled_by"]
 )
+WAITLIST_OFFERS = counter(
+    "clinic_waitlist_offers_total",
+    "Waitlist offers by what became of them: offered (announced), accepted (booked), expired.",
+    ["outcome"],
+)

@@ -66,7 +66,13 @@ class SchedulingClient:
         self._http.close()
 
     def hold(
-        self, timeslot_id: int, *, reservation_id: uuid.UUID, patient_id: int, doctor_id: int | None = None
+        self,
+        timeslot_id: int,
+        *,
+        reservation_id: uuid.UUID,
+        patient_id: int,
+        doctor_id: int | None = None,
+        hold_seconds: int | None = None,
     ) -> Hold:
         """Hold ``timeslot_id`` for ``reservation_id``, or raise the domain error scheduling answered.
 
@@ -77,6 +83,8 @@ class SchedulingClient:
         failed booking never leaves the timeslot blocked.
         """
         body: dict[str, Any] = {"reservation_id": str(reservation_id), "patient_id": patient_id}
+        if hold_seconds is not None:  # a waitlist offer's own time; else scheduling's HOLD_SECONDS
+            body["hold_seconds"] = hold_seconds
         if doctor_id is not None:
             body["doctor_id"] = doctor_id
         try:

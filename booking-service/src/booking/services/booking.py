@@ -9,8 +9,6 @@ Every other write goes through the ORM session.
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import BigInteger, Connection, bindparam, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +23,7 @@ from booking.domain import (
 from booking.errors import AccountDeactivated, TimeslotRefused
 from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment, AppointmentHistory, User
 from booking.queries import AppointmentView
-from booking.services import history, policy
+from booking.services import acceptance, history, policy
 from booking.services.history import Action
 from chassis.auth import Principal
 from chassis.db import Database
@@ -51,10 +49,14 @@ def book_appointment(
     answer of an Idempotency-Key in the same transaction.
     """
     patient_id = patient_booking(caller.role, caller.id)
-    reservation_id = uuid.uuid4()
-    hold = scheduling.hold(timeslot_id, reservation_id=reservation_id, patient_id=patient_id)
+    # The patient's own waitlist offer of this timeslot is held for them: booking converts it.
+    hold, reservation_id, offered = acceptance.hold_for_booking(
+        db, scheduling, patient_id=patient_id, timeslot_id=timeslot_id
+    )
     try:
         with db.engine.begin() as connection:
+            if offered:
+                acceptance.accept_offer(connection, reservation_id)
             names = _lock_users(connection, patient_id=patient_id, doctor_id=hold.doctor_id)
             policy.check_active_limit(connection, patient_id=patient_id, doctor_id=hold.doctor_id)
             stored = connection.execute(
@@ -90,14 +92,18 @@ def book_appointment(
             events.publish_booked(connection, booked, reservation_id)
             record.record(connection, booked)
     except BaseException as exc:
-        # The appointment was not stored, so nothing may stay held: free the timeslot now, not at expiry.
-        scheduling.release(timeslot_id, reservation_id=reservation_id)
+        # The appointment was not stored, so nothing may stay held: free the timeslot now, not at
+        # expiry. A standing offer keeps its hold (the patient may try again until it expires).
+        if not offered or not acceptance.offer_is_open(db, reservation_id):
+            scheduling.release(timeslot_id, reservation_id=reservation_id)
         if isinstance(exc, IntegrityError) and violates(exc, ACTIVE_TIMESLOT_INDEX):
             raise TimeslotRefused(
                 409, "timeslot_not_available", "This timeslot already has an active appointment."
             ) from exc
         raise
     metrics.BOOKINGS.inc()
+    if offered:
+        metrics.WAITLIST_OFFERS.labels("accepted").inc()
     return booked
 
 

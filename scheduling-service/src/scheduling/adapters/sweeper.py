@@ -6,7 +6,6 @@ Safe with several replicas: each hold is settled under ``FOR UPDATE SKIP LOCKED`
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,6 +13,7 @@ from fastapi import FastAPI
 
 from chassis.app import Hook
 from chassis.db import Database
+from chassis.periodic import running_every
 from scheduling.adapters import metrics
 from scheduling.adapters.booking_client import BookingClient
 from scheduling.services.reservations import sweep_expired_holds
@@ -27,25 +27,27 @@ def hold_sweeper_hook(db: Database, *, booking_url: str, timeout: float, interva
     @contextmanager
     def hook(app: FastAPI) -> Iterator[None]:
         client = BookingClient(booking_url, timeout=timeout, credentials=app.state.trust.credentials)
-        stop = threading.Event()
-
-        def run() -> None:
-            while not stop.is_set():
-                try:
-                    sweep_expired_holds(db, client.reservation)
-                    metrics.SWEEPER_LAST_PASS.set_to_current_time()
-                except Exception:  # a bad pass (database down ...) must not end the sweeper
-                    metrics.SWEEPER_FAILURES.inc()
-                    log.exception("hold sweep failed; retrying in %ss", interval)
-                stop.wait(interval)
-
-        thread = threading.Thread(target=run, name="scheduling-hold-sweeper", daemon=True)
-        thread.start()
         try:
-            yield
+            sweeping = running_every(
+                interval,
+                lambda: _sweep(db, client),
+                name="scheduling-hold-sweeper",
+                log=log,
+                join_timeout=timeout + 5,
+            )
+            with sweeping:
+                yield
         finally:
-            stop.set()
-            thread.join(timeout=timeout + 5)
             client.close()
 
     return hook
+
+
+def _sweep(db: Database, client: BookingClient) -> None:
+    """One pass, counted: its time when it succeeds, a failure when it raises (then logged)."""
+    try:
+        sweep_expired_holds(db, client.reservation)
+    except Exception:
+        metrics.SWEEPER_FAILURES.inc()
+        raise
+    metrics.SWEEPER_LAST_PASS.set_to_current_time()

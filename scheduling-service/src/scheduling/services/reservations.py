@@ -26,8 +26,10 @@ from scheduling.adapters import metrics
 from scheduling.domain import HoldOutcome, HoldTarget, TimeslotState, check_hold, decide_expired_hold
 from scheduling.models import CancelledReservation, Doctor, Timeslot
 from scheduling.queries import DOCTOR_ALLOWS_BOOKING, POLICY_OF_DOCTOR
+from scheduling.services.releases import ReleaseReason, free_timeslot
 
 log = logging.getLogger("scheduling.reservations")
+CANCELLED = ReleaseReason.APPOINTMENT_CANCELLED
 
 _doctor_active = exists().where(Doctor.id == Timeslot.doctor_id, Doctor.is_doctor, Doctor.is_active)
 # The statements every booking runs, built once (building and fingerprinting one per request
@@ -156,19 +158,15 @@ def _refused_hold(
 def release_hold(db: Database, timeslot_id: int, *, reservation_id: uuid.UUID) -> bool:
     """Free a timeslot held by ``reservation_id``; anything else is a no-op. True if freed."""
     with db.transaction() as session:
-        freed = session.execute(
-            update(Timeslot)
-            .where(
-                Timeslot.id == timeslot_id,
-                Timeslot.state == TimeslotState.HELD,
-                Timeslot.reservation_id == reservation_id,
-            )
-            .values(state=TimeslotState.AVAILABLE, reservation_id=None, held_until=None, updated_at=utcnow())
-            .returning(Timeslot.id),
-            execution_options={"synchronize_session": False},
-        ).first()
-    metrics.HOLDS_FREED.inc(0 if freed is None else 1)
-    return freed is not None
+        freed = free_timeslot(
+            session,
+            timeslot_id,
+            reservation_id=reservation_id,
+            states=[TimeslotState.HELD],
+            reason=ReleaseReason.HOLD_RELEASED,
+        )
+    metrics.HOLDS_FREED.inc(1 if freed else 0)
+    return freed
 
 
 def book_for_reservation(session: Session, timeslot_id: int, reservation_id: uuid.UUID) -> None:
@@ -209,8 +207,11 @@ def book_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
     )
 
 
-def free_for_reservation(session: Session, timeslot_id: int, reservation_id: uuid.UUID) -> None:
-    """Effect of ``booking.appointment.cancelled``: free the timeslot if this reservation has it.
+def free_for_reservation(
+    session: Session, timeslot_id: int, reservation_id: uuid.UUID, *, reason: ReleaseReason = CANCELLED
+) -> None:
+    """Effect of ``booking.appointment.cancelled`` (or a reschedule's old timeslot: ``reason``):
+    free the timeslot if this reservation has it.
 
     A stale event (the timeslot was freed and taken again by another reservation)
     changes nothing. The reservation is remembered as cancelled so that a late
@@ -221,17 +222,9 @@ def free_for_reservation(session: Session, timeslot_id: int, reservation_id: uui
         .values(reservation_id=reservation_id, timeslot_id=timeslot_id)
         .on_conflict_do_nothing(index_elements=[CancelledReservation.reservation_id])
     )
-    freed = session.execute(
-        update(Timeslot)
-        .where(
-            Timeslot.id == timeslot_id,
-            Timeslot.reservation_id == reservation_id,
-            Timeslot.state.in_([TimeslotState.HELD, TimeslotState.BOOKED]),
-        )
-        .values(state=TimeslotState.AVAILABLE, reservation_id=None, held_until=None, updated_at=utcnow()),
-        execution_options={"synchronize_session": False},
-    )
-    metrics.HOLDS_FREED.inc(freed.rowcount)  # 0 when the event was stale
+    states = [TimeslotState.HELD, TimeslotState.BOOKED]
+    freed = free_timeslot(session, timeslot_id, reservation_id=reservation_id, states=states, reason=reason)
+    metrics.HOLDS_FREED.inc(1 if freed else 0)  # 0 when the event was stale
 
 
 def _set_booked(timeslot: Timeslot) -> None:
@@ -286,9 +279,13 @@ def sweep_expired_holds(
                 metrics.HOLDS_CONFIRMED.inc()
             elif outcome is HoldOutcome.FREE:
                 metrics.HOLDS_EXPIRED.inc()
-                timeslot.state = TimeslotState.AVAILABLE
-                timeslot.reservation_id = None
-                timeslot.held_until = None
+                free_timeslot(
+                    session,
+                    timeslot.id,
+                    reservation_id=reservation_id,
+                    states=[TimeslotState.HELD],
+                    reason=ReleaseReason.HOLD_EXPIRED,
+                )
             log.info(
                 "expired hold of timeslot %s (reservation %s): %s",
                 timeslot.id,

@@ -1,0 +1,97 @@
+"""The offered patient's booking: it holds under the offer's reservation and accepts the offer.
+
+Step 3 of ``offers``: the usual booking pays nothing for the waitlist (the offer is looked
+for only when the timeslot turns out to be taken); an offered patient's hold is idempotent at
+scheduling, and ``accept_offer`` runs in the transaction that stores the appointment.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Connection, select, update
+
+from booking.adapters.scheduling_client import Hold, SchedulingClient
+from booking.domain import EndReason, OfferState
+from booking.errors import TimeslotRefused
+from booking.models import WaitlistEntry, WaitlistOffer
+from chassis.db import Database
+from chassis.timezones import utcnow
+
+_OFFERS = WaitlistOffer.__table__
+_ENTRIES = WaitlistEntry.__table__
+
+
+def hold_for_booking(
+    db: Database, scheduling: SchedulingClient, *, patient_id: int, timeslot_id: int
+) -> tuple[Hold, uuid.UUID, bool]:
+    """Hold for a booking: a fresh reservation, or the patient's own standing offer of the timeslot.
+
+    Returns the hold, its reservation id and whether it is an offer's. The usual booking
+    pays nothing for the waitlist: the offer is looked for only when the timeslot is taken.
+    """
+    reservation_id = uuid.uuid4()
+    try:
+        return (
+            scheduling.hold(timeslot_id, reservation_id=reservation_id, patient_id=patient_id),
+            reservation_id,
+            False,
+        )
+    except TimeslotRefused as refused:
+        if refused.code != "timeslot_not_available":
+            raise
+        offered = _standing_offer(db, patient_id=patient_id, timeslot_id=timeslot_id)
+        if offered is None:
+            raise
+    return scheduling.hold(timeslot_id, reservation_id=offered, patient_id=patient_id), offered, True
+
+
+def _standing_offer(db: Database, *, patient_id: int, timeslot_id: int) -> uuid.UUID | None:
+    with db.reading() as connection:
+        return connection.scalar(
+            select(_OFFERS.c.reservation_id)
+            .join(_ENTRIES, _ENTRIES.c.id == _OFFERS.c.entry_id)
+            .where(
+                _OFFERS.c.timeslot_id == timeslot_id,
+                _OFFERS.c.state == OfferState.OPEN,
+                _OFFERS.c.expires_at > utcnow(),
+                _ENTRIES.c.patient_id == patient_id,
+            )
+        )
+
+
+def accept_offer(connection: Connection, reservation_id: uuid.UUID) -> None:
+    """In the booking's transaction: the offer becomes the appointment and the entry ends.
+
+    Serialised with ``expire_offers`` by the offer's row lock: of the booking and the
+    expiry, exactly one wins; a booking that comes too late gets 409 like anyone else.
+    """
+    now = utcnow()
+    accepted = connection.execute(
+        update(_OFFERS)
+        .where(
+            _OFFERS.c.reservation_id == reservation_id,
+            _OFFERS.c.state == OfferState.OPEN,
+            _OFFERS.c.expires_at > now,
+        )
+        .values(state=OfferState.ACCEPTED, closed_at=now)
+        .returning(_OFFERS.c.entry_id)
+    ).first()
+    if accepted is None:
+        raise TimeslotRefused(
+            409,
+            "timeslot_not_available",
+            "Your waitlist offer of this timeslot has expired; it is no longer held for you.",
+        )
+    connection.execute(
+        update(_ENTRIES)
+        .where(_ENTRIES.c.id == accepted.entry_id, _ENTRIES.c.ended_at.is_(None))
+        .values(ended_at=now, end_reason=EndReason.BOOKED)
+    )
+
+
+def offer_is_open(db: Database, reservation_id: uuid.UUID) -> bool:
+    """Whether the offer of this reservation still stands (then its hold must stay)."""
+    with db.reading() as connection:
+        state = connection.scalar(select(_OFFERS.c.state).where(_OFFERS.c.reservation_id == reservation_id))
+    return state == OfferState.OPEN

@@ -1,0 +1,240 @@
+"""Offering timeslots to the waitlist: the protocol between booking's waitlist and scheduling.
+
+1. ``scheduling.timeslot.released`` or ``created`` → ``note_bookable`` records an opening
+   when a waiting entry covers the timeslot (in the event's inbox transaction).
+2. ``offer_openings`` gives each opening to the earliest waiting entry that covers it, has
+   no open offer and never let this timeslot expire: the offer is stored first, then the
+   timeslot is held at scheduling under the offer's reservation id until the offer's expiry
+   (plus ``HOLD_GRACE``); ``booking.waitlist.offered`` goes out once the hold stands.
+3. The offered patient's booking (``hold_for_booking``/``accept_offer``) holds under the
+   same reservation id (idempotent at scheduling) and accepts the offer in the transaction
+   that stores the appointment, which ends the entry. Everyone else's hold gets 409.
+4. ``expire_offers`` closes offers past their expiry and releases their holds; the released
+   event brings the timeslot back to step 1, for the next entry in line.
+
+No timeslot stays held for nobody: every hold of an offer is released by booking when the
+offer ends, and if booking cannot (scheduling unreachable, booking down), scheduling's hold
+sweeper frees it at the hold's end, since booking stores no appointment for its reservation.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from booking import events
+from booking.adapters import metrics
+from booking.adapters.scheduling_client import SchedulingClient
+from booking.domain import OfferState, hold_seconds, offer_expiry
+from booking.errors import SchedulingUnavailable, TimeslotRefused
+from booking.models import User, WaitlistEntry, WaitlistOffer, WaitlistOpening
+from booking.services.waitlist import view_of
+from chassis.db import Database
+from chassis.timezones import utcnow
+
+log = logging.getLogger("booking.waitlist")
+
+_OFFERS = WaitlistOffer.__table__
+_ENTRIES = WaitlistEntry.__table__
+
+
+def _covers(start_time: datetime) -> list:
+    return [
+        WaitlistEntry.ended_at.is_(None),
+        WaitlistEntry.range_start <= start_time,
+        WaitlistEntry.range_end > start_time,
+    ]
+
+
+def note_bookable(
+    session: Session, *, timeslot_id: int, doctor_id: int, start_time: datetime, end_time: datetime
+) -> None:
+    """A timeslot became bookable: remember it as an opening if someone waits for it."""
+    if start_time <= utcnow():
+        return
+    waiting = session.scalar(
+        select(exists().where(WaitlistEntry.doctor_id == doctor_id, *_covers(start_time)))
+    )
+    if waiting:
+        session.execute(
+            insert(WaitlistOpening)
+            .values(timeslot_id=timeslot_id, doctor_id=doctor_id, start_time=start_time, end_time=end_time)
+            .on_conflict_do_nothing(index_elements=[WaitlistOpening.timeslot_id])
+        )
+
+
+def forget_released_hold(session: Session, reservation_id: uuid.UUID) -> None:
+    """scheduling freed a timeslot held under ``reservation_id``: an open offer of it is over."""
+    session.execute(
+        update(WaitlistOffer)
+        .where(WaitlistOffer.reservation_id == reservation_id, WaitlistOffer.state == OfferState.OPEN)
+        .values(state=OfferState.EXPIRED, closed_at=utcnow())
+    )
+
+
+def expire_offers(db: Database, scheduling: SchedulingClient, *, max_offers: int = 100) -> int:
+    """Close the offers past their expiry and release their holds; returns how many expired."""
+    expired = 0
+    for _ in range(max_offers):
+        now = utcnow()
+        with db.transaction() as session:
+            offer = session.scalars(
+                select(WaitlistOffer)
+                .where(WaitlistOffer.state == OfferState.OPEN, WaitlistOffer.expires_at <= now)
+                .order_by(WaitlistOffer.expires_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if offer is None:
+                break
+            offer.state = OfferState.EXPIRED
+            offer.closed_at = now
+            timeslot_id, reservation_id = offer.timeslot_id, offer.reservation_id
+        expired += 1
+        metrics.WAITLIST_OFFERS.labels("expired").inc()
+        log.info("waitlist offer of timeslot %s expired", timeslot_id)
+        scheduling.release(timeslot_id, reservation_id=reservation_id)
+    return expired
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    offer_id: int
+    timeslot_id: int
+    reservation_id: uuid.UUID
+    patient_id: int
+    expires_at: datetime
+
+
+def offer_openings(
+    db: Database, scheduling: SchedulingClient, *, offer_minutes: float, max_openings: int = 100
+) -> int:
+    """Offer each opening to the next entry in line; returns how many offers now stand."""
+    tried: set[int] = set()
+    offered = 0
+    for _ in range(max_openings):
+        try:
+            pending, timeslot_id = _next_offer(db, tried, offer_minutes)
+        except IntegrityError:
+            continue  # another worker offered that entry something at the same moment: next pass
+        if timeslot_id is None:
+            break
+        tried.add(timeslot_id)
+        if pending is None:
+            continue
+        try:
+            scheduling.hold(
+                pending.timeslot_id,
+                reservation_id=pending.reservation_id,
+                patient_id=pending.patient_id,
+                hold_seconds=hold_seconds(pending.expires_at, utcnow()),
+            )
+        except SchedulingUnavailable:
+            break  # the offer and its opening stay: the next pass holds again (idempotent)
+        except TimeslotRefused as exc:  # taken, gone or started (or the patient is its doctor)
+            _settle_refused(db, pending, keep_opening=exc.code == "cannot_book_own_timeslot")
+            continue
+        offered += _settle_held(db, scheduling, pending)
+    return offered
+
+
+def _next_offer(db: Database, tried: set[int], offer_minutes: float) -> tuple[_Pending | None, int | None]:
+    """Lock the next opening and find or make its offer (stored before the hold is asked for)."""
+    now = utcnow()
+    with db.transaction() as session:
+        opening = session.scalars(
+            select(WaitlistOpening)
+            .where(WaitlistOpening.timeslot_id.not_in(tried))
+            .order_by(WaitlistOpening.noticed_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        ).first()
+        if opening is None:
+            return None, None
+        offer = session.scalar(
+            select(WaitlistOffer).where(
+                WaitlistOffer.timeslot_id == opening.timeslot_id, WaitlistOffer.state == OfferState.OPEN
+            )
+        )
+        if offer is None:
+            entry = _next_entry(session, opening) if opening.start_time > now else None
+            if entry is None:
+                session.delete(opening)  # nobody (else) waits for it: it stays free
+                return None, opening.timeslot_id
+            offer = WaitlistOffer(
+                entry_id=entry.id,
+                timeslot_id=opening.timeslot_id,
+                reservation_id=uuid.uuid4(),
+                start_time=opening.start_time,
+                end_time=opening.end_time,
+                expires_at=offer_expiry(now, offer_minutes),
+            )
+            session.add(offer)
+            session.flush()
+        patient_id = session.scalar(
+            select(WaitlistEntry.patient_id).where(WaitlistEntry.id == offer.entry_id)
+        )
+        return (
+            _Pending(offer.id, offer.timeslot_id, offer.reservation_id, patient_id, offer.expires_at),
+            opening.timeslot_id,
+        )
+
+
+def _next_entry(session: Session, opening: WaitlistOpening) -> WaitlistEntry | None:
+    """The earliest waiting entry covering the opening that has no open offer and did not let it expire."""
+    offers = WaitlistOffer
+    return session.scalars(
+        select(WaitlistEntry)
+        .where(
+            WaitlistEntry.doctor_id == opening.doctor_id,
+            *_covers(opening.start_time),
+            ~exists().where(offers.entry_id == WaitlistEntry.id, offers.state == OfferState.OPEN),
+            ~exists().where(
+                offers.entry_id == WaitlistEntry.id,
+                offers.timeslot_id == opening.timeslot_id,
+                offers.state == OfferState.EXPIRED,
+            ),
+            ~exists().where(User.id == WaitlistEntry.patient_id, User.is_active.is_(False)),
+        )
+        .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
+        .limit(1)
+        .with_for_update()
+    ).first()
+
+
+def _settle_held(db: Database, scheduling: SchedulingClient, pending: _Pending) -> int:
+    """The hold stands: the opening is done and the patient hears of the offer (once)."""
+    announced = False
+    with db.transaction() as session:
+        offer = session.get(WaitlistOffer, pending.offer_id, with_for_update=True)
+        session.execute(delete(WaitlistOpening).where(WaitlistOpening.timeslot_id == pending.timeslot_id))
+        standing = offer is not None and offer.state == OfferState.OPEN
+        if standing and not offer.announced:
+            entry = session.get(WaitlistEntry, offer.entry_id)
+            events.publish_offered(session, view_of(entry, offer), patient_id=pending.patient_id)
+            offer.announced = announced = True
+    if standing:
+        metrics.WAITLIST_OFFERS.labels("offered").inc(1 if announced else 0)
+        return 1
+    # The offer ended while it was being held (the patient left): nobody uses this hold.
+    scheduling.release(pending.timeslot_id, reservation_id=pending.reservation_id)
+    return 0
+
+
+def _settle_refused(db: Database, pending: _Pending, *, keep_opening: bool) -> None:
+    """scheduling refused the hold (the timeslot is taken, gone or started): no offer."""
+    with db.transaction() as session:
+        session.execute(
+            update(WaitlistOffer)
+            .where(WaitlistOffer.id == pending.offer_id, WaitlistOffer.state == OfferState.OPEN)
+            .values(state=OfferState.WITHDRAWN, closed_at=utcnow())
+        )
+        if not keep_opening:
+            session.execute(delete(WaitlistOpening).where(WaitlistOpening.timeslot_id == pending.timeslot_id))
