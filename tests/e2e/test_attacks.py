@@ -26,12 +26,14 @@ READS = {
     "doctor": ("GET", "/api/doctors/"),
     "scheduling": ("GET", "/api/timeslots/"),
     "booking": ("GET", "/api/appointments/me/"),
+    "notification": ("GET", "/api/webhooks/"),
 }
 # What only an admin may do, per service.
 ADMIN_ONLY = {
     "identity": ("GET", "/api/users/"),
     "doctor": ("GET", "/api/doctors/"),
     "booking": ("GET", "/api/appointments/"),
+    "notification": ("GET", "/api/webhooks/"),
 }
 
 

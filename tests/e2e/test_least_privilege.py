@@ -29,9 +29,15 @@ FOREIGN_EVENTS = {
     "doctor": "identity.user.deactivated",
     "scheduling": "booking.appointment.booked",
     "booking": "identity.user.deactivated",
+    "notification": "booking.appointment.booked",
 }
 # A queue of another service for each consuming service (identity consumes nothing).
-FOREIGN_QUEUES = {"doctor": "booking.events", "scheduling": "doctor.events", "booking": "scheduling.events"}
+FOREIGN_QUEUES = {
+    "doctor": "booking.events",
+    "scheduling": "doctor.events",
+    "booking": "scheduling.events",
+    "notification": "booking.events",
+}
 
 
 def libpq(url: str, database: str | None = None) -> str:
