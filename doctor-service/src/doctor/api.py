@@ -50,7 +50,10 @@ POLICY_EXAMPLES = {
             "max_active_per_patient": 2,
         },
     },
-    "no_horizon": {"summary": "Lift the horizon", "value": {"booking_horizon_days": None}},
+    "cancellation": {
+        "summary": "Only the cancellation notice: two hours",
+        "value": {"cancellation_notice_minutes": 120},
+    },
 }
 PolicyChanges = Annotated[BookingPolicyUpdate, Body(openapi_examples=POLICY_EXAMPLES)]
 POLICY_RULES = (
