@@ -1,16 +1,14 @@
 from fastapi.testclient import TestClient
 
+from chassis.testkit.health import readiness
 from identity.config import Settings
 from identity.main import create_app
 
 
 def test_readiness_reports_the_database_and_the_broker(database_url, amqp_url):
-    app = create_app(Settings(database_url=database_url, amqp_url=amqp_url))
-    with TestClient(app) as client:
-        assert client.get("/health/live").json() == {"status": "ok"}
-        ready = client.get("/health/ready")
-        assert ready.status_code == 200
-        assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    with TestClient(create_app(Settings(database_url=database_url, amqp_url=amqp_url))) as client:
+        status, body = readiness(client)
+    assert (status, body["checks"]) == (200, {"database": "ok", "broker": "ok"})
 
 
 def test_the_service_stays_ready_but_degraded_while_the_broker_is_unreachable(database_url):

@@ -9,6 +9,7 @@
 - ``polling``: ``wait_until(predicate)``, one meaning: until it returns something truthy.
 - ``faults``: ``tcp_proxy(url)``, a proxy to cut and restore.
 - ``servers``: ``ServerThread``, a stand-in of another service over real HTTP.
+- ``health``: ``readiness(client)``, the liveness checked and the readiness answered.
 - ``http_contracts``: ``contracts/http/`` schemas, checked by providers and consumers alike.
 """
 
