@@ -16,6 +16,14 @@ from .stack import Credentials, Stack, wait_until
 # under a second normally; the deadline only bounds a broken run.
 EVENT_DEADLINE = 20.0
 
+# A doctor who never set a booking policy (spec/API.md, "Booking policy").
+NO_POLICY = {
+    "min_notice_minutes": 0,
+    "booking_horizon_days": None,
+    "cancellation_notice_minutes": 0,
+    "max_active_per_patient": None,
+}
+
 
 def token(stack: Stack, credentials: Credentials) -> str:
     with stack.client() as client:
@@ -77,6 +85,7 @@ def test_a_registered_doctor_appears_in_the_doctor_list(stack, as_patient):
         "specialty": "",
         "bio": "",
         "years_of_experience": 0,
+        "booking_policy": NO_POLICY,
     }
     assert listed_ids(as_patient, search=name.split()[-1]) == [doctor.id]
 
@@ -94,7 +103,7 @@ def test_a_doctor_fills_in_their_profile_and_patients_find_it(stack, as_patient)
         body = {"specialty": specialty, "bio": "Hearts.", "years_of_experience": 7}
         response = as_doctor.patch("/api/doctors/me/", json=body)
         assert response.status_code == 200, response.text
-        assert response.json() == {"id": doctor.id, "full_name": name, **body}
+        assert response.json() == {"id": doctor.id, "full_name": name, **body, "booking_policy": NO_POLICY}
         problem(as_doctor.patch("/api/doctors/me/", json={"years_of_experience": 81}), 422)
 
     tag = name.split()[-1]

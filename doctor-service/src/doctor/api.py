@@ -50,9 +50,10 @@ POLICY_EXAMPLES = {
             "max_active_per_patient": 2,
         },
     },
-    # FastAPI drops None values from the OpenAPI document, so a "lift a limit" example (a null)
-    # would show as an empty body; the description says that null lifts a limit.
-    "notice_only": {"summary": "Only a day's notice to book", "value": {"min_notice_minutes": 1440}},
+    "cancellation": {
+        "summary": "Only the cancellation notice: two hours",
+        "value": {"cancellation_notice_minutes": 120},
+    },
 }
 PolicyChanges = Annotated[BookingPolicyUpdate, Body(openapi_examples=POLICY_EXAMPLES)]
 POLICY_RULES = (
