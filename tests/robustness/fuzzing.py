@@ -261,8 +261,10 @@ def run_schemathesis(
         "all",
         "--exclude-checks",
         ",".join(EXCLUDED_CHECKS),
+        # One worker: Python 3.11.7's ast.parse is not thread-safe (CPython gh-106905, "AST constructor
+        # recursion depth mismatch"), and hypothesis parses lambdas' sources while building strategies.
         "--workers",
-        "2",
+        "1",
         "--request-timeout",
         "30",
         "--generation-database",
