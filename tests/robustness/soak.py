@@ -770,7 +770,7 @@ def check(stack: Stack, amqp_url: str, ledger: Ledger) -> list[str]:
                     f"timeslot {slot.id} is booked but no active appointment has its reservation"
                 )
 
-    anomalies += soak_waitlist.anomalies(urls, timeslots, appointments)
+    anomalies += soak_waitlist.anomalies(urls, timeslots)
 
     users = {
         row.id: row

@@ -103,25 +103,28 @@ def pending_openings(urls: dict[str, str]) -> int:
     return _rows(urls["booking"], "SELECT count(*) FROM waitlist_openings")[0][0]
 
 
-def anomalies(urls: dict[str, str], timeslots: dict[int, Any], appointments: list[Any]) -> list[str]:
+def anomalies(urls: dict[str, str], timeslots: dict[int, Any]) -> list[str]:
     """What the waitlist may never leave behind, once the system settled."""
     found: list[str] = []
-    by_reservation = {a.reservation_id: a for a in appointments}
     for reservation_id, timeslot_id in open_offers(urls).items():
         slot = timeslots.get(timeslot_id)
         if slot is None or slot.state != "held" or slot.reservation_id != reservation_id:
             found.append(
                 f"open offer {reservation_id} of timeslot {timeslot_id}: the timeslot is not held for it"
             )
-    accepted = _rows(
-        urls["booking"], "SELECT reservation_id, timeslot_id FROM waitlist_offers WHERE state = 'accepted'"
+    # The appointment an accepted offer made was booked into the offered timeslot; a reschedule
+    # may have moved it since (and given it a new reservation), so its history is the witness.
+    unbooked = _rows(
+        urls["booking"],
+        "SELECT o.reservation_id, o.timeslot_id FROM waitlist_offers o "
+        "JOIN waitlist_entries e ON e.id = o.entry_id WHERE o.state = 'accepted' AND NOT EXISTS "
+        "(SELECT 1 FROM appointments a JOIN appointment_history h ON h.appointment_id = a.id "
+        "WHERE a.patient_id = e.patient_id AND h.action = 'booked' AND h.to_timeslot_id = o.timeslot_id)",
     )
-    for offer in accepted:
-        appointment = by_reservation.get(offer.reservation_id)
-        if appointment is None or appointment.timeslot_id != offer.timeslot_id:
-            found.append(
-                f"accepted offer {offer.reservation_id}: no appointment of timeslot {offer.timeslot_id}"
-            )
+    found += [
+        f"accepted offer {offer.reservation_id}: no appointment was booked into timeslot {offer.timeslot_id}"
+        for offer in unbooked
+    ]
     unexplained = _rows(
         urls["booking"],
         "SELECT e.id FROM waitlist_entries e WHERE e.end_reason = 'booked' AND NOT EXISTS "
