@@ -14,8 +14,17 @@ import pytest
 
 from .api import User, new_user, problem
 from .stack import Stack, StackFactory, wait_until
-from .test_appointments import EVENT_DEADLINE, book, booked, cancel, free_timeslot_ids, new_timeslot
+from .test_appointments import (
+    EVENT_DEADLINE,
+    book,
+    booked,
+    cancel,
+    free_timeslot_ids,
+    new_timeslot,
+    wait_until_free,
+)
 from .test_booking_race import SMALL_POOLS, register_patients
+from .test_lifecycle import history, reschedule
 
 ENTRY_FIELDS = {"id", "doctor_id", "date_from", "date_to", "created_at", "offer"}
 OFFER_FIELDS = {"timeslot_id", "start_time", "end_time", "expires_at"}
@@ -209,6 +218,42 @@ def test_cancelling_the_offered_patients_other_appointment_leaves_the_offer_stan
     wait_for_offer(stack, next_one, next_entry["id"], other_timeslot["id"])
     assert offer_of(stack, offered, entry["id"]) == offer
     assert booked(stack, offered, timeslot["id"])["timeslot_id"] == timeslot["id"]
+
+
+def test_the_offered_patient_may_move_an_appointment_into_the_offer_and_nobody_else_may(stack, doctor, taken):
+    timeslot, appointment, first = taken
+    offered, other = new_user(stack, "patient"), new_user(stack, "patient")
+    # The offered patient already has a later appointment: the offer is the earlier one they waited for.
+    later = new_timeslot(
+        stack, doctor, start=datetime.fromisoformat(timeslot["start_time"]) + timedelta(days=3)
+    )
+    mine = booked(stack, offered, later["id"])
+    others = booked(stack, other, new_timeslot(stack, doctor)["id"])
+    entry = joined(stack, offered, doctor, clinic_day(timeslot))
+    cancel(stack, first.access, appointment["id"])
+    offer = wait_for_offer(stack, offered, entry["id"], timeslot["id"])
+
+    refused = reschedule(stack, other.access, others["id"], timeslot["id"])
+    assert problem(refused, 409)["code"] == "timeslot_not_available"
+    assert offer_of(stack, offered, entry["id"]) == offer  # a refused move leaves the offer's hold
+
+    response = reschedule(stack, offered.access, mine["id"], timeslot["id"])
+    assert response.status_code == 200, response.text
+    moved = response.json()
+    assert (moved["id"], moved["timeslot_id"], moved["start_time"]) == (
+        mine["id"],
+        timeslot["id"],
+        timeslot["start_time"],
+    )
+    assert entries(stack, offered) == []  # moving into the offer accepts it and ends the entry
+    wait_until_free(stack, other, doctor.id, later["id"])  # the appointment's old timeslot is free
+    assert timeslot["id"] not in free_timeslot_ids(stack, other, doctor.id)
+    last = history(stack, offered.access, mine["id"])[-1]
+    assert (last["action"], last["from_timeslot_id"], last["to_timeslot_id"]) == (
+        "rescheduled",
+        later["id"],
+        timeslot["id"],
+    )
 
 
 def test_the_offered_patient_racing_others_for_the_timeslot_is_the_one_who_gets_it(stack, doctor, taken):

@@ -112,17 +112,19 @@ def anomalies(urls: dict[str, str], timeslots: dict[int, Any]) -> list[str]:
             found.append(
                 f"open offer {reservation_id} of timeslot {timeslot_id}: the timeslot is not held for it"
             )
-    # The appointment an accepted offer made was booked into the offered timeslot; a reschedule
-    # may have moved it since (and given it a new reservation), so its history is the witness.
+    # An accepted offer put one of its patient's appointments into the offered timeslot (booked
+    # there, or moved there by a reschedule); a later reschedule may have moved it on and given it
+    # a new reservation, so the history is the witness.
     unbooked = _rows(
         urls["booking"],
         "SELECT o.reservation_id, o.timeslot_id FROM waitlist_offers o "
         "JOIN waitlist_entries e ON e.id = o.entry_id WHERE o.state = 'accepted' AND NOT EXISTS "
         "(SELECT 1 FROM appointments a JOIN appointment_history h ON h.appointment_id = a.id "
-        "WHERE a.patient_id = e.patient_id AND h.action = 'booked' AND h.to_timeslot_id = o.timeslot_id)",
+        "WHERE a.patient_id = e.patient_id AND h.action IN ('booked', 'rescheduled') "
+        "AND h.to_timeslot_id = o.timeslot_id)",
     )
     found += [
-        f"accepted offer {offer.reservation_id}: no appointment was booked into timeslot {offer.timeslot_id}"
+        f"accepted offer {offer.reservation_id}: no appointment went into timeslot {offer.timeslot_id}"
         for offer in unbooked
     ]
     unexplained = _rows(

@@ -255,7 +255,8 @@ async def reschedule_appointment(
     Atomic: on success the new timeslot is the patient's and the old one is free again; on any
     failure nothing changes. The new timeslot taken → 409, missing → 404, started, another
     doctor's or outside the doctor's booking policy → 422. A patient moves an appointment only
-    until the doctor's cancellation notice before its start (409)."""
+    until the doctor's cancellation notice before its start (409). A timeslot the waitlist
+    offers to the appointment's patient is theirs to move into: the move accepts the offer."""
     return await run_idempotently(
         request,
         idempotency_key,

@@ -1,4 +1,5 @@
-"""The offered patient's booking: it holds under the offer's reservation and accepts the offer.
+"""The offered patient's booking (or reschedule): it holds under the offer's reservation and
+accepts the offer.
 
 Step 3 of ``offers``: the usual booking pays nothing for the waitlist (the offer is looked
 for only when the timeslot turns out to be taken); an offered patient's hold is idempotent at
@@ -23,9 +24,15 @@ _ENTRIES = WaitlistEntry.__table__
 
 
 def hold_for_booking(
-    db: Database, scheduling: SchedulingClient, *, patient_id: int, timeslot_id: int
+    db: Database,
+    scheduling: SchedulingClient,
+    *,
+    patient_id: int,
+    timeslot_id: int,
+    doctor_id: int | None = None,
 ) -> tuple[Hold, uuid.UUID, bool]:
-    """Hold for a booking: a fresh reservation, or the patient's own standing offer of the timeslot.
+    """Hold for a booking or a reschedule (``doctor_id``: only a timeslot of that doctor): a fresh
+    reservation, or the patient's own standing offer of the timeslot.
 
     Returns the hold, its reservation id and whether it is an offer's. The usual booking
     pays nothing for the waitlist: the offer is looked for only when the timeslot is taken.
@@ -33,7 +40,9 @@ def hold_for_booking(
     reservation_id = uuid.uuid4()
     try:
         return (
-            scheduling.hold(timeslot_id, reservation_id=reservation_id, patient_id=patient_id),
+            scheduling.hold(
+                timeslot_id, reservation_id=reservation_id, patient_id=patient_id, doctor_id=doctor_id
+            ),
             reservation_id,
             False,
         )
@@ -43,7 +52,8 @@ def hold_for_booking(
         offered = _standing_offer(db, patient_id=patient_id, timeslot_id=timeslot_id)
         if offered is None:
             raise
-    return scheduling.hold(timeslot_id, reservation_id=offered, patient_id=patient_id), offered, True
+    hold = scheduling.hold(timeslot_id, reservation_id=offered, patient_id=patient_id, doctor_id=doctor_id)
+    return hold, offered, True
 
 
 def _standing_offer(db: Database, *, patient_id: int, timeslot_id: int) -> uuid.UUID | None:

@@ -1,7 +1,8 @@
 """Rescheduling: move an active appointment to another timeslot of its doctor, atomically.
 
 The booking protocol (docs/booking-protocol.md) with a second reservation: hold the new
-timeslot at scheduling under a new reservation id, then one booking transaction moves the
+timeslot at scheduling under a new reservation id (or the patient's own waitlist offer of it,
+accepted in the same transaction), then one booking transaction moves the
 appointment (same id, same status), appends its history entry and writes
 ``booking.appointment.rescheduled`` (old and new reservation); scheduling books the new hold
 and frees the old timeslot only while it still carries the old reservation. On any failure
@@ -9,8 +10,6 @@ the new hold is released at once and the appointment keeps its timeslot.
 """
 
 from __future__ import annotations
-
-import uuid
 
 from sqlalchemy.exc import IntegrityError
 
@@ -20,7 +19,7 @@ from booking.domain import AppointmentStatus, check_cancellation
 from booking.errors import TimeslotRefused
 from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment
 from booking.queries import AppointmentView, view_of
-from booking.services import history, policy
+from booking.services import acceptance, history, policy
 from booking.services.booking import violates
 from booking.services.history import Action
 from booking.services.status import locked
@@ -51,13 +50,15 @@ def reschedule_appointment(
     with db.transaction() as session:
         appointment = _checked(session, appointment_id, caller, timeslot_id)
         patient_id, doctor_id = appointment.patient_id, appointment.doctor_id
-    reservation_id = uuid.uuid4()
-    hold = scheduling.hold(
-        timeslot_id, reservation_id=reservation_id, patient_id=patient_id, doctor_id=doctor_id
+    # A waitlist offer of the new timeslot to this patient is theirs to move into: it is accepted.
+    hold, reservation_id, offered = acceptance.hold_for_booking(
+        db, scheduling, patient_id=patient_id, timeslot_id=timeslot_id, doctor_id=doctor_id
     )
     try:
         with db.transaction() as session:
             appointment = _checked(session, appointment_id, caller, timeslot_id)
+            if offered:
+                acceptance.accept_offer(session.connection(), reservation_id)
             if hold.doctor_id != appointment.doctor_id:
                 raise TimeslotRefused(422, "other_doctor", OTHER_DOCTOR)
             old = events.Moved(
@@ -84,8 +85,10 @@ def reschedule_appointment(
             moved = view_of(session, appointment.id)
             record.record(session, moved)
     except BaseException as exc:
-        # Nothing moved: the new timeslot must not stay held (the old one was never touched).
-        scheduling.release(timeslot_id, reservation_id=reservation_id)
+        # Nothing moved: the new timeslot must not stay held (the old one was never touched),
+        # unless it is held for the patient's standing offer (theirs until it expires).
+        if not offered or not acceptance.offer_is_open(db, reservation_id):
+            scheduling.release(timeslot_id, reservation_id=reservation_id)
         if isinstance(exc, IntegrityError) and violates(exc, ACTIVE_TIMESLOT_INDEX):
             raise TimeslotRefused(409, "timeslot_not_available", TAKEN) from exc
         raise
