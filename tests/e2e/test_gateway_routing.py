@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from .echo import EchoServer
@@ -449,6 +453,45 @@ def test_when_identity_fails_the_token_check_of_a_fhir_request_the_docs_app_sees
     assert response.json()["path"] == "/problems/503?cause=auth"
     # ForwardAuth's X-Forwarded-Uri comes along: the docs app answers an OperationOutcome.
     assert header(response.json(), "X-Forwarded-Uri") == ["/fhir/Appointment?patient=Patient/42"]
+
+
+def test_clients_that_hang_up_during_their_token_checks_do_not_take_identity_out(servers, tmp_path_factory):
+    # Clients hang up mid-request (mobile networks, a load balancer in front, a load test
+    # stopping): the token checks they leave behind are cancelled. Counting those as identity's
+    # failures (a passive health check) took the only replica out of the rotation, and every
+    # protected route answered 503 auth_unavailable to everyone for seconds.
+    identity = EchoServer("identity", name="identity-only", users=USERS).start()
+    backends = {service: [servers[service].url] for service in SERVICES}
+    backends["identity"] = [identity.url]
+    gateway = Gateway(
+        workdir=tmp_path_factory.mktemp("one-identity"),
+        backends=backends,
+        env={"DOCS_URLS": servers["docs"].url, "GATEWAY_HEALTHCHECK_INTERVAL": "1h"},
+    )
+
+    def hang_up_early(timeout: float) -> None:
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            with (
+                gateway.client(PATIENT_TOKEN, timeout=timeout) as impatient,
+                suppress(httpx.TimeoutException),
+            ):
+                impatient.get("/api/appointments/")
+
+    try:
+        with gateway.up(), gateway.client(PATIENT_TOKEN) as client:
+            assert client.get("/api/appointments/").status_code == 200
+            clients = [
+                threading.Thread(target=hang_up_early, args=(0.001 * 2 ** (n % 4),)) for n in range(32)
+            ]
+            for thread in clients:
+                thread.start()
+            for thread in clients:
+                thread.join()
+            statuses = [client.get("/api/appointments/").status_code for _ in range(10)]
+    finally:
+        identity.close()
+    assert statuses == [200] * 10
 
 
 def test_when_no_identity_replica_can_be_reached_the_client_gets_503_auth_unavailable(
