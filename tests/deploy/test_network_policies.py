@@ -60,6 +60,13 @@ KUBE_DNS = Pod(
     "kube-dns", {"k8s-app": "kube-dns"}, "kube-system", {"kubernetes.io/metadata.name": "kube-system"}
 )
 STRANGER = Pod("stranger", {"app": "something-else"}, "other", {"kubernetes.io/metadata.name": "other"})
+PROMETHEUS = Pod(
+    "prometheus",
+    {"app.kubernetes.io/name": "prometheus"},
+    "monitoring",
+    {"kubernetes.io/metadata.name": "monitoring"},
+)
+METRICS_PORTS = {"identity": 9101, "doctor": 9102, "scheduling": 9103, "booking": 9104, "notification": 9106}
 CLINIC_PODS = [*(api(s) for s in (*SERVICES, "docs")), *(migration(s) for s in SERVICES)]
 
 
@@ -223,3 +230,12 @@ def test_the_database_and_broker_addresses_are_placeholders_that_never_work_by_a
     test_net = ipaddress.ip_network("192.0.2.0/24")
     for address in [*(database(s) for s in SERVICES), broker()]:
         assert ipaddress.ip_address(address.ip) in test_net
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_prometheus_scrapes_each_service_on_its_metrics_port_and_nobody_else_does(service):
+    metrics = METRICS_PORTS[service]
+    assert can_connect(PROMETHEUS, api(service), metrics)
+    assert not can_connect(PROMETHEUS, api(service), PORTS[service])  # not the API
+    for other in (TRAEFIK, STRANGER, api("docs")):
+        assert not can_connect(other, api(service), metrics), other.name
