@@ -1,6 +1,6 @@
 """Schema fuzzing of the whole API through the gateway with Schemathesis.
 
-``merged_schema`` joins the four services' OpenAPI documents (read through the gateway,
+``merged_schema`` joins the five services' OpenAPI documents (read through the gateway,
 as a client reads them) into one, each service's components under a prefix of its own,
 and adds OpenAPI links for stateful runs: register → login → refresh/logout, a doctor's
 timeslot → a patient's booking → reading, confirming and cancelling it.
@@ -27,7 +27,7 @@ from .access import OPERATIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 ST = Path(sys.executable).parent / "st"
-SERVICES = ("identity", "doctor", "scheduling", "booking")
+SERVICES = ("identity", "doctor", "scheduling", "booking", "notification")
 HOOKS_MODULE = "tests.robustness.schemathesis_hooks"
 CONTEXT_VARIABLE = "ROBUSTNESS_FUZZ_CONTEXT"
 
