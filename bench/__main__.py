@@ -140,8 +140,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # -- helpers ----------------------------------------------------------------------------------
 
 
+_BOOKING_EVENTS = "SELECT count(*) FROM {table} WHERE event_type LIKE 'booking.%'"
+
+
 def settle(target: Target, timeout: float = 120.0) -> None:
-    """Wait until every outbox is published and scheduling holds nothing (all events applied)."""
+    """Wait until every outbox is published, scheduling holds nothing (all events applied) and
+    notification-service has handled every booking event (its work would bill the next phase)."""
     unpublished = "SELECT count(*) FROM outbox_events WHERE published_at IS NULL"
     checks = dict.fromkeys(("identity", "doctor", "scheduling", "booking"), unpublished)
     deadline = time.monotonic() + timeout
@@ -154,6 +158,12 @@ def settle(target: Target, timeout: float = 120.0) -> None:
             pending["held"] = conn.execute("SELECT count(*) FROM timeslots WHERE state = 'held'").fetchone()[
                 0
             ]
+        if "notification" in target.database_urls:
+            with psycopg.connect(target.database_urls["booking"]) as conn:
+                sent = conn.execute(_BOOKING_EVENTS.format(table="outbox_events")).fetchone()[0]
+            with psycopg.connect(target.database_urls["notification"]) as conn:
+                handled = conn.execute(_BOOKING_EVENTS.format(table="processed_events")).fetchone()[0]
+            pending["notification"] = max(sent - handled, 0)
         if not any(pending.values()):
             return
         if time.monotonic() > deadline:
@@ -402,6 +412,9 @@ def run(
         patient = batch.patient_id(n % batch.patients + 1)
         body = f'{{"timeslot_id": {batch.timeslot_id(i, s)}}}'
         booking_lines.append(("POST", "/api/appointments/", population.patient_token(patient), body))
+    # Phase 10's bookings are set aside first: 6 books from the front of the rest, 6k from its end.
+    webhook_lines = booking_lines[-args.webhooks :] if args.webhooks > 0 else []
+    booking_lines = booking_lines[: len(booking_lines) - len(webhook_lines)]
     if "6" in args.phases:
         warm_count = min(len(booking_lines) // 10, 3000) if args.warmup > 0 else 0
         if warm_count:
@@ -585,8 +598,7 @@ def run(
     # 10. a booking's webhook: from the 201 to the receiver (notification-service)
     if "10" in args.phases and args.webhooks:
         admin = admin_token(target)
-        # The last free timeslots: phase 6 books from the front of the same list.
-        chosen = [(line[2], json.loads(line[3])["timeslot_id"]) for line in booking_lines[-args.webhooks :]]
+        chosen = [(line[2], json.loads(line[3])["timeslot_id"]) for line in webhook_lines]
         say(f"10 booking {len(chosen)} appointments and timing their webhooks")
         delay = (
             metered("10", lambda: webhooks.webhook_delay(target.base_url, admin, chosen)) if admin else None
