@@ -19,7 +19,7 @@ ACCOUNT_FAILURES = 3
 @pytest.fixture(scope="module")
 def throttled_stack(stacks: StackFactory) -> Iterator[Stack]:
     """The gateway's rate limit at its defaults; identity's throttling with small limits."""
-    yield stacks.start(
+    stack = stacks.start(
         "throttle",
         env={
             "AUTH_RATE_LIMIT_AVERAGE": "120",
@@ -29,6 +29,8 @@ def throttled_stack(stacks: StackFactory) -> Iterator[Stack]:
             "LOGIN_THROTTLE_ACCOUNT_FAILURES": str(ACCOUNT_FAILURES),
         },
     )
+    yield stack
+    stack.close()
 
 
 def test_sixty_logins_a_minute_from_one_address_go_through_with_the_default_settings(throttled_stack):

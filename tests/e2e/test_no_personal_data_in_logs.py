@@ -17,7 +17,9 @@ from .stack import Stack, StackFactory, wait_until
 @pytest.fixture(scope="module")
 def chatty_stack(stacks: StackFactory) -> Iterator[Stack]:
     """A stack of its own that logs at DEBUG (every request, not only the failed and slow ones)."""
-    yield stacks.start("logs", env={"LOG_LEVEL": "DEBUG"})
+    stack = stacks.start("logs", env={"LOG_LEVEL": "DEBUG"})
+    yield stack
+    stack.close()
 
 
 def test_no_email_phone_password_reason_search_or_token_reaches_a_log(chatty_stack: Stack):
