@@ -237,3 +237,43 @@ def test_request_times_at_the_ends_of_the_calendar_are_refused(value):
     with pytest.raises(ValueError, match="must be between"):
         check_representable(value)
     assert check_representable(date(2030, 1, 1)) == date(2030, 1, 1)
+
+
+def test_an_app_closes_its_database_connections_when_it_stops(new_database):
+    # A suite that starts an app per test (every service's) ran PostgreSQL out of connection
+    # slots while stopped apps kept their pools until garbage collection.
+    url = new_database()
+    database = Database(url, pool_size=3, max_overflow=0)
+    router = APIRouter()
+
+    @router.get("/api/busy/")
+    def busy() -> dict:
+        with database.engine.connect() as connection:
+            return {"n": connection.execute(text("SELECT 1")).scalar()}
+
+    app = create_service_app(
+        name="test",
+        title="test",
+        description="test",
+        routers=[router],
+        status_of={},
+        token_verifier=TokenMinter().verifier(),
+        readiness={},
+        database=database,
+    )
+    name = url.rsplit("/", 1)[-1]
+    count = f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+
+    def connections() -> int:
+        probe = Database(url, pool_size=1, max_overflow=0)
+        try:
+            with probe.engine.connect() as connection:
+                return connection.execute(text(count)).scalar()
+        finally:
+            probe.dispose()
+
+    before = connections()  # the fixture's own
+    with TestClient(app) as client:
+        assert client.get("/api/busy/").json() == {"n": 1}
+        assert connections() > before  # the app's pools hold theirs while it runs
+    assert connections() == before

@@ -109,7 +109,8 @@ def create_service_app(
     metrics server (``chassis.metrics``, on ``METRICS_PORT`` of ``app.state.settings``)
     runs around them. With a
     ``database``, the app has it as ``app.state.db`` and, while it runs, its hot-read
-    pool as ``app.state.reads`` (``chassis.reads``, bound to the app's event loop).
+    pool as ``app.state.reads`` (``chassis.reads``, bound to the app's event loop); at
+    shutdown both pools close their connections.
     """
 
     @asynccontextmanager
@@ -131,6 +132,10 @@ def create_service_app(
         finally:
             if reads is not None:
                 await reads.close()
+            if database is not None:
+                # The pool's connections go now, not whenever the app is garbage-collected (a
+                # test suite that starts an app per test would run PostgreSQL out of slots).
+                database.dispose()
 
     configure_tracing(name)
     app = FastAPI(
