@@ -14,7 +14,10 @@ and Kubernetes take it out of their rotation before it stops listening.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -64,15 +67,38 @@ def health_router(checks: Mapping[str, Check], informational: Collection[str] = 
     return router
 
 
-def amqp_check(url: str, timeout: float = 2.0) -> Check:
-    """A readiness check that opens and closes one connection to the broker."""
+class BrokerUnreachable(Exception):
+    """The broker check's last connection attempt failed (the reason is in the message)."""
+
+
+def amqp_check(url: str, timeout: float = 2.0, cache_seconds: float = 5.0) -> Check:
+    """A readiness check that opens and closes one connection to the broker.
+
+    Within ``timeout`` in all (pika's own handshake limit is 15 s: a broker that accepts the
+    connection but stalls would keep ``/health/ready`` past the gateway's 3 s health-check limit),
+    and at most once every ``cache_seconds``: the gateway and the orchestrator each check every
+    few seconds per replica, and an AMQP handshake per check is real work for a busy broker.
+    """
     import pika
 
+    lock = threading.Lock()
+    last: dict[str, Any] = {"at": float("-inf"), "error": None}
+
     def check() -> None:
-        params = pika.URLParameters(url)
-        params.socket_timeout = timeout
-        params.blocked_connection_timeout = timeout
-        params.connection_attempts = 1
-        pika.BlockingConnection(params).close()
+        with lock:
+            if time.monotonic() - last["at"] >= cache_seconds:
+                params = pika.URLParameters(url)
+                params.socket_timeout = timeout
+                params.stack_timeout = timeout
+                params.blocked_connection_timeout = timeout
+                params.connection_attempts = 1
+                try:
+                    pika.BlockingConnection(params).close()
+                    last["error"] = None
+                except Exception as exc:
+                    last["error"] = f"{type(exc).__name__}: {exc}"
+                last["at"] = time.monotonic()
+            if last["error"] is not None:
+                raise BrokerUnreachable(last["error"])
 
     return check
