@@ -64,6 +64,11 @@ def build_app(database_url: str | None = None):
         with Database(database_url, pool_size=1, max_overflow=0).engine.connect() as connection:
             return {"value": connection.execute(text("SELECT CAST(:v AS integer)"), {"v": value}).scalar()}
 
+    return service_app(router)
+
+
+def service_app(router: APIRouter, database: Database | None = None):
+    """A chassis app serving ``router`` (on ``database`` when given), with no readiness checks."""
     return create_service_app(
         name="test",
         title="test",
@@ -72,6 +77,7 @@ def build_app(database_url: str | None = None):
         status_of={},
         token_verifier=TokenMinter().verifier(),
         readiness={},
+        database=database,
     )
 
 
@@ -251,16 +257,7 @@ def test_an_app_closes_its_database_connections_when_it_stops(new_database):
         with database.engine.connect() as connection:
             return {"n": connection.execute(text("SELECT 1")).scalar()}
 
-    app = create_service_app(
-        name="test",
-        title="test",
-        description="test",
-        routers=[router],
-        status_of={},
-        token_verifier=TokenMinter().verifier(),
-        readiness={},
-        database=database,
-    )
+    app = service_app(router, database)
     name = url.rsplit("/", 1)[-1]
     count = f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
 
