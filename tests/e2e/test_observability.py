@@ -174,8 +174,12 @@ def test_one_booking_is_one_trace_through_gateway_booking_scheduling_and_its_con
     def services_in_trace() -> set[str] | None:
         services = {span.service for span in otlp.trace(trace_id)}
         wanted = {"clinic-gateway", "clinic-booking", "clinic-scheduling"}
-        consumer = [s for s in otlp.trace(trace_id) if s.name == "booking.appointment.booked process"]
-        return services if wanted <= services and consumer else None
+        # Each process exports its spans in its own batches: wait for scheduling's consumer span
+        # itself, not for any consumer's (notification's may come first).
+        consumers = {
+            s.service for s in otlp.trace(trace_id) if s.name == "booking.appointment.booked process"
+        }
+        return services if wanted <= services and "clinic-scheduling" in consumers else None
 
     try:
         wait_until(services_in_trace, timeout=EVENT_DEADLINE, what=f"spans of trace {trace_id}")
