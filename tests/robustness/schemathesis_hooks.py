@@ -34,11 +34,19 @@ def before_call(ctx: schemathesis.HookContext, case: schemathesis.Case, kwargs: 
     # An admin fuzzing /api/users/{id}/ must not deactivate or demote the users the suite is
     # authenticated as: their ids (generated as numbers or as text, in any phase) become a
     # victim's. Done just before each call, so that no phase or link gets around it.
+    protected = {str(i) for i in context()["protected_user_ids"]}
     parameters = case.path_parameters
-    if not isinstance(parameters, dict) or "user_id" not in parameters:
-        return
-    if str(parameters["user_id"]).strip() in {str(i) for i in context()["protected_user_ids"]}:
+    if isinstance(parameters, dict) and str(parameters.get("user_id", "")).strip() in protected:
         case.path_parameters = {**parameters, "user_id": context()["victim_user_id"]}
+    # A waitlist entry for one of the suite's doctors would be offered (and hold) the next
+    # timeslot another test makes for that doctor to book: the fuzzer waits for its own doctor.
+    body = case.body
+    if (
+        case.operation.path == "/api/waitlist/"
+        and isinstance(body, dict)
+        and str(body.get("doctor_id", "")).strip() in protected
+    ):
+        case.body = {**body, "doctor_id": context()["waitlist_doctor_id"]}
 
 
 class RoleOfOperation:

@@ -17,7 +17,7 @@ import pytest
 from ..e2e.api import PROBLEM_JSON
 from ..e2e.stack import Stack
 from .access import CALLERS, OPERATIONS, Caller, Operation, expected_status
-from .people import PASSWORD, People, next_start, unique_email
+from .people import PASSWORD, People, next_start, next_waitlist_day, unique_email
 
 _bulk_days = itertools.count(400)
 
@@ -81,7 +81,7 @@ def request_for(operation: Operation, people: People) -> tuple[str, dict[str, An
         case ("PATCH", "/api/appointments/{appointment_id}/status/"):
             return f"/api/appointments/{people.appointment()['id']}/status/", {"status": "confirmed"}
         case ("POST", "/api/waitlist/"):
-            day = next_start(days_ahead=30 + next(_bulk_days)).date().isoformat()
+            day = next_waitlist_day()
             return operation.path, {"doctor_id": people.doctor.id, "date_from": day, "date_to": day}
         case ("DELETE", "/api/waitlist/{entry_id}/"):
             return f"/api/waitlist/{people.waitlist_entry()['id']}/", None

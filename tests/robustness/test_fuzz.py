@@ -41,6 +41,7 @@ def context(stack: Stack, people: People) -> dict[str, Any]:
     return {
         "protected_user_ids": [user.id for user in (*everyone, people.deactivated, patient, doctor)],
         "victim_user_id": victim.id,
+        "waitlist_doctor_id": doctor.id,
         "tokens": {"patient": patient.access, "doctor": doctor.access, "admin": people.admin.access},
     }
 
