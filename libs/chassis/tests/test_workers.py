@@ -1,13 +1,17 @@
 """chassis.workers: a step run again at once while it finds work, after the interval (or a wake)
-when it finds none, again after a failure, and stopped with the app."""
+when it finds none, again after a failure, stopped with the app, and woken by the commit of a
+transaction that made its work due."""
 
 import threading
+import time
 from contextlib import ExitStack
 
+import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from chassis.testkit import wait_until
-from chassis.workers import PollingWorker, worker_hook
+from chassis.workers import PollingWorker, due_now, wake_on_commit, worker_hook
 
 
 def test_a_worker_runs_again_at_once_while_it_finds_work_then_waits_for_a_wake():
@@ -60,3 +64,42 @@ def test_the_hook_starts_the_worker_with_the_app_and_stops_then_closes_it():
         assert not closed
     assert closed == [True]
     assert worker.stopping
+
+
+def test_a_commit_that_made_work_due_wakes_the_worker_and_a_rollback_does_not(db):
+    steps = []
+
+    def step() -> int:
+        steps.append(1)
+        return 0
+
+    worker = PollingWorker("test", step, interval=60)
+    wake_on_commit(db, "letters", worker)
+    worker.start()
+    try:
+        wait_until(lambda: len(steps) == 1, timeout=5)  # the first step, at start
+        with pytest.raises(RuntimeError), db.transaction() as session:
+            session.execute(text("SELECT 1"))
+            due_now(session, "letters")
+            raise RuntimeError("the use case failed")
+        with db.transaction() as session:  # committed, but made only other work due
+            session.execute(text("SELECT 1"))
+            due_now(session, "parcels")
+        time.sleep(0.3)
+        assert len(steps) == 1  # nothing woke it: the next poll is a minute away
+        with db.transaction() as session:
+            session.execute(text("SELECT 1"))
+            due_now(session, "letters")
+        wait_until(lambda: len(steps) == 2, timeout=5)
+        session = db.sessions()  # a session's next transaction starts with nothing due
+        with session.begin():
+            session.execute(text("SELECT 1"))
+            due_now(session, "letters")
+        wait_until(lambda: len(steps) == 3, timeout=5)
+        with session.begin():
+            session.execute(text("SELECT 1"))
+        session.close()
+        time.sleep(0.3)
+        assert len(steps) == 3
+    finally:
+        worker.stop()

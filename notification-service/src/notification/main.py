@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from chassis.app import Hook
 from chassis.assembly import consuming_service_app
 from chassis.db import Database
-from chassis.workers import PollingWorker, worker_hook
+from chassis.workers import PollingWorker, wake_on_commit, worker_hook
 from notification import api, events
 from notification.adapters.mail_worker import MailWorker
 from notification.adapters.mailer import SmtpMailer, sender_domain
@@ -18,7 +18,7 @@ from notification.adapters.webhook_sender import WebhookSender
 from notification.adapters.webhook_worker import WebhookWorker
 from notification.config import Settings
 from notification.errors import STATUS_OF
-from notification.services.mails import queue_due_reminders
+from notification.services.mails import MAILS_DUE, queue_due_reminders
 from notification.services.news import MailPolicy
 
 log = logging.getLogger("notification")
@@ -58,15 +58,13 @@ def worker_hooks(settings: Settings, db: Database, mail: MailPolicy | None) -> l
         max_connections=settings.webhook_concurrency,
     )
     webhooks = WebhookWorker(
-        db, sender, concurrency=settings.webhook_concurrency, retry_delays=settings.delivery_retry_delays
+        db,
+        sender,
+        concurrency=settings.webhook_concurrency,
+        retry_delays=settings.delivery_retry_delays,
+        interval=interval,
     )
-    hooks = [
-        worker_hook(
-            PollingWorker("webhook-worker", webhooks.step, interval=interval),
-            "webhook_worker",
-            close=webhooks.close,
-        )
-    ]
+    hooks = [worker_hook(webhooks.poller, "webhook_worker", close=webhooks.close)]
     if mail is None or settings.smtp is None:
         return hooks
     mailer = MailWorker(
@@ -78,9 +76,12 @@ def worker_hooks(settings: Settings, db: Database, mail: MailPolicy | None) -> l
         retry_delays=settings.delivery_retry_delays,
     )
     hours, domain = settings.reminder_hours, mail.domain
+    mail_poller = PollingWorker("mail-worker", mailer.step, interval=interval)
+    # Mails the consumer or the reminder sweep of this process queue go out at once.
+    wake_on_commit(db, MAILS_DUE, mail_poller)
     return [
         *hooks,
-        worker_hook(PollingWorker("mail-worker", mailer.step, interval=interval), "mail_worker"),
+        worker_hook(mail_poller, "mail_worker"),
         worker_hook(
             PollingWorker(
                 "reminder-sweep",

@@ -48,6 +48,18 @@ def test_a_booking_is_delivered_signed_to_its_subscribers_only(
     assert webhooks.deliveries(client, other["id"]) == []
 
 
+def test_new_deliveries_go_out_at_once_not_at_the_next_poll(
+    start_app, webhooks, receiver, events, new_appointment, wait_until
+):
+    # A poll far away and one thread: the consumer's commit wakes the worker, and each attempt
+    # that ends with deliveries waiting wakes it again, so all three arrive long before the poll.
+    client = start_app(delivery_poll_seconds=30, webhook_concurrency=1)
+    webhooks.subscribe(client, receiver.url("/booked"), ["appointment.booked"])
+    for _ in range(3):
+        events.booked(new_appointment())
+    wait_until(lambda: len(receiver.requests("/booked")) == 3, timeout=10, what="three webhooks")
+
+
 def test_a_receiver_that_fails_first_gets_the_same_delivery_again_until_it_answers_2xx(
     start_app, webhooks, receiver, events, new_appointment, wait_until
 ):

@@ -13,10 +13,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from chassis.app import Hook
+from chassis.db import Database
 
 log = logging.getLogger("chassis.workers")
 
@@ -69,6 +73,35 @@ class PollingWorker:
                 continue
             self._wake.wait(self.interval)
             self._wake.clear()
+
+
+def due_now(session: Session, work: str) -> None:
+    """Say, inside a transaction, that it made ``work`` due: once it commits, the workers of
+    this process registered for ``work`` (``wake_on_commit``) run at once, not at their next poll."""
+    session.info.setdefault(_DUE, set()).add(work)
+
+
+def wake_on_commit(db: Database, work: str, worker: PollingWorker) -> None:
+    """Wake ``worker`` after each commit of ``db`` whose transaction called ``due_now(work)``.
+
+    The wake-up stays in this process (other replicas find the work at their next poll), and
+    a transaction that rolls back wakes no one."""
+
+    def after_commit(session: Session) -> None:
+        if work in session.info.get(_DUE, ()):
+            worker.wake()
+
+    event.listen(db.sessions, "after_commit", after_commit)
+    # A session's next transaction starts with nothing due (once per session factory).
+    if not event.contains(db.sessions, "after_begin", _forget_due):
+        event.listen(db.sessions, "after_begin", _forget_due)
+
+
+_DUE = "chassis.workers.due"
+
+
+def _forget_due(session: Session, *_: Any) -> None:
+    session.info.pop(_DUE, None)
 
 
 def worker_hook(worker: PollingWorker, state_name: str, *, close: Callable[[], None] | None = None) -> Hook:

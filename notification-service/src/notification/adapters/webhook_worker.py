@@ -1,5 +1,9 @@
 """The webhook worker: claims due deliveries and runs their attempts on a few threads, so a
-receiver that hangs until the time limit holds one thread, not the others."""
+receiver that hangs until the time limit holds one thread, not the others.
+
+It polls, and runs at once when this process commits new deliveries (``deliveries_due``) or an
+attempt frees a thread: a delivery waits for a poll only when another replica queued it, and
+a burst is sent as fast as the threads allow, not ``concurrency`` per poll."""
 
 from __future__ import annotations
 
@@ -10,18 +14,25 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from chassis.db import Database
+from chassis.workers import PollingWorker, wake_on_commit
 from notification.adapters.metrics import record_webhook
 from notification.adapters.webhook_sender import WebhookSender
-from notification.services.deliveries import ClaimedDelivery, claim_deliveries, record_attempt
+from notification.services.deliveries import DELIVERIES_DUE, ClaimedDelivery, claim_deliveries, record_attempt
 
 log = logging.getLogger("notification.webhooks")
 
 
 class WebhookWorker:
-    """``step()`` for a ``chassis.workers.PollingWorker``: claim what fits in the free threads."""
+    """``step()`` claims what fits in the free threads; ``poller`` runs it (``worker_hook``)."""
 
     def __init__(
-        self, db: Database, sender: WebhookSender, *, concurrency: int, retry_delays: Sequence[float]
+        self,
+        db: Database,
+        sender: WebhookSender,
+        *,
+        concurrency: int,
+        retry_delays: Sequence[float],
+        interval: float,
     ) -> None:
         self.db = db
         self.sender = sender
@@ -32,12 +43,17 @@ class WebhookWorker:
         self.lease = timedelta(seconds=sender.timeout * 2 + 5)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="webhook")
         self._in_flight = 0
+        self._backlog = False
         self._lock = threading.Lock()
+        self.poller = PollingWorker("webhook-worker", self.step, interval=interval)
+        wake_on_commit(db, DELIVERIES_DUE, self.poller)
 
     def step(self) -> int:
         with self._lock:
             free = self.concurrency - self._in_flight
         claimed = claim_deliveries(self.db, free, self.lease)
+        # Every thread busy: more may be due, so a thread that frees up runs the next step.
+        self._backlog = len(claimed) == free
         for delivery in claimed:
             with self._lock:
                 self._in_flight += 1
@@ -69,6 +85,8 @@ class WebhookWorker:
         finally:
             with self._lock:
                 self._in_flight -= 1
+            if self._backlog:
+                self.poller.wake()  # the next due delivery need not wait for a poll
 
     def close(self) -> None:
         """Let the attempts in flight finish (each ends within the time limit), then close."""

@@ -14,10 +14,20 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Interval, bindparam, func, select, update
+from sqlalchemy.orm import Session
 
 from chassis.db import Database
+from chassis.workers import due_now
 from notification.domain import is_success, next_attempt_delay
 from notification.models import WebhookDelivery, WebhookSubscription
+
+# What the webhook worker is woken for when a transaction makes deliveries due (chassis.workers).
+DELIVERIES_DUE = "webhook deliveries"
+
+
+def deliveries_due(session: Session) -> None:
+    """Once this transaction commits, the webhook worker of this process runs at once."""
+    due_now(session, DELIVERIES_DUE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Interval, and_, bindparam, func, or_, select, text, update
+from sqlalchemy.orm import Session
 
 from chassis.db import Database
+from chassis.workers import due_now
 from notification.domain import ACTIVE_STATUSES, REMINDER, next_attempt_delay
 from notification.models import Appointment, Mail, User
+
+# What the mail worker is woken for when a transaction makes mails due (chassis.workers).
+MAILS_DUE = "mails"
+
+
+def mails_due(session: Session) -> None:
+    """Once this transaction commits, the mail worker of this process runs at once."""
+    due_now(session, MAILS_DUE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,4 +232,6 @@ def queue_due_reminders(db: Database, hours: Sequence[int], domain: str) -> int:
         return 0
     with db.transaction() as session:
         result = session.execute(_QUEUE_REMINDERS, {"kind": REMINDER, "hours": list(hours), "domain": domain})
+        if result.rowcount:
+            mails_due(session)
     return result.rowcount or 0

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from notification.domain import ALL_EVENTS, Recipient, mail_recipients
 from notification.models import Appointment, Mail, User, WebhookDelivery, WebhookSubscription
+from notification.services.deliveries import deliveries_due
+from notification.services.mails import mails_due
 
 _TEXT = Text()
 _TYPES = ARRAY(String(32))
@@ -186,7 +188,10 @@ def queue_deliveries(
         )
         .on_conflict_do_nothing(constraint="uq_webhook_deliveries_subscription_event")
     )
-    return session.execute(statement).rowcount or 0
+    queued = session.execute(statement).rowcount or 0
+    if queued:
+        deliveries_due(session)
+    return queued
 
 
 def queue_mails(
@@ -220,4 +225,7 @@ def queue_mails(
     if not rows:
         return 0
     statement = insert(Mail).values(rows).on_conflict_do_nothing(index_elements=[Mail.key])
-    return session.execute(statement).rowcount or 0
+    queued = session.execute(statement).rowcount or 0
+    if queued:
+        mails_due(session)
+    return queued

@@ -14,6 +14,7 @@ from notification.adapters.targets import resolve_target
 from notification.domain import TargetRefused
 from notification.errors import DeliveryNotFound, SubscriptionNotFound, WebhookUrlRefused
 from notification.models import WebhookDelivery, WebhookSubscription
+from notification.services.deliveries import deliveries_due
 
 
 def new_secret() -> str:
@@ -72,6 +73,7 @@ def redeliver(session: Session, subscription_id: int, delivery_id: int) -> Webho
         delivery.status = "pending"
         delivery.failures = 0
         delivery.next_attempt_at = func.now()
+        deliveries_due(session)
     session.refresh(delivery)
     return delivery
 
