@@ -46,6 +46,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
+from chassis.testkit.polling import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 PROCFILE = ROOT / "Procfile"
 BIN = Path(sys.executable).parent
@@ -151,20 +153,6 @@ def next_source_address() -> str:
     """
     n = next(_source_addresses)
     return f"127.{10 + n // 62500}.{n // 250 % 250}.{n % 250 + 1}"
-
-
-def wait_until(
-    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.1, what: str = "condition"
-) -> Any:
-    """Poll ``predicate`` until it returns something truthy, and return that; else ``TimeoutError``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not true after {timeout:.0f}s")
-        time.sleep(interval)
 
 
 def _probe_path(process: Process) -> str | None:

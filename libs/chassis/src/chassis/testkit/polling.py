@@ -2,7 +2,8 @@
 
 ``wait_until`` has one meaning everywhere: call ``predicate`` until it returns something
 truthy, and return that. A check that asserts is written as a predicate that returns the
-thing it found (or ``True``), not as one that raises.
+thing it found (or ``True``), not as one that raises. Every suite uses this one, and so
+does the harness code that runs outside tests (the e2e stack, the bench, the soak).
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ from typing import Any
 import pytest
 
 
+class WaitTimedOut(AssertionError, TimeoutError):
+    """The effect did not come in time: a failed assertion in a test, and a ``TimeoutError`` for
+    harness code that handles it (a stack that did not start, a bench phase that did not settle)."""
+
+
 def wait_until(
     predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, *, what: str = "condition"
 ) -> Any:
     """Poll ``predicate`` until it returns something truthy, and return that.
 
-    Fails the test after ``timeout`` seconds, naming ``what`` and the last result:
+    Raises ``WaitTimedOut`` after ``timeout`` seconds, naming ``what`` and the last result:
     the way to wait for an effect that an event or another process brings, without
     sleeping blindly.
     """
@@ -29,7 +35,7 @@ def wait_until(
         if result:
             return result
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}; last result: {result!r}")
+            raise WaitTimedOut(f"timed out after {timeout:g}s waiting for {what}; last result: {result!r}")
         time.sleep(interval)
 
 
