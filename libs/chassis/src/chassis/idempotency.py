@@ -177,6 +177,8 @@ class Recorder:
     status_code: int
     serialize: Callable[[Any], Any]
     recorded: bool = False
+    # The answer's JSON body as recorded: the route answers with it (serialised once).
+    body: Any = None
 
     def record(self, connection: Any, result: Any) -> None:
         """Store ``result`` (serialised as the route's answer) with the effect's transaction.
@@ -185,7 +187,8 @@ class Recorder:
         transaction, once ``result`` is what the route returns."""
         if self.key is None:
             return
-        connection.execute(_RECORD, self._answer(self.status_code, self.serialize(result)))
+        self.body = self.serialize(result)
+        connection.execute(_RECORD, self._answer(self.status_code, self.body))
         self.recorded = True
 
     def _ids(self) -> dict[str, Any]:
@@ -230,7 +233,8 @@ async def run_idempotently(
 
     Without a key it simply runs. With one: a replay answers the stored response; a new key
     is claimed first, the use case records its answer in its own transaction, and a 4xx it
-    raises is stored too (nothing changed), while a 5xx or a crash gives the claim up.
+    raises is stored too (nothing changed), while a 5xx or a crash gives the claim up. With a
+    key the answer is a ``Response`` of the recorded body (serialised once, as the replays get it).
     """
     if key is None:
         return await db.run(use_case, no_key(status_code))
@@ -254,8 +258,9 @@ async def run_idempotently(
         raise
     if not recorder.recorded:
         # A use case that records nothing itself: store its answer now (after its commit).
-        await db.run(_execute, db, _RECORD, recorder._answer(status_code, serialize(result)))
-    return result
+        recorder.body = serialize(result)
+        await db.run(_execute, db, _RECORD, recorder._answer(status_code, recorder.body))
+    return JSONResponse(recorder.body, status_code=status_code)
 
 
 async def _claim(reads: Any, recorder: Recorder) -> Response | None:
