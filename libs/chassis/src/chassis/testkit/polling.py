@@ -21,7 +21,7 @@ class WaitTimedOut(AssertionError, TimeoutError):
 
 
 def wait_until(
-    predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, *, what: str = "condition"
+    predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.1, *, what: str = "condition"
 ) -> Any:
     """Poll ``predicate`` until it returns something truthy, and return that.
 
