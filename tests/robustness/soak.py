@@ -359,6 +359,8 @@ class Traffic:
             return
         if again.status_code == 409 and again.json().get("code") == "idempotency_key_in_flight":
             return
+        if {first.status_code, again.status_code} & {401, 403}:
+            return  # refused before the key is read: the soak deactivated the patient meanwhile
         if (again.status_code, again.json()) != (first.status_code, first.json()) or not again.headers.get(
             "Idempotent-Replayed"
         ):
