@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from chassis.app import Hook
 from chassis.assembly import consuming_service_app
 from chassis.db import Database
-from chassis.workers import PollingWorker, wake_on_commit, worker_hook
+from chassis.workers import PollingWorker, worker_hook
 from notification import api, events
 from notification.adapters.mail_worker import MailWorker
 from notification.adapters.mailer import SmtpMailer, sender_domain
@@ -18,7 +18,7 @@ from notification.adapters.webhook_sender import WebhookSender
 from notification.adapters.webhook_worker import WebhookWorker
 from notification.config import Settings
 from notification.errors import STATUS_OF
-from notification.services.mails import MAILS_DUE, queue_due_reminders
+from notification.services.mails import queue_due_reminders
 from notification.services.news import MailPolicy
 
 log = logging.getLogger("notification")
@@ -74,14 +74,12 @@ def worker_hooks(settings: Settings, db: Database, mail: MailPolicy | None) -> l
         tz=settings.tz,
         clinic_name=settings.clinic_name,
         retry_delays=settings.delivery_retry_delays,
+        interval=interval,
     )
     hours, domain = settings.reminder_hours, mail.domain
-    mail_poller = PollingWorker("mail-worker", mailer.step, interval=interval)
-    # Mails the consumer or the reminder sweep of this process queue go out at once.
-    wake_on_commit(db, MAILS_DUE, mail_poller)
     return [
         *hooks,
-        worker_hook(mail_poller, "mail_worker"),
+        worker_hook(mailer.poller, "mail_worker"),
         worker_hook(
             PollingWorker(
                 "reminder-sweep",

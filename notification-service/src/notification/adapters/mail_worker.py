@@ -9,6 +9,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from chassis.db import Database
+from chassis.workers import PollingWorker, wake_on_commit
 from notification.adapters.mailer import MailNotAccepted, SmtpMailer, build_message
 from notification.adapters.metrics import record_mail
 from notification.services import mails
@@ -24,7 +25,8 @@ class LeaseLost(Exception):
 
 
 class MailWorker:
-    """``step()`` for a ``chassis.workers.PollingWorker``."""
+    """``step()`` sends what is due; ``poller`` runs it (``worker_hook``), and a commit of this
+    process that queues mails (``mails_due``) wakes it."""
 
     def __init__(
         self,
@@ -35,6 +37,7 @@ class MailWorker:
         tz: ZoneInfo,
         clinic_name: str,
         retry_delays: Sequence[float],
+        interval: float,
     ) -> None:
         self.db = db
         self.mailer = mailer
@@ -44,6 +47,8 @@ class MailWorker:
         self.retry_delays = tuple(retry_delays)
         # Long enough for every SMTP step before the hand-over to time out once.
         self.lease = timedelta(seconds=max(120.0, mailer.timeout * 12))
+        self.poller = PollingWorker("mail-worker", self.step, interval=interval)
+        wake_on_commit(db, mails.MAILS_DUE, self.poller)
 
     def step(self) -> int:
         claimed = mails.claim_mails(self.db, BATCH, self.lease)

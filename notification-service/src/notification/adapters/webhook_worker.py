@@ -51,9 +51,12 @@ class WebhookWorker:
     def step(self) -> int:
         with self._lock:
             free = self.concurrency - self._in_flight
+            # While this step claims, a thread that frees up wakes the worker (no lost wake-up).
+            self._backlog = True
         claimed = claim_deliveries(self.db, free, self.lease)
-        # Every thread busy: more may be due, so a thread that frees up runs the next step.
-        self._backlog = len(claimed) == free
+        with self._lock:
+            # Every thread busy: more may be due, so a thread that frees up runs the next step.
+            self._backlog = len(claimed) == free
         for delivery in claimed:
             with self._lock:
                 self._in_flight += 1
@@ -85,7 +88,8 @@ class WebhookWorker:
         finally:
             with self._lock:
                 self._in_flight -= 1
-            if self._backlog:
+                backlog = self._backlog
+            if backlog:
                 self.poller.wake()  # the next due delivery need not wait for a poll
 
     def close(self) -> None:
