@@ -21,7 +21,7 @@ K8S = ROOT / "deploy" / "k8s"
 
 # Metrics that come from elsewhere: Prometheus itself, and the gateway (Traefik).
 FOREIGN = re.compile(r"^(up|traefik_[a-z_]+)$")
-# HTTP metrics of prometheus-fastapi-instrumentator (chassis.metrics.instrument).
+# HTTP metrics of every service (chassis.metrics.HttpMetrics).
 HTTP_METRICS = {"http_requests_total", "http_request_duration_seconds"}
 
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
+from prometheus_client import generate_latest
 
 from chassis.app import create_service_app
 from chassis.messaging.contracts import ENVELOPE_SCHEMA, find_contracts_dir
@@ -77,6 +78,40 @@ def test_metrics_are_served_on_their_own_port_by_route_template_and_not_on_the_a
         pass
     else:
         raise AssertionError("the metrics server outlived its app")
+
+
+def test_requests_are_counted_by_their_full_template_under_router_prefixes_with_bounded_labels():
+    inner = APIRouter()
+
+    @inner.delete("/{item_id:int}/", status_code=204)
+    def remove(item_id: int) -> None:
+        return None
+
+    outer = APIRouter(prefix="/api/lists")
+    outer.include_router(inner, prefix="/{list_id}/items")
+    app = create_service_app(
+        name="lists",
+        title="lists",
+        description="lists",
+        routers=[outer],
+        status_of={},
+        token_verifier=TokenMinter().verifier(),
+        readiness={},
+    )
+    with TestClient(app) as client:
+        assert client.delete("/api/lists/7/items/12/").status_code == 204
+        assert client.get("/api/lists/7/items/12/").status_code == 405
+        assert client.get("/api/nowhere/31/").status_code == 404
+        assert client.request("BREW", "/api/nowhere/32/").status_code in (404, 405)
+        assert client.get("/health/live").status_code == 200
+    text = generate_latest().decode()
+    template = "/api/lists/{list_id}/items/{item_id:int}/"
+    assert f'http_requests_total{{handler="{template}",method="DELETE",status="2xx"}}' in text
+    assert f'http_requests_total{{handler="{template}",method="GET",status="4xx"}}' in text
+    assert 'http_requests_total{handler="none",method="GET",status="4xx"}' in text
+    assert 'http_requests_total{handler="none",method="other",status="4xx"}' in text
+    assert "/api/nowhere/" not in text and "BREW" not in text, "unbounded labels"
+    assert 'handler="/health' not in text, "health probes are not counted"
 
 
 def test_a_second_process_of_a_service_takes_the_next_free_metrics_port():

@@ -5,9 +5,12 @@ Each service process serves ``/metrics`` on a port of its own (``METRICS_PORT``,
 process of one service (``WEB_CONCURRENCY``) takes the next free port. Unset, the process
 serves none (test apps, one-off commands).
 
-- HTTP traffic, by route template, is measured by ``prometheus-fastapi-instrumentator``
-  (``instrument``): ``http_requests_total{handler,method,status}`` (status grouped as 2xx,
-  4xx, 5xx) and ``http_request_duration_seconds{handler,method}``.
+- HTTP traffic, by route template, is measured by ``HttpMetrics`` (``instrument``), an ASGI
+  middleware: ``http_requests_total{handler,method,status}`` (status grouped as 2xx, 4xx,
+  5xx) and ``http_request_duration_seconds{handler,method}``, the names and labels of
+  prometheus-fastapi-instrumentator, which it replaced on every request's path (``make bench``
+  rows 1-5: that library matched every route a second time and built a request, a response
+  and an info object per request).
 - Domain counters and histograms are module-level objects made once per process with
   ``counter``/``gauge``/``histogram`` (the same name twice returns the same metric, so
   test sessions that build many apps in one process do not clash), incremented where the
@@ -28,9 +31,9 @@ deploy/observability/ (docs/deploy.md, "Observability").
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -39,8 +42,7 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
-from prometheus_fastapi_instrumentator import Instrumentator
-from prometheus_fastapi_instrumentator import metrics as http_metrics
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("chassis.metrics")
 
@@ -131,29 +133,106 @@ class ScrapedGauges:
 
 
 def instrument(app: FastAPI) -> None:
-    """Count and time ``app``'s requests by route template (not by raw path: bounded labels).
+    """Count and time ``app``'s requests by route template (not by raw path: bounded labels)."""
+    app.add_middleware(HttpMetrics)
 
-    Only the request counter and the duration histogram: the library's default set also
-    measures request and response sizes, which nobody here reads and every request would pay.
-    Health probes are left out (the orchestrator calls them every few seconds).
+
+# Methods outside these count as "other": a client chooses the method, and labels must stay few.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class HttpMetrics:
+    """Pure ASGI middleware: ``http_requests_total`` and ``http_request_duration_seconds``.
+
+    Only the request counter and the duration histogram (request and response sizes nobody
+    reads). The route template is the one the app's router chose (``scope["route"]``, the
+    route FastAPI ran, mapped once to its full path with the routers' prefixes); a request no
+    route took (an unknown path) counts as ``handler="none"``. Health probes are left out (the
+    orchestrator calls them every few seconds). Each label set's children are looked up once and
+    kept, so a request costs two dictionary reads, an ``inc()`` and an ``observe()``.
     """
-    Instrumentator(
-        should_group_status_codes=True,
-        should_ignore_untemplated=False,
-        should_group_untemplated=True,
-        excluded_handlers=["^/health"],
-    ).add(*_http_instrumentations()).instrument(app)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._templates: dict[int, str] | None = None
+        self._counted: dict[tuple[str, str, str], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/health"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            self._observe(scope, status, time.perf_counter() - started)
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        handler = self._template(scope)
+        method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
+        group = f"{status // 100}xx"
+        counted = self._counted.get((handler, method, group))
+        if counted is None:
+            counted = self._counted[(handler, method, group)] = HTTP_REQUESTS.labels(handler, method, group)
+        timed = self._timed.get((handler, method))
+        if timed is None:
+            timed = self._timed[(handler, method)] = HTTP_DURATION.labels(handler, method)
+        counted.inc()
+        timed.observe(seconds)
+
+    def _template(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None:
+            return "none"
+        if self._templates is None:
+            self._templates = route_templates(scope["app"].routes)
+        return self._templates.get(id(route)) or getattr(route, "path", None) or "none"
 
 
-@functools.cache
-def _http_instrumentations() -> tuple[Callable[..., None], ...]:
-    """The library's request counter and duration histogram, made once per process: made again
-    (another app in the same process, as in a test session), the library finds them registered
-    and returns no instrumentation at all."""
-    return (
-        http_metrics.requests(),
-        http_metrics.latency(should_include_status=False, buckets=HTTP_BUCKETS),
-    )
+def route_templates(routes: Iterable[Any]) -> dict[int, str]:
+    """Each route the app runs (``scope["route"]``, by identity) and its full path template.
+
+    FastAPI keeps an included router's routes as they were declared (without the prefixes) and
+    lists them through ``effective_route_contexts()``, whose ``path`` has every prefix. A route
+    included twice under different prefixes has no one template: it keeps its own path.
+    """
+    templates: dict[int, str] = {}
+    ambiguous: set[int] = set()
+    for route in routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        pairs = (
+            [(context.original_route, context.path) for context in contexts()]
+            if callable(contexts)
+            else [(route, getattr(route, "path", None))]
+        )
+        for original, path in pairs:
+            if not path:
+                continue
+            key = id(original)
+            if templates.setdefault(key, path) != path:
+                ambiguous.add(key)
+    for key in ambiguous:
+        del templates[key]
+    return templates
+
+
+HTTP_REQUESTS = counter(
+    "http_requests_total",
+    "Total number of requests by method, status and handler.",
+    ("handler", "method", "status"),
+)
+HTTP_DURATION = histogram(
+    "http_request_duration_seconds", "Duration of HTTP requests in seconds", ("handler", "method")
+)
 
 
 # With several worker processes per service (WEB_CONCURRENCY), each takes the first free port
