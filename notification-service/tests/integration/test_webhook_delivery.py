@@ -2,12 +2,16 @@
 that verify the signature, also when a receiver fails first or hangs past the time limit."""
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from chassis.messaging import ProcessedEvent
 from chassis.testkit.outside import HANG
+from notification.adapters import webhook_worker
 
 
 def verified(request, secret: str) -> dict:
@@ -58,6 +62,43 @@ def test_new_deliveries_go_out_at_once_not_at_the_next_poll(
     for _ in range(3):
         events.booked(new_appointment())
     wait_until(lambda: len(receiver.requests("/booked")) == 3, timeout=10, what="three webhooks")
+
+
+def test_events_nobody_subscribed_to_leave_the_webhook_worker_asleep(
+    start_app, webhooks, receiver, events, new_appointment, wait_until, db, monkeypatch
+):
+    # Each claim is a transaction: waking the worker for every event (as an ORM rowcount of -1
+    # once did) spent a claim per booking for nothing.
+    claims: list[int] = []
+    claim = webhook_worker.claim_deliveries
+
+    def counted_claim(*args, **kwargs):
+        claimed = claim(*args, **kwargs)
+        claims.append(len(claimed))
+        return claimed
+
+    monkeypatch.setattr(webhook_worker, "claim_deliveries", counted_claim)
+    client = start_app(delivery_poll_seconds=30)
+    wait_until(lambda: claims, what="the worker's first step")
+    before = len(claims)
+    ignored = [events.booked(new_appointment())["event_id"] for _ in range(5)]
+    wait_until(lambda: handled(db, ignored), what="the five events handled")
+    assert len(claims) == before, "an event without subscribers woke the webhook worker"
+
+    webhooks.subscribe(client, receiver.url("/booked"), ["appointment.booked"])
+    events.booked(new_appointment())
+    wait_until(lambda: len(receiver.requests("/booked")) == 1, timeout=10, what="the subscribed webhook")
+    assert 1 in claims
+
+
+def handled(db, event_ids: list[str]) -> bool:
+    with db.transaction() as session:
+        found = session.scalar(
+            select(func.count())
+            .select_from(ProcessedEvent)
+            .where(ProcessedEvent.event_id.in_([uuid.UUID(event_id) for event_id in event_ids]))
+        )
+    return found == len(event_ids)
 
 
 def test_a_receiver_that_fails_first_gets_the_same_delivery_again_until_it_answers_2xx(
