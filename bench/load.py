@@ -125,3 +125,27 @@ def run_wrk(
         statuses=statuses,
         note=note,
     )
+
+
+def combined(name: str, runs: list[Result]) -> Result:
+    """Several measured runs of one scenario as one: their requests over their seconds, their
+    errors and statuses added, the median of their p50s and the worst of their p99s, and CPU
+    per request weighted by each run's requests."""
+    total = Result(name)
+    for run in runs:
+        total.requests += run.requests
+        total.seconds += run.seconds
+        total.errors += run.errors
+        for status, count in run.statuses.items():
+            total.statuses[status] = total.statuses.get(status, 0) + count
+        for part, micros in run.cpu.items():
+            total.cpu[part] = total.cpu.get(part, 0.0) + micros * run.requests
+    if total.requests:
+        total.cpu = {part: micros / total.requests for part, micros in total.cpu.items()}
+    p50s = sorted(run.p50_ms for run in runs if run.p50_ms is not None)
+    p99s = [run.p99_ms for run in runs if run.p99_ms is not None]
+    total.p50_ms = p50s[len(p50s) // 2] if p50s else None
+    total.p99_ms = max(p99s) if p99s else None
+    others = [run.other_cores for run in runs if run.other_cores is not None]
+    total.other_cores = sum(others) / len(others) if others else None
+    return total

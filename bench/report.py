@@ -21,7 +21,8 @@ class Row:
     ceiling: float | None = None  # req/s of the ceiling around this phase, for the ratio column
     target: str = ""
     met: bool | None = None
-    compare_to: Row | None = None  # the 1x row of a 10x row
+    compare_to: Row | None = None  # the 1x row of a 10x row; the same rounds without a key for 6k
+    compared_with: str = "1×"  # what compare_to is, in the ratio column
 
 
 def ratio(row: Row) -> float | None:
@@ -81,7 +82,10 @@ def judge(row: Row) -> Row:
     elif row.target.startswith("≤") and row.compare_to is not None:
         kept = versus_one_x(row)
         allowed = float(row.target[1:].split("%")[0]) / 100
-        row.met = kept is not None and kept >= 1 - allowed and p99_ok and r.errors == 0
+        # A 10x read must still answer fast; 6k's target is only what the key costs (row 6
+        # judges the booking's own latency).
+        fast_enough = p99_ok or row.compared_with != "1×"
+        row.met = kept is not None and kept >= 1 - allowed and fast_enough and r.errors == 0
     elif row.target == "ceiling":
         row.met = r.errors == 0
     return row
@@ -100,7 +104,7 @@ def table(rows: list[Row]) -> str:
         share, kept = ratio(row), versus_one_x(row)
         versus = f"{share:.0%}" if share is not None else "—"
         if kept is not None:
-            versus += f" ({kept:.0%} of 1×)"
+            versus += f" ({kept:.0%} of {row.compared_with})"
         met = {True: "yes", False: "**NO**", None: ""}[row.met]
         lines.append(
             f"| {row.number} | {row.label} | {_num(r.rps, ',.0f')} | {_num(r.p50_ms, '.1f')} | "
@@ -149,10 +153,29 @@ def cpu_table(rows: list[Row]) -> str:
         cpu = dict(r.cpu)
         cpu["load"] = cpu.get("wrk", 0.0) + cpu.get("bench", 0.0)
         cells = " | ".join(f"{cpu.get(key, 0.0):,.0f}" for key, _ in CPU_COLUMNS)
-        total = sum(cpu.get(key, 0.0) for key, _ in CPU_COLUMNS if key != "load")
+        total = stack_cpu(r)
         other = f"{r.other_cores:.2f}" if r.other_cores is not None else "—"
         lines.append(f"| {row.number} | {row.label} | {cells} | {total:,.0f} | {other} |")
     return "\n".join(lines)
+
+
+def stack_cpu(result: Result) -> float:
+    """µs of CPU per request of the whole stack: every process of the path, not wrk and the bench."""
+    return sum(result.cpu.get(key, 0.0) for key, _ in CPU_COLUMNS if key != "load")
+
+
+def paired_note(keyed: Result, plain: Result, rounds: int, seconds: float) -> str:
+    """Row 6k's details: the keyed and the plain rounds side by side, throughput and CPU."""
+    parts = [
+        f"{rounds} rounds of {seconds:g} s each way, alternating (plain then keyed, keyed then plain, …)",
+        f"without a key {_num(plain.rps, ',.0f')} req/s, with one {_num(keyed.rps, ',.0f')} req/s",
+    ]
+    if plain.rps and keyed.rps:
+        parts[-1] += f" ({keyed.rps / plain.rps - 1:+.1%})"
+    before, after = stack_cpu(plain), stack_cpu(keyed)
+    if before and after:
+        parts.append(f"stack CPU per booking {before:,.0f} → {after:,.0f} µs ({after / before - 1:+.1%})")
+    return "; ".join(parts)
 
 
 def memory_table(peak_total: dict[str, int], peak_process: dict[str, int], counts: dict[str, int]) -> str:

@@ -66,7 +66,7 @@ def stacks(make_database, amqp_url, tmp_path_factory) -> Iterator[StackFactory]:
 
 @pytest.fixture(scope="session")
 def stack(stacks: StackFactory) -> Stack:
-    """The whole stack, shared by the session: gateway, the four services, their databases."""
+    """The whole stack, shared by the session: gateway, the five services, their databases."""
     return stacks.start("main")
 
 
