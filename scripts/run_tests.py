@@ -41,9 +41,10 @@ SUITES: dict[str, tuple[Path, list[str]]] = {
     "notification": (ROOT / "notification-service", []),
     "docs": (ROOT / "gateway" / "docs", []),
     "deploy": (ROOT, ["tests/deploy"]),
-    "e2e": (ROOT, ["tests/e2e"]),
+    # The two longest suites list their slowest tests and fixtures (where make test's time goes).
+    "e2e": (ROOT, ["tests/e2e", "--durations=25"]),
     # The fuzzer, the authorization matrix, hostile input and a short soak (tests/robustness/README.md).
-    "robustness": (ROOT, ["tests/robustness"]),
+    "robustness": (ROOT, ["tests/robustness", "--durations=15"]),
 }
 # Run only when asked for by name (make fuzz): the fuzzer alone, with FUZZ_EXAMPLES from the environment.
 ON_DEMAND: dict[str, tuple[Path, list[str]]] = {
