@@ -46,7 +46,7 @@ READS = (
 READ_LINES = 20_000
 # Row 6k: rounds of keyed and plain bookings, alternated; each round's timeslots (at most this
 # many, ample for half a phase's duration at a few hundred bookings a second).
-PAIRED_ROUNDS = 4
+PAIRED_ROUNDS = 6
 PAIRED_SLICE = 2_000
 
 _started = time.monotonic()
@@ -470,7 +470,9 @@ def run(
         say(f"6k POST /api/appointments/ + Idempotency-Key: {result.rps:,.0f} req/s against {plain.rps:,.0f} "
             f"without a key in the same {rounds} rounds; p99 {result.p99_ms:.1f} ms, {result.errors} errors "
             f"{result.statuses}")  # fmt: skip
-        result.note = report.paired_note(result, plain, rounds, args.duration / 2)
+        result.note = report.paired_note(
+            result, plain, rounds, args.duration / 2, list(zip(plain_runs, keyed_runs, strict=True))
+        )
         rows.append(
             report.Row(
                 "6k",

@@ -164,8 +164,11 @@ def stack_cpu(result: Result) -> float:
     return sum(result.cpu.get(key, 0.0) for key, _ in CPU_COLUMNS if key != "load")
 
 
-def paired_note(keyed: Result, plain: Result, rounds: int, seconds: float) -> str:
-    """Row 6k's details: the keyed and the plain rounds side by side, throughput and CPU."""
+def paired_note(
+    keyed: Result, plain: Result, rounds: int, seconds: float, each: list[tuple[Result, Result]] = ()
+) -> str:
+    """Row 6k's details: the keyed and the plain rounds side by side, throughput and CPU, and
+    each round's pair (plain, keyed) in req/s."""
     parts = [
         f"{rounds} rounds of {seconds:g} s each way, alternating (plain then keyed, keyed then plain, …)",
         f"without a key {_num(plain.rps, ',.0f')} req/s, with one {_num(keyed.rps, ',.0f')} req/s",
@@ -175,6 +178,9 @@ def paired_note(keyed: Result, plain: Result, rounds: int, seconds: float) -> st
     before, after = stack_cpu(plain), stack_cpu(keyed)
     if before and after:
         parts.append(f"stack CPU per booking {before:,.0f} → {after:,.0f} µs ({after / before - 1:+.1%})")
+    if each:
+        pairs = ", ".join(f"{_num(p.rps, ',.0f')}/{_num(k.rps, ',.0f')}" for p, k in each)
+        parts.append(f"each round without/with a key, req/s: {pairs}")
     return "; ".join(parts)
 
 
