@@ -44,17 +44,21 @@ def build_app(metrics_port: int | None, seen: list[dict]):
         logging.getLogger("test.things").warning("looked at thing %s", thing_id)
         return {"id": thing_id}
 
-    app = create_service_app(
-        name="things",
-        title="things",
-        description="things",
+    app = service_app("things", router)
+    app.state.settings = SimpleNamespace(metrics_port=metrics_port, metrics_host="127.0.0.1")
+    return app
+
+
+def service_app(name: str, router: APIRouter):
+    return create_service_app(
+        name=name,
+        title=name,
+        description=name,
         routers=[router],
         status_of={},
         token_verifier=TokenMinter().verifier(),
         readiness={},
     )
-    app.state.settings = SimpleNamespace(metrics_port=metrics_port, metrics_host="127.0.0.1")
-    return app
 
 
 def test_metrics_are_served_on_their_own_port_by_route_template_and_not_on_the_api_port():
@@ -89,16 +93,7 @@ def test_requests_are_counted_by_their_full_template_under_router_prefixes_with_
 
     outer = APIRouter(prefix="/api/lists")
     outer.include_router(inner, prefix="/{list_id}/items")
-    app = create_service_app(
-        name="lists",
-        title="lists",
-        description="lists",
-        routers=[outer],
-        status_of={},
-        token_verifier=TokenMinter().verifier(),
-        readiness={},
-    )
-    with TestClient(app) as client:
+    with TestClient(service_app("lists", outer)) as client:
         assert client.delete("/api/lists/7/items/12/").status_code == 204
         assert client.get("/api/lists/7/items/12/").status_code == 405
         assert client.get("/api/nowhere/31/").status_code == 404
