@@ -176,8 +176,7 @@ class Recorder:
     fingerprint: str
     status_code: int
     serialize: Callable[[Any], Any]
-    recorded: bool = False
-    # The answer's JSON body as recorded: the route answers with it (serialised once).
+    # The answer's JSON body once recorded (None before): the route answers with it (serialised once).
     body: Any = None
 
     def record(self, connection: Any, result: Any) -> None:
@@ -187,9 +186,9 @@ class Recorder:
         transaction, once ``result`` is what the route returns."""
         if self.key is None:
             return
-        self.body = self.serialize(result)
-        connection.execute(_RECORD, self._answer(self.status_code, self.body))
-        self.recorded = True
+        body = self.serialize(result)
+        connection.execute(_RECORD, self._answer(self.status_code, body))
+        self.body = body
 
     def _ids(self) -> dict[str, Any]:
         return {"p_user_id": self.user_id, "p_key": self.key, "p_fingerprint": self.fingerprint}
@@ -256,7 +255,7 @@ async def run_idempotently(
     except BaseException:
         await db.run(_execute, db, _GIVE_UP, recorder._ids())
         raise
-    if not recorder.recorded:
+    if recorder.body is None:
         # A use case that records nothing itself: store its answer now (after its commit).
         recorder.body = serialize(result)
         await db.run(_execute, db, _RECORD, recorder._answer(status_code, recorder.body))
