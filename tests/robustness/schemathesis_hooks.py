@@ -37,17 +37,20 @@ def before_call(ctx: schemathesis.HookContext, case: schemathesis.Case, kwargs: 
     protected = {str(i) for i in context()["protected_user_ids"]}
     parameters = case.path_parameters
     if isinstance(parameters, dict) and str(parameters.get("user_id", "")).strip() in protected:
-        case.path_parameters = {**parameters, "user_id": context()["victim_user_id"]}
-    # A waitlist entry for one of the suite's doctors would be offered (and hold) the next
-    # timeslot another test makes for that doctor to book: the fuzzer waits for its own doctor.
+        case.path_parameters = parameters = {**parameters, "user_id": context()["victim_user_id"]}
+    # The suite's doctors keep their profiles and booking policies: an admin's PATCH of either
+    # (a limit of two upcoming appointments, a day's notice) would change what later tests can
+    # book. A waitlist entry for one of them would be offered (and hold) the next timeslot
+    # another test makes for that doctor. The fuzzer uses its own doctor for all of these.
+    if isinstance(parameters, dict) and str(parameters.get("doctor_id", "")).strip() in protected:
+        case.path_parameters = {**parameters, "doctor_id": context()["fuzz_doctor_id"]}
     body = case.body
     if (
         case.operation.path == "/api/waitlist/"
         and isinstance(body, dict)
         and str(body.get("doctor_id", "")).strip() in protected
     ):
-        case.body = {**body, "doctor_id": context()["waitlist_doctor_id"]}
-
+        case.body = {**body, "doctor_id": context()["fuzz_doctor_id"]}
 
 class RoleOfOperation:
     """Stateful runs: each step carries the token of the role its operation is for."""

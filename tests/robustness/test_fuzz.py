@@ -41,9 +41,28 @@ def context(stack: Stack, people: People) -> dict[str, Any]:
     return {
         "protected_user_ids": [user.id for user in (*everyone, people.deactivated, patient, doctor)],
         "victim_user_id": victim.id,
-        "waitlist_doctor_id": doctor.id,
+        "fuzz_doctor_id": doctor.id,
         "tokens": {"patient": patient.access, "doctor": doctor.access, "admin": people.admin.access},
     }
+
+
+def _doctors_as_admin_sees_them(stack: Stack, people: People) -> dict[str, Any]:
+    """The suite's doctors' profiles and booking policies: the fuzzer must leave them as they are."""
+    seen = {}
+    with stack.client(people.admin.access) as client:
+        for doctor in (people.doctor, people.other_doctor):
+            for path in (f"/api/doctors/{doctor.id}/", f"/api/doctors/{doctor.id}/booking-policy/"):
+                response = client.get(path)
+                assert response.status_code == 200, response.text
+                seen[path] = response.json()
+    return seen
+
+
+@pytest.fixture
+def suite_doctors_unchanged(stack: Stack, people: People):
+    before = _doctors_as_admin_sees_them(stack, people)
+    yield
+    assert _doctors_as_admin_sees_them(stack, people) == before, "the fuzzer changed the suite's doctors"
 
 
 def _report(result: Any) -> str:
@@ -52,6 +71,7 @@ def _report(result: Any) -> str:
 
 
 @pytest.mark.parametrize("role", ["anonymous", "patient", "doctor", "admin"])
+@pytest.mark.usefixtures("suite_doctors_unchanged")
 def test_every_operation_answers_as_documented_to_each_role(
     schema: dict[str, Any], context: dict[str, Any], role: str, tmp_path
 ):
@@ -68,6 +88,7 @@ def test_every_operation_answers_as_documented_to_each_role(
     assert result.returncode == 0, f"schemathesis found problems as {role}:\n{_report(result)}"
 
 
+@pytest.mark.usefixtures("suite_doctors_unchanged")
 def test_linked_operations_answer_as_documented_in_sequence(
     schema: dict[str, Any], context: dict[str, Any], tmp_path
 ):
