@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -26,6 +26,7 @@ class ReceivedSpan:
     span_id: str
     parent_span_id: str
     name: str
+    text: str = field(default="", repr=False, compare=False)  # the whole span, attributes included
 
 
 class OtlpReceiver:
@@ -94,6 +95,7 @@ class OtlpReceiver:
                             span.span_id.hex(),
                             span.parent_span_id.hex(),
                             span.name,
+                            str(span),
                         )
                     )
         with self._lock:

@@ -11,10 +11,14 @@ from types import SimpleNamespace
 
 import httpx
 import jsonschema
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from prometheus_client import generate_latest
 
 from chassis.app import create_service_app
@@ -22,6 +26,7 @@ from chassis.messaging.contracts import ENVELOPE_SCHEMA, find_contracts_dir
 from chassis.messaging.envelope import Envelope
 from chassis.metrics import serve_metrics
 from chassis.observability import JsonFormatter
+from chassis.span_redaction import QueryValueRedactor
 from chassis.testkit import TokenMinter
 from chassis.tracing import current_traceparent, outgoing_headers
 
@@ -157,3 +162,23 @@ def test_the_envelope_carries_the_trace_context_and_drops_a_malformed_one():
     assert Envelope.from_json({**body, "traceparent": "not-a-trace"}).traceparent is None
     # No trace, no key: the envelope of an event caused outside any trace is as before.
     assert "traceparent" not in Envelope.new("test.thing.done", {}, producer="things").to_json()
+
+
+def test_the_values_of_a_query_string_are_redacted_in_the_exported_server_span():
+    # ?search= holds names and emails; a calendar feed's secret travels in its query string.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(QueryValueRedactor())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = FastAPI(telemetry={"tracer_provider": provider, "metrics": False, "logs": False})
+
+    @app.get("/api/doctors/")
+    def doctors(search: str = "", page: int = 1) -> list[str]:
+        return [search]
+
+    with TestClient(app) as client:
+        answer = client.get("/api/doctors/", params={"search": "alice@example.com", "page": 2, "flag": ""})
+    assert answer.json() == ["alice@example.com"]  # the request itself keeps its values
+    [span] = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert span.attributes["url.query"] == "search=REDACTED&page=REDACTED&flag=REDACTED"
+    assert "alice" not in str(span.to_json())

@@ -60,8 +60,11 @@ def configure_tracing(service: str) -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
+    from chassis.span_redaction import QueryValueRedactor
+
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: f"clinic-{service}"}
     provider = TracerProvider(resource=Resource.create(attributes))
+    provider.add_span_processor(QueryValueRedactor())  # before the exporter's: it sees the result
     if exporter_name == "console":
         exporter: Any = ConsoleSpanExporter()
     else:
