@@ -230,6 +230,11 @@ class Process:
         """SIGTERM to the whole process group, then SIGKILL whatever is left after ``timeout``."""
         self._end(signal.SIGTERM, timeout)
 
+    def interrupt(self, timeout: float = 15.0) -> None:
+        """SIGINT to the whole process group (Ctrl-C): a clean stop without the SIGTERM drain
+        (chassis.shutdown), for the end of a stack; then SIGKILL whatever is left."""
+        self._end(signal.SIGINT, timeout)
+
     def kill(self) -> None:
         """SIGKILL to the whole process group: a crash, not a shutdown."""
         self._end(signal.SIGKILL, 5.0)
@@ -444,8 +449,11 @@ class ProcessGroup:
         self._closed = True
         running = [p for p in self.processes.values() if p.running]
         if running:
+            # The end of the stack: nothing to drain and no request worth its grace period (the
+            # gateway's is 10 s while any client keeps a connection open), so SIGINT, and
+            # SIGKILL what is still there after 3 s. Graceful stops have tests of their own.
             with ThreadPoolExecutor(len(running)) as pool:
-                list(pool.map(Process.stop, running))
+                list(pool.map(lambda process: process.interrupt(timeout=3.0), running))
         with _live_lock, suppress(ValueError):
             _live_groups.remove(self)
 
@@ -757,10 +765,24 @@ class Stack(ProcessGroup):
                     conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(names))
                     conn.execute(sql.SQL("DROP OWNED BY {}").format(names))
                     conn.execute(sql.SQL("DROP ROLE {}").format(names))
+        # One rabbitmqctl (an Erlang VM) per user, all at once.
         ctl = os.environ.get("RABBITMQCTL", "rabbitmqctl")
+        deletions: list[subprocess.Popen[bytes]] = []
         for url in self.runtime_amqp_urls.values():
-            with suppress(OSError, subprocess.SubprocessError):
-                subprocess.run([ctl, "-q", "delete_user", _user_of(url)], capture_output=True, timeout=60)
+            with suppress(OSError):
+                deletions.append(
+                    subprocess.Popen(
+                        [ctl, "-q", "delete_user", _user_of(url)],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+        for deletion in deletions:
+            try:
+                deletion.wait(60)
+            except subprocess.TimeoutExpired:
+                deletion.kill()
+                deletion.wait()
 
     def up(self) -> Stack:
         """Migrate, start every process and wait until the gateway routes to every server.

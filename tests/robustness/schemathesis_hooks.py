@@ -52,6 +52,7 @@ def before_call(ctx: schemathesis.HookContext, case: schemathesis.Case, kwargs: 
     ):
         case.body = {**body, "doctor_id": context()["fuzz_doctor_id"]}
 
+
 class RoleOfOperation:
     """Stateful runs: each step carries the token of the role its operation is for."""
 
