@@ -101,13 +101,13 @@ def appointment_handler(mail: MailPolicy | None) -> Handler:
 
     def on_appointment_event(session: Session, envelope: Envelope) -> None:
         facts = _facts(envelope.data, _status_of(envelope))
-        appointment, newest = apply_appointment(
+        applied = apply_appointment(
             session, facts, occurred_at=envelope.occurred_at, booked=envelope.event_type == APPOINTMENT_BOOKED
         )
         news = _news_type(envelope)
         if news is None:
             return
-        body = appointment_body(session, appointment, facts)
+        body = appointment_body(session, applied, facts)
         data: dict[str, Any] = {"appointment": body}
         if envelope.event_type == APPOINTMENT_RESCHEDULED:
             data["previous"] = {
@@ -119,7 +119,7 @@ def appointment_handler(mail: MailPolicy | None) -> Handler:
             session, event_id=envelope.event_id, event_type=news, occurred_at=envelope.occurred_at, data=data
         )
         # Mail tells what is true now: a late, older event (out of order) is not mailed.
-        if newest:
+        if applied.newest:
             queue_mails(
                 session,
                 mail,

@@ -3,7 +3,7 @@ that verify the signature, also when a receiver fails first or hangs past the ti
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -245,3 +245,32 @@ def test_a_paused_subscription_gets_its_deliveries_once_it_is_active_again(
     # Both bookings, the one made while it was paused too.
     wait_until(lambda: len(receiver.requests("/paused")) == 2)
     assert {json.loads(r.body)["type"] for r in receiver.requests("/paused")} == {"appointment.booked"}
+
+
+def test_a_payload_dates_the_appointment_by_its_booking_and_its_latest_change(
+    start_app, webhooks, receiver, events, new_appointment, wait_until
+):
+    client = start_app()
+    hook = webhooks.subscribe(client, receiver.url("/dated"), ["appointment.booked", "appointment.confirmed"])
+    appointment = new_appointment()
+
+    booked = events.booked(appointment)
+    confirmed = events.status_changed(appointment, "pending", "confirmed")
+
+    wait_until(lambda: len(receiver.requests("/dated")) == 2)
+    bodies = {
+        b["type"]: b["data"]["appointment"]
+        for b in (verified(r, hook["secret"]) for r in receiver.requests("/dated"))
+    }
+    at = {
+        name: _instant(envelope["occurred_at"])
+        for name, envelope in (("booked", booked), ("confirmed", confirmed))
+    }
+    assert _instant(bodies["appointment.booked"]["created_at"]) == at["booked"]
+    assert _instant(bodies["appointment.booked"]["updated_at"]) == at["booked"]
+    assert _instant(bodies["appointment.confirmed"]["created_at"]) == at["booked"]
+    assert _instant(bodies["appointment.confirmed"]["updated_at"]) == at["confirmed"]
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
