@@ -180,6 +180,19 @@ def query(stack: Stack, service: str, sql: str, **params: Any) -> list[Any]:
         engine.dispose()
 
 
+def outbox_row(stack: Stack, event_type: str, appointment_id: int) -> Any:
+    """booking's outbox row (id, published_at) of the one ``event_type`` event of an appointment."""
+    [row] = query(
+        stack,
+        "booking",
+        "SELECT id, published_at FROM outbox_events WHERE event_type = :type"
+        " AND payload -> 'data' ->> 'appointment_id' = :id",
+        type=event_type,
+        id=str(appointment_id),
+    )
+    return row
+
+
 def test_a_booking_made_while_the_broker_refuses_messages_is_booked_at_scheduling_when_it_is_back(faults):
     patient, doctor = new_user(faults, "patient"), new_user(faults, "doctor")
     slot = new_timeslot(faults, doctor)
@@ -187,13 +200,7 @@ def test_a_booking_made_while_the_broker_refuses_messages_is_booked_at_schedulin
     with broker_refusing_messages(faults):
         made = booked(faults, patient, slot["id"])
         assert slot["id"] not in free_timeslot_ids(faults, patient, doctor.id)
-        [(event_id, published_at)] = query(
-            faults,
-            "booking",
-            "SELECT id, published_at FROM outbox_events WHERE event_type = 'booking.appointment.booked'"
-            " AND payload -> 'data' ->> 'appointment_id' = :id",
-            id=str(made["id"]),
-        )
+        event_id, published_at = outbox_row(faults, "booking.appointment.booked", made["id"])
         assert published_at is None  # the broker really refused it
 
     [(reservation_id,)] = query(
@@ -419,13 +426,7 @@ def test_a_reschedule_made_while_the_broker_refuses_messages_is_applied_when_it_
                 f"/api/appointments/{made['id']}/reschedule/", json={"timeslot_id": second["id"]}
             )
         assert moved.status_code == 200, moved.text
-        [(published_at,)] = query(
-            faults,
-            "booking",
-            "SELECT published_at FROM outbox_events WHERE event_type = 'booking.appointment.rescheduled'"
-            " AND payload -> 'data' ->> 'appointment_id' = :id",
-            id=str(made["id"]),
-        )
+        _, published_at = outbox_row(faults, "booking.appointment.rescheduled", made["id"])
         assert published_at is None  # the broker really refused it
         # The client already sees the move; the new timeslot is held, not free.
         assert second["id"] not in free_timeslot_ids(faults, patient, doctor.id)

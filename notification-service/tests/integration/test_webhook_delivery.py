@@ -262,14 +262,11 @@ def test_a_payload_dates_the_appointment_by_its_booking_and_its_latest_change(
         b["type"]: b["data"]["appointment"]
         for b in (verified(r, hook["secret"]) for r in receiver.requests("/dated"))
     }
-    at = {
-        name: _instant(envelope["occurred_at"])
-        for name, envelope in (("booked", booked), ("confirmed", confirmed))
-    }
-    assert _instant(bodies["appointment.booked"]["created_at"]) == at["booked"]
-    assert _instant(bodies["appointment.booked"]["updated_at"]) == at["booked"]
-    assert _instant(bodies["appointment.confirmed"]["created_at"]) == at["booked"]
-    assert _instant(bodies["appointment.confirmed"]["updated_at"]) == at["confirmed"]
+    booked_at, confirmed_at = _instant(booked["occurred_at"]), _instant(confirmed["occurred_at"])
+    assert _instant(bodies["appointment.booked"]["created_at"]) == booked_at
+    assert _instant(bodies["appointment.booked"]["updated_at"]) == booked_at
+    assert _instant(bodies["appointment.confirmed"]["created_at"]) == booked_at
+    assert _instant(bodies["appointment.confirmed"]["updated_at"]) == confirmed_at
 
 
 def _instant(value: str) -> datetime:
