@@ -134,7 +134,7 @@ async def create_timeslot(
         lambda record: services.create_timeslot(
             db, doctor.id, body.start_time, body.end_time, tz=settings.tz, record=record
         ),
-        serialize=lambda created: TimeslotRead.of(created).model_dump(mode="json"),
+        serialize=lambda created: TimeslotRead.of(created).model_dump_json(),
         status_code=201,
     )
     return timeslot if isinstance(timeslot, Response) else TimeslotRead.of(timeslot)
@@ -169,7 +169,7 @@ async def create_timeslots_bulk(
         lambda record: services.create_timeslots_bulk(
             db, doctor.id, body.pattern(), tz=settings.tz, record=record
         ),
-        serialize=lambda timeslots: _bulk(timeslots).model_dump(mode="json"),
+        serialize=lambda timeslots: _bulk(timeslots).model_dump_json(),
         status_code=201,
     )
     return created if isinstance(created, Response) else _bulk(created)

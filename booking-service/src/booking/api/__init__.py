@@ -77,9 +77,9 @@ RESCHEDULE_EXAMPLES = {
 }
 
 
-def _appointment_json(view: AppointmentView) -> dict:
+def _appointment_json(view: AppointmentView) -> str:
     # What the route answers, stored for an Idempotency-Key replay.
-    return AppointmentRead.model_validate(view).model_dump(mode="json")
+    return AppointmentRead.model_validate(view).model_dump_json()
 
 
 # "{appointment_id:int}" only matches digits: /api/appointments/me/ never reaches the id routes

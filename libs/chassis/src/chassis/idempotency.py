@@ -6,19 +6,26 @@ and nothing happens twice. The same key with another body is a 422; while the fi
 with the key is still running, a 409. Without the header nothing changes.
 
 One table per service (``idempotency_keys``, created by the service's own migration with
-``create_idempotency_table``), unique per (user, key). A request first *claims* its key (one
-autocommit upsert); the use case then writes the answer into the claim **in the transaction
-of its effect** (``Recorder.record``), so either both the effect and the answer are stored or
-neither is. A claim whose request died before its effect committed stays "in flight" only for
-``LEASE``; after that a retry with the same body runs again (nothing was applied). A 4xx
-answer (nothing changed) is stored too and replayed; a 5xx or an unexpected failure gives
-the key up, so a retry really retries. Rows older than ``RETENTION`` are deleted by the
+``create_idempotency_table``, its answers as text since ``store_answers_as_text``), unique
+per (user, key). A request first *claims* its key (one autocommit upsert); the use case then
+writes the answer into the claim **in the transaction of its effect** (``Recorder.record``), so
+either both the effect and the answer are stored or neither is. The claim commits without
+waiting for its WAL flush (``synchronous_commit`` off for that one statement): the effect's
+own commit, in the same database, flushes the WAL past it, and a claim lost in a crash had no
+effect yet. The answer is stored as the JSON text the route sends, so a replay is the first
+answer byte for byte, and nothing is encoded twice.
+
+A claim whose request died before its effect committed stays "in flight" only for ``LEASE``;
+after that a retry with the same body runs again (nothing was applied). A 4xx answer (nothing
+changed) is stored too and replayed; a 5xx or an unexpected failure gives the key up, so a
+retry really retries. Rows older than ``RETENTION`` are deleted by the
 service's retention job (``purge_idempotency_keys``) and never replayed meanwhile.
 
 Use in a route::
 
     return await run_idempotently(request, key, caller.id, db,
-        lambda record: services.book(..., record=record), serialize=..., status_code=201)
+        lambda record: services.book(..., record=record),
+        serialize=lambda booked: AppointmentRead.of(booked).model_dump_json(), status_code=201)
 """
 
 from __future__ import annotations
@@ -38,13 +45,14 @@ from sqlalchemy import (
     Integer,
     Interval,
     String,
+    Text,
     bindparam,
     delete,
     func,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chassis.db import Base, Database
@@ -84,9 +92,9 @@ class IdempotencyKey(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     # sha256 of method, path and body: the same key with another request is refused.
     fingerprint: Mapped[str] = mapped_column(String(64))
-    # Null while in flight; the answer's status and JSON body once answered.
+    # Null while in flight; the answer's status and JSON body (the text sent) once answered.
     status_code: Mapped[int | None] = mapped_column(Integer)
-    response: Mapped[Any | None] = mapped_column(JSONB)
+    response: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     leased_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -110,6 +118,17 @@ def create_idempotency_table(op: Any) -> None:
     op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"])
 
 
+def store_answers_as_text(op: Any) -> None:
+    """Alembic: keep each answer as the JSON text that was sent (it was JSONB: parsed on the way
+    in, and replayed with its keys reordered)."""
+    op.execute("ALTER TABLE idempotency_keys ALTER COLUMN response TYPE text USING response::text")
+
+
+def store_answers_as_jsonb(op: Any) -> None:
+    """Alembic: undo ``store_answers_as_text``."""
+    op.execute("ALTER TABLE idempotency_keys ALTER COLUMN response TYPE jsonb USING response::jsonb")
+
+
 def drop_idempotency_table(op: Any) -> None:
     """Alembic: drop what ``create_idempotency_table`` created."""
     op.drop_index("ix_idempotency_keys_created_at", table_name="idempotency_keys")
@@ -125,7 +144,14 @@ _CLAIM_VALUES = {
     "created_at": func.now(),
     "leased_until": func.now() + bindparam("p_lease", type_=Interval()),
 }
-_claim_insert = insert(_KEYS).values(**_CLAIM_VALUES)
+# The claim's own commit need not wait for its WAL flush (see the module's docstring):
+# ``set_config(..., true)`` is ``SET LOCAL``, for the statement's own transaction only.
+_ASYNC_COMMIT = select(func.set_config("synchronous_commit", "off", True).label("setting")).cte(
+    "async_commit"
+)
+_claim_insert = insert(_KEYS).from_select(
+    list(_CLAIM_VALUES), select(*_CLAIM_VALUES.values()).select_from(_ASYNC_COMMIT)
+)
 # Claim a new key, or take over one that expired, or one whose request died (same body).
 _CLAIM = _claim_insert.on_conflict_do_update(
     index_elements=[_c.user_id, _c.key],
@@ -154,7 +180,7 @@ _RECORD = (
         _c.fingerprint == bindparam("p_fingerprint"),
         _c.status_code.is_(None),
     )
-    .values(status_code=bindparam("p_status"), response=bindparam("p_response", type_=JSONB))
+    .values(status_code=bindparam("p_status"), response=bindparam("p_response", type_=Text))
 )
 _GIVE_UP = delete(_KEYS).where(
     _c.user_id == bindparam("p_user_id"),
@@ -175,9 +201,10 @@ class Recorder:
     key: str | None
     fingerprint: str
     status_code: int
-    serialize: Callable[[Any], Any]
-    # The answer's JSON body once recorded (None before): the route answers with it (serialised once).
-    body: Any = None
+    # The route's answer as JSON text (e.g. ``Model.model_dump_json()``).
+    serialize: Callable[[Any], str]
+    # The answer's JSON text once recorded (None before): the route sends it as it is.
+    body: str | None = None
 
     def record(self, connection: Any, result: Any) -> None:
         """Store ``result`` (serialised as the route's answer) with the effect's transaction.
@@ -199,7 +226,7 @@ class Recorder:
 
 def no_key(status_code: int = 200) -> Recorder:
     """A recorder that records nothing (no ``Idempotency-Key`` was sent, or a caller outside HTTP)."""
-    return Recorder(None, None, "", status_code, lambda result: result)
+    return Recorder(None, None, "", status_code, str)
 
 
 NO_KEY = no_key()
@@ -225,7 +252,7 @@ async def run_idempotently(
     db: Database,
     use_case: Callable[[Recorder], T],
     *,
-    serialize: Callable[[T], Any],
+    serialize: Callable[[T], str],
     status_code: int,
 ) -> T | Response:
     """Run ``use_case(recorder)`` in a database thread, at most once per (user, key).
@@ -233,11 +260,11 @@ async def run_idempotently(
     Without a key it simply runs. With one: a replay answers the stored response; a new key
     is claimed first, the use case records its answer in its own transaction, and a 4xx it
     raises is stored too (nothing changed), while a 5xx or a crash gives the claim up. With a
-    key the answer is a ``Response`` of the recorded body (serialised once, as the replays get it).
+    key the answer is a ``Response`` of the recorded JSON text (serialised once, as replays get it).
     """
     if key is None:
         return await db.run(use_case, no_key(status_code))
-    request_print = fingerprint(request.method, request.url.path, await request.body())
+    request_print = fingerprint(request.method, request.scope["path"], await request.body())
     recorder = Recorder(user_id, key, request_print, status_code, serialize)
     replay = await _claim(request.app.state.reads, recorder)
     if replay is not None:
@@ -249,7 +276,7 @@ async def run_idempotently(
         if answer is None or answer.status_code >= 500:
             await db.run(_execute, db, _GIVE_UP, recorder._ids())
         else:
-            stored = recorder._answer(answer.status_code, json.loads(answer.body))
+            stored = recorder._answer(answer.status_code, bytes(answer.body).decode())
             await db.run(_execute, db, _RECORD, stored)
         raise
     except BaseException:
@@ -259,7 +286,7 @@ async def run_idempotently(
         # A use case that records nothing itself: store its answer now (after its commit).
         recorder.body = serialize(result)
         await db.run(_execute, db, _RECORD, recorder._answer(status_code, recorder.body))
-    return JSONResponse(recorder.body, status_code=status_code)
+    return Response(recorder.body, status_code=status_code, media_type="application/json")
 
 
 async def _claim(reads: Any, recorder: Recorder) -> Response | None:
@@ -280,7 +307,7 @@ async def _claim(reads: Any, recorder: Recorder) -> Response | None:
         if found["status_code"] is None:
             return _in_flight()
         status = found["status_code"]
-        return JSONResponse(
+        return Response(
             found["response"],
             status_code=status,
             headers={REPLAYED_HEADER: "true"},
