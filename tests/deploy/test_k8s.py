@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,6 +18,8 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import pytest
 import yaml
+
+from chassis.testkit import free_port
 
 from .conftest import (
     DOCS,
@@ -514,12 +515,6 @@ def test_the_wait_script_knows_a_migrated_database_from_one_still_waiting_for_it
 
 
 # ------------------------------------------------------------------ the gateway
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

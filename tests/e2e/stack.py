@@ -30,7 +30,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -38,7 +37,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import httpx
 
 from chassis.testkit.polling import wait_until
+from chassis.testkit.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCFILE = ROOT / "Procfile"
@@ -131,15 +131,6 @@ def read_procfile(path: Path = PROCFILE) -> dict[str, str]:
     from honcho.environ import parse_procfile
 
     return dict(parse_procfile(path.read_text()).processes)
-
-
-def free_ports(count: int, host: str = HOST) -> list[int]:
-    """``count`` distinct ports that nothing listens on right now."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind((host, 0))
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 _source_addresses = itertools.count()

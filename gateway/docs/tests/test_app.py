@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +14,7 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from chassis.fhir import FHIR_JSON, capability_statement, resource_capability
+from chassis.testkit import free_port
 from clinic_docs.config import SERVICES, Settings
 from clinic_docs.main import create_app
 
@@ -82,9 +82,7 @@ class StandIn:
 
 def unused_url() -> str:
     """A local address where nothing listens (connection refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture

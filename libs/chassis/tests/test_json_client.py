@@ -4,7 +4,6 @@ and the two failures a caller must tell apart (never sent, or sent without an an
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from chassis.http import JsonClient, NoAnswer, Unreachable
+from chassis.testkit import free_port
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -76,9 +76,7 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_and_the_call_sent
 
 
 def test_a_server_that_is_not_there_is_unreachable():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nobody listens on it once closed
+    port = free_port()  # nobody listens on it
     client = JsonClient(f"http://127.0.0.1:{port}", timeout=1)
     with pytest.raises(Unreachable):
         client.post("/x", {})

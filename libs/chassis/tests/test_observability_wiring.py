@@ -27,17 +27,11 @@ from chassis.messaging.envelope import Envelope
 from chassis.metrics import serve_metrics
 from chassis.observability import JsonFormatter
 from chassis.span_redaction import QueryValueRedactor
-from chassis.testkit import TokenMinter
+from chassis.testkit import TokenMinter, free_port
 from chassis.tracing import current_traceparent, outgoing_headers
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def build_app(metrics_port: int | None, seen: list[dict]):

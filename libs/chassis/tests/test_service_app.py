@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from chassis.app import MAX_BODY_BYTES, create_service_app
 from chassis.db import Database
-from chassis.testkit import TokenMinter, wait_until
+from chassis.testkit import TokenMinter, free_port, wait_until
 from chassis.timezones import check_representable, day_bounds
 
 PROBLEM = "application/problem+json"
@@ -90,9 +90,7 @@ class Server:
     """The app served by a real uvicorn on a free port, for what only a real server shows."""
 
     def __init__(self, app) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         )

@@ -6,7 +6,6 @@ A real uvicorn process serving a small app with the chassis' health router and d
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,8 @@ import time
 
 import httpx
 import pytest
+
+from chassis.testkit import free_port
 
 APP = textwrap.dedent(
     """
@@ -44,12 +45,6 @@ APP = textwrap.dedent(
         return app
     """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

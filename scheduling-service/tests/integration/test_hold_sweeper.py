@@ -7,7 +7,6 @@ use their own database: the sweeper settles every expired hold it finds.
 
 from __future__ import annotations
 
-import socket
 import threading
 import uuid
 from collections import Counter
@@ -22,7 +21,7 @@ from sqlalchemy import select
 from chassis.auth import InvalidToken
 from chassis.db import Database
 from chassis.messaging.outbox import OutboxEvent
-from chassis.testkit import ServerThread, TokenMinter
+from chassis.testkit import ServerThread, TokenMinter, free_port
 from chassis.testkit.http_contracts import http_contract
 from chassis.timezones import utcnow
 from scheduling.adapters.booking_client import BookingClient
@@ -173,9 +172,7 @@ def test_an_expired_hold_is_never_freed_while_booking_is_unreachable(
     client, sweeper_db, held, callers, sweep
 ):
     timeslot, _ = held()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+    closed_port = free_port()
     sweep(sweeper_db, f"http://127.0.0.1:{closed_port}")
     assert not is_available(client, callers, timeslot)
 

@@ -9,6 +9,8 @@
 - ``polling``: ``wait_until(predicate)``, one meaning: until it returns something truthy.
 - ``faults``: ``tcp_proxy(url)``, a proxy to cut and restore.
 - ``servers``: ``ServerThread``, a stand-in of another service over real HTTP.
+- ``ports``: ``free_port()``, ``free_ports(n)``: ports for servers a test starts, outside the
+  range outgoing connections take theirs from.
 - ``outside``: ``HttpReceiver`` (webhook receivers) and ``SmtpSink`` (an aiosmtpd mail server),
   the world outside that a service sends to.
 - ``health``: ``readiness(client)``, the liveness checked and the readiness answered.
@@ -20,6 +22,7 @@ from chassis.testkit.callers import Caller, Callers
 from chassis.testkit.database import DatabaseFactory
 from chassis.testkit.faults import TcpProxy
 from chassis.testkit.polling import wait_until
+from chassis.testkit.ports import free_port, free_ports
 from chassis.testkit.servers import ServerThread
 from chassis.testkit.tokens import MintedServiceCredentials, TokenMinter
 
@@ -34,5 +37,7 @@ __all__ = [
     "ServerThread",
     "TcpProxy",
     "TokenMinter",
+    "free_port",
+    "free_ports",
     "wait_until",
 ]

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from chassis.testkit.ports import free_port
+
 
 class TcpProxy:
     """A small threaded TCP proxy from ``127.0.0.1:<port>`` to ``target_host:target_port``.
@@ -22,7 +24,7 @@ class TcpProxy:
     def __init__(self, target_host: str, target_port: int, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.target = (target_host, target_port)
         self.host = host
-        self.port = port or _free_port(host)
+        self.port = port or free_port(host)
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
@@ -110,12 +112,6 @@ class TcpProxy:
                 self._sockets.difference_update((source, sink))
             _close_socket(source)
             _close_socket(sink)
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def _close_socket(sock: socket.socket) -> None:

@@ -23,6 +23,8 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from chassis.testkit.ports import free_port
+
 HANG = "hang"
 Answer = int | str
 
@@ -136,10 +138,8 @@ class SmtpSink:
     ``n`` messages with a temporary failure (451), as a mail server that is struggling does."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        from chassis.testkit.faults import _free_port  # a port known before the server starts
-
         self.host = host
-        self.port = port or _free_port(host)
+        self.port = port or free_port(host)  # known before the server starts
         self._lock = threading.Lock()
         self._messages: list[ReceivedMail] = []
         self._refusals = 0
