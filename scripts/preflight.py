@@ -231,19 +231,11 @@ def check_servers(database_urls: list[str], amqp_url: str) -> None:
 
 
 def provision_and_migrate(service: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run ``<service> provision`` (roles, database, broker user), then ``<service> migrate``."""
-    for command in ("provision", "migrate"):
-        result = subprocess.run(
-            [str(BIN / service), command],
-            cwd=ROOT,
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if result.returncode != 0:
-            result.args = f"{service} {command}"
-            return result
+    """Run ``<service> setup``: ``provision`` (roles, database, broker user), then ``migrate``."""
+    result = subprocess.run(
+        [str(BIN / service), "setup"], cwd=ROOT, env=dict(env), capture_output=True, text=True, timeout=300
+    )
+    result.args = f"{service} setup"
     return result
 
 

@@ -124,7 +124,7 @@ def test_the_service_runs_its_image_command_which_is_the_procfile_line(service):
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_migration_job_provisions_then_migrates_from_the_same_image(service):
     job = services()[migration(service)]
-    assert job["command"] == ["sh", "-c", f"{service} provision && exec {service} migrate"]
+    assert job["command"] == [service, "setup"]
     assert job["image"] == services()[service]["image"]
     # Built once, by the service: a second build: of the same tag is built again in parallel.
     assert "build" not in job

@@ -703,8 +703,8 @@ class Stack(ProcessGroup):
         }
 
     def migrate(self, services: Iterable[str] = SERVICES) -> None:
-        """Run ``<service> provision`` and ``<service> migrate`` for each service (in parallel), as
-        ``make migrate`` does."""
+        """Run ``<service> setup`` (``provision``, then ``migrate``) for each service (in parallel),
+        as ``make migrate`` does."""
         services = list(services)
         with ThreadPoolExecutor(len(services)) as pool:
             failures = [f for f in pool.map(self._migrate, services) if f]
@@ -712,20 +712,19 @@ class Stack(ProcessGroup):
             raise StackError("migrations failed:\n" + "\n".join(failures))
 
     def _migrate(self, service: str) -> str | None:
-        """Provision and migrate one service; a description of the failure, or None."""
-        for command in ("provision", "migrate"):
-            result = subprocess.run(
-                [str(BIN / service), command],
-                cwd=ROOT,
-                env=self.migration_environment(service),
-                capture_output=True,
-                text=True,
-                timeout=self.startup_timeout,
-            )
-            if result.returncode != 0:
-                output = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
-                return f"--- `{service} {command}` exited with {result.returncode}:\n{output}"
-        return None
+        """Provision and migrate one service (``<service> setup``); a description of the failure, or None."""
+        result = subprocess.run(
+            [str(BIN / service), "setup"],
+            cwd=ROOT,
+            env=self.migration_environment(service),
+            capture_output=True,
+            text=True,
+            timeout=self.startup_timeout,
+        )
+        if result.returncode == 0:
+            return None
+        output = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
+        return f"--- `{service} setup` exited with {result.returncode}:\n{output}"
 
     def close(self) -> None:
         """Stop every process, then drop the roles and broker users made for this stack."""

@@ -1,4 +1,5 @@
-"""The command line every service shares: ``<service> provision``, ``migrate`` and ``dead-letters ...``.
+"""The command line every service shares: ``<service> provision``, ``migrate``, ``setup`` (both,
+in one process) and ``dead-letters ...``.
 
 A service's ``cli.py`` calls ``service_main`` and may add commands of its own
 (identity adds ``createadmin``).
@@ -46,7 +47,9 @@ def service_main(
     ``provision`` (with the administrators' URLs) creates the service's database roles, its
     database and its broker user (``chassis.provisioning``); ``migrate`` runs as the schema's
     owner (``migration_database_url``) and declares the broker topology as its administrator
-    (``amqp_admin_url``); the service itself runs as neither.
+    (``amqp_admin_url``); the service itself runs as neither. ``setup`` runs both in one
+    process (what ``make migrate``, the test stacks and the compose jobs run: one interpreter
+    start-up and one import of the service instead of two).
     """
     if consumed_from is not None:
         # The module naming what the service consumes (``<service>.events``, its ``CONSUMED``),
@@ -65,12 +68,13 @@ def service_main(
         "provision", help="create or update the service's database roles, database and broker user"
     )
     commands.add_parser("migrate", help="apply the database migrations and declare the broker's queues")
+    commands.add_parser("setup", help="provision, then migrate")
     if consumes_events:
         commands.add_parser("dead-letters", help="list or replay the events that kept failing (list|replay)")
     if add_commands is not None:
         add_commands(commands)
     args = parser.parse_args(argv)
-    if args.command == "provision":
+    if args.command in ("provision", "setup"):
         values = settings()
         provision_database(values.admin_database_url, values.database_url, values.migration_database_url)
         if values.messaging_enabled:
@@ -82,13 +86,13 @@ def service_main(
                 management_url=values.rabbitmq_management_url,
                 rabbitmqctl=values.rabbitmqctl,
             )
-        return 0
-    if args.command == "migrate":
+    if args.command in ("migrate", "setup"):
         values = settings()
         upgrade(alembic_ini, values.migration_database_url)
         if values.messaging_enabled:
             event_types = consumed_event_types() if consumed_event_types is not None else None
             declare_topology_at(values.amqp_admin_url, service, event_types, values.event_retry_delays)
+    if args.command in ("provision", "migrate", "setup"):
         return 0
     if run_command is None:
         parser.error(f"unknown command {args.command}")
