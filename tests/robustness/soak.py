@@ -907,6 +907,9 @@ class Report:
     unsettled: str | None
     anomalies: list[str]
     counts: dict[str, int]
+    # After the traffic: how long the system took to settle, and the checker to read everything.
+    settle_seconds: float = 0.0
+    check_seconds: float = 0.0
 
     @property
     def unacceptable(self) -> dict[tuple[str, int, str], int]:
@@ -920,7 +923,10 @@ class Report:
         )
 
     def render(self) -> str:
-        lines = [f"===== soak: {self.seconds:.0f}s of traffic with faults ====="]
+        lines = [
+            f"===== soak: {self.seconds:.0f}s of traffic with faults, settled in {self.settle_seconds:.0f}s,"
+            f" checked in {self.check_seconds:.0f}s ====="
+        ]
         lines.append(
             "operations (requests, availability = share answered 2xx or 4xx, answers by status;"
             " 0 = no answer):"
@@ -1005,6 +1011,7 @@ def soak(
     elapsed = time.monotonic() - started
     log("soak: traffic stopped, every fault healed; waiting for the system to settle")
     unsettled = wait_until_settled(stack, amqp_url, settle_timeout)
+    settled_at = time.monotonic()
     anomalies = check(stack, amqp_url, ledger)
     notification_anomalies, notification_counts = check_notifications(rows, stack.database_urls, outside)
     anomalies += notification_anomalies
@@ -1025,7 +1032,16 @@ def soak(
         ),
         **notification_counts,
     }
-    return Report(elapsed, ledger, chaos.errors, unsettled, anomalies, counts)
+    return Report(
+        elapsed,
+        ledger,
+        chaos.errors,
+        unsettled,
+        anomalies,
+        counts,
+        settle_seconds=settled_at - started - elapsed,
+        check_seconds=time.monotonic() - settled_at,
+    )
 
 
 @contextmanager
