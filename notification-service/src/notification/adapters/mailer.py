@@ -112,6 +112,10 @@ class SmtpMailer:
     def __init__(self, server: SmtpServer, *, timeout: float) -> None:
         self.server = server
         self.timeout = timeout
+        # One TLS context for every mail, and none without TLS: building one loads the system's CA
+        # certificates, which cost many times the CPU of sending a mail (built per mail, it capped
+        # the soak's sending rate; tests/robustness/README.md).
+        self._tls = ssl.create_default_context() if server.tls or server.starttls else None
 
     def send(self, message: EmailMessage, before_handover: Callable[[], None]) -> None:
         """Send ``message``; MailNotAccepted (or an OSError) when the server did not take it.
@@ -119,17 +123,16 @@ class SmtpMailer:
         Past ``before_handover`` an exception means the outcome is unknown: the caller tells.
         """
         server = self.server
-        context = ssl.create_default_context()
         if server.tls:
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                server.host, server.port, timeout=self.timeout, context=context
+                server.host, server.port, timeout=self.timeout, context=self._tls
             )
         else:
             smtp = smtplib.SMTP(server.host, server.port, timeout=self.timeout)
         with smtp:
             smtp.ehlo()
             if server.starttls:
-                smtp.starttls(context=context)
+                smtp.starttls(context=self._tls)
                 smtp.ehlo()
             if server.username:
                 smtp.login(server.username, server.password or "")
