@@ -25,7 +25,8 @@ Use in a route::
 
     return await run_idempotently(request, key, caller.id, db,
         lambda record: services.book(..., record=record),
-        serialize=lambda booked: AppointmentRead.of(booked).model_dump_json(), status_code=201)
+        serialize=lambda booked: AppointmentRead.model_validate(booked).model_dump_json(),
+        status_code=201)
 """
 
 from __future__ import annotations
