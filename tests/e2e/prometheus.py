@@ -25,7 +25,9 @@ import httpx
 import pytest
 import yaml
 
-from .stack import HOST, free_ports, wait_until
+from chassis.testkit import free_ports
+
+from .stack import HOST, wait_until
 
 POLICY_RC = Path("/usr/sbin/policy-rc.d")
 

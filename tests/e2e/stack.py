@@ -45,8 +45,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
-from chassis.testkit.polling import wait_until
-from chassis.testkit.ports import free_ports
+from chassis.testkit import free_ports, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCFILE = ROOT / "Procfile"

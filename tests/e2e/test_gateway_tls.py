@@ -18,8 +18,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from chassis.testkit import free_ports
+
 from .echo import EchoServer
-from .stack import HOST, SERVICES, Gateway, free_ports
+from .stack import HOST, SERVICES, Gateway
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:

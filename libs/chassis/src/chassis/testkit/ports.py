@@ -4,9 +4,9 @@ A port is chosen before its server binds it (its number goes into the gateway's 
 service's settings, a proxy). Asking the kernel for one (``bind(port 0)``) hands out a port from
 the ephemeral range, the same range every *outgoing* connection takes its local port from: with
 a whole stack connecting to PostgreSQL and RabbitMQ while it starts, one of those connections
-sometimes took the port first, and the server died with "address already in use". Ports below
-that range are never given to an outgoing connection, so only another test's server could take
-one, and each is picked at random and checked free.
+sometimes took the port first, and the server died with "address already in use". Ports outside
+that range (from ``LOWEST`` up to it, and above it) are never given to an outgoing connection,
+so only another test's server could take one, and each is picked at random and checked free.
 """
 
 from __future__ import annotations
@@ -17,21 +17,21 @@ from pathlib import Path
 
 # Where the search starts: above the well-known and most registered services' ports.
 LOWEST = 10_000
-# Linux's default start of the ephemeral range, when /proc does not say.
-EPHEMERAL_START = 32_768
+# Linux's default ephemeral range, when /proc does not say.
+EPHEMERAL = (32_768, 60_999)
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports that nothing listens on right now, below the ephemeral range."""
-    ceiling = _ephemeral_start()
-    candidates = random.sample(range(LOWEST, ceiling), ceiling - LOWEST)
+    """``count`` distinct ports that nothing listens on right now, outside the ephemeral range."""
+    low, high = ephemeral_range()
+    outside = [*range(LOWEST, low), *range(max(LOWEST, high + 1), 65_536)]
     ports: list[int] = []
-    for port in candidates:
+    for port in random.sample(outside, len(outside)):
         if _bindable(host, port):
             ports.append(port)
             if len(ports) == count:
                 return ports
-    raise RuntimeError(f"no {count} free ports between {LOWEST} and {ceiling} on {host}")
+    raise RuntimeError(f"no {count} free ports outside the ephemeral range {low}-{high} on {host}")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -48,9 +48,10 @@ def _bindable(host: str, port: int) -> bool:
     return True
 
 
-def _ephemeral_start() -> int:
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of local ports for outgoing connections (first, last)."""
     try:
-        start = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return EPHEMERAL_START
-    return start if start > LOWEST + 1_000 else EPHEMERAL_START
+        low, high = (int(part) for part in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return EPHEMERAL
+    return low, high
