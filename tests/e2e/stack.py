@@ -381,11 +381,14 @@ class ProcessGroup:
             base_url=self.base_url, transport=transport, headers=all_headers, timeout=timeout, **kwargs
         )
 
-    def access_log(self, request_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    def access_log(
+        self, request_id: str, timeout: float = 10.0, *, entry_point: str = "web"
+    ) -> dict[str, Any]:
         """The gateway's access-log entry of the request sent with ``X-Request-Id: request_id``.
 
         Its fields include ``RouterName``, ``ServiceName``, ``ServiceURL``, ``ClientHost``,
-        ``OriginStatus`` and ``DownstreamStatus``.
+        ``OriginStatus`` and ``DownstreamStatus``. ``entry_point="internal"`` gives the entry of
+        the request's token check instead (ForwardAuth's call, with the same request id).
         """
         gateway = self.processes[GATEWAY]
 
@@ -394,11 +397,11 @@ class ProcessGroup:
                 if request_id in line and line.startswith("{"):
                     with suppress(ValueError):
                         entry = json.loads(line)
-                        # The public entry point's: the token check of a protected request,
-                        # through the internal entry point, carries the same request id.
+                        # The token check of a protected request, through the internal entry
+                        # point, carries the same request id as the request itself.
                         if (
                             entry.get("request_X-Request-Id") == request_id
-                            and entry.get("entryPointName") == "web"
+                            and entry.get("entryPointName") == entry_point
                         ):
                             return entry
             return None
@@ -499,7 +502,14 @@ class ProcessGroup:
                 self._wait_gateway_reaches(target)
 
     def _wait_gateway_reaches(self, target: Process) -> None:
-        path = _probe_path(target)
+        self._wait_probe_reaches(target, _probe_path(target), 200, "web")
+        if target.service == "identity":
+            # Identity's replicas are also the token check's servers, health-checked on their
+            # own: every protected request needs them.
+            self._wait_probe_reaches(target, "/api/auth/me/", 401, "internal")
+
+    def _wait_probe_reaches(self, target: Process, path: str, status: int, entry_point: str) -> None:
+        """Wait until a GET of ``path`` answers ``status`` with ``target`` serving ``entry_point``'s part."""
         with self.client(timeout=5.0) as client:
 
             def routed_to_target() -> bool:
@@ -508,13 +518,16 @@ class ProcessGroup:
                     response = client.get(path, headers={"X-Request-Id": request_id})
                 except httpx.TransportError:
                     return False
-                if response.status_code != 200:
+                if response.status_code != status:
                     return False
-                return self.access_log(request_id).get("ServiceURL") == target.url
+                entry = self.access_log(request_id, entry_point=entry_point)
+                return entry.get("ServiceURL") == target.url
 
             try:
                 wait_until(
-                    routed_to_target, timeout=self.startup_timeout, what=f"gateway routes to {target.name}"
+                    routed_to_target,
+                    timeout=self.startup_timeout,
+                    what=f"gateway routes {path} to {target.name}",
                 )
             except TimeoutError as exc:
                 raise StackError(f"{exc}\n" + self.describe()) from None
