@@ -12,23 +12,12 @@ from chassis.messaging.contracts import validate_envelope
 CONTRACTS = Path(__file__).resolve().parents[3] / "contracts"
 
 
-def _events_of(broker, queue: str, user_id: int, count: int) -> list[dict]:
-    events = []
-    for message in broker.get(queue, count=50, timeout=5):
-        envelope = json.loads(message.body)
-        if envelope["data"]["user_id"] == user_id:
-            events.append(envelope)
-        if len(events) == count:
-            break
-    return events
-
-
 def test_registration_publishes_a_registered_event_that_matches_its_contract(api, broker):
     queue = broker.bind_queue("identity.user.*")
 
     user = api.register(role="doctor", full_name="Dr Ada Lovelace", phone="+998 90 123 45 67")
 
-    [event] = _events_of(broker, queue, user["id"], 1)
+    [event] = broker.envelopes(queue, 1, user_id=user["id"])
     validate_envelope(event, CONTRACTS)
     assert event["event_type"] == "identity.user.registered"
     assert event["producer"] == "identity"
@@ -58,7 +47,7 @@ def test_a_phone_change_alone_publishes_nothing_and_with_a_rename_only_the_renam
     )
     assert both.status_code == 200
 
-    registered, updated = _events_of(broker, queue, user["id"], 2)
+    registered, updated = broker.envelopes(queue, 2, user_id=user["id"])
     assert broker.get(queue, count=1, timeout=1) == []
     validate_envelope(updated, CONTRACTS)
     assert updated["data"]["changed"] == ["full_name"]
@@ -75,7 +64,7 @@ def test_a_rename_and_a_deactivation_publish_events_with_growing_revisions(api, 
     assert renamed.status_code == 200
     assert client.delete(f"/api/users/{user['id']}/", headers=bearer(admin_tokens)).status_code == 204
 
-    registered, updated, deactivated = _events_of(broker, queue, user["id"], 3)
+    registered, updated, deactivated = broker.envelopes(queue, 3, user_id=user["id"])
     for event in (registered, updated, deactivated):
         validate_envelope(event, CONTRACTS)
     assert updated["event_type"] == "identity.user.updated"
@@ -94,7 +83,7 @@ def test_a_role_change_by_an_admin_publishes_an_update_naming_the_role(api, clie
     changed = client.patch(f"/api/users/{user['id']}/", json={"role": "doctor"}, headers=bearer(admin_tokens))
     assert changed.status_code == 200
 
-    [event] = _events_of(broker, queue, user["id"], 1)
+    [event] = broker.envelopes(queue, 1, user_id=user["id"])
     validate_envelope(event, CONTRACTS)
     assert event["data"]["role"] == "doctor"
     assert event["data"]["changed"] == ["role"]

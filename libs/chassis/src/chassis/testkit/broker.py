@@ -204,6 +204,21 @@ class Broker:
             self.connection.sleep(0.05)
         return messages
 
+    def envelopes(self, queue: str, count: int, timeout: float = 5.0, **data: Any) -> list[dict[str, Any]]:
+        """The first ``count`` event envelopes of ``queue`` whose data contains ``data`` (others
+        are consumed and skipped), oldest first; fewer if ``timeout`` seconds pass first.
+
+        Returns as soon as ``count`` are found: a test that expects three events waits for
+        three, not for the timeout."""
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(found) < count and (left := deadline - time.monotonic()) > 0:
+            for message in self.get(queue, count=1, timeout=left):
+                envelope = json.loads(message.body)
+                if all(envelope["data"].get(k) == v for k, v in data.items()):
+                    found.append(envelope)
+        return found
+
     def close(self) -> None:
         if self.connection.is_open:
             self.connection.close()
