@@ -431,9 +431,18 @@ class ProcessGroup:
         """Kill a process at once (SIGKILL to its process group), as a crash would."""
         self.process(name).kill()
 
-    def restart(self, name: str) -> None:
-        self.stop(name)
-        self.start(name)
+    def restart(self, *names: str) -> None:
+        """Stop gracefully and start again each of ``names``, all at once (``start`` waits)."""
+
+        def restart(name: str) -> None:
+            self.stop(name)
+            self.start(name)
+
+        if len(names) == 1:
+            restart(names[0])
+            return
+        with ThreadPoolExecutor(len(names)) as pool:
+            list(pool.map(restart, names))
 
     def close(self) -> None:
         """Stop every process (idempotent); also run at interpreter exit."""

@@ -1,10 +1,11 @@
 """Booking and rescheduling never double-book and never leave anything half-done: many patients
-at once, bookings and reschedules racing for one timeslot, replicas of booking and scheduling, a
-broker that refuses messages, a booking-service that dies between hold and commit, and
-duplicated events (spec/API.md, "Rescheduling, history and safe retries";
-docs/booking-protocol.md). Every loser of a race keeps its appointment where it was.
+at once, bookings and reschedules racing for one timeslot, a broker that refuses messages, a
+booking-service that dies between hold and commit, and duplicated events (spec/API.md,
+"Rescheduling, history and safe retries"; docs/booking-protocol.md). Every loser of a race
+keeps its appointment where it was. The same races with two replicas of every service are in
+test_resilience.py, on its stack of replicas.
 
-One module for both, so that their stacks with replicas and with faults start once each.
+One module for both, so that the stack with faults starts once.
 
 Fault tests look inside the services' databases only to observe what a client cannot
 see (whether a timeslot is held or booked); they act only through the gateway, the
@@ -96,25 +97,6 @@ def test_fifty_patients_booking_one_timeslot_at_once_get_exactly_one_appointment
     patients = register_patients(stack, PATIENTS)
     slot = new_timeslot(stack, doctor)
     assert_exactly_one_winner(stack, doctor, slot["id"], book_all_at_once(stack, patients, slot["id"]))
-
-
-@pytest.fixture(scope="module")
-def replicated(stacks: StackFactory) -> Iterator[Stack]:
-    stack = stacks.start("booking_replicas", replicas={"booking": 2, "scheduling": 2}, env=SMALL_POOLS)
-    yield stack
-    stack.close()
-
-
-def test_with_two_replicas_of_booking_and_scheduling_there_is_still_exactly_one_appointment(replicated):
-    doctor = new_user(replicated, "doctor", full_name="Rita Replica")
-    patients = register_patients(replicated, PATIENTS)
-    slot = new_timeslot(replicated, doctor)
-
-    results = book_all_at_once(replicated, patients, slot["id"])
-
-    assert_exactly_one_winner(replicated, doctor, slot["id"], results)
-    served_by = {replicated.access_log(request_id)["ServiceURL"] for _, request_id in results}
-    assert served_by == set(replicated.service_urls["booking"])
 
 
 # -- faults ----------------------------------------------------------------------------------
@@ -371,79 +353,3 @@ def test_of_bookings_and_reschedules_racing_for_one_timeslot_exactly_one_wins(st
     doctor = new_user(stack, "doctor", full_name="Rhea Race")
     target, results = race(stack, doctor)
     assert_one_winner_and_nothing_lost(stack, doctor, target, results)
-
-
-def test_with_two_replicas_of_booking_and_scheduling_exactly_one_still_wins(replicated):
-    doctor = new_user(replicated, "doctor", full_name="Remy Replica")
-    target, results = race(replicated, doctor)
-    assert_one_winner_and_nothing_lost(replicated, doctor, target, results)
-
-
-def test_concurrent_moves_of_one_appointment_leave_it_on_exactly_one_timeslot(stack, patient, doctor):
-    made = booked(stack, patient, new_timeslot(stack, doctor)["id"])
-    targets = [new_timeslot(stack, doctor) for _ in range(5)]
-    start = threading.Barrier(len(targets))
-
-    def move(target: dict[str, Any]) -> int:
-        with stack.client(patient.access, timeout=60) as client:
-            start.wait()
-            return client.post(
-                f"/api/appointments/{made['id']}/reschedule/", json={"timeslot_id": target["id"]}
-            ).status_code
-
-    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
-        statuses = list(pool.map(move, targets))
-    assert set(statuses) <= {200, 409}
-    final = appointment(stack, patient.access, made["id"]).json()["timeslot_id"]
-    others = {t["id"] for t in targets} - {final} | {made["timeslot_id"]}
-    viewer = new_user(stack, "patient")
-    wait_until(
-        lambda: others <= set(free_timeslot_ids(stack, viewer, doctor.id)),
-        timeout=30,
-        what="every timeslot but the final one free",
-    )
-    assert final not in free_timeslot_ids(stack, viewer, doctor.id)
-
-
-def test_a_reschedule_made_while_the_broker_refuses_messages_is_applied_when_it_is_back(faults):
-    patient, doctor = new_user(faults, "patient"), new_user(faults, "doctor")
-    first, second = new_timeslot(faults, doctor), new_timeslot(faults, doctor)
-    made = booked(faults, patient, first["id"])
-    wait_until(
-        lambda: query(
-            faults,
-            "scheduling",
-            "SELECT 1 FROM timeslots WHERE id = :id AND state = 'booked'",
-            id=first["id"],
-        ),
-        timeout=30,
-        what="the booking confirmed at scheduling",
-    )
-
-    with broker_refusing_messages(faults):
-        with faults.client(patient.access) as client:
-            moved = client.post(
-                f"/api/appointments/{made['id']}/reschedule/", json={"timeslot_id": second["id"]}
-            )
-        assert moved.status_code == 200, moved.text
-        _, published_at = outbox_row(faults, "booking.appointment.rescheduled", made["id"])
-        assert published_at is None  # the broker really refused it
-        # The client already sees the move; the new timeslot is held, not free.
-        assert second["id"] not in free_timeslot_ids(faults, patient, doctor.id)
-
-    [(reservation_id,)] = query(
-        faults, "booking", "SELECT reservation_id FROM appointments WHERE id = :id", id=made["id"]
-    )
-    wait_until(
-        lambda: query(
-            faults,
-            "scheduling",
-            "SELECT 1 FROM timeslots WHERE id = :id AND state = 'booked' AND reservation_id = :r",
-            id=second["id"],
-            r=reservation_id,
-        ),
-        timeout=60,
-        what="the new timeslot booked at scheduling",
-    )
-    wait_until_free(faults, patient, doctor.id, first["id"])
-    assert appointment(faults, patient.access, made["id"]).json()["timeslot_id"] == second["id"]

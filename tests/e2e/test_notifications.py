@@ -180,7 +180,7 @@ def test_a_broker_outage_and_a_restart_lose_no_delivery_and_send_no_mail_twice(
         key = f"{name.upper()}_AMQP_URL"
         direct[name] = process.env[key]
         process.env[key] = proxy.url(process.env[key])
-        notifying.restart(name)
+    notifying.restart(*direct)
     try:
         slots = [new_timeslot(notifying, doctor) for _ in range(3)]
         first = booked(notifying, patient, slots[0]["id"])
@@ -202,7 +202,7 @@ def test_a_broker_outage_and_a_restart_lose_no_delivery_and_send_no_mail_twice(
         # Both straight to the broker again, for the tests after this one.
         for name, url in direct.items():
             notifying.process(name).env[f"{name.upper()}_AMQP_URL"] = url
-            notifying.restart(name)
+        notifying.restart(*direct)
         proxy.close()
 
     received = bodies(receiver, "/e2e-outage", hook["secret"])

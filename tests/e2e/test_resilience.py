@@ -1,11 +1,15 @@
-"""When identity or a backend goes away, the gateway answers honestly and the rest keeps working.
+"""Two replicas of every service: races still have one winner, and when identity or a backend
+goes away, the gateway answers honestly and the rest keeps working.
 
-A stack of its own with two replicas of every service (the docs app: one). Stopping identity
+A stack of its own with two replicas of every service (the docs app: one). Fifty patients
+booking one timeslot, and bookings racing reschedules for one, still end with exactly one
+appointment on it, whichever replicas serve them (the races of test_booking_race.py). Stopping identity
 altogether turns every protected request into a 503 problem+json ``auth_unavailable`` with
 Retry-After (never forwarded, never a bare 500), login into a 503 ``service_unavailable``, and
-leaves public routes served. Restarting every service process one after the other with SIGTERM
-(a rolling restart) under client load costs no request: each process first turns not-ready,
-the gateway takes it out of rotation, and only then does it stop listening.
+leaves public routes served. Restarting every service's processes one after the other with SIGTERM
+(a rolling restart, all services at once) under client load costs no request: each process
+first turns not-ready, the gateway takes it out of rotation, and only then does it stop
+listening.
 """
 
 from __future__ import annotations
@@ -22,6 +26,15 @@ import pytest
 
 from .api import PASSWORD, User, new_user, problem
 from .stack import SERVICES, Stack, StackFactory, wait_until
+from .test_appointments import new_timeslot
+from .test_booking_race import (
+    PATIENTS,
+    assert_exactly_one_winner,
+    assert_one_winner_and_nothing_lost,
+    book_all_at_once,
+    race,
+    register_patients,
+)
 
 _slots = count(1)
 
@@ -31,6 +44,28 @@ def replicated(stacks: StackFactory) -> Iterator[Stack]:
     stack = stacks.start("resilience", replicas=dict.fromkeys(SERVICES, 2))
     yield stack
     stack.close()
+
+
+def test_with_two_replicas_of_every_service_fifty_patients_booking_one_timeslot_make_one_appointment(
+    replicated,
+):
+    doctor = new_user(replicated, "doctor", full_name="Rita Replica")
+    patients = register_patients(replicated, PATIENTS)
+    slot = new_timeslot(replicated, doctor)
+
+    results = book_all_at_once(replicated, patients, slot["id"])
+
+    assert_exactly_one_winner(replicated, doctor, slot["id"], results)
+    served_by = {replicated.access_log(request_id)["ServiceURL"] for _, request_id in results}
+    assert served_by == set(replicated.service_urls["booking"])
+
+
+def test_with_two_replicas_of_every_service_of_bookings_and_reschedules_racing_exactly_one_wins(
+    replicated,
+):
+    doctor = new_user(replicated, "doctor", full_name="Remy Replica")
+    target, results = race(replicated, doctor)
+    assert_one_winner_and_nothing_lost(replicated, doctor, target, results)
 
 
 def each(names: list[str], action: Callable[[str], None]) -> None:
@@ -154,15 +189,24 @@ def test_a_rolling_restart_with_sigterm_under_load_costs_no_request(replicated):
     stack = replicated
     patient = new_user(stack, "patient", full_name="Rolf Rolling")
     doctor = new_user(stack, "doctor", full_name="Dr Roll")
-    restarted = []
+
+    def roll(service: str) -> list[str]:
+        # One replica after the other, as an orchestrator rolls a deployment. SIGTERM: not
+        # ready, served on while the gateway takes it out, then stopped; started again and back
+        # in the gateway's rotation before the next one goes.
+        replicas = stack.replicas(service)
+        for name in replicas:
+            stack.restart(name)
+        return replicas
+
+    before = {name: stack.process(name).pid for service in SERVICES for name in stack.replicas(service)}
     with Load(stack, patient, doctor) as load:
-        for service in SERVICES:
-            for name in stack.replicas(service):
-                # SIGTERM: not ready, served on while the gateway takes it out, then stopped;
-                # started again and back in the gateway's rotation before the next one goes.
-                stack.restart(name)
-                restarted.append(name)
+        # Every service rolls at the same time, each keeping one replica in rotation.
+        with ThreadPoolExecutor(len(SERVICES)) as pool:
+            rolled = list(pool.map(roll, SERVICES))
         answered_during = load.answers
-    assert restarted == [name for service in SERVICES for name in stack.replicas(service)]
+    assert sorted(name for names in rolled for name in names) == sorted(before)
+    # Every process is a new one, and running.
+    assert all(stack.process(name).running and stack.process(name).pid != pid for name, pid in before.items())
     assert answered_during > 0
     assert load.failures == []
