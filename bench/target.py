@@ -37,9 +37,16 @@ DEFAULT_PORTS = {
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 
-# The services' own defaults (DB pool, log level, workers) are what `make run` runs with:
+# The services' own defaults (DB pool, log level, password hashing) are what `make run` runs with:
 # the bench's stack must not inherit the e2e harness's test settings for these.
-HARNESS_TEST_SETTINGS = ("DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_READ_POOL_SIZE", "LOG_LEVEL")
+HARNESS_TEST_SETTINGS = (
+    "DB_POOL_SIZE",
+    "DB_MAX_OVERFLOW",
+    "DB_READ_POOL_SIZE",
+    "LOG_LEVEL",
+    "PASSWORD_HASH_TIME_COST",
+    "PASSWORD_HASH_MEMORY_COST",
+)
 
 
 def libpq_url(url: str) -> str:

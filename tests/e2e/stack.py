@@ -674,6 +674,11 @@ class Stack(ProcessGroup):
             DB_READ_POOL_SIZE="1",
             # SIGTERM: not ready at once, serving on for 2 s (the gateway checks every second).
             SHUTDOWN_DRAIN_SECONDS="2",
+            # A cheap Argon2id (1 pass, 1 MiB; production: 2 passes, 19 MiB): every test user
+            # registers and logs in, and at production cost that is ~55 ms of identity's CPU
+            # each. Identity's own tests check the hashing at its real settings.
+            PASSWORD_HASH_TIME_COST="1",
+            PASSWORD_HASH_MEMORY_COST="1024",
             # As `make run`: webhook receivers on this machine are allowed (tests run them).
             WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
         )

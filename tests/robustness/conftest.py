@@ -18,8 +18,6 @@ ROBUSTNESS_ENV = {
     "AUTH_RATE_LIMIT_AVERAGE": "100000",
     "AUTH_RATE_LIMIT_BURST": "100000",
     "LOGIN_THROTTLE_ADDRESS_FAILURES": "100000",
-    "PASSWORD_HASH_TIME_COST": "1",
-    "PASSWORD_HASH_MEMORY_COST": "1024",
     # The suite runs a second stack (the short soak) beside this one on a shared PostgreSQL.
     "DB_POOL_SIZE": "3",
     "DB_MAX_OVERFLOW": "3",
