@@ -150,7 +150,9 @@ def appointment_body(session: Session, applied: Applied, facts: AppointmentFacts
 
     ``reason`` is always empty: what the patient wrote stays in booking (no event carries it).
     """
-    names = user_names(session, facts.doctor_id, facts.patient_id)
+    names = dict(
+        session.execute(_NAMES, {"p_doctor_id": facts.doctor_id, "p_patient_id": facts.patient_id}).all()
+    )
     return {
         "id": facts.id,
         "timeslot_id": facts.timeslot_id,
@@ -168,9 +170,12 @@ def appointment_body(session: Session, applied: Applied, facts: AppointmentFacts
     }
 
 
-def user_names(session: Session, *user_ids: int) -> dict[int, str]:
-    rows = session.execute(select(User.id, User.full_name).where(User.id.in_(user_ids)))
-    return dict(rows.all())
+# Built once: the consumer runs it for every appointment event (``make bench`` rows 6 and 10);
+# built per event (an ORM select with an IN list), it was a quarter of the consumer's time.
+_USERS = User.__table__
+_NAMES = select(_USERS.c.id, _USERS.c.full_name).where(
+    _USERS.c.id.in_([bindparam("p_doctor_id"), bindparam("p_patient_id")])
+)
 
 
 def _iso(value: datetime) -> str:
