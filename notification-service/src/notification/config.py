@@ -42,6 +42,9 @@ class Settings(service_settings("notification")):
     # The SMTP user's password from a file (a compose or Kubernetes secret) instead of the URL;
     # an empty file means none.
     smtp_password_file: str | None = Field(default=None, validation_alias="SMTP_PASSWORD_FILE")
+    # The CA certificate(s) (PEM) that the mail server's TLS certificate is checked against,
+    # instead of the system's: a relay with a certificate of the clinic's own CA.
+    smtp_ca_file: str | None = Field(default=None, validation_alias="SMTP_CA_FILE")
     mail_from: str = Field(default="Clinic <no-reply@clinic.invalid>", validation_alias="MAIL_FROM")
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=60, validation_alias="SMTP_TIMEOUT_SECONDS")
     # Hours before an active appointment at which its patient is reminded, e.g. "24,2".
@@ -74,6 +77,14 @@ class Settings(service_settings("notification")):
         if self.smtp_password_file:
             password = Path(self.smtp_password_file).read_text().strip()
             server = replace(server, password=password or None)
+        if self.smtp_ca_file:
+            if not (server.tls or server.starttls):
+                raise ValueError(
+                    "SMTP_CA_FILE is set but SMTP_URL speaks no TLS (smtps:// or ?starttls=true)"
+                )
+            if not Path(self.smtp_ca_file).is_file():
+                raise ValueError(f"SMTP_CA_FILE {self.smtp_ca_file} is not a file")
+            server = replace(server, ca_file=self.smtp_ca_file)
         return server
 
 

@@ -133,6 +133,8 @@ class SmtpServer:
     password: str | None
     tls: bool
     starttls: bool
+    # PEM file of the CA(s) that signed the server's certificate, instead of the system's (None).
+    ca_file: str | None = None
 
 
 def message_id(key: str, domain: str) -> str:

@@ -1,11 +1,14 @@
 """Patients and doctors get mail through a real SMTP server (aiosmtpd): plain text and HTML, in
-the clinic time zone, each mail once, also with a struggling server, two workers or a crash."""
+the clinic time zone, each mail once, also with a struggling server, two workers or a crash;
+over STARTTLS or smtps with a login, and never to a server whose certificate is not trusted."""
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select, text
 
+from chassis.testkit.outside import SmtpSink
 from notification.adapters.mail_worker import MailWorker
 from notification.adapters.mailer import SmtpMailer
 from notification.config import smtp_server
@@ -111,6 +114,51 @@ def test_a_mail_server_that_is_down_delays_mail_and_loses_none(
     wait_until(lambda: tried() >= 2, timeout=30)
     smtp.start()
     wait_until(lambda: len(smtp.messages) == 2, timeout=30)
+
+
+def mail_errors(db) -> set[str]:
+    with db.sessions() as session:
+        return {row.last_error or "" for row in session.scalars(select(Mail)) if row.attempts >= 1}
+
+
+@pytest.mark.parametrize("tls", ["starttls", "smtps"])
+def test_mail_goes_encrypted_and_logged_in_to_a_relay_of_the_clinics_own_ca(
+    tls, start_app, events, people, new_appointment, wait_until, tmp_path
+):
+    with SmtpSink(tls=tls, login=("clinic", "s3cret/pass word"), certificates=tmp_path) as relay:
+        start_app(smtp_url=relay.url, smtp_ca_file=str(relay.ca_file))
+        events.booked(new_appointment())
+
+        wait_until(lambda: len(relay.messages) == 2)
+        assert {(mail.encrypted, mail.login) for mail in relay.messages} == {(True, "clinic")}
+        assert {mail.message["Subject"] for mail in relay.messages} == {
+            "Your appointment is booked",
+            "New appointment booked",
+        }
+
+
+def test_a_relay_whose_certificate_is_not_trusted_gets_no_mail(
+    start_app, events, people, new_appointment, wait_until, db, tmp_path
+):
+    with SmtpSink(tls="starttls", certificates=tmp_path) as relay:
+        start_app(smtp_url=relay.url)  # the system's CAs, which did not sign the relay's certificate
+        events.booked(new_appointment())
+
+        errors = wait_until(lambda: mail_errors(db) if len(mail_errors(db)) else None, timeout=30)
+        assert all("certificate is not trusted" in error for error in errors), errors
+        assert relay.messages == []
+
+
+def test_a_wrong_smtp_password_sends_nothing_and_says_why(
+    start_app, events, people, new_appointment, wait_until, db, tmp_path
+):
+    with SmtpSink(tls="starttls", login=("clinic", "right"), certificates=tmp_path) as relay:
+        start_app(smtp_url=relay.url.replace(":right@", ":wrong@"), smtp_ca_file=str(relay.ca_file))
+        events.booked(new_appointment())
+
+        errors = wait_until(lambda: mail_errors(db) if len(mail_errors(db)) else None, timeout=30)
+        assert errors == {"the mail server answered 535"}
+        assert relay.messages == []
 
 
 def test_without_smtp_nothing_is_written_or_sent(

@@ -1,4 +1,4 @@
-"""Settings read REMINDER_HOURS and SMTP_URL; mails render in the clinic time zone."""
+"""Settings read REMINDER_HOURS, SMTP_URL and SMTP_CA_FILE; mails render in the clinic time zone."""
 
 from zoneinfo import ZoneInfo
 
@@ -29,6 +29,18 @@ def test_smtp_urls():
     assert smtp_server("smtps://mail.example.org").port == 465
     with pytest.raises(ValueError):
         smtp_server("http://mail.example.org")
+
+
+def test_a_ca_file_for_the_mail_server_must_exist_and_needs_tls(tmp_path):
+    ca_file = tmp_path / "relay-ca.pem"
+    ca_file.write_text("-----BEGIN CERTIFICATE-----\n")
+    starttls = "smtp://relay.clinic.internal:587?starttls=true"
+    assert Settings(smtp_url=starttls, smtp_ca_file=str(ca_file)).smtp.ca_file == str(ca_file)
+    assert Settings(smtp_url=starttls).smtp.ca_file is None  # the system's CAs
+    with pytest.raises(ValueError, match="speaks no TLS"):
+        _ = Settings(smtp_url="smtp://relay.clinic.internal:25", smtp_ca_file=str(ca_file)).smtp
+    with pytest.raises(ValueError, match="is not a file"):
+        _ = Settings(smtp_url=starttls, smtp_ca_file=str(tmp_path / "missing.pem")).smtp
 
 
 def test_a_mail_shows_the_clinic_wall_clock_time_in_text_and_html():

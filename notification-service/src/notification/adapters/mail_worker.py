@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import ssl
 from collections.abc import Sequence
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -116,4 +117,6 @@ def _describe(exc: BaseException) -> str:
         return f"the mail server answered {exc.smtp_code}"
     if isinstance(exc, MailNotAccepted):
         return str(exc)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"the mail server's certificate is not trusted ({exc.verify_message}; SMTP_CA_FILE)"
     return f"the mail server could not be reached ({exc.__class__.__name__})"

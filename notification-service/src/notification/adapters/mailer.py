@@ -114,8 +114,11 @@ class SmtpMailer:
         self.timeout = timeout
         # One TLS context for every mail, and none without TLS: building one loads the system's CA
         # certificates, which cost many times the CPU of sending a mail (built per mail, it capped
-        # the soak's sending rate; tests/robustness/README.md).
-        self._tls = ssl.create_default_context() if server.tls or server.starttls else None
+        # the soak's sending rate; tests/robustness/README.md). It checks the server's certificate
+        # and name against SMTP_CA_FILE's CAs when set, else the system's.
+        self._tls = (
+            ssl.create_default_context(cafile=server.ca_file) if server.tls or server.starttls else None
+        )
 
     def send(self, message: EmailMessage, before_handover: Callable[[], None]) -> None:
         """Send ``message``; MailNotAccepted (or an OSError) when the server did not take it.

@@ -11,8 +11,9 @@
 - ``servers``: ``ServerThread``, a stand-in of another service over real HTTP.
 - ``ports``: ``free_port()``, ``free_ports(n)``: ports for servers a test starts, outside the
   range outgoing connections take theirs from.
-- ``outside``: ``HttpReceiver`` (webhook receivers) and ``SmtpSink`` (an aiosmtpd mail server),
-  the world outside that a service sends to.
+- ``outside``: ``HttpReceiver`` (webhook receivers) and ``SmtpSink`` (an aiosmtpd mail server,
+  plain or over STARTTLS/smtps with a login), the world outside that a service sends to;
+  ``self_signed(directory)``, a certificate for 127.0.0.1 that is its own CA.
 - ``health``: ``readiness(client)``, the liveness checked and the readiness answered.
 - ``http_contracts``: ``contracts/http/`` schemas, checked by providers and consumers alike.
 """
