@@ -25,7 +25,7 @@ import pytest
 from chassis.testkit import RabbitVhosts
 
 from .api import User, new_user
-from .stack import ROOT, Credentials, Stack, StackFactory, live_groups
+from .stack import FRONT_END_ORIGIN, ROOT, Credentials, Stack, StackFactory, live_groups
 
 _LOG_MARKS = pytest.StashKey[dict[int, dict[str, int]]]()
 
@@ -66,8 +66,9 @@ def stacks(make_database, amqp_url, tmp_path_factory) -> Iterator[StackFactory]:
 
 @pytest.fixture(scope="session")
 def stack(stacks: StackFactory) -> Stack:
-    """The whole stack, shared by the session: gateway, the five services, their databases."""
-    return stacks.start("main")
+    """The whole stack, shared by the session: gateway, the five services, their databases; CORS
+    on for one front-end origin, as a clinic with a browser front end elsewhere runs it."""
+    return stacks.start("main", env={"CORS_ALLOWED_ORIGINS": FRONT_END_ORIGIN})
 
 
 @pytest.fixture(scope="session")

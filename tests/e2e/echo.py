@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from .stack import SERVICES
 
 
 @dataclass
@@ -159,3 +162,21 @@ def _handler_for(server: EchoServer) -> type[BaseHTTPRequestHandler]:
             return
 
     return Handler
+
+
+@contextmanager
+def echo_servers(users: Mapping[str, tuple[str, str]] | None = None) -> Iterator[dict[str, EchoServer]]:
+    """A started stand-in of every service (identity knowing ``users``' tokens) and of the docs app
+    (the problem pages), by name, closed afterwards; ``backends_of(servers)`` routes a gateway to them."""
+    servers = {service: EchoServer(service, users=users or {}).start() for service in SERVICES}
+    servers["docs"] = EchoServer("docs").start()
+    try:
+        yield servers
+    finally:
+        for server in servers.values():
+            server.close()
+
+
+def backends_of(servers: Mapping[str, EchoServer]) -> dict[str, list[str]]:
+    """Each service's stand-in as its one replica (``Gateway(backends=...)``)."""
+    return {service: [servers[service].url] for service in SERVICES}

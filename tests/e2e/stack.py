@@ -52,6 +52,8 @@ PROCFILE = ROOT / "Procfile"
 BIN = Path(sys.executable).parent
 SERVICES = ("identity", "doctor", "scheduling", "booking", "notification")
 HOST = "127.0.0.1"
+# The origin of a browser front end that the main stack allows (CORS_ALLOWED_ORIGINS, conftest).
+FRONT_END_ORIGIN = "https://app.clinic.example"
 GATEWAY = "gateway"
 DOCS = "docs"  # the API documentation app (gateway/docs): Swagger UI, Redoc, the merged OpenAPI document
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from .echo import EchoServer
-from .stack import SERVICES, Gateway
+from .echo import EchoServer, backends_of, echo_servers
+from .stack import Gateway
 
 TOKEN = "patient-token"
 CEILING = "/api/bench/ceiling/"
@@ -17,16 +17,15 @@ CEILING = "/api/bench/ceiling/"
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, EchoServer]]:
-    servers = {service: EchoServer(service, users={TOKEN: ("42", "patient")}).start() for service in SERVICES}
-    servers["docs"] = EchoServer("docs").start()  # the problem pages (an unknown /api/ path: 404)
-    yield servers
-    for server in servers.values():
-        server.close()
+    # The docs app's stand-in answers the problem pages (an unknown /api/ path: 404).
+    with echo_servers({TOKEN: ("42", "patient")}) as servers:
+        yield servers
 
 
 def start_gateway(servers: dict[str, EchoServer], workdir, env: dict[str, str]) -> Gateway:
-    backends = {service: [servers[service].url] for service in SERVICES}
-    return Gateway(workdir=workdir, backends=backends, env={"DOCS_URLS": servers["docs"].url, **env}).up()
+    return Gateway(
+        workdir=workdir, backends=backends_of(servers), env={"DOCS_URLS": servers["docs"].url, **env}
+    ).up()
 
 
 def test_the_ceiling_route_is_authenticated_and_ends_at_identitys_liveness(servers, tmp_path):

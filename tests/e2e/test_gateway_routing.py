@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from .echo import EchoServer
+from .echo import EchoServer, backends_of, echo_servers
 from .stack import SERVICES, Gateway, wait_until
 
 PATIENT_TOKEN = "patient-token"
@@ -99,21 +99,18 @@ SPOOFED = {"X-User-Id": "1", "X-User-Role": "admin", "X_User_Role": "admin", "X.
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, EchoServer]]:
-    servers = {service: EchoServer(service, users=USERS).start() for service in SERVICES}
-    servers["doctor-2"] = EchoServer("doctor", name="doctor-2").start()
-    servers["docs"] = EchoServer("docs").start()
-    yield servers
-    for server in servers.values():
-        server.close()
+    with echo_servers(USERS) as servers:
+        servers["doctor-2"] = EchoServer("doctor", name="doctor-2").start()
+        yield servers
 
 
 @pytest.fixture(scope="module")
 def gateway(servers, tmp_path_factory) -> Iterator[Gateway]:
-    backends = {service: [servers[service].url] for service in SERVICES}
-    backends["doctor"].append(servers["doctor-2"].url)
+    routes = backends_of(servers)
+    routes["doctor"].append(servers["doctor-2"].url)
     gateway = Gateway(
         workdir=tmp_path_factory.mktemp("gateway"),
-        backends=backends,
+        backends=routes,
         env={
             "DOCS_URLS": servers["docs"].url,
             "AUTH_RATE_LIMIT_AVERAGE": str(RATE_LIMIT),
@@ -527,3 +524,16 @@ def test_when_no_identity_replica_can_be_reached_the_client_gets_503_auth_unavai
         assert response.json()["path"] == "/problems/503?cause=auth"
     assert servers["booking"].seen(marker) == []
     assert public.status_code == 200
+
+
+def test_without_cors_allowed_origins_no_answer_carries_cors_headers(gateway):
+    # Same origin only by default (test_gateway_cors.py for CORS_ALLOWED_ORIGINS): a preflight is
+    # an ordinary request, refused without a token, and nothing allows another origin.
+    origin = {"Origin": "https://app.clinic.example"}
+    with gateway.client(headers=origin) as client:
+        preflight = client.options("/api/appointments/", headers={"Access-Control-Request-Method": "POST"})
+        read = client.get("/api/schema/identity/openapi.json")
+    assert preflight.status_code == 401
+    assert read.status_code == 200
+    for response in (preflight, read):
+        assert not [name for name in response.headers if name.lower().startswith("access-control-")]
