@@ -167,3 +167,17 @@ def test_the_trailing_slash_is_optional(stack, admin, path):
     assert without_slash.json() == with_slash.json()
     with stack.client() as anonymous:
         assert anonymous.get(path).json() == anonymous.get(path + "/").json()
+
+
+@pytest.mark.parametrize("path", ["/api/doctors/", "/api/appointments/me/", "/api/auth/me/"])
+def test_head_answers_like_get_without_a_body(stack, patient, path):
+    with stack.client(patient.access) as client:
+        got, head = client.get(path), client.head(path)
+    assert got.status_code == head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(got.content))
+    assert head.headers["content-type"] == got.headers["content-type"] == "application/json"
+    with stack.client() as anonymous:
+        refused = anonymous.head(path)
+    assert refused.status_code == 401
+    assert refused.content == b""

@@ -195,6 +195,18 @@ def test_a_405_lists_every_method_of_the_path(client):
     assert response.headers["content-type"].startswith(PROBLEM)
 
 
+def test_head_is_answered_as_get_without_the_body(client):
+    got, head = client.get("/api/fine/"), client.head("/api/fine/")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"] == str(len(got.content))
+    assert head.headers["content-type"] == got.headers["content-type"]
+    missing = client.head("/api/nothing-here/")
+    assert missing.status_code == 404
+    assert missing.content == b""
+    assert missing.headers["content-type"].startswith(PROBLEM)
+
+
 def test_the_openapi_document_lists_the_body_problems(client):
     operation = client.get("/api/schema/test/openapi.json").json()["paths"]["/api/notes/"]["post"]
     assert {"400", "413", "415", "422"} <= set(operation["responses"])

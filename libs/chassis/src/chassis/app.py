@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chassis.auth import TokenVerifier
 from chassis.db import Database
@@ -67,6 +67,30 @@ class OptionalTrailingSlash:
             if path.startswith("/api/") and not path.endswith("/") and "." not in path.rsplit("/", 1)[-1]:
                 scope = dict(scope, path=path + "/", raw_path=None)
         await self.app(scope, receive, send)
+
+
+class HeadAsGet:
+    """Answer ``HEAD`` as ``GET`` without its body: every resource that serves GET serves HEAD
+    (RFC 9110, 9.3.2), with GET's status and headers, Content-Length included. FastAPI routes
+    declare GET only. Inside the access log and the metrics, which see the HEAD it was.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app(dict(scope, method="GET"), receive, without_body)
 
 
 _startup_frozen = False
@@ -159,6 +183,7 @@ def create_service_app(
         app.include_router(router)
     app.include_router(health_router(readiness))
     # Innermost first: an unexpected error still gets the request id and the access log line.
+    app.add_middleware(HeadAsGet)
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
     # Errors of FHIR requests (/fhir/...) as OperationOutcome resources instead of problem+json.
