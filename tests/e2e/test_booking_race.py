@@ -353,3 +353,73 @@ def test_of_bookings_and_reschedules_racing_for_one_timeslot_exactly_one_wins(st
     doctor = new_user(stack, "doctor", full_name="Rhea Race")
     target, results = race(stack, doctor)
     assert_one_winner_and_nothing_lost(stack, doctor, target, results)
+
+
+def test_concurrent_moves_of_one_appointment_leave_it_on_exactly_one_timeslot(stack, patient, doctor):
+    made = booked(stack, patient, new_timeslot(stack, doctor)["id"])
+    targets = [new_timeslot(stack, doctor) for _ in range(5)]
+    start = threading.Barrier(len(targets))
+
+    def move(target: dict[str, Any]) -> int:
+        with stack.client(patient.access, timeout=60) as client:
+            start.wait()
+            return client.post(
+                f"/api/appointments/{made['id']}/reschedule/", json={"timeslot_id": target["id"]}
+            ).status_code
+
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        statuses = list(pool.map(move, targets))
+    assert set(statuses) <= {200, 409}
+    final = appointment(stack, patient.access, made["id"]).json()["timeslot_id"]
+    others = {t["id"] for t in targets} - {final} | {made["timeslot_id"]}
+    viewer = new_user(stack, "patient")
+    wait_until(
+        lambda: others <= set(free_timeslot_ids(stack, viewer, doctor.id)),
+        timeout=30,
+        what="every timeslot but the final one free",
+    )
+    assert final not in free_timeslot_ids(stack, viewer, doctor.id)
+
+
+def test_a_reschedule_made_while_the_broker_refuses_messages_is_applied_when_it_is_back(faults):
+    patient, doctor = new_user(faults, "patient"), new_user(faults, "doctor")
+    first, second = new_timeslot(faults, doctor), new_timeslot(faults, doctor)
+    made = booked(faults, patient, first["id"])
+    wait_until(
+        lambda: query(
+            faults,
+            "scheduling",
+            "SELECT 1 FROM timeslots WHERE id = :id AND state = 'booked'",
+            id=first["id"],
+        ),
+        timeout=30,
+        what="the booking confirmed at scheduling",
+    )
+
+    with broker_refusing_messages(faults):
+        with faults.client(patient.access) as client:
+            moved = client.post(
+                f"/api/appointments/{made['id']}/reschedule/", json={"timeslot_id": second["id"]}
+            )
+        assert moved.status_code == 200, moved.text
+        _, published_at = outbox_row(faults, "booking.appointment.rescheduled", made["id"])
+        assert published_at is None  # the broker really refused it
+        # The client already sees the move; the new timeslot is held, not free.
+        assert second["id"] not in free_timeslot_ids(faults, patient, doctor.id)
+
+    [(reservation_id,)] = query(
+        faults, "booking", "SELECT reservation_id FROM appointments WHERE id = :id", id=made["id"]
+    )
+    wait_until(
+        lambda: query(
+            faults,
+            "scheduling",
+            "SELECT 1 FROM timeslots WHERE id = :id AND state = 'booked' AND reservation_id = :r",
+            id=second["id"],
+            r=reservation_id,
+        ),
+        timeout=60,
+        what="the new timeslot booked at scheduling",
+    )
+    wait_until_free(faults, patient, doctor.id, first["id"])
+    assert appointment(faults, patient.access, made["id"]).json()["timeslot_id"] == second["id"]
