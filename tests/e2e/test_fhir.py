@@ -136,6 +136,29 @@ def test_a_patient_finds_a_doctor_a_free_slot_and_books_it_through_fhir(stack, p
     assert [e.resource.id for e in theirs.entry] == [made.id]
 
 
+def test_a_fhir_booking_retried_with_its_idempotency_key_books_once_and_answers_the_same(
+    stack, patient, doctor
+):
+    slot = new_timeslot(stack, doctor)
+    key = {"Content-Type": FHIR_JSON, "Idempotency-Key": f"his-{uuid.uuid4()}"}
+    with fhir_client(stack, patient) as client:
+        first = client.post("/fhir/Appointment", json=booking(slot["id"], patient.id), headers=key)
+        # The health system lost the answer and sends the same request again.
+        again = client.post("/fhir/Appointment", json=booking(slot["id"], patient.id), headers=key)
+        made = fhir(first, 201)
+        assert fhir(again, 201) == made
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.headers["location"] == first.headers["location"]
+        assert first.headers["location"] == f"{stack.base_url}/fhir/Appointment/{made.id}"
+        mine = fhir(client.get("/fhir/Appointment", params={"patient": f"Patient/{patient.id}"}))
+        assert mine.total == 1
+
+        other = new_timeslot(stack, doctor)
+        reused = client.post("/fhir/Appointment", json=booking(other["id"], patient.id), headers=key)
+        assert problem_code(outcome(reused, 422)) == "idempotency_key_reused"
+    assert other["id"] in free_timeslot_ids(stack, patient, doctor.id)
+
+
 def test_many_patients_booking_one_slot_through_fhir_get_exactly_one_appointment(stack, doctor):
     patients = register_patients(stack, 20)
     slot = new_timeslot(stack, doctor)

@@ -5,7 +5,8 @@
          /fhir/Appointment?practitioner=Practitioner/{id}   own, a doctor's own, an admin's all),
          /fhir/Appointment?status=booked              filtered; newest first
     POST /fhir/Appointment                            book: ``status: booked``, one ``slot`` and the
-                                                      patient as a participant → 201 with Location
+                                                      patient as a participant → 201 with Location;
+                                                      ``Idempotency-Key`` as on the REST booking
 
 Booking goes through ``services.book_appointment``, the use case of ``POST /api/appointments/``:
 the same rules and the same single winner. Errors are OperationOutcome resources (chassis.fhir).
@@ -13,11 +14,11 @@ the same rules and the same single winner. Errors are OperationOutcome resources
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, Path, Query, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import Body, Depends, Path, Query, Request, Response
 from fhir.resources.R4B.appointment import Appointment
 
 from booking import queries, services
@@ -28,6 +29,7 @@ from chassis.auth import Principal, require_role
 from chassis.db import AppDatabase, AppReads, DbSession
 from chassis.errors import ProblemException
 from chassis.fhir import (
+    FHIR_JSON,
     FhirResponse,
     SearchPaging,
     fhir_base,
@@ -39,6 +41,7 @@ from chassis.fhir import (
     resource_capability,
     searchset,
 )
+from chassis.idempotency import IdempotencyKeyHeader, run_idempotently
 
 # spec/API.md: pending→pending, confirmed→booked, cancelled→cancelled, completed→fulfilled, no_show→noshow.
 FHIR_STATUS_OF = {
@@ -145,26 +148,44 @@ def _referenced_id(reference: str, resource_type: str, field: str) -> int:
     description="Patients only, for themselves: an Appointment with `status: booked`, one `slot` "
     "(Slot/<timeslot id>) and the patient (Patient/<own id>) as a participant. Exactly like "
     "`POST /api/appointments/`: 201 with `Location`, the Appointment `pending` until the doctor "
-    "confirms; 404 no such slot, 409 taken, 422 in the past; another patient → 403.",
+    "confirms; 404 no such slot, 409 taken, 422 in the past; another patient → 403. With an "
+    "`Idempotency-Key`, a retry gets the first answer again (`Idempotent-Replayed: true`, the same "
+    "`Location`) and books nothing twice; the key with another body → 422, while the first "
+    "request with it runs → 409.",
 )
 async def create_appointment(
     request: Request,
     body: Annotated[dict[str, Any], Body(media_type="application/fhir+json")],
     caller: Patient,
     db: AppDatabase,
-) -> FhirResponse:
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
     wanted = booking_request(body)
     if wanted.patient_id != caller.id:
         raise ProblemException(403, "Patients book only for themselves.", code="not_your_booking")
-    booked = await run_in_threadpool(
-        services.book_appointment,
+    base = fhir_base(request)
+    booked = await run_idempotently(
+        request,
+        idempotency_key,
+        caller.id,
         db,
-        request.app.state.scheduling,
-        caller=caller,
-        timeslot_id=wanted.timeslot_id,
-        reason=wanted.reason,
+        lambda record: services.book_appointment(
+            db,
+            request.app.state.scheduling,
+            caller=caller,
+            timeslot_id=wanted.timeslot_id,
+            reason=wanted.reason,
+            record=record,
+        ),
+        serialize=lambda appointment: appointment_of(appointment).model_dump_json(exclude_none=True),
+        status_code=201,
+        media_type=FHIR_JSON,
+        # A replay answers with the first answer's Location too (the id is in its text).
+        headers=lambda text: {"Location": f"{base}/Appointment/{json.loads(text)['id']}"},
     )
-    location = f"{fhir_base(request)}/Appointment/{booked.id}"
+    if isinstance(booked, Response):  # with an Idempotency-Key: the recorded answer
+        return booked
+    location = f"{base}/Appointment/{booked.id}"
     return FhirResponse(appointment_of(booked), status_code=201, headers={"Location": location})
 
 

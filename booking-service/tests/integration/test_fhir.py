@@ -65,6 +65,52 @@ def test_a_patient_books_through_fhir_and_gets_a_pending_appointment_with_its_lo
     assert Appointment.model_validate_json(read.content) == made
 
 
+def test_a_booking_retried_with_its_idempotency_key_is_answered_again_and_booked_once(
+    client, scheduling, new_id, callers
+):
+    patient, slot = new_id(), new_id()
+    scheduling.add_timeslot(slot, new_id())
+    headers = {**callers("patient", patient).headers, "Idempotency-Key": "fhir-retry-1"}
+
+    first = post(client, booking(slot, patient), headers)
+    again = post(client, booking(slot, patient), headers)
+
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.headers["content-type"].startswith(FHIR_JSON)
+    assert again.content == first.content  # the first answer, byte for byte
+    made = Appointment.model_validate_json(again.content)
+    location = f"http://testserver/fhir/Appointment/{made.id}"
+    assert again.headers["location"] == first.headers["location"] == location
+    assert len(scheduling.holds) == 1
+    search = f"/fhir/Appointment?patient=Patient/{patient}"
+    mine = client.get(search, headers=callers("patient", patient).headers)
+    assert Bundle.model_validate_json(mine.content).total == 1
+
+
+def test_an_idempotency_key_reused_for_another_booking_is_a_422_and_a_refusal_is_replayed(
+    client, scheduling, new_id, callers
+):
+    patient, taker, slot, other_slot = new_id(), new_id(), new_id(), new_id()
+    scheduling.add_timeslot(slot, new_id())
+    scheduling.add_timeslot(other_slot, new_id())
+    headers = {**callers("patient", patient).headers, "Idempotency-Key": "fhir-retry-2"}
+    assert post(client, booking(slot, patient), headers).status_code == 201
+
+    reused = outcome(post(client, booking(other_slot, patient), headers), 422)
+    assert code_of(reused) == "idempotency_key_reused"
+    assert len(scheduling.holds) == 1
+
+    # A refusal (the slot taken) is stored too: its retry gets the same OperationOutcome.
+    assert post(client, booking(other_slot, taker), callers("patient", taker).headers).status_code == 201
+    late = {**headers, "Idempotency-Key": "fhir-retry-3"}
+    refused = post(client, booking(other_slot, patient), late)
+    again = post(client, booking(other_slot, patient), late)
+    assert code_of(outcome(refused, 409)) == code_of(outcome(again, 409)) == "timeslot_not_available"
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+
 def test_a_taken_slot_is_a_409_operation_outcome_and_a_missing_one_404(client, scheduling, new_id, callers):
     first, second, slot = new_id(), new_id(), new_id()
     scheduling.add_timeslot(slot, new_id())

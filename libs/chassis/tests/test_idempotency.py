@@ -81,7 +81,22 @@ def build_app(db: Database, controls: Controls):
                     raise RuntimeError("crash after the effect, before the commit")
             return result
 
+        if request.url.path.startswith("/api/located/"):
+            # An answer with its own media type and a Location read from its text (FHIR's create).
+            return await run_idempotently(
+                request,
+                key,
+                user,
+                db,
+                use_case,
+                serialize=json.dumps,
+                status_code=201,
+                media_type="application/vnd.thing+json",
+                headers=lambda text: {"Location": f"/api/things/{json.loads(text)['id']}"},
+            )
         return await run_idempotently(request, key, user, db, use_case, serialize=json.dumps, status_code=201)
+
+    router.add_api_route("/api/located/", create, methods=["POST"], status_code=201)
 
     return create_service_app(
         name="test",
@@ -131,6 +146,25 @@ def test_a_retry_gets_the_first_answer_and_changes_nothing(client, effect_count)
     assert again.headers["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first.headers
     assert effect_count() == 1
+
+
+def test_a_replay_has_the_first_answers_media_type_and_location(client, effect_count):
+    headers = {"X-Test-User": "7", "Idempotency-Key": "located-1"}
+    first = client.post("/api/located/", json={"note": "a"}, headers=headers)
+    again = client.post("/api/located/", json={"note": "a"}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content
+    assert first.headers["content-type"] == again.headers["content-type"] == "application/vnd.thing+json"
+    assert first.headers["location"] == again.headers["location"] == f"/api/things/{first.json()['id']}"
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert effect_count() == 1
+    # A refusal is still a problem (no Location: nothing was made), replayed as such.
+    refused = {**headers, "Idempotency-Key": "located-2"}
+    taken = [client.post("/api/located/", json={"note": "taken"}, headers=refused) for _ in range(2)]
+    assert [t.status_code for t in taken] == [409, 409]
+    assert all(t.headers["content-type"] == "application/problem+json" for t in taken)
+    assert all("location" not in t.headers for t in taken)
+    assert taken[1].headers["Idempotent-Replayed"] == "true"
 
 
 def test_the_body_is_compared_as_json_and_the_path_without_its_slash(client, effect_count):

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
@@ -255,19 +255,24 @@ async def run_idempotently(
     *,
     serialize: Callable[[T], str],
     status_code: int,
+    media_type: str = "application/json",
+    headers: Callable[[str], Mapping[str, str]] | None = None,
 ) -> T | Response:
     """Run ``use_case(recorder)`` in a database thread, at most once per (user, key).
 
     Without a key it simply runs. With one: a replay answers the stored response; a new key
     is claimed first, the use case records its answer in its own transaction, and a 4xx it
     raises is stored too (nothing changed), while a 5xx or a crash gives the claim up. With a
-    key the answer is a ``Response`` of the recorded JSON text (serialised once, as replays get it).
+    key the answer is a ``Response`` of the recorded JSON text (serialised once, as replays get it)
+    as ``media_type``, with ``headers(text)`` (e.g. a ``Location`` read from it) on the first
+    answer and on its replays.
     """
     if key is None:
         return await db.run(use_case, no_key(status_code))
     request_print = fingerprint(request.method, request.scope["path"], await request.body())
     recorder = Recorder(user_id, key, request_print, status_code, serialize)
-    replay = await _claim(request.app.state.reads, recorder)
+    answer = _Answer(media_type, headers)
+    replay = await _claim(request.app.state.reads, recorder, answer)
     if replay is not None:
         return replay
     try:
@@ -287,10 +292,28 @@ async def run_idempotently(
         # A use case that records nothing itself: store its answer now (after its commit).
         recorder.body = serialize(result)
         await db.run(_execute, db, _RECORD, recorder._answer(status_code, recorder.body))
-    return Response(recorder.body, status_code=status_code, media_type="application/json")
+    return answer.response(recorder.body, status_code)
 
 
-async def _claim(reads: Any, recorder: Recorder) -> Response | None:
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """How a recorded answer is sent: its media type and the headers read from its text."""
+
+    media_type: str
+    headers: Callable[[str], Mapping[str, str]] | None
+
+    def response(self, body: str, status: int, *, replayed: bool = False) -> Response:
+        if status >= 400:  # a refusal, stored as problem+json
+            return Response(body, status_code=status, headers=_replayed(replayed), media_type=PROBLEM_JSON)
+        headers = {**(self.headers(body) if self.headers else {}), **_replayed(replayed)}
+        return Response(body, status_code=status, headers=headers, media_type=self.media_type)
+
+
+def _replayed(replayed: bool) -> dict[str, str]:
+    return {REPLAYED_HEADER: "true"} if replayed else {}
+
+
+async def _claim(reads: Any, recorder: Recorder, answer: _Answer) -> Response | None:
     values = {**recorder._ids(), "p_lease": LEASE, "p_retention": RETENTION}
     for _ in range(3):
         if await reads.write(_CLAIM, values) is not None:
@@ -307,13 +330,7 @@ async def _claim(reads: Any, recorder: Recorder) -> Response | None:
             )
         if found["status_code"] is None:
             return _in_flight()
-        status = found["status_code"]
-        return Response(
-            found["response"],
-            status_code=status,
-            headers={REPLAYED_HEADER: "true"},
-            media_type=PROBLEM_JSON if status >= 400 else "application/json",
-        )
+        return answer.response(found["response"], found["status_code"], replayed=True)
     return _in_flight()
 
 
