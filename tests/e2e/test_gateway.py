@@ -91,6 +91,16 @@ def test_spoofed_identity_headers_without_a_token_still_get_401(stack):
             problem(client.get(path), 401)
 
 
+def test_a_request_with_two_authorization_headers_is_refused_at_the_gateway(stack, patient, doctor):
+    # One of each: a component reading the first and one reading the last would disagree.
+    two = [("Authorization", f"Bearer {patient.access}"), ("Authorization", f"Bearer {doctor.access}")]
+    with stack.client() as client:
+        for path in ("/api/auth/me/", "/api/appointments/me/", "/api/timeslots/"):
+            response = client.get(path, headers=two)
+            problem(response, 401)
+            assert response.headers["www-authenticate"] == 'Bearer error="invalid_request"'
+
+
 def test_a_patient_claiming_to_be_an_admin_in_headers_is_still_forbidden(stack, patient):
     with stack.client(patient.access, headers=SPOOFED) as client:
         problem(client.get("/api/users/"), 403)

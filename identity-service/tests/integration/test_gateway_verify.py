@@ -77,6 +77,19 @@ def forged_claims(user_id: int) -> dict:
     }
 
 
+def test_a_request_with_two_authorization_headers_is_refused_whatever_they_hold(client, api):
+    # Components that read the first and the last of them would disagree about the caller.
+    _, patient = api.signed_in()
+    _, doctor = api.signed_in(role="doctor")
+    for tokens in ((patient["access"], doctor["access"]), (patient["access"], patient["access"])):
+        response = client.get(
+            "/internal/verify", headers=[("Authorization", f"Bearer {token}") for token in tokens]
+        )
+        assert_problem(response, 401)
+        assert response.headers["www-authenticate"] == 'Bearer error="invalid_request"'
+        assert "x-user-id" not in response.headers
+
+
 @pytest.mark.parametrize(
     "forgery", ["alg_none", "hs256_with_public_key", "foreign_key", "unknown_kid", "garbage"]
 )

@@ -271,6 +271,8 @@ _bearer = HTTPBearer(auto_error=False, description="An access token from `POST /
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 # RFC 6750 §3.1: a request that sent no credentials gets the challenge without an error code.
 MISSING_CREDENTIALS_HEADERS = {"WWW-Authenticate": "Bearer"}
+# RFC 6750 §3.1: a request that repeats its credentials is malformed (this contract answers 401).
+REPEATED_CREDENTIALS_HEADERS = {"WWW-Authenticate": 'Bearer error="invalid_request"'}
 
 
 def unauthorized(detail: str, *, token_sent: bool = True) -> ProblemException:
@@ -289,6 +291,14 @@ async def current_principal(
     """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized("Authentication credentials were not provided.", token_sent=False)
+    if len(request.headers.getlist("authorization")) > 1:
+        # Components that read the first and the last of them would disagree about the caller.
+        raise ProblemException(
+            401,
+            "Send one Authorization header; this request has several.",
+            code="not_authenticated",
+            headers=REPEATED_CREDENTIALS_HEADERS,
+        )
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
         return await verifier.principal_async(credentials.credentials)
