@@ -7,7 +7,7 @@ import time
 import uuid
 
 from opentelemetry import trace
-from sqlalchemy import select
+from sqlalchemy import distinct, func, literal_column, select
 
 from chassis.db import Database
 from chassis.messaging import DeadLetters, Envelope, EventConsumer
@@ -36,11 +36,22 @@ def backlog(service, db, amqp_url, handlers, broker, envelopes: list[Envelope]) 
 
 
 def inbox_transactions(db: Database, envelopes: list[Envelope]) -> int:
-    """How many transactions recorded these events (``processed_at`` is its transaction's start)."""
+    """How many transactions recorded these events in the inbox (``xmin``: the inserting one)."""
     ids = [e.event_id for e in envelopes]
     with db.sessions() as session:
-        stamps = session.scalars(select(ProcessedEvent.processed_at).where(ProcessedEvent.event_id.in_(ids)))
-        return len(set(stamps))
+        return session.scalar(
+            select(func.count(distinct(literal_column("xmin::text")))).where(ProcessedEvent.event_id.in_(ids))
+        )
+
+
+def processed_in_order(db: Database, envelopes: list[Envelope]) -> bool:
+    """Whether ``processed_at`` follows the order the events were applied in, batch or not."""
+    ids = [e.event_id for e in envelopes]
+    with db.sessions() as session:
+        inbox = select(ProcessedEvent.event_id, ProcessedEvent.processed_at)
+        stamps = dict(session.execute(inbox.where(ProcessedEvent.event_id.in_(ids))).all())
+    applied = [stamps[e.event_id] for e in envelopes]
+    return applied == sorted(applied) and len(set(applied)) == len(applied)
 
 
 def test_a_backlog_is_applied_in_order_in_shared_transactions(
@@ -52,8 +63,10 @@ def test_a_backlog_is_applied_in_order_in_shared_transactions(
     try:
         wait_until(lambda: effect_notes() == notes)
         assert all(count_effects(envelope) == 1 for envelope in envelopes)
-        # Messages that arrived together were applied in one transaction (one commit, one ack).
+        # Messages that arrived together were applied in one transaction (one commit, one ack) ...
         assert inbox_transactions(db, envelopes) < len(envelopes)
+        # ... and each still says when it was applied (a checker orders events of one appointment by it).
+        assert processed_in_order(db, envelopes)
         assert DeadLetters(amqp_url, service).list() == []
     finally:
         consumer.stop()

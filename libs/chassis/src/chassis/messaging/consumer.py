@@ -37,7 +37,7 @@ import pika.exceptions
 from opentelemetry import trace
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -375,11 +375,17 @@ class EventConsumer:
 
 # The inbox row of each message, built once (a statement built per message cost more than running
 # it), on the table: an insert of the ORM entity goes through the ORM's bulk-insert machinery,
-# which cost more than the rest of the message's handling together.
+# which cost more than the rest of the message's handling together. ``processed_at`` is when the
+# event itself was applied (``clock_timestamp()``), not its transaction's start (the column's
+# default, ``now()``): events of one batch keep the order they were applied in.
 _INBOX = ProcessedEvent.__table__
 _RECORD_PROCESSED = (
     insert(_INBOX)
-    .values(event_id=bindparam("p_event_id"), event_type=bindparam("p_event_type"))
+    .values(
+        event_id=bindparam("p_event_id"),
+        event_type=bindparam("p_event_type"),
+        processed_at=func.clock_timestamp(),
+    )
     .on_conflict_do_nothing(index_elements=[_INBOX.c.event_id])
     .returning(_INBOX.c.event_id)
 )
