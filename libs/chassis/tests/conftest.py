@@ -75,17 +75,6 @@ def db(new_database: Callable[[], str]) -> Iterator[Database]:
 
 
 @pytest.fixture
-def effect_notes(db: Database) -> Callable[[], list[str]]:
-    """``effect_notes()``: the notes of every effect recorded, in the order they were recorded."""
-
-    def notes() -> list[str]:
-        with db.sessions() as session:
-            return list(session.scalars(select(effects.c.note).order_by(effects.c.id)))
-
-    return notes
-
-
-@pytest.fixture
 def count_effects(db: Database) -> Callable[[Envelope], int]:
     def count(envelope: Envelope, database: Database = db) -> int:
         with database.sessions() as session:

@@ -5,14 +5,6 @@ event id into the inbox (``ON CONFLICT DO NOTHING``) and, if it was new, run the
 handler; commit; only then ack. A redelivered or duplicated event finds its id in
 the inbox, skips the handler and is acked.
 
-When several messages are waiting (a backlog: the service is busy, or it was down), the
-messages that arrived together are applied in one transaction instead, each with its own
-inbox row, in queue order, and acked together after its commit: the commit, the session
-and the ack are paid once per batch, so the consumer gets cheaper per event as the load
-grows instead of falling behind (``python -m bench.consumer``: a backlog is worked off about
-twice as fast). If any handler of a batch fails, the batch is rolled back and its messages
-are handled one by one as above, so only the failing one is retried.
-
 A failing handler (or a malformed message) is re-published (through ``<service>.requeue``,
 the only exchange besides ``clinic.events`` the service's broker user may write to) to the next retry queue
 with ``x-attempt`` incremented and the original is acked; after the last retry it
@@ -28,16 +20,14 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import pika
 import pika.exceptions
-from opentelemetry import trace
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -79,18 +69,6 @@ DEFAULT_RETRY_DELAYS: tuple[float, ...] = (1, 5, 30, 120)
 _TICK = 0.2  # the longest the consumer thread goes without checking for stop()
 
 
-class _Delivery(NamedTuple):
-    """One message as pika delivers it to a consumer callback."""
-
-    channel: BlockingChannel
-    method: Basic.Deliver
-    properties: pika.BasicProperties
-    body: bytes
-
-
-_Parsed = tuple[_Delivery, Handler, Envelope]
-
-
 class DatabaseUnavailable(Exception):
     """The database could not be reached while handling a message."""
 
@@ -108,10 +86,7 @@ class EventConsumer:
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         prefetch: int = 20,
         max_backoff: float = 30.0,
-        batch: bool = True,
     ) -> None:
-        """``batch=False`` gives every message a transaction of its own even in a backlog (what
-        ``python -m bench.consumer`` compares batching with)."""
         if not handlers:
             raise ValueError("an EventConsumer needs at least one handler")
         self.service = check_service_name(service)
@@ -123,7 +98,6 @@ class EventConsumer:
             delay_ms(delay)  # fail now, not in the thread, on a zero or negative delay
         self.prefetch = prefetch
         self.max_backoff = max_backoff
-        self.batch = batch
         self.queues = ServiceQueues(self.service)
         self._retry_queues = [self.queues.retry(d) for d in self.retry_delays]
         self._thread: threading.Thread | None = None
@@ -171,10 +145,7 @@ class EventConsumer:
             channel = connection.channel()
             channel.confirm_delivery()
             channel.basic_qos(prefetch_count=self.prefetch)
-            arrived: list[_Delivery] = []
-            channel.basic_consume(
-                self.queues.main, lambda *delivery: arrived.append(_Delivery(*delivery)), auto_ack=False
-            )
+            channel.basic_consume(self.queues.main, self._on_message, auto_ack=False)
             self._ready.set()
             backoff.reset()
             depth_channel = connection.channel()
@@ -183,11 +154,7 @@ class EventConsumer:
                 if time.monotonic() >= next_depth:
                     depth_channel = self._measure_queues(connection, depth_channel)
                     next_depth = time.monotonic() + QUEUE_DEPTH_INTERVAL
-                # Collects every message read from the socket by then (at most ``prefetch``).
                 connection.process_data_events(time_limit=_TICK)
-                if arrived:
-                    batch, arrived[:] = list(arrived), []
-                    self._on_messages(channel, batch)
         finally:
             self._ready.clear()
             # Closing returns every unacked message to the queue.
@@ -216,113 +183,77 @@ class EventConsumer:
             except Exception as exc:
                 log.debug("%s consumer: the database still does not answer: %s", self.service, exc)
 
-    def _on_messages(self, channel: BlockingChannel, deliveries: list[_Delivery]) -> None:
-        """Handle the messages that arrived together: in one transaction when there are several."""
-        parsed = [p for p in (self._parse(channel, d) for d in deliveries) if p is not None]
-        if self.batch and len(parsed) > 1 and self._handle_batch(channel, parsed):
-            return
-        for delivery, handler, envelope in parsed:
-            self._handle_and_ack(channel, delivery, handler, envelope)
-
-    def _parse(self, channel: BlockingChannel, delivery: _Delivery) -> _Parsed | None:
-        """The message's envelope and handler; None when it was settled here (malformed, unknown)."""
+    def _on_message(
+        self, channel: BlockingChannel, method: Basic.Deliver, properties: pika.BasicProperties, body: bytes
+    ) -> None:
         try:
-            envelope = Envelope.from_json(json.loads(delivery.body))
+            envelope = Envelope.from_json(json.loads(body))
         except (ValueError, TypeError, RecursionError) as exc:
-            self._retry_or_dead_letter(channel, delivery, f"malformed message: {exc}")
-            return None
+            self._retry_or_dead_letter(channel, method, properties, body, f"malformed message: {exc}")
+            return
         handler = self.handlers.get(envelope.event_type)
         if handler is None:
             # Only possible through a stale binding or a replay: nothing here can handle it.
             log.warning("%s consumer: no handler for %s; acking", self.service, envelope.event_type)
-            channel.basic_ack(delivery.method.delivery_tag)
-            return None
-        return delivery, handler, envelope
-
-    @contextmanager
-    def _context_of(self, envelope: Envelope, span: Any = None) -> Iterator[Any]:
-        """The event's own context: its log lines carry the request id that caused it, and its
-        handling joins the producer's trace (chassis.observability, chassis.tracing) in a span
-        of its own, or in ``span`` again (a batch's line after its commit)."""
+            channel.basic_ack(method.delivery_tag)
+            return
+        # The handling joins the producer's trace, and its log lines carry the request id that
+        # caused the event (chassis.tracing, chassis.observability).
         token = request_id_var.set(envelope.correlation_id)
         try:
-            if span is not None:
-                with trace.use_span(span, end_on_exit=False):
-                    yield span
-            else:
-                with consumer_span(
-                    envelope.event_type,
-                    envelope.traceparent,
-                    **{"messaging.consumer.group.name": self.service},
-                ) as new_span:
-                    yield new_span
+            with consumer_span(
+                envelope.event_type, envelope.traceparent, **{"messaging.consumer.group.name": self.service}
+            ):
+                self._handle_and_ack(channel, method, properties, body, handler, envelope)
         finally:
             request_id_var.reset(token)
 
-    def _handle_batch(self, channel: BlockingChannel, parsed: list[_Parsed]) -> bool:
-        """Apply every message in one transaction and ack them together; False if a handler
-        failed (nothing was applied: the caller handles them one by one)."""
-        handled = []  # (envelope, its span, first time?)
+    def _handle_and_ack(
+        self,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        properties: pika.BasicProperties,
+        body: bytes,
+        handler: Handler,
+        envelope: Envelope,
+    ) -> None:
         try:
-            with self._database_errors(), self.db.transaction() as session:
-                for _, handler, envelope in parsed:
-                    with self._context_of(envelope) as span:
-                        handled.append((envelope, span, _apply(session, handler, envelope)))
+            first_time = self._handle(handler, envelope)
         except DatabaseUnavailable:
             raise
         except Exception as exc:
-            log.info(
-                "%s consumer: a batch of %d failed (%s); handling its messages one by one",
+            log.warning(
+                "%s consumer: handling %s %s failed (attempt %d)",
                 self.service,
-                len(parsed),
-                describe_error(exc),
+                envelope.event_type,
+                envelope.event_id,
+                _attempt(properties.headers or {}) + 1,
+                exc_info=True,
             )
-            return False
-        # Every earlier delivery of this channel is settled already: ack up to the last one.
-        channel.basic_ack(parsed[-1][0].method.delivery_tag, multiple=True)
-        for envelope, span, first_time in handled:
-            with self._context_of(envelope, span):
-                self._count_handled(envelope, first_time)
-        return True
-
-    def _handle_and_ack(
-        self, channel: BlockingChannel, delivery: _Delivery, handler: Handler, envelope: Envelope
-    ) -> None:
-        with self._context_of(envelope):
-            try:
-                with self._database_errors(), self.db.transaction() as session:
-                    first_time = _apply(session, handler, envelope)
-            except DatabaseUnavailable:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "%s consumer: handling %s %s failed (attempt %d)",
-                    self.service,
-                    envelope.event_type,
-                    envelope.event_id,
-                    _attempt(delivery.properties.headers or {}) + 1,
-                    exc_info=True,
-                )
-                record_consumed(self.service, envelope.event_type, "failed")
-                self._retry_or_dead_letter(channel, delivery, describe_error(exc))
-                return
-            channel.basic_ack(delivery.method.delivery_tag)
-            self._count_handled(envelope, first_time)
-
-    def _count_handled(self, envelope: Envelope, first_time: bool) -> None:
+            record_consumed(self.service, envelope.event_type, "failed")
+            self._retry_or_dead_letter(channel, method, properties, body, describe_error(exc))
+            return
+        channel.basic_ack(method.delivery_tag)
         if first_time:
             record_consumed(self.service, envelope.event_type, "handled", envelope.occurred_at)
             log.debug("%s consumer: handled %s %s", self.service, envelope.event_type, envelope.event_id)
         else:
-            log.info("%s consumer: %s already processed", self.service, envelope.event_id)
             record_consumed(self.service, envelope.event_type, "duplicate")
 
-    @contextmanager
-    def _database_errors(self) -> Iterator[None]:
-        """A deadlock or a statement timeout is the message's failure; an unreachable server is not."""
+    def _handle(self, handler: Handler, envelope: Envelope) -> bool:
+        """Run ``handler`` in the transaction recording the event; False if it was handled before."""
         try:
-            yield
+            with self.db.transaction() as session:
+                first_time = session.execute(
+                    _RECORD_PROCESSED, {"p_event_id": envelope.event_id, "p_event_type": envelope.event_type}
+                ).first()
+                if first_time is None:
+                    log.info("%s consumer: %s already processed", self.service, envelope.event_id)
+                    return False
+                handler(session, envelope)
+            return True
         except (OperationalError, InterfaceError) as exc:
+            # A deadlock or a statement timeout is the message's failure; an unreachable server is not.
             if self._database_answers():
                 raise
             raise DatabaseUnavailable(describe_error(exc.orig or exc)) from exc
@@ -334,8 +265,14 @@ class EventConsumer:
             return False
         return True
 
-    def _retry_or_dead_letter(self, channel: BlockingChannel, delivery: _Delivery, error: str) -> None:
-        method, properties = delivery.method, delivery.properties
+    def _retry_or_dead_letter(
+        self,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        properties: pika.BasicProperties,
+        body: bytes,
+        error: str,
+    ) -> None:
         headers = own_headers(properties)
         attempt = _attempt(headers)
         headers.pop("x-attempt", None)
@@ -361,7 +298,7 @@ class EventConsumer:
             channel.basic_publish(
                 self.queues.requeue_exchange,
                 target,
-                delivery.body,
+                body,
                 republished_properties(properties, headers),
                 mandatory=True,
             )
@@ -375,32 +312,14 @@ class EventConsumer:
 
 # The inbox row of each message, built once (a statement built per message cost more than running
 # it), on the table: an insert of the ORM entity goes through the ORM's bulk-insert machinery,
-# which cost more than the rest of the message's handling together. ``processed_at`` is when the
-# event itself was applied (``clock_timestamp()``), not its transaction's start (the column's
-# default, ``now()``): events of one batch keep the order they were applied in.
+# which cost more than the rest of the message's handling together.
 _INBOX = ProcessedEvent.__table__
 _RECORD_PROCESSED = (
     insert(_INBOX)
-    .values(
-        event_id=bindparam("p_event_id"),
-        event_type=bindparam("p_event_type"),
-        processed_at=func.clock_timestamp(),
-    )
+    .values(event_id=bindparam("p_event_id"), event_type=bindparam("p_event_type"))
     .on_conflict_do_nothing(index_elements=[_INBOX.c.event_id])
     .returning(_INBOX.c.event_id)
 )
-
-
-def _apply(session: Session, handler: Handler, envelope: Envelope) -> bool:
-    """Record the event in the inbox and run its handler; False (and nothing run) if it was
-    handled before."""
-    first_time = session.execute(
-        _RECORD_PROCESSED, {"p_event_id": envelope.event_id, "p_event_type": envelope.event_type}
-    ).first()
-    if first_time is None:
-        return False
-    handler(session, envelope)
-    return True
 
 
 def _attempt(headers: Mapping[str, Any]) -> int:
