@@ -81,20 +81,16 @@ def build_app(db: Database, controls: Controls):
                     raise RuntimeError("crash after the effect, before the commit")
             return result
 
+        answer: dict = {}
         if request.url.path.startswith("/api/located/"):
             # An answer with its own media type and a Location read from its text (FHIR's create).
-            return await run_idempotently(
-                request,
-                key,
-                user,
-                db,
-                use_case,
-                serialize=json.dumps,
-                status_code=201,
-                media_type="application/vnd.thing+json",
-                headers=lambda text: {"Location": f"/api/things/{json.loads(text)['id']}"},
-            )
-        return await run_idempotently(request, key, user, db, use_case, serialize=json.dumps, status_code=201)
+            answer = {
+                "media_type": "application/vnd.thing+json",
+                "headers": lambda text: {"Location": f"/api/things/{json.loads(text)['id']}"},
+            }
+        return await run_idempotently(
+            request, key, user, db, use_case, serialize=json.dumps, status_code=201, **answer
+        )
 
     router.add_api_route("/api/located/", create, methods=["POST"], status_code=201)
 

@@ -137,6 +137,16 @@ def test_only_bookings_service_token_holds_and_releases(client, timeslot, doctor
         response = hold(client, timeslot["id"], patient_id, headers)
         assert response.status_code == status
         assert response.headers["content-type"] == "application/problem+json"
+    # booking's own token twice over, or beside another's: one credential per request.
+    bookings = f"Bearer {minter.service_token('booking', 'scheduling')}"
+    for other in (bookings, f"Bearer {minter.service_token('doctor', 'scheduling')}"):
+        response = client.post(
+            f"/internal/timeslots/{timeslot['id']}/hold",
+            json={"reservation_id": str(uuid.uuid4()), "patient_id": patient_id},
+            headers=[("Authorization", bookings), ("Authorization", other)],
+        )
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == 'Bearer error="invalid_request"'
     assert own(client, timeslot, doctor[1])["is_available"] is True
 
 

@@ -280,6 +280,22 @@ def unauthorized(detail: str, *, token_sent: bool = True) -> ProblemException:
     return ProblemException(401, detail, code="not_authenticated", headers=headers)
 
 
+def bearer_token(request: Request, credentials: HTTPAuthorizationCredentials | None, *, missing: str) -> str:
+    """The request's one bearer token (users' and services' alike), else 401 (``missing`` says
+    what was expected). Several ``Authorization`` headers are refused: components reading the
+    first and the last of them would disagree about the caller."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise unauthorized(missing, token_sent=False)
+    if len(request.headers.getlist("authorization")) > 1:
+        raise ProblemException(
+            401,
+            "Send one Authorization header; this request has several.",
+            code="not_authenticated",
+            headers=REPEATED_CREDENTIALS_HEADERS,
+        )
+    return credentials.credentials
+
+
 async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -289,19 +305,10 @@ async def current_principal(
     Async, so that checking a token (CPU work, mostly a cache hit) does not cost a hop to
     the thread pool on every request; the verifier sends anything that may block there.
     """
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise unauthorized("Authentication credentials were not provided.", token_sent=False)
-    if len(request.headers.getlist("authorization")) > 1:
-        # Components that read the first and the last of them would disagree about the caller.
-        raise ProblemException(
-            401,
-            "Send one Authorization header; this request has several.",
-            code="not_authenticated",
-            headers=REPEATED_CREDENTIALS_HEADERS,
-        )
+    token = bearer_token(request, credentials, missing="Authentication credentials were not provided.")
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
-        return await verifier.principal_async(credentials.credentials)
+        return await verifier.principal_async(token)
     except InvalidToken as exc:
         raise unauthorized(f"The access token is not valid: {exc}.") from exc
 

@@ -33,7 +33,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from chassis.auth import InvalidToken, KeyLookup, TokenVerifier, unauthorized
+from chassis.auth import InvalidToken, KeyLookup, TokenVerifier, bearer_token, unauthorized
 from chassis.errors import ProblemException
 from chassis.tracing import outgoing_headers
 
@@ -87,11 +87,10 @@ def require_service(*callers: str) -> Callable[..., Any]:
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> str:
-        if credentials is None or credentials.scheme.lower() != "bearer":
-            raise unauthorized("This endpoint needs a service credential.", token_sent=False)
+        token = bearer_token(request, credentials, missing="This endpoint needs a service credential.")
         verifier: ServiceTokenVerifier = request.app.state.trust.service_verifier
         try:
-            caller = await verifier.caller_async(credentials.credentials)
+            caller = await verifier.caller_async(token)
         except InvalidToken as exc:
             raise unauthorized(f"The service credential is not valid: {exc}.") from exc
         if caller not in allowed:
