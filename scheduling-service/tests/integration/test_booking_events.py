@@ -1,6 +1,10 @@
 """booking's appointment events, through RabbitMQ, on the timeslots (docs/booking-protocol.md)."""
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from chassis.testkit import lock_waiters
+from scheduling.services import reservations
 
 
 def test_a_booked_event_turns_the_hold_into_a_booking(broker, schedule, consumed, doctor, patient):
@@ -82,3 +86,27 @@ def test_a_booked_event_for_a_timeslot_held_by_another_reservation_leaves_it(
     # Still held by its holder, who can release it.
     schedule.release(timeslot, patient, holder)
     assert schedule.is_free(timeslot, patient)
+
+
+def test_a_booked_event_racing_its_cancellation_on_a_free_timeslot_never_books_it(
+    db, schedule, doctor, patient, wait_until
+):
+    # Two replicas apply one appointment's events at once, its hold already gone (freed when
+    # booking stored nothing for it in time): the cancellation's transaction has remembered the
+    # reservation and not committed yet when the booked event looks for it. The booked event
+    # must wait for that commit and then leave the timeslot free, not book it for a cancelled
+    # reservation (found by a five-minute soak).
+    timeslot = schedule.publish(doctor, 81)
+    reservation = uuid.uuid4()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with db.transaction() as cancelling:
+            reservations.free_for_reservation(cancelling, timeslot["id"], reservation)
+            booking = pool.submit(_apply_booked, db, timeslot["id"], reservation)
+            wait_until(lambda: booking.done() or lock_waiters(db), what="the booked event to finish or wait")
+        booking.result(timeout=10)
+    assert schedule.is_free(timeslot, patient)
+
+
+def _apply_booked(db, timeslot_id: int, reservation: uuid.UUID) -> None:
+    with db.transaction() as session:
+        reservations.book_for_reservation(session, timeslot_id, reservation)

@@ -216,7 +216,14 @@ def free_for_reservation(
     A stale event (the timeslot was freed and taken again by another reservation)
     changes nothing. The reservation is remembered as cancelled so that a late
     ``booked`` event cannot revive it.
+
+    The timeslot's row is locked first, whatever its state: a ``booked`` event of the same
+    reservation applied at the same moment (another replica) locks it too before it looks for
+    the remembered cancellation, so it waits for this transaction and then sees it. Without the
+    lock, a free timeslot is not locked by the ``UPDATE`` below, and that event could book it
+    for the cancelled reservation before this commit made the cancellation visible.
     """
+    session.execute(select(Timeslot.id).where(Timeslot.id == timeslot_id).with_for_update())
     session.execute(
         insert(CancelledReservation)
         .values(reservation_id=reservation_id, timeslot_id=timeslot_id)

@@ -1,7 +1,8 @@
 """The one test kit of every Clinic suite (its fixtures load as the pytest plugin ``chassis.testing``).
 
 - ``environment``: where the servers come from; a missing one fails under ``CI=true``.
-- ``database``: ``make_database(name)``, ``make_migrated_database(alembic_ini, name)``, ``db``.
+- ``database``: ``make_database(name)``, ``make_migrated_database(alembic_ini, name)``, ``db``,
+  ``lock_waiters(db)``.
 - ``broker``: ``amqp_url`` (the run's vhost) and ``broker`` (publish checked against
   ``contracts/``, watch what the service publishes).
 - ``tokens``, ``callers``: ``minter`` (tokens the app under test trusts), ``callers(role)``,
@@ -20,7 +21,7 @@
 
 from chassis.testkit.broker import Broker, Message, RabbitVhosts
 from chassis.testkit.callers import Caller, Callers
-from chassis.testkit.database import DatabaseFactory
+from chassis.testkit.database import DatabaseFactory, lock_waiters
 from chassis.testkit.faults import TcpProxy
 from chassis.testkit.polling import wait_until
 from chassis.testkit.ports import free_port, free_ports
@@ -40,5 +41,6 @@ __all__ = [
     "TokenMinter",
     "free_port",
     "free_ports",
+    "lock_waiters",
     "wait_until",
 ]

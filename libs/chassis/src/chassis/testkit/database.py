@@ -4,7 +4,8 @@
     def database_url(make_migrated_database):
         return make_migrated_database(ALEMBIC_INI, "doctor")
 
-``db`` is a ``chassis.db.Database`` over the service's ``database_url`` fixture.
+``db`` is a ``chassis.db.Database`` over the service's ``database_url`` fixture;
+``lock_waiters(db)`` counts its sessions waiting for a lock (a race test's "it is blocked now").
 """
 
 from __future__ import annotations
@@ -107,3 +108,14 @@ def db(database_url: str) -> Iterator[Database]:
     database = Database(database_url, pool_size=2, max_overflow=2)
     yield database
     database.dispose()
+
+
+def lock_waiters(db: Database) -> int:
+    """How many sessions of ``db``'s database are waiting for a lock (a row's, an advisory one)."""
+    with db.reading() as connection:
+        return connection.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar_one()
