@@ -225,6 +225,42 @@ def test_a_hold_left_by_a_booking_service_that_died_is_freed_by_the_sweeper_once
     booked(faults, patient, slot["id"])
 
 
+def test_a_booking_slower_than_its_hold_is_refused_and_the_timeslot_stays_bookable(faults):
+    # booking's transaction waits (here for an operator's long transaction on the patient's row)
+    # past the hold's expiry; the sweeper asks booking, hears that nothing was stored, and frees
+    # the timeslot. That answer must stay true: the booking, once it can go on, is refused at its
+    # commit (503, nothing stored) instead of storing an appointment whose timeslot is free.
+    patient, doctor = new_user(faults, "patient"), new_user(faults, "doctor")
+    slot = new_timeslot(faults, doctor)
+    wait_until(
+        lambda: query(faults, "booking", "SELECT 1 FROM users WHERE id = :id", id=patient.id),
+        timeout=EVENT_DEADLINE,
+        what="booking to know the patient",
+    )
+
+    def state() -> str:
+        [(value,)] = query(faults, "scheduling", "SELECT state FROM timeslots WHERE id = :id", id=slot["id"])
+        return value
+
+    engine = create_engine(normalise_database_url(faults.database_urls["booking"]))
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool, engine.connect() as operator:
+            operator.execute(text("SELECT 1 FROM users WHERE id = :id FOR UPDATE"), {"id": patient.id})
+            answer = pool.submit(book, faults, patient, slot["id"])
+            wait_until(lambda: state() == "held", what="booking to hold the timeslot")
+            wait_until(lambda: state() == "available", what="the sweeper to free the expired hold")
+            operator.commit()
+            refused = answer.result(timeout=30)
+    finally:
+        engine.dispose()
+
+    assert problem(refused, 503)["code"] == "hold_expired"
+    with faults.client(patient.access) as client:
+        assert client.get("/api/appointments/me/").json()["results"] == []
+    assert state() == "available"
+    booked(faults, patient, slot["id"])  # trying again books it
+
+
 def publish_again(stack: Stack, envelopes: list[dict[str, Any]]) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(stack.amqp_url))
     try:

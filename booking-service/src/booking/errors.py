@@ -51,6 +51,13 @@ class SchedulingUnavailable(DomainError):
     code = "scheduling_unavailable"
 
 
+class HoldExpired(DomainError):
+    """The appointment's transaction outlasted its hold, which scheduling's sweeper gave up (booking
+    had answered that nothing was stored): refused at commit, nothing stored; retrying is safe."""
+
+    code = "hold_expired"
+
+
 class IllegalStatusChange(DomainError):
     """The status machine does not allow this change from the current status."""
 
@@ -116,6 +123,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     AppointmentNotFound: 404,
     ReservationNotFound: 404,
     SchedulingUnavailable: 503,
+    HoldExpired: 503,
     BookingNotAllowed: 403,
     IllegalStatusChange: 409,
     AppointmentNotStarted: 409,

@@ -3,7 +3,7 @@ their offers, timeslots waiting to be offered) and calendar feeds.
 
 The rules the database can enforce live here as named constraints: one active
 appointment per timeslot (a partial unique index), one appointment per
-reservation, known statuses, a sensible time range.
+reservation, none for an abandoned reservation, known statuses, a sensible time range.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from chassis.db import Base
 from chassis.idempotency import IdempotencyKey  # noqa: F401  (its table is this service's too)
 from chassis.revocations import TokenRevocation  # noqa: F401  (its table is this service's too)
 
+TZ = DateTime(timezone=True)  # every instant is stored with its time zone
 ACTIVE_STATUS_SQL = "status IN ('pending', 'confirmed')"
 ACTIVE_TIMESLOT_INDEX = "uq_appointments_active_timeslot"
 
@@ -49,18 +50,14 @@ class Appointment(Base):
     timeslot_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     doctor_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     patient_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    end_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    start_time: Mapped[datetime] = mapped_column(TZ, nullable=False)
+    end_time: Mapped[datetime] = mapped_column(TZ, nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     reason: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
     cancellation_reason: Mapped[str | None] = mapped_column(Text)
     cancelled_by: Mapped[str | None] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
     # How many times its status or time changed: the calendar feed's SEQUENCE. Counted by a
     # trigger (migration 0003), so no write path, present or future, can forget it.
     revision: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
@@ -84,6 +81,16 @@ class Appointment(Base):
     )
 
 
+class AbandonedReservation(Base):
+    """A reservation booking told scheduling's hold sweeper no appointment was stored for: none
+    ever will be (a trigger of migration 0006 refuses the commit; services/reservations.py)."""
+
+    __tablename__ = "abandoned_reservations"
+
+    reservation_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    abandoned_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
+
+
 class User(Base):
     """What booking knows of identity's users: enough to show names, fed by identity events."""
 
@@ -96,9 +103,7 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False)
     # identity's per-user revision of the last applied event: older events are stale.
     revision: Mapped[int] = mapped_column(Integer, nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    updated_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
 
     __table_args__ = (CheckConstraint("role IN ('admin', 'doctor', 'patient')", name="role_known"),)
 
@@ -121,12 +126,10 @@ class WaitlistEntry(Base):
     date_from: Mapped[date] = mapped_column(Date, nullable=False)
     date_to: Mapped[date] = mapped_column(Date, nullable=False)
     # The range as instants (the clinic days' bounds when the patient joined), for matching.
-    range_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    range_end: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    range_start: Mapped[datetime] = mapped_column(TZ, nullable=False)
+    range_end: Mapped[datetime] = mapped_column(TZ, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
+    ended_at: Mapped[datetime | None] = mapped_column(TZ)
     # Why the entry ended: the patient left, or booked the timeslot offered to them.
     end_reason: Mapped[str | None] = mapped_column(String(16))
 
@@ -166,16 +169,14 @@ class WaitlistOffer(Base):
     entry_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("waitlist_entries.id"), nullable=False)
     timeslot_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     reservation_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
-    start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    end_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    start_time: Mapped[datetime] = mapped_column(TZ, nullable=False)
+    end_time: Mapped[datetime] = mapped_column(TZ, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(TZ, nullable=False)
     state: Mapped[str] = mapped_column(String(16), nullable=False, server_default="open")
     # Whether ``booking.waitlist.offered`` went out (once, when the hold first stood).
     announced: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
+    closed_at: Mapped[datetime | None] = mapped_column(TZ)
 
     __table_args__ = (
         CheckConstraint("state IN ('open', 'accepted', 'expired', 'withdrawn')", name="state_known"),
@@ -199,11 +200,9 @@ class WaitlistOpening(Base):
 
     timeslot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     doctor_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    end_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    noticed_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    start_time: Mapped[datetime] = mapped_column(TZ, nullable=False)
+    end_time: Mapped[datetime] = mapped_column(TZ, nullable=False)
+    noticed_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
 
 
 # -- calendar feeds ------------------------------------------------------------------------
@@ -220,12 +219,8 @@ class CalendarFeed(Base):
     role: Mapped[str] = mapped_column(String(16), nullable=False)
     nonce: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     secret_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
-    rotated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
+    rotated_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
 
     __table_args__ = (
         CheckConstraint("role IN ('doctor', 'patient')", name="role_known"),
@@ -257,9 +252,7 @@ class AppointmentHistory(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     # No foreign key: appointments are never deleted, and history outlives any cleanup of them.
     appointment_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=text("clock_timestamp()")
-    )
+    at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=text("clock_timestamp()"))
     # Null for the system (a cascade from a deactivated account).
     actor_id: Mapped[int | None] = mapped_column(BigInteger)
     actor_role: Mapped[str] = mapped_column(String(16), nullable=False)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
-from booking.domain import AppointmentStatus, may_see, takes_timeslot
+from booking.domain import AppointmentStatus, may_see
 from booking.errors import AppointmentNotFound
 from booking.models import Appointment, AppointmentHistory, User
 from chassis.auth import Principal
@@ -245,22 +245,6 @@ def appointment_history(session: Session, appointment_id: int, caller: Principal
             raise not_found(appointment_id)
         rows = session.execute(_ENTRIES, {"appointment_id": appointment_id}).all()
     return [HistoryEntry(**row._mapping) for row in rows]
-
-
-def find_reservation(session: Session, reservation_id: uuid.UUID) -> ReservationView | None:
-    """The appointment stored for a reservation, if any (scheduling's hold sweeper asks)."""
-    with session.begin():
-        row = session.execute(
-            select(Appointment.id, Appointment.status).where(Appointment.reservation_id == reservation_id)
-        ).first()
-    if row is None:
-        return None
-    return ReservationView(
-        reservation_id=reservation_id,
-        appointment_id=row.id,
-        status=row.status,
-        takes_timeslot=takes_timeslot(AppointmentStatus(row.status)),
-    )
 
 
 def not_found(appointment_id: int) -> AppointmentNotFound:

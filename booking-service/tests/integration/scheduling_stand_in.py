@@ -5,13 +5,16 @@ only by the holding reservation) so booking-service's own tests can book without
 the whole stack; the real scheduling-service is exercised in tests/e2e. Every request it
 receives and every answer it gives (but the scripted failures) is checked against
 ``contracts/http/scheduling.timeslot.*.json``, the contract scheduling's own tests check too.
-A test can also make one timeslot answer a given status, or answer slowly.
+A test can also make one timeslot answer a given status, or answer slowly, or have its hold
+swept at once (``sweep_on_hold``: the hold sweeper asks booking about the new hold before
+booking has stored anything, and frees it on a 404, as a hold that expired would be).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +40,8 @@ class SchedulingStandIn:
     timeslots: dict[int, StandInTimeslot] = field(default_factory=dict)
     failures: dict[int, int] = field(default_factory=dict)
     delays: dict[int, float] = field(default_factory=dict)
+    # timeslot id -> the sweeper's lookup of a reservation at booking (returns its status code).
+    sweep_on_hold: dict[int, Callable[[str], int]] = field(default_factory=dict)
     holds: list[dict] = field(default_factory=list)
     releases: list[dict] = field(default_factory=list)
     url: str = ""
@@ -53,6 +58,7 @@ class SchedulingStandIn:
             self.timeslots.clear()
             self.failures.clear()
             self.delays.clear()
+            self.sweep_on_hold.clear()
             self.holds.clear()
             self.releases.clear()
 
@@ -92,6 +98,11 @@ class SchedulingStandIn:
                 "held_until": (datetime.now(UTC) + timedelta(seconds=30)).isoformat(),
             }
             HOLD.check_response(200, held)  # the stand-in answers only what scheduling may answer
+            sweep = self.sweep_on_hold.get(timeslot_id)
+            if sweep is not None and sweep(body["reservation_id"]) == 404:
+                with self._lock:
+                    if slot.reservation_id == body["reservation_id"]:
+                        slot.reservation_id = None
             return JSONResponse(held)
 
         @app.post("/internal/timeslots/{timeslot_id}/release")

@@ -287,8 +287,9 @@ def appointment_history(appointment_id: AppointmentId, caller: AnyRole, session:
 def get_reservation(
     reservation_id: uuid.UUID, _caller: FromScheduling, session: DbSession
 ) -> queries.ReservationView:
-    """What became of a reservation: its appointment and status, or 404 when none was stored."""
-    found = queries.find_reservation(session, reservation_id)
+    """What became of a reservation: its appointment and status, or 404 when none was stored, and
+    then none ever will be (``services.reservations``: the sweeper frees the hold on this answer)."""
+    found = services.settle_reservation(session, reservation_id)
     if found is None:
         raise ReservationNotFound(f"No appointment was stored for reservation {reservation_id}.")
     return found

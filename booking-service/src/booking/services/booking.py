@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Connection, bindparam, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 
 from booking import events
 from booking.adapters import metrics
@@ -21,9 +20,9 @@ from booking.domain import (
     patient_booking,
 )
 from booking.errors import AccountDeactivated, TimeslotRefused
-from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment, AppointmentHistory, User
+from booking.models import Appointment, AppointmentHistory, User
 from booking.queries import AppointmentView
-from booking.services import acceptance, history, policy
+from booking.services import acceptance, history, policy, reservations
 from booking.services.history import Action
 from chassis.auth import Principal
 from chassis.db import Database
@@ -96,10 +95,9 @@ def book_appointment(
         # expiry. A standing offer keeps its hold (the patient may try again until it expires).
         if not offered or not acceptance.offer_is_open(db, reservation_id):
             scheduling.release(timeslot_id, reservation_id=reservation_id)
-        if isinstance(exc, IntegrityError) and violates(exc, ACTIVE_TIMESLOT_INDEX):
-            raise TimeslotRefused(
-                409, "timeslot_not_available", "This timeslot already has an active appointment."
-            ) from exc
+        refused = reservations.refusal(exc)
+        if refused is not None:
+            raise refused from exc
         raise
     metrics.BOOKINGS.inc()
     if offered:
@@ -202,8 +200,3 @@ def _lock_users(connection: Connection, *, patient_id: int, doctor_id: int) -> d
             404, "timeslot_not_found", "There is no such timeslot: its doctor is no longer available."
         )
     return {row.id: row.full_name for row in rows}
-
-
-def violates(exc: IntegrityError, constraint: str) -> bool:
-    diag = getattr(exc.orig, "diag", None)
-    return getattr(diag, "constraint_name", None) == constraint

@@ -11,16 +11,13 @@ the new hold is released at once and the appointment keeps its timeslot.
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
-
 from booking import events
 from booking.adapters.scheduling_client import SchedulingClient
 from booking.domain import AppointmentStatus, check_cancellation
 from booking.errors import TimeslotRefused
-from booking.models import ACTIVE_TIMESLOT_INDEX, Appointment
+from booking.models import Appointment
 from booking.queries import AppointmentView, view_of
-from booking.services import acceptance, history, policy
-from booking.services.booking import violates
+from booking.services import acceptance, history, policy, reservations
 from booking.services.history import Action
 from booking.services.status import locked
 from chassis.auth import Principal
@@ -29,7 +26,6 @@ from chassis.idempotency import NO_KEY, Recorder
 from chassis.timezones import utcnow
 
 OTHER_DOCTOR = "An appointment can only move to another timeslot of the same doctor."
-TAKEN = "This timeslot already has an active appointment."
 SAME_TIMESLOT = "The appointment is already in this timeslot."
 
 
@@ -89,8 +85,9 @@ def reschedule_appointment(
         # unless it is held for the patient's standing offer (theirs until it expires).
         if not offered or not acceptance.offer_is_open(db, reservation_id):
             scheduling.release(timeslot_id, reservation_id=reservation_id)
-        if isinstance(exc, IntegrityError) and violates(exc, ACTIVE_TIMESLOT_INDEX):
-            raise TimeslotRefused(409, "timeslot_not_available", TAKEN) from exc
+        refused = reservations.refusal(exc)
+        if refused is not None:
+            raise refused from exc
         raise
     return moved
 
