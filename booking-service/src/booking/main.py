@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from fastapi import FastAPI
 
 from booking import api, events, fhir
+from booking.adapters.retention import booking_retention_tasks
 from booking.adapters.scheduling_client import SchedulingClient
 from booking.adapters.waitlist_worker import waitlist_worker_hook
 from booking.api import calendar as calendar_api
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status_of=STATUS_OF,
         consumed=events.CONSUMED,
         idempotency=True,
+        retention_tasks=booking_retention_tasks,
         calls=["scheduling"],
         more_hooks=lambda settings, db: [scheduling_client_hook(settings), *waitlist_hooks(db, settings)],
         openapi_tags=[

@@ -65,7 +65,7 @@ def clean_state(request: pytest.FixtureRequest) -> None:
     with app.state.db.transaction() as session:
         tables = (
             "appointments, appointment_history, users, doctor_policies, idempotency_keys,"
-            " waitlist_offers, waitlist_entries, waitlist_openings, calendar_feeds"
+            " waitlist_offers, waitlist_entries, waitlist_openings, calendar_feeds, abandoned_reservations"
         )
         session.execute(text(f"TRUNCATE {tables}"))
     request.getfixturevalue("scheduling").reset()

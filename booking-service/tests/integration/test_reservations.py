@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, update
 
-from booking.models import Appointment
+from booking.models import AbandonedReservation, Appointment
 from chassis.testkit import lock_waiters, wait_until
 from chassis.testkit.http_contracts import checked
 
@@ -181,3 +181,19 @@ def appointment_row(reservation: uuid.UUID, user_id: int) -> dict:
         "end_time": start + timedelta(minutes=30),
         "status": "pending",
     }
+
+
+def test_the_retention_job_forgets_abandoned_reservations_after_a_day(app, client, from_scheduling):
+    old, recent = uuid.uuid4(), uuid.uuid4()
+    for reservation in (old, recent):
+        response = client.get(f"/internal/reservations/{reservation}", headers=from_scheduling)
+        assert response.status_code == 404
+    with app.state.db.transaction() as session:
+        session.execute(
+            update(AbandonedReservation)
+            .where(AbandonedReservation.reservation_id == old)
+            .values(abandoned_at=func.now() - timedelta(hours=25))
+        )
+    assert app.state.retention.run_once()["abandoned reservations"] == 1
+    with app.state.db.transaction() as session:
+        assert session.scalars(select(AbandonedReservation.reservation_id)).all() == [recent]

@@ -18,6 +18,7 @@ from chassis.db import Database
 from chassis.errors import DomainError
 from chassis.health import amqp_check
 from chassis.messaging import Handler, messaging_hooks, service_retention_hooks
+from chassis.messaging.retention import Task
 from chassis.observability import configure_logging
 from chassis.trust import ServiceTrust
 
@@ -37,11 +38,13 @@ def consuming_service_app(
     calls: Sequence[str] = (),
     more_hooks: MoreHooks | None = None,
     idempotency: bool = False,
+    retention_tasks: Callable[[Database], Mapping[str, Task]] | None = None,
 ) -> FastAPI:
     """The app of service ``name``: ``calls`` names the services whose internal API it calls (a
     credential for each is part of its readiness); ``more_hooks(settings, db)`` adds the
     service's own start-up hooks (a client of another service, a sweeper); ``idempotency``: the
-    service takes Idempotency-Key (``chassis.idempotency``), whose keys its retention job deletes."""
+    service takes Idempotency-Key (``chassis.idempotency``), whose keys its retention job deletes;
+    ``retention_tasks(db)``: the service's own tasks for that job."""
     configure_logging(name, settings.log_level, settings.log_format)
     db = Database.from_settings(settings)
     trust = ServiceTrust.from_settings(settings, name, db, calls=bool(calls))
@@ -55,7 +58,15 @@ def consuming_service_app(
             enabled=settings.messaging_enabled,
             retry_delays=settings.event_retry_delays,
         ),
-        *service_retention_hooks(name, db, settings, _idempotency_tasks(db) if idempotency else None),
+        *service_retention_hooks(
+            name,
+            db,
+            settings,
+            {
+                **(_idempotency_tasks(db) if idempotency else {}),
+                **(retention_tasks(db) if retention_tasks else {}),
+            },
+        ),
         *(more_hooks(settings, db) if more_hooks else ()),
     ]
     app = create_service_app(
