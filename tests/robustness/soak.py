@@ -91,6 +91,13 @@ GATEWAY_CODES = {
     "service_timeout": "the service did not answer in time",
 }
 NO_ANSWER = "no answer (the connection dropped or timed out)"
+# 5xx that say the request changed nothing: the gateway's before it forwarded it, booking's own.
+NOTHING_CHANGED = {
+    "gateway: auth_unavailable",
+    "gateway: service_unavailable",
+    "service: scheduling_unavailable",
+    "service: hold_expired",
+}
 RABBITMQCTL = os.environ.get("RABBITMQCTL", "rabbitmqctl")
 
 
@@ -119,7 +126,9 @@ class Ledger:
     timeslots: dict[int, int] = field(default_factory=dict)  # id -> doctor id (201s)
     appointments: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> body (201s)
     entries: dict[int, int] = field(default_factory=dict)  # waitlist entry id -> patient id (201s)
-    moved: set[int] = field(default_factory=set)  # appointments some reschedule moved (200)
+    # Appointments some reschedule moved (200) or may have moved (no answer, or a 5xx that does not
+    # say nothing changed: a replica that died with the request in flight may have committed it).
+    moved: set[int] = field(default_factory=set)
     # A retry with the same Idempotency-Key that did not get the first answer again.
     replay_mismatches: list[str] = field(default_factory=list)
     fault_log: list[str] = field(default_factory=list)
@@ -392,6 +401,9 @@ class Traffic:
         if response is not None and response.status_code == 200:
             with self.ledger.lock:
                 self.ledger.appointments[appointment_id] = response.json()
+                self.ledger.moved.add(appointment_id)
+        elif response is None or failure_cause(response) not in (None, *NOTHING_CHANGED):
+            with self.ledger.lock:
                 self.ledger.moved.add(appointment_id)
 
     def reschedule(self, client: Client, rng: random.Random) -> None:
