@@ -1,10 +1,9 @@
 """The scheduling side of the booking protocol (docs/booking-protocol.md).
 
-Holds and releases for booking's internal calls, the effects of booking's
-``booked``/``cancelled`` events (a ``rescheduled`` one is both: the new timeslot booked, the
-old one freed), and the sweeper pass over expired holds. Every
-change is conditional on the reservation id, so stale or repeated inputs change
-nothing.
+Holds and releases for booking's internal calls, the effects of booking's ``booked``/``cancelled``
+events (a ``rescheduled`` one is both: the new timeslot booked, the old one freed), and the sweeper
+pass over expired holds. Every change is conditional on the reservation id, so stale or repeated
+inputs change nothing.
 """
 
 from __future__ import annotations
@@ -217,11 +216,8 @@ def free_for_reservation(
     changes nothing. The reservation is remembered as cancelled so that a late
     ``booked`` event cannot revive it.
 
-    The timeslot's row is locked first, whatever its state: a ``booked`` event of the same
-    reservation applied at the same moment (another replica) locks it too before it looks for
-    the remembered cancellation, so it waits for this transaction and then sees it. Without the
-    lock, a free timeslot is not locked by the ``UPDATE`` below, and that event could book it
-    for the cancelled reservation before this commit made the cancellation visible.
+    The row is locked first, whatever its state (the ``UPDATE`` below leaves a free one unlocked): a
+    ``booked`` event applied at once by another replica locks it too, so it waits and sees this.
     """
     session.execute(select(Timeslot.id).where(Timeslot.id == timeslot_id).with_for_update())
     session.execute(
