@@ -9,7 +9,8 @@ One module for both, so that the stack with faults starts once.
 
 Fault tests look inside the services' databases only to observe what a client cannot
 see (whether a timeslot is held or booked); they act only through the gateway, the
-services' own ports and the broker, as an operator's tools would.
+services' own ports and the broker, as an operator's tools would, and in one test through a
+long transaction on booking's database holding a row lock, as an operator's session might.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from booking.config import Settings
 from booking.main import create_app
@@ -69,6 +69,11 @@ def clean_state(request: pytest.FixtureRequest) -> None:
         )
         session.execute(text(f"TRUNCATE {tables}"))
     request.getfixturevalue("scheduling").reset()
+
+
+def count_appointments(app: FastAPI) -> int:
+    with app.state.db.transaction() as session:
+        return session.scalar(select(func.count()).select_from(Appointment))
 
 
 @pytest.fixture(scope="session")

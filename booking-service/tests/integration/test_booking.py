@@ -7,18 +7,13 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from booking.main import create_app
-from booking.models import Appointment, User
+from booking.models import User
 from chassis.testkit import wait_until
 
-from .conftest import make_settings
-
-
-def count_appointments(app) -> int:
-    with app.state.db.transaction() as session:
-        return session.scalar(select(func.count()).select_from(Appointment))
+from .conftest import count_appointments, make_settings
 
 
 def test_a_patient_books_a_free_timeslot_and_gets_a_pending_appointment(client, scheduling, new_id, callers):

@@ -14,6 +14,8 @@ from booking.models import AbandonedReservation, Appointment
 from chassis.testkit import lock_waiters, wait_until
 from chassis.testkit.http_contracts import checked
 
+from .conftest import count_appointments
+
 
 def test_a_stored_reservation_answers_its_appointment_and_status(client, seed, new_id, from_scheduling):
     appointment = seed(patient_id=new_id(), doctor_id=new_id(), status="confirmed")
@@ -98,11 +100,6 @@ def sweeper(client, scheduling, from_scheduling):
         return checked(client, "booking").get(path, headers=from_scheduling).status_code
 
     return lambda timeslot_id: scheduling.sweep_on_hold.__setitem__(timeslot_id, ask)
-
-
-def count_appointments(app) -> int:
-    with app.state.db.transaction() as session:
-        return session.scalar(select(func.count()).select_from(Appointment))
 
 
 def test_a_booking_whose_hold_was_swept_before_it_was_stored_is_refused_and_stores_nothing(

@@ -24,6 +24,7 @@ from booking.domain import AppointmentStatus, takes_timeslot
 from booking.errors import HoldExpired, TimeslotRefused
 from booking.models import ACTIVE_TIMESLOT_INDEX, AbandonedReservation, Appointment
 from booking.queries import ReservationView
+from chassis.errors import DomainError
 
 # The advisory lock space of reservations, and the constraint name the trigger raises with (both
 # written in migration 0006 too).
@@ -53,7 +54,7 @@ def settle_reservation(session: Session, reservation_id: uuid.UUID) -> Reservati
     return ReservationView(reservation_id, row.id, status, takes_timeslot(status))
 
 
-def refusal(exc: BaseException) -> Exception | None:
+def refusal(exc: BaseException) -> DomainError | None:
     """The domain error of a storing transaction the database refused for a known reason, if any:
     the timeslot already has an active appointment (409), or the hold was given up (503)."""
     if not isinstance(exc, IntegrityError):
