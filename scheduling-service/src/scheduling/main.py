@@ -6,6 +6,7 @@ from chassis.app import Hook
 from chassis.assembly import consuming_service_app
 from chassis.db import Database
 from scheduling import api, events, fhir
+from scheduling.adapters.retention import scheduling_retention_tasks
 from scheduling.adapters.sweeper import hold_sweeper_hook
 from scheduling.config import Settings
 from scheduling.errors import STATUS_OF
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status_of=STATUS_OF,
         consumed=events.CONSUMED,
         idempotency=True,
+        retention_tasks=lambda db: scheduling_retention_tasks(db, inbox_days=settings.inbox_retention_days),
         calls=["booking"],
         more_hooks=_sweeper,
         openapi_tags=[{"name": "timeslots", "description": "Doctors' schedules and free timeslots."}],

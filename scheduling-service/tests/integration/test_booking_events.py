@@ -2,8 +2,12 @@
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select, update
 
 from chassis.testkit import lock_waiters
+from scheduling.models import CancelledReservation, Timeslot
 from scheduling.services import reservations
 
 
@@ -105,6 +109,45 @@ def test_a_booked_event_racing_its_cancellation_on_a_free_timeslot_never_books_i
             wait_until(lambda: booking.done() or lock_waiters(db), what="the booked event to finish or wait")
         booking.result(timeout=10)
     assert schedule.is_free(timeslot, patient)
+
+
+def test_the_retention_job_forgets_a_cancelled_reservation_once_its_timeslot_is_over_and_it_is_old(
+    db, broker, schedule, consumed, messaging_client, doctor, patient
+):
+    inbox_days = messaging_client.app.state.settings.inbox_retention_days
+    timeslots = {name: schedule.publish(doctor, 82 + n) for n, name in enumerate(["ended", "gone", "ahead"])}
+    timeslots["ended recently"] = schedule.publish(doctor, 86)
+    cancelled = {name: uuid.uuid4() for name in timeslots}
+    for name, timeslot in timeslots.items():
+        consumed(broker.cancelled(timeslot, cancelled[name], patient[0]))
+    ids = {name: timeslot["id"] for name, timeslot in timeslots.items()}
+    with db.transaction() as session:
+        old = [cancelled[name] for name in ("ended", "gone", "ahead")]
+        session.execute(
+            update(CancelledReservation)
+            .where(CancelledReservation.reservation_id.in_(old))
+            .values(cancelled_at=func.now() - timedelta(days=inbox_days, hours=1))
+        )
+        past = timedelta(days=200)  # the doctor's own timeslots: no overlap with another one
+        session.execute(
+            update(Timeslot)
+            .where(Timeslot.id.in_([ids["ended"], ids["ended recently"]]))
+            .values(start_time=Timeslot.start_time - past, end_time=Timeslot.end_time - past)
+        )
+        session.execute(delete(Timeslot).where(Timeslot.id == ids["gone"]))
+
+    messaging_client.app.state.retention.run_once()
+
+    with db.transaction() as session:
+        kept = session.scalars(
+            select(CancelledReservation.reservation_id).where(
+                CancelledReservation.reservation_id.in_(cancelled.values())
+            )
+        ).all()
+    assert set(kept) == {cancelled["ahead"], cancelled["ended recently"]}
+    # The one still remembered still keeps a late booked event from booking its timeslot.
+    consumed(broker.booked(timeslots["ahead"], cancelled["ahead"], patient[0]))
+    assert schedule.is_free(timeslots["ahead"], patient)
 
 
 def _apply_booked(db, timeslot_id: int, reservation: uuid.UUID) -> None:

@@ -11,7 +11,9 @@
   remembered), so even a dead letter replayed after its inbox row is gone changes nothing
   that a newer event decided. The minimum is one day (settings refuse less).
 
-A service adds its own tasks (identity: refresh tokens, login failures) to the same job.
+A service adds its own tasks (identity: refresh tokens, login failures; booking: abandoned
+reservations; scheduling: cancelled reservations of ended timeslots) to the same job, and may
+use ``purge_in_batches`` for them.
 Every replica runs the job; the deletes skip rows another replica is deleting at that moment.
 """
 
@@ -42,15 +44,18 @@ _OUTBOX = OutboxEvent.__table__
 _INBOX = ProcessedEvent.__table__
 
 
-def _purge_in_batches(
+def purge_in_batches(
     db: Database,
     table: Table,
     key: ColumnElement[Any],
     condition: ColumnElement[bool],
-    batch_size: int,
     values: dict[str, Any],
+    *,
+    batch_size: int = BATCH_SIZE,
 ) -> int:
-    # Short transactions of at most ``batch_size`` rows each: no long lock on a busy table.
+    """Delete the rows of ``table`` that meet ``condition`` (``values`` are its parameters), in
+    short transactions of at most ``batch_size`` rows each: no long lock on a busy table, and rows
+    another replica is deleting at that moment are skipped. How many went."""
     doomed = select(key).where(condition).limit(batch_size).with_for_update(skip_locked=True)
     statement = delete(table).where(key.in_(doomed.scalar_subquery()))
     total = 0
@@ -65,13 +70,17 @@ def _purge_in_batches(
 def purge_published_events(db: Database, older_than: timedelta, *, batch_size: int = BATCH_SIZE) -> int:
     """Delete outbox rows published more than ``older_than`` ago (never an unpublished one)."""
     condition = _OUTBOX.c.published_at < func.now() - bindparam("p_age", type_=Interval())
-    return _purge_in_batches(db, _OUTBOX, _OUTBOX.c.id, condition, batch_size, {"p_age": older_than})
+    return purge_in_batches(
+        db, _OUTBOX, _OUTBOX.c.id, condition, {"p_age": older_than}, batch_size=batch_size
+    )
 
 
 def purge_processed_events(db: Database, older_than: timedelta, *, batch_size: int = BATCH_SIZE) -> int:
     """Delete inbox rows of events processed more than ``older_than`` ago."""
     condition = _INBOX.c.processed_at < func.now() - bindparam("p_age", type_=Interval())
-    return _purge_in_batches(db, _INBOX, _INBOX.c.event_id, condition, batch_size, {"p_age": older_than})
+    return purge_in_batches(
+        db, _INBOX, _INBOX.c.event_id, condition, {"p_age": older_than}, batch_size=batch_size
+    )
 
 
 def messaging_retention_tasks(db: Database, *, outbox_days: float, inbox_days: float) -> dict[str, Task]:
