@@ -140,6 +140,11 @@ class OfferState(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+# An offer in these states uses its hold: it still stands, or the appointment that accepted it
+# holds the timeslot now. Only the hold of an offer that expired or was withdrawn may be released.
+HOLDING_OFFER_STATES = frozenset({OfferState.OPEN, OfferState.ACCEPTED})
+
+
 class EndReason(StrEnum):
     LEFT = "left"
     BOOKED = "booked"

@@ -7,11 +7,14 @@ receives and every answer it gives (but the scripted failures) is checked agains
 ``contracts/http/scheduling.timeslot.*.json``, the contract scheduling's own tests check too.
 A test can also make one timeslot answer a given status, or answer slowly, or have its hold
 swept at once (``sweep_on_hold``: the hold sweeper asks booking about the new hold before
-booking has stored anything, and frees it on a 404, as a hold that expired would be).
+booking has stored anything, and frees it on a 404, as a hold that expired would be), or
+have something happen between granting a hold and answering it (``while_holding``: run in a
+thread, while the stand-in goes on answering, e.g. another request's hold).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +45,8 @@ class SchedulingStandIn:
     delays: dict[int, float] = field(default_factory=dict)
     # timeslot id -> the sweeper's lookup of a reservation at booking (returns its status code).
     sweep_on_hold: dict[int, Callable[[str], int]] = field(default_factory=dict)
+    # timeslot id -> what happens once its hold is granted, before it is answered (one time).
+    while_holding: dict[int, Callable[[str], object]] = field(default_factory=dict)
     holds: list[dict] = field(default_factory=list)
     releases: list[dict] = field(default_factory=list)
     url: str = ""
@@ -59,6 +64,7 @@ class SchedulingStandIn:
             self.failures.clear()
             self.delays.clear()
             self.sweep_on_hold.clear()
+            self.while_holding.clear()
             self.holds.clear()
             self.releases.clear()
 
@@ -103,6 +109,9 @@ class SchedulingStandIn:
                 with self._lock:
                     if slot.reservation_id == body["reservation_id"]:
                         slot.reservation_id = None
+            meanwhile = self.while_holding.pop(timeslot_id, None)
+            if meanwhile is not None:
+                await asyncio.to_thread(meanwhile, body["reservation_id"])
             return JSONResponse(held)
 
         @app.post("/internal/timeslots/{timeslot_id}/release")

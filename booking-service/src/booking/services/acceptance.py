@@ -13,7 +13,7 @@ import uuid
 from sqlalchemy import Connection, select, update
 
 from booking.adapters.scheduling_client import Hold, SchedulingClient
-from booking.domain import EndReason, OfferState
+from booking.domain import HOLDING_OFFER_STATES, EndReason, OfferState
 from booking.errors import TimeslotRefused
 from booking.models import WaitlistEntry, WaitlistOffer
 from chassis.db import Database
@@ -73,10 +73,16 @@ def _standing_offer(db: Database, *, patient_id: int, timeslot_id: int) -> uuid.
 def accept_offer(connection: Connection, reservation_id: uuid.UUID) -> None:
     """In the booking's transaction: the offer becomes the appointment and the entry ends.
 
-    Serialised with ``expire_offers`` by the offer's row lock: of the booking and the
-    expiry, exactly one wins; a booking that comes too late gets 409 like anyone else.
+    Serialised with ``expire_offers``, with leaving the waitlist and with the patient's other
+    requests by the offer's row lock: exactly one wins; one that comes too late gets 409 like
+    anyone else. The entry's row is locked first, as leaving the waitlist locks it (and then
+    the offer), so the two wait for each other instead of deadlocking.
     """
     now = utcnow()
+    offer_entry = select(_OFFERS.c.entry_id).where(_OFFERS.c.reservation_id == reservation_id)
+    connection.execute(
+        select(_ENTRIES.c.id).where(_ENTRIES.c.id == offer_entry.scalar_subquery()).with_for_update()
+    )
     accepted = connection.execute(
         update(_OFFERS)
         .where(
@@ -88,11 +94,8 @@ def accept_offer(connection: Connection, reservation_id: uuid.UUID) -> None:
         .returning(_OFFERS.c.entry_id)
     ).first()
     if accepted is None:
-        raise TimeslotRefused(
-            409,
-            "timeslot_not_available",
-            "Your waitlist offer of this timeslot has expired; it is no longer held for you.",
-        )
+        state = connection.scalar(select(_OFFERS.c.state).where(_OFFERS.c.reservation_id == reservation_id))
+        raise TimeslotRefused(409, "timeslot_not_available", _NOT_ACCEPTED[state == OfferState.ACCEPTED])
     connection.execute(
         update(_ENTRIES)
         .where(_ENTRIES.c.id == accepted.entry_id, _ENTRIES.c.ended_at.is_(None))
@@ -100,8 +103,24 @@ def accept_offer(connection: Connection, reservation_id: uuid.UUID) -> None:
     )
 
 
-def offer_is_open(db: Database, reservation_id: uuid.UUID) -> bool:
-    """Whether the offer of this reservation still stands (then its hold must stay)."""
-    with db.reading() as connection:
-        state = connection.scalar(select(_OFFERS.c.state).where(_OFFERS.c.reservation_id == reservation_id))
-    return state == OfferState.OPEN
+_NOT_ACCEPTED = {
+    True: "Your waitlist offer of this timeslot was accepted by another request of yours.",
+    False: "Your waitlist offer of this timeslot has expired; it is no longer held for you.",
+}
+
+
+def release_unused_hold(
+    db: Database, scheduling: SchedulingClient, timeslot_id: int, reservation_id: uuid.UUID, *, offered: bool
+) -> None:
+    """A booking or a move stored nothing under its hold: free the timeslot now, not at the hold's
+    end, unless it was held for a waitlist offer that still uses it (``HOLDING_OFFER_STATES``):
+    the offer stands (the patient may try again until it expires), or another request of the
+    patient accepted it, and its appointment holds the timeslot now."""
+    if offered:
+        with db.reading() as connection:
+            state = connection.scalar(
+                select(_OFFERS.c.state).where(_OFFERS.c.reservation_id == reservation_id)
+            )
+        if state in HOLDING_OFFER_STATES:
+            return
+    scheduling.release(timeslot_id, reservation_id=reservation_id)

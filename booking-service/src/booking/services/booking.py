@@ -91,10 +91,7 @@ def book_appointment(
             events.publish_booked(connection, booked, reservation_id)
             record.record(connection, booked)
     except BaseException as exc:
-        # The appointment was not stored, so nothing may stay held: free the timeslot now, not at
-        # expiry. A standing offer keeps its hold (the patient may try again until it expires).
-        if not offered or not acceptance.offer_is_open(db, reservation_id):
-            scheduling.release(timeslot_id, reservation_id=reservation_id)
+        acceptance.release_unused_hold(db, scheduling, timeslot_id, reservation_id, offered=offered)
         refused = reservations.refusal(exc)
         if refused is not None:
             raise refused from exc

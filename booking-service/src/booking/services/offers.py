@@ -13,8 +13,9 @@
    event brings the timeslot back to step 1, for the next entry in line.
 
 No timeslot stays held for nobody: every hold of an offer is released by booking when the
-offer ends, and if booking cannot (scheduling unreachable, booking down), scheduling's hold
-sweeper frees it at the hold's end, since booking stores no appointment for its reservation.
+offer ends without an appointment (expired, withdrawn; ``HOLDING_OFFER_STATES``), and if
+booking cannot (scheduling unreachable, booking down), scheduling's hold sweeper frees it at
+the hold's end, since booking stores no appointment for its reservation.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sqlalchemy.orm import Session
 from booking import events
 from booking.adapters import metrics
 from booking.adapters.scheduling_client import SchedulingClient
-from booking.domain import OfferState, hold_seconds, offer_expiry
+from booking.domain import HOLDING_OFFER_STATES, OfferState, hold_seconds, offer_expiry
 from booking.errors import SchedulingUnavailable, TimeslotRefused
 from booking.models import User, WaitlistEntry, WaitlistOffer, WaitlistOpening
 from booking.services.waitlist import view_of
@@ -210,22 +211,27 @@ def _next_entry(session: Session, opening: WaitlistOpening) -> WaitlistEntry | N
 
 
 def _settle_held(db: Database, scheduling: SchedulingClient, pending: _Pending) -> int:
-    """The hold stands: the opening is done and the patient hears of the offer (once)."""
+    """The hold stands: the opening is done and the patient hears of the offer (once).
+
+    The offer may have ended while it was being held: accepted (the patient saw it on their
+    waitlist and booked it: their appointment holds the timeslot now), or withdrawn or expired
+    (nobody uses the hold: it is released, and the opening stays for the next in line).
+    """
     announced = False
     with db.transaction() as session:
         offer = session.get(WaitlistOffer, pending.offer_id, with_for_update=True)
-        session.execute(delete(WaitlistOpening).where(WaitlistOpening.timeslot_id == pending.timeslot_id))
-        standing = offer is not None and offer.state == OfferState.OPEN
-        if standing and not offer.announced:
+        state = offer.state if offer is not None else None
+        if state in HOLDING_OFFER_STATES:
+            session.execute(delete(WaitlistOpening).where(WaitlistOpening.timeslot_id == pending.timeslot_id))
+        if state == OfferState.OPEN and not offer.announced:
             entry = session.get(WaitlistEntry, offer.entry_id)
             events.publish_offered(session, view_of(entry, offer), patient_id=pending.patient_id)
             offer.announced = announced = True
-    if standing:
-        metrics.WAITLIST_OFFERS.labels("offered").inc(1 if announced else 0)
-        return 1
-    # The offer ended while it was being held (the patient left): nobody uses this hold.
-    scheduling.release(pending.timeslot_id, reservation_id=pending.reservation_id)
-    return 0
+    if state not in HOLDING_OFFER_STATES:
+        scheduling.release(pending.timeslot_id, reservation_id=pending.reservation_id)
+        return 0
+    metrics.WAITLIST_OFFERS.labels("offered").inc(1 if announced else 0)
+    return 1 if state == OfferState.OPEN else 0
 
 
 def _settle_refused(db: Database, pending: _Pending, *, keep_opening: bool) -> None:

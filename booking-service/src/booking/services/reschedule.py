@@ -81,10 +81,8 @@ def reschedule_appointment(
             moved = view_of(session, appointment.id)
             record.record(session, moved)
     except BaseException as exc:
-        # Nothing moved: the new timeslot must not stay held (the old one was never touched),
-        # unless it is held for the patient's standing offer (theirs until it expires).
-        if not offered or not acceptance.offer_is_open(db, reservation_id):
-            scheduling.release(timeslot_id, reservation_id=reservation_id)
+        # Nothing moved (the old timeslot was never touched): the new one must not stay held.
+        acceptance.release_unused_hold(db, scheduling, timeslot_id, reservation_id, offered=offered)
         refused = reservations.refusal(exc)
         if refused is not None:
             raise refused from exc
