@@ -1,4 +1,5 @@
 import dataclasses
+import threading
 
 import jwt
 from sqlalchemy import select
@@ -70,3 +71,54 @@ def test_a_hash_of_older_parameters_is_upgraded_at_login(client, api, app):
 def test_login_fields_are_required(client):
     body = assert_problem(client.post("/api/auth/login/", json={"email": "a@example.com"}), 422)
     assert body["errors"] == [{"field": "password", "message": "Field required"}]
+
+
+def _during_the_login_check(app, make_settings, act):
+    """``app``'s passwords, with ``act()`` done once, by another request, right after the
+    login's password check (outside its transaction) and before the login stores its session."""
+    done, started = [], threading.Event()
+
+    class Interleaving(Passwords):
+        def verify(self, password_hash, password):
+            matches = super().verify(password_hash, password)
+            if not started.is_set():  # the other request's own checks come here too
+                started.set()
+                done.append(act())
+            return matches
+
+    parts = app.state.components
+    app.state.components = dataclasses.replace(parts, passwords=Interleaving.from_settings(make_settings()))
+    return parts, done
+
+
+def test_a_login_whose_password_is_changed_while_it_is_checked_is_refused(client, api, app, make_settings):
+    # Whoever logs in with the old password at the moment the owner changes it must not keep a
+    # session the change did not end.
+    user, tokens = api.signed_in()
+    new = {"current_password": PASSWORD, "password": "An0ther-Long-Passphrase"}
+    parts, changed = _during_the_login_check(
+        app, make_settings, lambda: client.patch("/api/auth/me/", json=new, headers=bearer(tokens))
+    )
+    try:
+        old_login = client.post("/api/auth/login/", json={"email": user["email"], "password": PASSWORD})
+    finally:
+        app.state.components = parts
+
+    assert changed[0].status_code == 200, changed[0].text
+    assert_problem(old_login, 401, "invalid_credentials")
+    assert api.login(user["email"], new["password"])["access"]
+
+
+def test_a_login_of_an_account_deactivated_while_it_is_checked_is_refused(client, api, app, make_settings):
+    user = api.register()
+    _, admin_tokens = api.admin()
+    parts, deactivated = _during_the_login_check(
+        app, make_settings, lambda: client.delete(f"/api/users/{user['id']}/", headers=bearer(admin_tokens))
+    )
+    try:
+        login = client.post("/api/auth/login/", json={"email": user["email"], "password": PASSWORD})
+    finally:
+        app.state.components = parts
+
+    assert deactivated[0].status_code == 204, deactivated[0].text
+    assert_problem(login, 401, "invalid_credentials")

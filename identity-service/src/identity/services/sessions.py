@@ -119,8 +119,18 @@ def log_in(
     if not passwords.verify(user.password_hash, password) or not user.is_active:
         metrics.LOGIN_FAILURES.inc()
         raise InvalidCredentials()
-    throttle.succeeded(db, attempt)
     with db.transaction() as session:
+        # The account again, locked until this login commits: a password change or deactivation
+        # committed during the check refuses it (the password checked is no longer the account's),
+        # and one that comes after it waits for this commit, then ends this session too.
+        account = session.execute(
+            select(User.password_hash, User.is_active, User.role)
+            .where(User.id == user.id)
+            .with_for_update(read=True)
+        ).one_or_none()
+        if account is None or account.password_hash != user.password_hash or not account.is_active:
+            metrics.LOGIN_FAILURES.inc()
+            raise InvalidCredentials()
         if passwords.needs_rehash(user.password_hash):
             session.execute(
                 update(User).where(User.id == user.id).values(password_hash=passwords.hash(password))
@@ -130,7 +140,8 @@ def log_in(
             id=uuid.uuid4(), user_id=user.id, started_at=now, expires_at=tokens.session_expiry(now)
         )
         session.add(login)
-        issued, _ = _issue(session, tokens, user_id=user.id, role=user.role, login=login, now=now)
+        issued, _ = _issue(session, tokens, user_id=user.id, role=account.role, login=login, now=now)
+    throttle.succeeded(db, attempt)
     return issued
 
 
