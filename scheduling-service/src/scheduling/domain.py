@@ -236,8 +236,9 @@ def check_hold(
     patient_id: int,
     now: datetime,
     doctor_id: int | None = None,
-) -> None:
-    """Return if ``reservation_id`` holds (or already held) the timeslot; else raise why not.
+) -> bool:
+    """True if ``reservation_id`` holds (or already held) the timeslot; else raise why not, or
+    False if nothing refuses it: the timeslot was freed after the hold's UPDATE looked.
 
     Used to explain a conditional UPDATE that changed nothing: it repeats that
     UPDATE's conditions in the order a client should hear about them.
@@ -245,7 +246,7 @@ def check_hold(
     if target is None or not target.doctor_active:
         raise TimeslotNotFound("There is no such timeslot.")
     if target.reservation_id == reservation_id and target.state is not TimeslotState.AVAILABLE:
-        return  # a retried hold of the same reservation: idempotent
+        return True  # a retried hold of the same reservation: idempotent
     if doctor_id is not None and target.doctor_id != doctor_id:
         raise OtherDoctor("An appointment can only move to another timeslot of the same doctor.")
     if target.doctor_id == patient_id:
@@ -260,6 +261,7 @@ def check_hold(
         min_notice_minutes=target.min_notice_minutes,
         booking_horizon_days=target.booking_horizon_days,
     )
+    return False
 
 
 def check_booking_window(

@@ -1,5 +1,6 @@
 """booking's internal calls: POST /internal/timeslots/{id}/hold and /release."""
 
+import asyncio
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -8,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
+from chassis.db import app_reads
 from chassis.testkit.http_contracts import checked
 from scheduling.models import Timeslot
 from scheduling.services.doctors import apply_user_state
@@ -203,3 +205,44 @@ def test_held_timeslots_are_listed_as_unavailable_to_their_doctor(
 def test_internal_endpoints_are_not_in_the_public_api_document(client):
     paths = client.get("/api/schema/scheduling/openapi.json").json()["paths"]
     assert not [path for path in paths if path.startswith("/internal")]
+
+
+class ReleasedRightAfterTheUpdate:
+    """The app's ``FastReads``, with ``release()`` done (once) right after a hold's UPDATE found
+    the timeslot taken, before the hold reads the row to say why: the moment a contested
+    timeslot is freed."""
+
+    def __init__(self, reads, release):
+        self.reads, self.release = reads, release
+
+    async def write(self, statement, values):
+        held = await self.reads.write(statement, values)
+        if held is None and self.release is not None:
+            release, self.release = self.release, None
+            await asyncio.to_thread(release)
+        return held
+
+
+def test_a_hold_that_finds_the_timeslot_freed_after_its_update_holds_it(
+    client, timeslot, new_id, callers, from_booking
+):
+    # A 200 means the reservation holds the timeslot: never a 200 for a hold that took nothing
+    # (then a second reservation could hold the same timeslot).
+    first, second = uuid.uuid4(), uuid.uuid4()
+    assert hold(client, timeslot["id"], new_id(), from_booking, first).status_code == 200
+    freed = ReleasedRightAfterTheUpdate(
+        client.app.state.reads, lambda: release(client, timeslot["id"], first, from_booking)
+    )
+    client.app.dependency_overrides[app_reads] = lambda: freed
+    try:
+        held = hold(client, timeslot["id"], new_id(), from_booking, second)
+    finally:
+        client.app.dependency_overrides.pop(app_reads)
+
+    assert freed.release is None  # the release did come in between
+    assert held.status_code == 200, held.text
+    assert held.json()["held_until"] is not None
+    other = hold(client, timeslot["id"], new_id(), from_booking)
+    assert other.status_code == 409
+    assert release(client, timeslot["id"], second, from_booking).status_code == 204
+    assert hold(client, timeslot["id"], new_id(), from_booking).status_code == 200

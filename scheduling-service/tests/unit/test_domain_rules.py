@@ -200,7 +200,7 @@ class TestHoldRefusals:
         return HoldTarget(**values)
 
     def check(self, target, patient_id=12):
-        check_hold(target, reservation_id=self.reservation, patient_id=patient_id, now=NOW)
+        return check_hold(target, reservation_id=self.reservation, patient_id=patient_id, now=NOW)
 
     def test_a_missing_timeslot_or_inactive_doctor_is_not_found(self):
         with pytest.raises(TimeslotNotFound):
@@ -209,8 +209,12 @@ class TestHoldRefusals:
             self.check(self.target(doctor_active=False))
 
     def test_the_same_reservation_holding_it_again_is_fine(self):
-        self.check(self.target(state=TimeslotState.HELD, reservation_id=self.reservation))
-        self.check(self.target(state=TimeslotState.BOOKED, reservation_id=self.reservation))
+        assert self.check(self.target(state=TimeslotState.HELD, reservation_id=self.reservation))
+        assert self.check(self.target(state=TimeslotState.BOOKED, reservation_id=self.reservation))
+
+    def test_a_free_timeslot_that_nothing_refuses_is_not_held_yet(self):
+        # The hold's UPDATE lost to a release: the caller tries again, it does not answer "held".
+        assert self.check(self.target()) is False
 
     def test_a_doctor_cannot_hold_their_own_timeslot(self):
         with pytest.raises(CannotBookOwnTimeslot):

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -23,6 +24,7 @@ from chassis.reads import FastReads
 from chassis.timezones import utcnow
 from scheduling.adapters import metrics
 from scheduling.domain import HoldOutcome, HoldTarget, TimeslotState, check_hold, decide_expired_hold
+from scheduling.errors import TimeslotNotAvailable
 from scheduling.models import CancelledReservation, Doctor, Timeslot
 from scheduling.queries import DOCTOR_ALLOWS_BOOKING, POLICY_OF_DOCTOR
 from scheduling.services.releases import ReleaseReason, free_timeslot
@@ -100,7 +102,7 @@ async def hold_timeslot(
     booking comes through here. The one write outside ``db.transaction()``, fenced here and
     justified by ``make bench`` row 6 (``POST /api/appointments/``). When it changes nothing,
     the current row explains why (or shows that this reservation already holds it), read in a
-    database thread.
+    database thread; if nothing explains it (the timeslot was freed in between), it runs again.
     """
     now = now or utcnow()
     values = {
@@ -110,27 +112,22 @@ async def hold_timeslot(
         "p_reservation_id": reservation_id,
         "p_held_until": now + timedelta(seconds=hold_seconds),
     }
-    if doctor_id is None:
-        held = await reads.write(_HOLD, values)
-    else:
-        held = await reads.write(_HOLD_OF_DOCTOR, {**values, "p_doctor_id": doctor_id})
-    if held is not None:
-        metrics.HOLDS_CREATED.inc()
-        return Hold(**held)
+    if doctor_id is not None:
+        values["p_doctor_id"] = doctor_id
     asked = {"reservation_id": reservation_id, "patient_id": patient_id, "now": now, "doctor_id": doctor_id}
-    return await db.run(_refused_hold, db, timeslot_id, **asked)
+    for _ in range(3):
+        held = await reads.write(_HOLD if doctor_id is None else _HOLD_OF_DOCTOR, values)
+        if held is not None:
+            metrics.HOLDS_CREATED.inc()
+            return Hold(**held)
+        if (timeslot := await db.run(_refused_hold, db, timeslot_id, asked)) is not None:
+            return timeslot
+    raise TimeslotNotAvailable("This timeslot is not available any more.")
 
 
-def _refused_hold(
-    db: Database,
-    timeslot_id: int,
-    *,
-    reservation_id: uuid.UUID,
-    patient_id: int,
-    now: datetime,
-    doctor_id: int | None,
-) -> Timeslot:
-    """Why a hold changed nothing (raises the domain error), or the timeslot this reservation holds."""
+def _refused_hold(db: Database, timeslot_id: int, asked: dict[str, Any]) -> Timeslot | None:
+    """Why a hold (``asked``: ``check_hold``'s arguments) changed nothing (raises the domain error),
+    or the timeslot this reservation holds (None: nothing refuses it now)."""
     with db.transaction() as session:
         row = session.execute(
             select(Timeslot, _doctor_active.label("doctor_active"), *POLICY_OF_DOCTOR).where(
@@ -150,8 +147,7 @@ def _refused_hold(
                 min_notice_minutes=row.min_notice_minutes or 0,
                 booking_horizon_days=row.booking_horizon_days,
             )
-        check_hold(target, reservation_id=reservation_id, patient_id=patient_id, now=now, doctor_id=doctor_id)
-        return row.Timeslot
+        return row.Timeslot if check_hold(target, **asked) else None
 
 
 def release_hold(db: Database, timeslot_id: int, *, reservation_id: uuid.UUID) -> bool:
