@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chassis.messaging import Envelope
+from booking.models import User
+from chassis.messaging import Envelope, ProcessedEvent
 from chassis.messaging.contracts import validate_envelope
-from chassis.testkit import wait_until
+from chassis.testkit import lock_waiters, wait_until
 
 
 def registered(user_id: int, full_name: str, role: str, revision: int = 1, is_active: bool = True) -> dict:
@@ -238,3 +239,30 @@ def test_every_event_booking_publishes_matches_its_contract(
         validate_envelope(event, broker.contracts_dir)  # as broker.published() did on arrival
         assert event["producer"] == "booking"
         assert Envelope.from_json(event).event_type == event["event_type"]
+
+
+def test_a_deactivation_overtaken_by_a_newer_event_of_another_replica_cancels_nothing(
+    app, client, broker, callers, seed, new_id
+):
+    # Booking has not stored the patient yet when this replica applies an older deactivation
+    # and another replica their reactivation (a newer revision), which commits first; the
+    # appointment stands for one the patient booked right after it. The deactivation must see
+    # the newer revision and cancel nothing.
+    patient, db = new_id(), app.state.db
+    appointment = seed(patient_id=patient, doctor_id=new_id())
+    with db.transaction() as session:
+        session.add(User(id=patient, full_name="Back Again", role="patient", is_active=True, revision=3))
+        session.flush()
+        deactivation = broker.publish_event("identity.user.deactivated", deactivated(patient, "patient", 2))
+        wait_until(lambda: lock_waiters(db) >= 1, what="the deactivation to wait for the newer event")
+    wait_until(lambda: processed(db, deactivation.event_id), what="the deactivation to be applied")
+
+    answer = client.get(f"/api/appointments/{appointment.id}/", headers=callers("patient", patient).headers)
+    assert answer.json()["status"] == "pending"
+    with db.transaction() as session:
+        assert (session.get(User, patient).revision, session.get(User, patient).is_active) == (3, True)
+
+
+def processed(db, event_id) -> bool:
+    with db.transaction() as session:
+        return session.get(ProcessedEvent, event_id) is not None

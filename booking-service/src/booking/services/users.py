@@ -26,9 +26,10 @@ def remember_user(
 
     Out-of-order tolerant: an event older than what is known changes nothing,
     except that it fills in a name still unknown (``deactivated`` carries none).
-    Returns whether the event is the newest known about the user.
+    Returns whether the event is the newest known about the user, read after the upsert: it
+    locks the user's row (even when it changes nothing) or waits for a concurrent event's insert
+    of it, so a newer event another replica applied meanwhile is seen.
     """
-    known = session.scalar(select(User.revision).where(User.id == user_id).with_for_update())
     insert = pg_insert(User).values(
         id=user_id, full_name=full_name or "", role=role, is_active=is_active, revision=revision
     )
@@ -47,7 +48,7 @@ def remember_user(
     session.execute(
         insert.on_conflict_do_update(index_elements=[User.id], set_=updates, where=or_(newer, name_unknown))
     )
-    return known is None or revision >= known
+    return session.scalar(select(User.revision).where(User.id == user_id)) == revision
 
 
 def cancel_appointments_of_deactivated_user(session: Session, user_id: int) -> int:
