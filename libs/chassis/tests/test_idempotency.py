@@ -51,6 +51,7 @@ class Controls:
         self.release = threading.Event()
         self.release.set()
         self.fail_after_effect = False
+        self.hold_only_the_first = False  # later requests run while the first is held
 
 
 def build_app(db: Database, controls: Controls):
@@ -64,8 +65,10 @@ def build_app(db: Database, controls: Controls):
         key: IdempotencyKeyHeader = None,
     ):
         def use_case(recorder: Recorder) -> dict:
+            first = not controls.entered.is_set()
             controls.entered.set()
-            controls.release.wait(10)
+            if first or not controls.hold_only_the_first:
+                controls.release.wait(10)
             if body.note == "taken":
                 raise Taken("That one is taken.")
             with db.engine.begin() as connection:
@@ -221,6 +224,30 @@ def test_a_key_still_running_is_a_409(client, controls, effect_count):
     assert answers[0].status_code == 201
     assert post(client, "a").json() == answers[0].json()
     assert effect_count() == 1
+
+
+def test_a_request_that_outlived_its_lease_leaves_the_key_to_the_retry_that_took_it_over(
+    client, db, controls, effect_count
+):
+    controls.release.clear()
+    controls.hold_only_the_first = True
+    answers = []
+    first = threading.Thread(target=lambda: answers.append(post(client, "a")))
+    first.start()
+    assert controls.entered.wait(10)
+    with db.engine.begin() as connection:  # the first request has run past its claim's lease
+        connection.execute(update(KEYS).values(leased_until=func.now() - timedelta(seconds=1)))
+    retry = post(client, "a")
+    controls.release.set()
+    first.join(10)
+
+    assert retry.status_code == 201
+    assert answers[0].status_code == 409
+    assert answers[0].json()["code"] == "idempotency_key_in_flight"
+    assert effect_count() == 1  # the late first request's effect rolled back
+    replay = post(client, "a")
+    assert replay.json() == retry.json()
+    assert replay.headers["Idempotent-Replayed"] == "true"
 
 
 def test_a_refusal_is_replayed_too(client, effect_count):

@@ -16,9 +16,12 @@ effect yet. The answer is stored as the JSON text the route sends, so a replay i
 answer byte for byte, and nothing is encoded twice.
 
 A claim whose request died before its effect committed stays "in flight" only for ``LEASE``;
-after that a retry with the same body runs again (nothing was applied). A 4xx answer (nothing
-changed) is stored too and replayed; a 5xx or an unexpected failure gives the key up, so a
-retry really retries. Rows older than ``RETENTION`` are deleted by the
+after that a retry with the same body runs again (nothing was applied). Each claim is known by
+the time it was made (``created_at``), and the answer is written, or the claim given up, only
+under the claim that ran: a request that outlived its lease, and whose key a retry took over
+meanwhile, has its effect rolled back (``ClaimLost``, 409) and leaves the retry's claim alone.
+A 4xx answer (nothing changed) is stored too and replayed; a 5xx or an unexpected failure gives
+the key up, so a retry really retries. Rows older than ``RETENTION`` are deleted by the
 service's retention job (``purge_idempotency_keys``) and never replayed meanwhile.
 
 Use in a route::
@@ -169,7 +172,7 @@ _CLAIM = _claim_insert.on_conflict_do_update(
         & (_c.leased_until < func.now())
         & (_c.fingerprint == _claim_insert.excluded.fingerprint)
     ),
-).returning(_c.user_id)
+).returning(_c.created_at)
 _FIND = select(_c.fingerprint, _c.status_code, _c.response).where(
     _c.user_id == bindparam("p_user_id"), _c.key == bindparam("p_key")
 )
@@ -178,7 +181,7 @@ _RECORD = (
     .where(
         _c.user_id == bindparam("p_user_id"),
         _c.key == bindparam("p_key"),
-        _c.fingerprint == bindparam("p_fingerprint"),
+        _c.created_at == bindparam("p_claimed_at"),
         _c.status_code.is_(None),
     )
     .values(status_code=bindparam("p_status"), response=bindparam("p_response", type_=Text))
@@ -186,9 +189,22 @@ _RECORD = (
 _GIVE_UP = delete(_KEYS).where(
     _c.user_id == bindparam("p_user_id"),
     _c.key == bindparam("p_key"),
-    _c.fingerprint == bindparam("p_fingerprint"),
+    _c.created_at == bindparam("p_claimed_at"),
     _c.status_code.is_(None),
 )
+
+
+class ClaimLost(ProblemException):
+    """The request outlived its claim's lease, and a retry with the key took the claim over: the
+    effect must not commit (the retry's runs instead)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            409,
+            "A request with this Idempotency-Key is still being processed; retry shortly.",
+            code="idempotency_key_in_flight",
+            headers={"Retry-After": "1"},
+        )
 
 
 @dataclass(slots=True)
@@ -206,6 +222,8 @@ class Recorder:
     serialize: Callable[[Any], str]
     # The answer's JSON text once recorded (None before): the route sends it as it is.
     body: str | None = None
+    # When the claim was made: it tells this request's claim from a later one of the same key.
+    claimed_at: datetime | None = None
 
     def record(self, connection: Any, result: Any) -> None:
         """Store ``result`` (serialised as the route's answer) with the effect's transaction.
@@ -215,11 +233,12 @@ class Recorder:
         if self.key is None:
             return
         body = self.serialize(result)
-        connection.execute(_RECORD, self._answer(self.status_code, body))
+        if connection.execute(_RECORD, self._answer(self.status_code, body)).rowcount != 1:
+            raise ClaimLost()
         self.body = body
 
     def _ids(self) -> dict[str, Any]:
-        return {"p_user_id": self.user_id, "p_key": self.key, "p_fingerprint": self.fingerprint}
+        return {"p_user_id": self.user_id, "p_key": self.key, "p_claimed_at": self.claimed_at}
 
     def _answer(self, status: int, body: Any) -> dict[str, Any]:
         return {**self._ids(), "p_status": status, "p_response": body}
@@ -277,6 +296,8 @@ async def run_idempotently(
         return replay
     try:
         result = await db.run(use_case, recorder)
+    except ClaimLost:
+        raise  # the key's claim is a retry's now: neither answered nor given up by this request
     except (DomainError, ProblemException) as exc:
         answer = _problem_of(request, exc)
         if answer is None or answer.status_code >= 500:
@@ -314,9 +335,16 @@ def _replayed(replayed: bool) -> dict[str, str]:
 
 
 async def _claim(reads: Any, recorder: Recorder, answer: _Answer) -> Response | None:
-    values = {**recorder._ids(), "p_lease": LEASE, "p_retention": RETENTION}
+    values = {
+        "p_user_id": recorder.user_id,
+        "p_key": recorder.key,
+        "p_fingerprint": recorder.fingerprint,
+        "p_lease": LEASE,
+        "p_retention": RETENTION,
+    }
     for _ in range(3):
-        if await reads.write(_CLAIM, values) is not None:
+        if (claimed := await reads.write(_CLAIM, values)) is not None:
+            recorder.claimed_at = claimed["created_at"]
             return None
         found = await reads.first(_FIND, {"p_user_id": recorder.user_id, "p_key": recorder.key})
         if found is None:
