@@ -10,8 +10,10 @@ from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from chassis.messaging import ProcessedEvent
-from chassis.testkit.outside import HANG
+from chassis.testkit.outside import HANG, TRICKLE
 from notification.adapters import webhook_worker
+from notification.models import WebhookDelivery, WebhookSubscription
+from notification.services.deliveries import record_attempt
 
 
 def verified(request, secret: str) -> dict:
@@ -138,6 +140,23 @@ def test_a_receiver_that_hangs_past_the_time_limit_is_retried(
     [delivery] = webhooks.wait_for_deliveries(client, hook["id"], "delivered")
     assert delivery["attempts"] == 2
     assert [r.answer for r in receiver.requests("/slow")] == [HANG, 200]
+
+
+def test_a_receiver_that_answers_2xx_but_never_finishes_its_body_has_its_delivery_delivered(
+    start_app, webhooks, receiver, events, new_appointment, wait_until
+):
+    # The status decides; the answer's body is read for an excerpt only within the time limit
+    # (2 s here), so a receiver trickling it holds the attempt no longer than that.
+    client = start_app()
+    receiver.script("/trickle", [TRICKLE])
+    hook = webhooks.subscribe(client, receiver.url("/trickle"), ["*"])
+
+    events.booked(new_appointment())
+
+    [delivery] = webhooks.wait_for_deliveries(client, hook["id"], "delivered")
+    assert delivery["attempts"] == 1
+    assert delivery["last_error"] is None
+    assert [r.answer for r in receiver.requests("/trickle")] == [TRICKLE]
 
 
 def test_a_delivery_that_keeps_failing_is_failed_after_its_schedule_and_can_be_redelivered(
@@ -271,3 +290,34 @@ def test_a_payload_dates_the_appointment_by_its_booking_and_its_latest_change(
 
 def _instant(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def test_the_outcome_of_an_attempt_that_outlasted_its_claim_changes_nothing(db, start_app):
+    # Attempt 1 ran past its claim, the delivery was claimed again and attempt 2 delivered it;
+    # attempt 1's failure, recorded last, must not undo that (or fail the delivery).
+    start_app()
+    with db.transaction() as session:
+        hook = WebhookSubscription(url="https://example.test/hook", event_types=["*"], secret="s" * 40)
+        session.add(hook)
+        session.flush()
+        delivery = WebhookDelivery(
+            subscription_id=hook.id,
+            event_id=uuid.uuid4(),
+            event_type="appointment.booked",
+            webhook_id=f"msg_{uuid.uuid4().hex}",
+            payload={},
+            attempts=2,
+            next_attempt_at=func.now() + timedelta(hours=1),  # not due: no worker takes it
+        )
+        session.add(delivery)
+        session.flush()
+        delivery_id = delivery.id
+    outcome = {"response_excerpt": None, "retry_delays": [0.1]}
+
+    delivered = record_attempt(db, delivery_id, attempt=2, status_code=204, error=None, **outcome)
+    late = record_attempt(db, delivery_id, attempt=1, status_code=None, error="no answer", **outcome)
+
+    assert delivered == late == "delivered"
+    with db.transaction() as session:
+        stored = session.get(WebhookDelivery, delivery_id)
+        assert (stored.status, stored.failures, stored.last_status_code) == ("delivered", 0, 204)

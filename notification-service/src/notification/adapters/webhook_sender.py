@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,8 +43,9 @@ class WebhookSender:
 
     def __init__(self, *, timeout: float, allow_private: bool, max_connections: int = 16) -> None:
         self.allow_private = allow_private
-        # The whole attempt within ``timeout`` (connect, send, wait, read): a receiver that
-        # hangs costs one slot for that long, then counts as a failed attempt.
+        # Each step within ``timeout`` (connect, send, wait for the answer's status and headers):
+        # a receiver that hangs costs one slot for that long, then counts as a failed attempt.
+        # Its body is read for an excerpt only until ``timeout`` after the attempt began.
         self.client = httpx.Client(
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
@@ -62,13 +64,14 @@ class WebhookSender:
         except TargetRefused as exc:
             return AttemptResult(None, f"refused: {exc}", None)
         body = body_of(payload)
+        deadline = time.monotonic() + self.timeout
         headers = {**signed_headers(secret, webhook_id, body, datetime.now(UTC)), "host": target.host_header}
         extensions = {"sni_hostname": target.host} if target.parts.scheme == "https" else {}
         try:
             with self.client.stream(
                 "POST", target.connect_url, content=body.encode(), headers=headers, extensions=extensions
             ) as response:
-                excerpt = _excerpt(response)
+                excerpt = _excerpt(response, deadline)
         except httpx.TimeoutException:
             return AttemptResult(None, f"no answer within {self.timeout:g} s", None)
         except httpx.HTTPError as exc:
@@ -80,12 +83,17 @@ class WebhookSender:
         return AttemptResult(response.status_code, f"answered {response.status_code}", excerpt)
 
 
-def _excerpt(response: httpx.Response) -> str | None:
-    """The start of the receiver's answer, read no further (a huge body is not downloaded)."""
+def _excerpt(response: httpx.Response, deadline: float) -> str | None:
+    """The start of the receiver's answer, read no further (a huge body is not downloaded) and
+    no later than ``deadline``: the status decided, so a body that trickles, or breaks off, ends
+    the excerpt, not the attempt."""
     chunk = b""
-    for data in response.iter_bytes():
-        chunk += data
-        if len(chunk) >= RESPONSE_EXCERPT_LENGTH:
-            break
+    try:
+        for data in response.iter_bytes():
+            chunk += data
+            if len(chunk) >= RESPONSE_EXCERPT_LENGTH or time.monotonic() >= deadline:
+                break
+    except httpx.HTTPError:
+        pass
     text = chunk[:RESPONSE_EXCERPT_LENGTH].decode("utf-8", errors="replace")
     return text[:RESPONSE_EXCERPT_LENGTH] or None

@@ -74,6 +74,7 @@ class WebhookWorker:
             status = record_attempt(
                 self.db,
                 delivery.id,
+                attempt=delivery.attempts,
                 status_code=result.status_code,
                 error=result.error,
                 response_excerpt=result.response_excerpt,

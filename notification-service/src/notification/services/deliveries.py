@@ -37,6 +37,8 @@ class ClaimedDelivery:
     secret: str
     webhook_id: str
     payload: dict[str, Any]
+    # Which attempt this claim makes: its outcome is recorded only if no later claim was made.
+    attempts: int
 
 
 _DUE = (
@@ -66,6 +68,7 @@ _CLAIM = (
         WebhookSubscription.secret,
         WebhookDelivery.webhook_id,
         WebhookDelivery.payload,
+        WebhookDelivery.attempts,
     )
 )
 
@@ -83,17 +86,22 @@ def record_attempt(
     db: Database,
     delivery_id: int,
     *,
+    attempt: int,
     status_code: int | None,
     error: str | None,
     response_excerpt: str | None,
     retry_delays: Sequence[float],
 ) -> str | None:
-    """Write one attempt's outcome: delivered, or due again after the schedule's next delay, or
-    failed once the schedule is spent. Returns the new status (None: the delivery is gone)."""
+    """Write the outcome of attempt number ``attempt``: delivered, or due again after the
+    schedule's next delay, or failed once the schedule is spent. Returns the new status (None:
+    the delivery is gone). An attempt that outlasted its claim, whose delivery was claimed again
+    meanwhile, changes nothing: the later attempt's outcome decides."""
     with db.transaction() as session:
         delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
         if delivery is None:  # its subscription was deleted meanwhile
             return None
+        if delivery.attempts != attempt:
+            return delivery.status
         delivery.last_status_code = status_code
         delivery.last_error = error[:300] if error else None
         delivery.response_excerpt = response_excerpt

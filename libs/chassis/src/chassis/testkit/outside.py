@@ -10,7 +10,9 @@
 
 Both listen on 127.0.0.1 and a free port, record what they receive and answer as scripted;
 ``HANG`` holds the request open for ``hang_seconds`` before answering (a receiver that is too
-slow). Nothing here is a fake of a project's own service: they stand for the outside world.
+slow); ``TRICKLE`` answers 200 at once and then sends its body a byte at a time, for
+``hang_seconds``, and breaks off (a receiver that never finishes its answer). Nothing here is a
+fake of a project's own service: they stand for the outside world.
 ``self_signed(directory)`` writes a certificate for 127.0.0.1 (its own CA) and its key.
 """
 
@@ -35,6 +37,7 @@ from urllib.parse import quote
 from chassis.testkit.ports import free_port
 
 HANG = "hang"
+TRICKLE = "trickle"
 Answer = int | str
 
 
@@ -44,7 +47,7 @@ class ReceivedRequest:
     headers: dict[str, str]
     body: bytes
     received_at: float
-    # What the receiver answered (a status, or HANG).
+    # What the receiver answered (a status, HANG or TRICKLE).
     answer: Answer
 
 
@@ -74,6 +77,9 @@ class HttpReceiver:
                         self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time(), answer
                     )
                 )
+                if answer == TRICKLE:
+                    receiver._trickle(self)
+                    return
                 if answer == HANG:
                     receiver._closing.wait(receiver.hang_seconds)
                     answer = 200
@@ -97,6 +103,20 @@ class HttpReceiver:
     @property
     def port(self) -> int:
         return self.server.server_address[1]
+
+    def _trickle(self, handler: BaseHTTPRequestHandler) -> None:
+        try:
+            handler.send_response(200)
+            handler.send_header("content-type", "application/json")
+            handler.send_header("content-length", "100000")
+            handler.end_headers()
+            ends = time.monotonic() + self.hang_seconds
+            while time.monotonic() < ends and not self._closing.wait(0.25):
+                handler.wfile.write(b" ")
+                handler.wfile.flush()
+        except OSError:
+            pass  # the client stopped reading
+        handler.close_connection = True
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
