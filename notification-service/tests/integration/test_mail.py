@@ -221,6 +221,34 @@ def test_reminders_go_to_patients_of_active_appointments_once(
     assert written == []
 
 
+def test_a_reminder_is_sent_when_the_booking_arrives_after_a_later_change(
+    start_app, smtp, events, people, new_appointment, wait_until, db
+):
+    # The confirmation (just now) is the first event heard of an appointment booked two days ago;
+    # the booking itself comes later (a retry, a replayed dead letter). It has been at its time
+    # since the booking, so its reminder is due.
+    soon = new_appointment(starts_in=timedelta(minutes=50))
+    booked_at = soon["start_time"] - timedelta(days=2)
+    client = start_app(smtp_url=smtp.url, reminder_hours=(24, 2), reminder_sweep_seconds=3600)
+    events.status_changed(soon, "pending", "confirmed")
+    events.publish("booking.appointment.booked", _booked_data(soon), occurred_at=booked_at)
+
+    def booking_heard() -> bool:
+        with db.sessions() as session:
+            return (
+                session.scalar(select(Appointment.booked_at).where(Appointment.id == soon["id"])) == booked_at
+            )
+
+    wait_until(booking_heard, what="the late booked event to be applied")
+    client.app.state.reminder_sweep.wake()
+    address = f"patient{people['patient']}@example.org"
+    reminders = wait_until(
+        lambda: [m for m in mail_of(smtp, address) if m.message["Subject"].startswith("Reminder")],
+        what="the reminder",
+    )
+    assert str(soon["id"]) in parts(reminders[0].message)[0]
+
+
 def _booked_data(appointment):
     return {
         "appointment_id": appointment["id"],

@@ -108,6 +108,10 @@ def apply_appointment(
     assert appointment is not None
     if booked:
         appointment.booked_at = min(appointment.booked_at, occurred_at)
+    if facts.start_time == appointment.start_time:
+        # An older event at the same time (the booking, heard after a later change): the
+        # appointment has been at its time since then at least, as its reminders must know.
+        appointment.scheduled_at = min(appointment.scheduled_at, occurred_at)
     if occurred_at < appointment.changed_at:
         return Applied(appointment.booked_at, appointment.changed_at, newest=False)
     if appointment.start_time != facts.start_time:
