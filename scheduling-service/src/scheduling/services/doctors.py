@@ -34,8 +34,8 @@ def record_doctor_from_token(session: Session, doctor_id: int) -> None:
 def remove_future_free_timeslots(session: Session, doctor_id: int, now: datetime) -> int:
     """Delete a doctor's future available timeslots, announcing each; returns how many.
 
-    Held and booked ones stay: booking cancels their appointments, and the
-    cancellation events free (and keep) them as history.
+    Held and booked ones stay: booking cancels their appointments, and the cancellation
+    events free them, which deletes them then (``releases.free_timeslot``).
     """
     removed = session.scalars(
         delete(Timeslot)
