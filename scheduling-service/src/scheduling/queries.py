@@ -77,7 +77,9 @@ FREE_LISTING_COLUMNS = (
 _LISTED = exists().where(DOCTORS.c.id == bindparam("doctor_id"), DOCTORS.c.is_doctor, DOCTORS.c.is_active)
 _DOCTOR_LISTED = select(_LISTED)
 # The doctor's booking policy bounds the listing: from now + notice to now + horizon (if any).
-# Uncorrelated scalar subqueries, so PostgreSQL reads the doctor's row once per statement.
+# Uncorrelated scalar subqueries, so PostgreSQL reads the doctor's row once per statement. The
+# horizon's days are 24 hours each, as in ``domain.check_booking_window`` (days added to a
+# timestamptz follow the session's time zone: 23 or 25 hours across a DST change).
 _now = cast(bindparam("now"), DateTime(timezone=True))
 _EARLIEST = (
     select(_now + func.make_interval(0, 0, 0, 0, 0, DOCTORS.c.min_notice_minutes))
@@ -85,7 +87,7 @@ _EARLIEST = (
     .scalar_subquery()
 )
 _LATEST = (
-    select(_now + func.make_interval(0, 0, 0, DOCTORS.c.booking_horizon_days))
+    select(_now + func.make_interval(0, 0, 0, 0, DOCTORS.c.booking_horizon_days * 24))
     .where(DOCTORS.c.id == bindparam("doctor_id"))
     .scalar_subquery()
 )
@@ -101,7 +103,7 @@ DOCTOR_ALLOWS_BOOKING = exists().where(
     Timeslot.start_time >= _P_NOW + func.make_interval(0, 0, 0, 0, 0, Doctor.min_notice_minutes),
     or_(
         Doctor.booking_horizon_days.is_(None),
-        Timeslot.start_time <= _P_NOW + func.make_interval(0, 0, 0, Doctor.booking_horizon_days),
+        Timeslot.start_time <= _P_NOW + func.make_interval(0, 0, 0, 0, Doctor.booking_horizon_days * 24),
     ),
 )
 # The doctor's policy next to a timeslot (for explaining a refused hold).

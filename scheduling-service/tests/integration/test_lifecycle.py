@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
+from sqlalchemy import select, text
+
+from scheduling.domain import check_booking_window
+from scheduling.models import Timeslot
+from scheduling.queries import DOCTOR_ALLOWS_BOOKING
 from scheduling.services.doctors import remember_policy
 
 
@@ -45,6 +50,23 @@ def test_notice_and_horizon_bound_holds_and_the_free_listing(client, db, doctor,
     too_far = hold(client, later, patient[0], from_booking)
     assert (too_far.status_code, too_far.json()["code"]) == (422, "booking_horizon")
     assert hold(client, inside, patient[0], from_booking).status_code == 200
+
+
+def test_the_horizon_counts_days_of_24_hours_in_any_session_time_zone(client, db, doctor, new_york_dst):
+    # The rule (domain.check_booking_window) and the hold's UPDATE must agree on a horizon's
+    # day, also where the database's sessions run in a zone whose clocks change (a calendar day
+    # across spring-forward is 23 hours there).
+    spring, _ = new_york_dst
+    now = datetime.combine(spring - timedelta(days=1), time(12), tzinfo=UTC)
+    start = now + timedelta(hours=23, minutes=30)
+    timeslot = publish(client, doctor, start)
+    set_policy(db, doctor[0], 1, horizon=1)
+
+    check_booking_window(start, now=now, min_notice_minutes=0, booking_horizon_days=1)  # inside
+    with db.transaction() as session:
+        session.execute(text("SET LOCAL timezone = 'America/New_York'"))
+        bookable = select(Timeslot.id).where(Timeslot.id == timeslot["id"], DOCTOR_ALLOWS_BOOKING)
+        assert session.scalar(bookable, {"p_now": now}) == timeslot["id"]
 
 
 def test_a_policy_change_applies_to_later_holds_and_stale_ones_change_nothing(
