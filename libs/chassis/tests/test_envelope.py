@@ -63,6 +63,7 @@ def test_unknown_keys_are_ignored_and_a_missing_correlation_id_is_none():
         {"version": "1"},
         {"occurred_at": "yesterday"},
         {"occurred_at": "2030-01-01T10:00:00"},
+        {"occurred_at": "0001-01-01T00:00:00+05:00"},
         {"producer": ""},
         {"correlation_id": 5},
         {"data": []},

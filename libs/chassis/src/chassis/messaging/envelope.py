@@ -146,6 +146,10 @@ class Envelope:
             raise ValueError("occurred_at is not an ISO 8601 datetime") from exc
         if occurred.tzinfo is None:
             raise ValueError("occurred_at has no UTC offset")
+        try:
+            occurred = occurred.astimezone(UTC)
+        except OverflowError as exc:  # 0001-01-01T00:00:00+05:00 is valid ISO 8601, not a UTC time
+            raise ValueError("occurred_at is out of range") from exc
         producer = value["producer"]
         if not isinstance(producer, str) or not producer:
             raise ValueError("producer must be a non-empty string")
@@ -162,7 +166,7 @@ class Envelope:
             event_id=event_id,
             event_type=value["event_type"],
             version=version,
-            occurred_at=occurred.astimezone(UTC),
+            occurred_at=occurred,
             producer=producer,
             correlation_id=correlation_id,
             data=value["data"],
