@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert, select
 
+from chassis import revocations as revocations_module
 from chassis.auth import InvalidToken
 from chassis.errors import ProblemException
 from chassis.messaging import Envelope
@@ -145,6 +146,28 @@ def test_a_revocation_committed_after_a_newer_one_was_read_is_still_found(db):
     poller.load()
     with pytest.raises(TokenRevoked):
         revocations.check(claims(sid=late))
+
+
+def test_a_revocation_whose_transaction_outlasts_the_overlap_is_still_found(db, monkeypatch):
+    # A consumer's transaction records the revocation, then waits (a lock) longer than the
+    # polls' overlap before it commits; the polls read on meanwhile.
+    monkeypatch.setattr(revocations_module, "POLL_OVERLAP", timedelta(milliseconds=50))
+    revocations = TokenRevocations()
+    poller = RevocationPoller(db, revocations)
+    poller.load()
+    slow = str(uuid.uuid4())
+    with db.transaction() as session:
+        session.execute(
+            insert(TokenRevocation).values(
+                user_id=7, session_id=uuid.UUID(slow), revoked_at=datetime.now(UTC)
+            )
+        )
+        for _ in range(3):
+            time.sleep(0.1)
+            poller.load()
+    poller.load()
+    with pytest.raises(TokenRevoked):
+        revocations.check(claims(sid=slow))
 
 
 def test_the_poller_thread_picks_up_new_revocations_and_purges_old_ones(db):

@@ -48,8 +48,10 @@ USER_DEACTIVATED = "identity.user.deactivated"
 # How long a revocation is kept: longer than any access token lives (ACCESS_TOKEN_TTL_SECONDS
 # is at most a day, identity's settings enforce it).
 RETENTION = timedelta(days=1)
-# Each poll reads again the rows recorded in this last stretch of time, so that a row whose
-# transaction committed after a newer one (ids and times are taken before commit) is not missed.
+# Each poll reads again the rows recorded in this last stretch of time, and since the start of
+# the oldest transaction still open in the database: a row is recorded (its time taken) before
+# its transaction commits, however long that waits, so a row committed after a newer one was
+# read is read by a later poll, never skipped.
 POLL_OVERLAP = timedelta(seconds=60)
 
 
@@ -232,6 +234,13 @@ _SINCE = (
     .order_by(_TABLE.c.id)
 )
 _PURGE = delete(_TABLE).where(_TABLE.c.recorded_at < bindparam("before"))
+# Where the next poll starts: the overlap, or the start of the oldest transaction still open in
+# this database (a revocation it writes is recorded after that), whichever is earlier; both by
+# the database's clock, the one ``recorded_at`` is taken by. Read before the rows.
+_NEXT_SINCE = text(
+    "SELECT least(clock_timestamp() - :overlap,"
+    " (SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database()))"
+)
 
 
 class RevocationPoller:
@@ -255,8 +264,8 @@ class RevocationPoller:
 
     def load(self) -> None:
         """Read every revocation recorded since the last read (overlapping it)."""
-        started = utcnow()
         with self.db.reading() as connection:
+            next_since = connection.scalar(_NEXT_SINCE, {"overlap": POLL_OVERLAP})
             rows = connection.execute(_SINCE, {"since": self._since}).all()
         for row in rows:
             self.revocations.add(
@@ -266,7 +275,7 @@ class RevocationPoller:
                 row.role,
                 row.revoked_at.timestamp(),
             )
-        self._since = started - POLL_OVERLAP
+        self._since = next_since
         self.revocations.loaded = True
 
     @property
