@@ -5,7 +5,8 @@ Every declarer must pass identical arguments, or RabbitMQ closes the channel wit
 
 - ``clinic.events``: topic exchange, routing key = event type; events no queue is
   bound to go to its alternate exchange ``clinic.unrouted`` (fanout) and are kept
-  in the queue ``clinic.unrouted`` instead of being dropped.
+  in the queue ``clinic.unrouted`` instead of being dropped at once: the last
+  ``UNROUTED_MAX_LENGTH`` of them (the oldest go first; types nobody consumes end there).
 - ``<service>.events``: the consuming service's quorum queue, bound to the types it
   handles; past ``x-delivery-limit`` deliveries (a message that keeps crashing the
   consumer) the broker dead-letters it to ``<service>.events.dlq``.
