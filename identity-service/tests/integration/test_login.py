@@ -73,9 +73,10 @@ def test_login_fields_are_required(client):
     assert body["errors"] == [{"field": "password", "message": "Field required"}]
 
 
-def _during_the_login_check(app, make_settings, act):
-    """``app``'s passwords, with ``act()`` done once, by another request, right after the
-    login's password check (outside its transaction) and before the login stores its session."""
+def _log_in_while(client, app, make_settings, email: str, act):
+    """Log in to ``email`` with ``PASSWORD`` while ``act()`` (another request) runs once, right
+    after the login's password check (outside its transaction) and before it stores its session;
+    the login's answer and ``act()``'s."""
     done, started = [], threading.Event()
 
     class Interleaving(Passwords):
@@ -88,7 +89,11 @@ def _during_the_login_check(app, make_settings, act):
 
     parts = app.state.components
     app.state.components = dataclasses.replace(parts, passwords=Interleaving.from_settings(make_settings()))
-    return parts, done
+    try:
+        login = client.post("/api/auth/login/", json={"email": email, "password": PASSWORD})
+    finally:
+        app.state.components = parts
+    return login, done[0]
 
 
 def test_a_login_whose_password_is_changed_while_it_is_checked_is_refused(client, api, app, make_settings):
@@ -96,15 +101,15 @@ def test_a_login_whose_password_is_changed_while_it_is_checked_is_refused(client
     # session the change did not end.
     user, tokens = api.signed_in()
     new = {"current_password": PASSWORD, "password": "An0ther-Long-Passphrase"}
-    parts, changed = _during_the_login_check(
-        app, make_settings, lambda: client.patch("/api/auth/me/", json=new, headers=bearer(tokens))
+    old_login, changed = _log_in_while(
+        client,
+        app,
+        make_settings,
+        user["email"],
+        lambda: client.patch("/api/auth/me/", json=new, headers=bearer(tokens)),
     )
-    try:
-        old_login = client.post("/api/auth/login/", json={"email": user["email"], "password": PASSWORD})
-    finally:
-        app.state.components = parts
 
-    assert changed[0].status_code == 200, changed[0].text
+    assert changed.status_code == 200, changed.text
     assert_problem(old_login, 401, "invalid_credentials")
     assert api.login(user["email"], new["password"])["access"]
 
@@ -112,13 +117,13 @@ def test_a_login_whose_password_is_changed_while_it_is_checked_is_refused(client
 def test_a_login_of_an_account_deactivated_while_it_is_checked_is_refused(client, api, app, make_settings):
     user = api.register()
     _, admin_tokens = api.admin()
-    parts, deactivated = _during_the_login_check(
-        app, make_settings, lambda: client.delete(f"/api/users/{user['id']}/", headers=bearer(admin_tokens))
+    login, deactivated = _log_in_while(
+        client,
+        app,
+        make_settings,
+        user["email"],
+        lambda: client.delete(f"/api/users/{user['id']}/", headers=bearer(admin_tokens)),
     )
-    try:
-        login = client.post("/api/auth/login/", json={"email": user["email"], "password": PASSWORD})
-    finally:
-        app.state.components = parts
 
-    assert deactivated[0].status_code == 204, deactivated[0].text
+    assert deactivated.status_code == 204, deactivated.text
     assert_problem(login, 401, "invalid_credentials")

@@ -128,6 +128,13 @@ def test_identity_events_become_revocations_and_every_process_reads_them(db):
         assert session.scalar(select(TokenRevocation.id).where(TokenRevocation.user_id == 9)) is None
 
 
+def session_ended(session_id: str, **times: datetime):
+    """The row a consumer writes when user 7's session ``session_id`` ended (now, unless
+    ``revoked_at``/``recorded_at`` say otherwise)."""
+    values = {"user_id": 7, "session_id": uuid.UUID(session_id), "revoked_at": datetime.now(UTC), **times}
+    return insert(TokenRevocation).values(**values)
+
+
 def test_a_revocation_committed_after_a_newer_one_was_read_is_still_found(db):
     revocations = TokenRevocations()
     poller = RevocationPoller(db, revocations)
@@ -135,14 +142,7 @@ def test_a_revocation_committed_after_a_newer_one_was_read_is_still_found(db):
     late = str(uuid.uuid4())
     # Recorded (clock time taken) before the last read, but committed only after it.
     with db.transaction() as session:
-        session.execute(
-            insert(TokenRevocation).values(
-                user_id=7,
-                session_id=uuid.UUID(late),
-                revoked_at=datetime.now(UTC),
-                recorded_at=datetime.now(UTC) - timedelta(seconds=20),
-            )
-        )
+        session.execute(session_ended(late, recorded_at=datetime.now(UTC) - timedelta(seconds=20)))
     poller.load()
     with pytest.raises(TokenRevoked):
         revocations.check(claims(sid=late))
@@ -157,11 +157,7 @@ def test_a_revocation_whose_transaction_outlasts_the_overlap_is_still_found(db, 
     poller.load()
     slow = str(uuid.uuid4())
     with db.transaction() as session:
-        session.execute(
-            insert(TokenRevocation).values(
-                user_id=7, session_id=uuid.UUID(slow), revoked_at=datetime.now(UTC)
-            )
-        )
+        session.execute(session_ended(slow))
         for _ in range(3):
             time.sleep(0.1)
             poller.load()
@@ -175,11 +171,7 @@ def test_the_poller_thread_picks_up_new_revocations_and_purges_old_ones(db):
 
     old = datetime.now(UTC) - timedelta(days=2)
     with db.transaction() as session:
-        session.execute(
-            insert(TokenRevocation).values(
-                user_id=7, session_id=uuid.uuid4(), revoked_at=old, recorded_at=old
-            )
-        )
+        session.execute(session_ended(str(uuid.uuid4()), revoked_at=old, recorded_at=old))
     revocations = TokenRevocations()
     poller = RevocationPoller(db, revocations, interval=0.05)
     poller.load()
@@ -187,11 +179,7 @@ def test_the_poller_thread_picks_up_new_revocations_and_purges_old_ones(db):
     try:
         fresh = str(uuid.uuid4())
         with db.transaction() as session:
-            session.execute(
-                insert(TokenRevocation).values(
-                    user_id=7, session_id=uuid.UUID(fresh), revoked_at=datetime.now(UTC)
-                )
-            )
+            session.execute(session_ended(fresh))
         wait_until(lambda: _refused(revocations, claims(sid=fresh)), timeout=5)
 
         def purged() -> bool:
