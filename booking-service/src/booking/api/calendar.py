@@ -73,7 +73,7 @@ async def read_feed(
 ) -> Response:
     """RFC 5545: one VEVENT per appointment (pending, confirmed, or cancelled in the last 30 days),
     UID `appointment-{id}@<host>`, times in UTC, SEQUENCE growing with every change. A rotated URL is 404."""
-    items = await run_in_threadpool(feeds.feed_items, db, token)
+    items = await run_in_threadpool(feeds.feed_items, db, _keys(request), token)
     if items is None:
         raise FeedNotFound("There is no such calendar feed.")
     body = render_feed(items, host=request.url.hostname or "clinic", name=CALENDAR_NAME)

@@ -69,7 +69,9 @@ def feed_secret(db: Database, keys: FeedKeys, *, user_id: int, role: str, rotate
         feed = session.get(CalendarFeed, user_id, with_for_update=True)
         if feed is not None and not rotate:
             feed.role = role  # the feed follows the user's current role
-            return _secret(key, feed.nonce)
+            secret = _secret(key, feed.nonce)
+            feed.secret_hash = _hash(secret)  # a new key (CALENDAR_FEED_KEY) makes a new URL
+            return secret
         nonce = secrets.token_bytes(NONCE_BYTES)
         secret = _secret(key, nonce)
         values = {"role": role, "nonce": nonce, "secret_hash": _hash(secret), "rotated_at": utcnow()}
@@ -81,15 +83,16 @@ def feed_secret(db: Database, keys: FeedKeys, *, user_id: int, role: str, rotate
         return secret
 
 
-def feed_items(db: Database, secret: str) -> list[FeedItem] | None:
-    """The appointments a feed shows, earliest first; None when no (active) user's feed has this secret."""
+def feed_items(db: Database, keys: FeedKeys, secret: str) -> list[FeedItem] | None:
+    """The appointments a feed shows, earliest first; None when no feed has this secret under the
+    current key, or its user is no longer active in the feed's role (a role change ends it)."""
     now = utcnow()
     with db.transaction() as session:
         feed = session.scalar(select(CalendarFeed).where(CalendarFeed.secret_hash == _hash(secret)))
-        if feed is None:
+        if feed is None or not hmac.compare_digest(_secret(keys.key(), feed.nonce), secret):
             return None
         user = session.get(User, feed.user_id)
-        if user is not None and not user.is_active:
+        if user is not None and (not user.is_active or user.role != feed.role):
             return None
         as_doctor = feed.role == "doctor"
         mine = Appointment.doctor_id if as_doctor else Appointment.patient_id
