@@ -45,8 +45,9 @@ def test_the_ceiling_route_is_authenticated_and_ends_at_identitys_liveness(serve
         assert [r.path.split("?")[0] for r in servers["identity"].seen(marker)] == ["/internal/verify"]
 
 
-def test_without_the_setting_there_is_no_ceiling_route(servers, tmp_path):
-    with start_gateway(servers, tmp_path, {}) as gateway, gateway.client(TOKEN) as client:
+@pytest.mark.parametrize("setting", [{}, {"GATEWAY_BENCH_ROUTES": "0"}, {"GATEWAY_BENCH_ROUTES": "false"}])
+def test_without_the_setting_there_is_no_ceiling_route(servers, tmp_path, setting):
+    with start_gateway(servers, tmp_path, setting) as gateway, gateway.client(TOKEN) as client:
         marker = uuid.uuid4().hex
         assert client.get(f"{CEILING}?probe={marker}").status_code == 404
     # The not-found page (from the docs app), never identity.
