@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -43,6 +44,13 @@ def _valid_email(value: str) -> str:
     return normalise_email(checked.ascii_email or checked.normalized)
 
 
+def _printable_name(value: str) -> str:
+    # Names travel into mails, calendar feeds (RFC 5545 forbids control characters) and logs.
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+        raise ValueError("A name cannot contain control characters or line breaks.")
+    return value
+
+
 def _blank_to_none(value: Any) -> Any:
     if isinstance(value, str) and not value.strip():
         return None
@@ -59,7 +67,9 @@ Email = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=EMAIL_MAX_LENGTH), AfterValidator(_valid_email)
 ]
 FullName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=FULL_NAME_MAX_LENGTH)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=FULL_NAME_MAX_LENGTH),
+    AfterValidator(_printable_name),
 ]
 PhoneNumber = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=PHONE_MAX_LENGTH), AfterValidator(_valid_phone)

@@ -30,7 +30,6 @@ def test_registration_takes_json_types_as_they_are(client):
 @pytest.mark.parametrize(
     ("path", "body"),
     [
-        ("/api/auth/register/", {"password": PASSWORD, "full_name": "a\u0000b"}),
         ("/api/auth/login/", {"email": "a\u0000@clinic.example.com", "password": PASSWORD}),
     ],
 )
@@ -43,3 +42,12 @@ def test_a_nul_character_is_a_422_not_a_database_error(client, path, body):
 
 def test_a_nul_character_in_a_search_is_a_422(client, admin):
     assert_problem(client.get("/api/users/", params={"search": "a\u0000b"}, headers=bearer(admin[1])), 422)
+
+
+@pytest.mark.parametrize(
+    "name", ["a\u0000b", "Ada\nLovelace", "Ada\rLovelace", "Ada\u000bL", "Ada\u0085L", "Ada\u2028L"]
+)
+def test_a_name_with_control_characters_or_line_breaks_is_a_422_naming_the_field(client, name):
+    body = {"email": f"c-{uuid.uuid4().hex[:8]}@clinic.example.com", "password": PASSWORD, "full_name": name}
+    problem = assert_problem(client.post("/api/auth/register/", json=body), 422)
+    assert [e["field"] for e in problem["errors"]] == ["full_name"]
