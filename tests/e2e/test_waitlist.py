@@ -24,7 +24,7 @@ from .test_appointments import (
     wait_until_free,
 )
 from .test_booking_race import SMALL_POOLS, register_patients
-from .test_lifecycle import history, reschedule
+from .test_lifecycle import history, reschedule, set_policy
 
 ENTRY_FIELDS = {"id", "doctor_id", "date_from", "date_to", "created_at", "offer"}
 OFFER_FIELDS = {"timeslot_id", "start_time", "end_time", "expires_at"}
@@ -180,6 +180,27 @@ def test_a_new_timeslot_in_the_range_is_offered(stack, patient, doctor):
 
     wait_for_offer(stack, patient, entry["id"], inside["id"])
     assert outside["id"] in free_timeslot_ids(stack, patient, doctor.id)
+
+
+def test_an_offer_is_booked_only_within_the_doctors_notice_of_now(stack, patient):
+    # The notice is checked when the patient books the offer, not only when it was made: a doctor
+    # who raises it after the offer (or a start that came within it while the offer stood) sees
+    # the offered patient refused like anyone else.
+    doctor = new_user(stack, "doctor", full_name="Olga Offer")
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+    entry = joined(stack, patient, doctor, start.date().isoformat())
+    outside = new_timeslot(stack, doctor, start=start + timedelta(days=1))
+    offered = new_timeslot(stack, doctor, start=start)
+    wait_for_offer(stack, patient, entry["id"], offered["id"])
+
+    set_policy(stack, doctor, min_notice_minutes=5 * 24 * 60)
+    wait_until(
+        lambda: outside["id"] not in free_timeslot_ids(stack, patient, doctor.id),
+        timeout=EVENT_DEADLINE,
+        what="the raised notice applied at scheduling",
+    )
+    assert problem(book(stack, patient, offered["id"]), 422)["code"] == "booking_notice"
+    assert offer_of(stack, patient, entry["id"])["timeslot_id"] == offered["id"]  # the offer stands
 
 
 def test_leaving_with_an_offer_passes_it_to_the_next_entry(stack, doctor, taken):

@@ -241,19 +241,21 @@ def check_hold(
     False if nothing refuses it: the timeslot was freed after the hold's UPDATE looked.
 
     Used to explain a conditional UPDATE that changed nothing: it repeats that
-    UPDATE's conditions in the order a client should hear about them.
+    UPDATE's conditions in the order a client should hear about them. A hold the reservation
+    already has (a retry, or a waitlist offer's hold that its patient now books) answers to the
+    same rules on the start time: the doctor's notice and horizon are those of now, not of when
+    it was first held.
     """
     if target is None or not target.doctor_active:
         raise TimeslotNotFound("There is no such timeslot.")
-    if target.reservation_id == reservation_id and target.state is not TimeslotState.AVAILABLE:
-        return True  # a retried hold of the same reservation: idempotent
     if doctor_id is not None and target.doctor_id != doctor_id:
         raise OtherDoctor("An appointment can only move to another timeslot of the same doctor.")
     if target.doctor_id == patient_id:
         raise CannotBookOwnTimeslot("A doctor cannot book an appointment with themselves.")
     if target.start_time <= now:
         raise TimeslotStarted("This timeslot has already started; only future timeslots can be held.")
-    if target.state is not TimeslotState.AVAILABLE:
+    held_already = target.reservation_id == reservation_id and target.state is not TimeslotState.AVAILABLE
+    if target.state is not TimeslotState.AVAILABLE and not held_already:
         raise TimeslotNotAvailable("This timeslot is not available any more.")
     check_booking_window(
         target.start_time,
@@ -261,7 +263,7 @@ def check_hold(
         min_notice_minutes=target.min_notice_minutes,
         booking_horizon_days=target.booking_horizon_days,
     )
-    return False
+    return held_already
 
 
 def check_booking_window(

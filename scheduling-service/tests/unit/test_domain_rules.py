@@ -25,6 +25,8 @@ from scheduling.errors import (
     TimeslotNotAvailable,
     TimeslotNotFound,
     TimeslotStarted,
+    TooFarAhead,
+    TooSoon,
 )
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -211,6 +213,17 @@ class TestHoldRefusals:
     def test_the_same_reservation_holding_it_again_is_fine(self):
         assert self.check(self.target(state=TimeslotState.HELD, reservation_id=self.reservation))
         assert self.check(self.target(state=TimeslotState.BOOKED, reservation_id=self.reservation))
+
+    def test_a_hold_it_already_has_still_answers_to_the_start_rules_of_now(self):
+        # A waitlist offer's hold, booked by its patient after the doctor raised the notice (or
+        # after the start came within it): refused like anyone's booking of that time.
+        held = {"state": TimeslotState.HELD, "reservation_id": self.reservation}
+        with pytest.raises(TooSoon):
+            self.check(self.target(**held, start_time=NOW + timedelta(minutes=30), min_notice_minutes=60))
+        with pytest.raises(TooFarAhead):
+            self.check(self.target(**held, start_time=NOW + timedelta(days=10), booking_horizon_days=7))
+        with pytest.raises(TimeslotStarted):
+            self.check(self.target(**held, start_time=NOW))
 
     def test_a_free_timeslot_that_nothing_refuses_is_not_held_yet(self):
         # The hold's UPDATE lost to a release: the caller tries again, it does not answer "held".
