@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    field_serializer,
     field_validator,
 )
 
@@ -108,6 +109,11 @@ class UserRead(BaseModel):
     role: Role = Field(examples=["patient"])
     is_active: bool = Field(examples=[True])
     date_joined: datetime = Field(examples=["2026-11-27T09:30:00Z"])
+
+    @field_serializer("date_joined")
+    def _in_utc(self, value: datetime) -> datetime:
+        # The database answers in its session's time zone; the contract answers in UTC.
+        return value.astimezone(UTC)
 
 
 class UserRegister(RequestBody):
