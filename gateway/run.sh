@@ -29,6 +29,13 @@
 # their query strings (a search for a patient's name or email is personal data) and, of the
 # headers, only X-User-Id and X-Request-Id. Extra arguments are passed on to traefik.
 #
+# Behind a TLS-terminating proxy or load balancer: GATEWAY_TRUSTED_PROXY_IPS (comma-separated
+# addresses or CIDRs, e.g. 172.16.0.0/12) are the proxies whose X-Forwarded-Proto/-Host/-For the
+# public entry point keeps; from any other address they are replaced with what the gateway saw.
+# The services build their absolute URLs (calendar feeds, paging and FHIR links) from them, so
+# behind a proxy that terminates TLS, without this they come out as http:// (docs/security.md).
+# Unset: nobody's are kept.
+#
 # Tracing (docs/deploy.md, "Observability"): with GATEWAY_TRACING_OTLP_ENDPOINT (an OTLP/HTTP
 # traces URL, e.g. http://otel-collector:4318/v1/traces) the gateway starts a trace for each
 # request (or continues the client's), exports its spans there, sends W3C `traceparent` on to
@@ -56,6 +63,10 @@ if [ -n "${GATEWAY_TRACING_OTLP_ENDPOINT:-}" ]; then
         --tracing.otlp=true \
         --tracing.otlp.http=true \
         --tracing.otlp.http.endpoint="$GATEWAY_TRACING_OTLP_ENDPOINT"
+fi
+
+if [ -n "${GATEWAY_TRUSTED_PROXY_IPS:-}" ]; then
+    set -- "$@" --entrypoints.web.forwardedheaders.trustedips="$GATEWAY_TRUSTED_PROXY_IPS"
 fi
 
 # TLS flags, when certificates are configured, added to the extra arguments (the certificate

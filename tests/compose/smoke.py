@@ -10,10 +10,11 @@
 3. Base images: the official ones when the engine has or can pull them, else stand-ins built
    locally under their names (tests/compose/standins.py).
 4. The operator's steps of docs/deploy.md: deploy/compose.env.example as it is, a random
-   value in every secret file docker-compose.yml names (passwords and client secrets), the
+   value in every secret file docker-compose.yml names (passwords and client secrets), TLS at
+   the gateway as in production (a certificate made for the run, which the suite trusts), the
    project images built from their Dockerfiles (on the host network, see
    compose_override), ``docker compose up -d --wait``.
-5. The suite (tests/compose/suite.py) through the gateway's published port.
+5. The suite (tests/compose/suite.py) through the gateway's published port, over HTTPS.
 6. ``docker compose down -v``; the engine stopped when started here.
 
 The last line is ``compose smoke: N passed, M failed``; the exit status is non-zero on any
@@ -33,6 +34,8 @@ from pathlib import Path
 
 import yaml
 
+from chassis.testkit.outside import self_signed
+
 from .engine import ROOT, STATE, Engine, SmokeError, compose_binary, ensure_host_tools, say
 from .standins import ensure_base_images
 from .suite import Results, run_suite
@@ -40,6 +43,10 @@ from .suite import Results, run_suite
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / "deploy" / "compose.env.example"
 PROJECT = "clinic-smoke"
+# The run's certificate (tls_certificate): mounted where an operator's deploy/tls/ is, at the
+# paths deploy/compose.env.example gives as its example.
+TLS_DIR = STATE / "tls"
+TLS_MOUNT = "/srv/clinic/tls"
 UP_TIMEOUT = 300
 
 
@@ -121,10 +128,21 @@ def free_port(preferred: int) -> int:
     raise SmokeError("no free port for the gateway")
 
 
+def tls_certificate() -> Path:
+    """A certificate for 127.0.0.1 and its key in var/compose-smoke/tls (the gateway's user
+    reads them); the certificate is returned, for the suite to trust."""
+    TLS_DIR.mkdir(parents=True, exist_ok=True)
+    TLS_DIR.chmod(0o755)
+    cert_file, key_file = self_signed(TLS_DIR)
+    key_file.chmod(0o644)  # a certificate for this run only, thrown away with it
+    return cert_file
+
+
 def operator_env(path: Path) -> dict[str, str]:
     """deploy/compose.env.example as an operator fills it in, and the secret files step 1 of
     docs/deploy.md creates (random passwords). Nothing else is changed, but the gateway's port
-    when 8000 is taken and the secrets' folder (var/compose-smoke/secrets, not ./secrets)."""
+    when 8000 is taken, the secrets' folder (var/compose-smoke/secrets, not ./secrets) and TLS
+    at the gateway (the certificate files at the example's paths, tls_certificate)."""
     secrets_dir = STATE / "secrets"
     secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     for name in secret_files():
@@ -141,6 +159,10 @@ def operator_env(path: Path) -> dict[str, str]:
                 value = str(secrets_dir)
             elif name == "GATEWAY_PUBLISHED_PORT":
                 value = str(free_port(int(value or 8000)))
+            elif name == "GATEWAY_TLS_CERT_FILE":
+                value = f"{TLS_MOUNT}/cert.pem"
+            elif name == "GATEWAY_TLS_KEY_FILE":
+                value = f"{TLS_MOUNT}/key.pem"
             env[name] = value.strip()
             raw = f"{name}={value}"
         lines.append(raw)
@@ -157,10 +179,12 @@ def secret_files() -> list[str]:
 
 
 def compose_override(path: Path) -> Path:
-    """Every build on the host's network: the engine here has no bridge with a route out."""
+    """Every build on the host's network (the engine here has no bridge with a route out), and
+    the run's certificate folder mounted where deploy/tls/ is (the repository stays as it is)."""
     services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
-    built = {name: {"build": {"network": "host"}} for name, spec in services.items() if "build" in spec}
-    path.write_text(yaml.safe_dump({"services": built}, sort_keys=True))
+    override = {name: {"build": {"network": "host"}} for name, spec in services.items() if "build" in spec}
+    override.setdefault("gateway", {})["volumes"] = [f"{TLS_DIR}:{TLS_MOUNT}:ro"]
+    path.write_text(yaml.safe_dump({"services": override}, sort_keys=True))
     return path
 
 
@@ -187,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         standins = ensure_base_images(engine, COMPOSE_FILE)
         if standins:
             say(f"stand-ins (no registry): {', '.join(standins)}")
+        certificate = tls_certificate()
         env = operator_env(STATE / "compose.env")
         project = Compose(
             binary, engine, STATE / "compose.env", compose_override(STATE / "compose.override.yml")
@@ -199,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         step = time.monotonic()
         project.check("up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT), log=STATE / "compose.log")
         say(f"every container healthy in {time.monotonic() - step:.0f}s")
-        run_suite(project, f"http://127.0.0.1:{env['GATEWAY_PUBLISHED_PORT']}", results)
+        run_suite(project, f"https://127.0.0.1:{env['GATEWAY_PUBLISHED_PORT']}", certificate, results)
     except SmokeError as exc:
         results.fail("setup", str(exc))
     except KeyboardInterrupt:

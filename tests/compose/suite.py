@@ -7,6 +7,7 @@ suite. Waits are bounded by deadlines (events arrive asynchronously); nothing is
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import threading
 import time
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -50,11 +52,11 @@ class Results:
 
 
 class Client:
-    """The public API through the gateway, as one user (one access token)."""
+    """The public API through the gateway over HTTPS, as one user (one access token)."""
 
-    def __init__(self, base_url: str, token: str | None = None) -> None:
+    def __init__(self, base_url: str, trusted: ssl.SSLContext, token: str | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=base_url, headers=headers, timeout=30)
+        self.http = httpx.Client(base_url=base_url, headers=headers, verify=trusted, timeout=30)
 
     def call(
         self, method: str, path: str, expect: int | tuple[int, ...] = 200, **kwargs: Any
@@ -93,13 +95,14 @@ def eventually(what: str, probe: Callable[[], Any], deadline: float = EVENT_DEAD
 class Story:
     compose: Compose
     base_url: str
+    trusted: ssl.SSLContext  # the gateway's certificate (the run's own)
     patient: Client | None = None
     doctor: Client | None = None
     doctor_id: int = 0
     timeslots: list[dict[str, Any]] = field(default_factory=list)
 
     def anonymous(self) -> Client:
-        return Client(self.base_url)
+        return Client(self.base_url, self.trusted)
 
     def account(self, role: str) -> tuple[int, Client]:
         email = f"smoke-{role}-{uuid.uuid4().hex[:10]}@clinic.example.com"
@@ -107,7 +110,7 @@ class Story:
         anonymous = self.anonymous()
         user = anonymous.json("POST", "/api/auth/register/", 201, json=body)
         tokens = anonymous.json("POST", "/api/auth/login/", json={"email": email, "password": PASSWORD})
-        client = Client(self.base_url, tokens["access"])
+        client = Client(self.base_url, self.trusted, tokens["access"])
         me = client.json("GET", "/api/auth/me/")
         assert me["id"] == user["id"] and me["role"] == role, me
         return user["id"], client
@@ -208,6 +211,29 @@ class Story:
         assert own["is_available"] is True, own
         self.timeslots.append(timeslot)
 
+    def links_the_services_build_are_https(self) -> None:
+        """Behind the gateway's TLS, every absolute URL a service builds is an https:// one on the
+        gateway's address (the services trust the gateway's X-Forwarded-Proto): a calendar feed
+        URL (with its secret) that works, paging links of the REST API and of FHIR, the FHIR base
+        in the CapabilityStatement; and answers carry HSTS."""
+        feed = self.patient.call("GET", "/api/calendar/feed/")
+        assert feed.headers["strict-transport-security"].startswith("max-age="), feed.headers
+        url = feed.json()["url"]
+        assert url.startswith(f"{self.base_url}/api/calendar/feed.ics?token="), url
+        calendar = self.anonymous().call("GET", url)
+        assert calendar.text.startswith("BEGIN:VCALENDAR"), calendar.text[:100]
+        path = f"/api/doctors/{self.doctor_id}/timeslots/"
+        page = self.patient.json("GET", path, params={"page_size": 1})
+        assert page["next"] and page["next"].startswith(f"{self.base_url}{path}?"), page["next"]
+        bundle = self.patient.json(
+            "GET", "/fhir/Slot", params={"schedule": f"Schedule/{self.doctor_id}", "_count": 1}
+        )
+        links = {link["relation"]: link["url"] for link in bundle["link"]}
+        assert links["next"].startswith(f"{self.base_url}/fhir/Slot?"), links
+        assert bundle["entry"][0]["fullUrl"].startswith(f"{self.base_url}/fhir/Slot/"), bundle["entry"]
+        statement = self.anonymous().json("GET", "/fhir/metadata")  # the docs app's
+        assert statement["implementation"]["url"] == f"{self.base_url}/fhir", statement["implementation"]
+
     def docs_pages_load(self) -> None:
         anonymous = self.anonymous()
         merged = anonymous.json("GET", "/api/schema/openapi.json")
@@ -291,8 +317,8 @@ class Story:
         assert doctor_id
 
 
-def run_suite(compose: Compose, base_url: str, results: Results) -> None:
-    story = Story(compose, base_url)
+def run_suite(compose: Compose, base_url: str, certificate: Path, results: Results) -> None:
+    story = Story(compose, base_url, ssl.create_default_context(cafile=str(certificate)))
     steps = [
         ("the gateway routes to every service", story.gateway_routes_to_every_service),
         (
@@ -304,6 +330,7 @@ def run_suite(compose: Compose, base_url: str, results: Results) -> None:
         ("the doctor publishes timeslots the patient sees", story.doctor_publishes_timeslots),
         ("the patient books, the doctor confirms", story.patient_books_and_doctor_confirms),
         ("cancelling frees the timeslot", story.cancelling_frees_the_timeslot),
+        ("links the services build are https://", story.links_the_services_build_are_https),
         ("the API docs pages load", story.docs_pages_load),
         (
             "a broker restart during bookings loses no event",

@@ -318,6 +318,30 @@ def test_the_client_address_the_gateway_sees_is_the_test_clients_own(gateway):
     assert gateway.access_log(request_id)["ClientHost"] == "127.9.8.7"
 
 
+def forwarded_proto(gateway: Gateway, source: str) -> list[str]:
+    """The X-Forwarded-Proto a service receives when a client at ``source`` sends ``https``
+    (as a TLS-terminating proxy in front of a plain-HTTP gateway does)."""
+    with gateway.client(PATIENT_TOKEN, source_address=source) as client:
+        echoed = client.get("/api/doctors/", headers={"X-Forwarded-Proto": "https"}).json()
+    return header(echoed, "X-Forwarded-Proto")
+
+
+def test_a_clients_forwarded_proto_is_replaced_with_the_gateways_own(gateway):
+    assert forwarded_proto(gateway, "127.9.8.7") == ["http"]
+
+
+def test_a_trusted_proxys_forwarded_proto_is_kept_and_only_its(servers, tmp_path_factory):
+    proxied = Gateway(
+        workdir=tmp_path_factory.mktemp("behind-a-proxy"),
+        backends=backends_of(servers),
+        env={"DOCS_URLS": servers["docs"].url, "GATEWAY_TRUSTED_PROXY_IPS": "127.9.8.7/32,127.9.9.0/24"},
+    )
+    with proxied.up():
+        assert forwarded_proto(proxied, "127.9.8.7") == ["https"]
+        assert forwarded_proto(proxied, "127.9.9.20") == ["https"]
+        assert forwarded_proto(proxied, "127.0.0.1") == ["http"]
+
+
 def test_other_routes_are_not_rate_limited(gateway):
     with gateway.client(PATIENT_TOKEN) as client:
         statuses = {client.get("/api/auth/me/").status_code for _ in range(RATE_LIMIT * 3)}
