@@ -401,6 +401,36 @@ def test_a_service_with_no_healthy_replica_gets_the_docs_apps_503_problem_page(g
     assert [r for server in sick for r in server.seen(marker)] == []
 
 
+def test_with_no_healthy_identity_the_public_auth_routes_get_the_503_problem_page(gateway, servers):
+    # Register, log in and refresh take no token check: only the failover stands between them
+    # and Traefik's plain-text "no available server". Each request comes from an address of its
+    # own, under this gateway's small auth rate limit.
+    identity = servers["identity"]
+    addresses = (f"127.77.{n // 250}.{n % 250 + 1}" for n in range(10_000))
+
+    def post(path: str) -> httpx.Response:
+        with gateway.client(source_address=next(addresses)) as client:
+            return client.post(path, json={})
+
+    try:
+        identity.ready_status = 503
+        wait_until(
+            lambda: post("/api/auth/login/").status_code == 503, timeout=20, what="identity out of rotation"
+        )
+        answers = {path: post(path) for path in ("/api/auth/register/", "/api/auth/token/refresh/")}
+    finally:
+        identity.ready_status = 200
+    for path, response in answers.items():
+        assert response.status_code == 503, (path, response.text)
+        assert response.json()["server"] == "docs", (path, response.text)
+        assert urlsplit(response.json()["path"]).path == "/problems/503", path
+
+    def identity_back() -> bool:
+        return post("/api/auth/register/").json().get("server") == "identity"
+
+    wait_until(identity_back, timeout=20, what="identity back")
+
+
 # -- when identity cannot check the token ----------------------------------------------------
 # A gateway whose identity is one live stand-in and one dead address that stays in the rotation
 # (health checks once an hour): every token check either reaches the live one or is retried there.
