@@ -116,6 +116,28 @@ def test_a_mail_server_that_is_down_delays_mail_and_loses_none(
     wait_until(lambda: len(smtp.messages) == 2, timeout=30)
 
 
+def test_a_mail_server_down_longer_than_the_retry_schedule_still_gets_the_mail(
+    start_app, smtp, events, people, new_appointment, wait_until, db
+):
+    smtp.stop()
+    start_app(smtp_url=smtp.url, delivery_retry_delays=(0.2, 0.2))
+    events.booked(new_appointment())
+
+    def statuses() -> set[str]:
+        with db.sessions() as session:
+            return set(session.scalars(select(Mail.status)).all())
+
+    def attempts() -> int:
+        with db.sessions() as session:
+            return session.scalar(select(func.min(Mail.attempts))) or 0
+
+    wait_until(lambda: attempts() >= 4, timeout=30)  # past the schedule's three attempts
+    assert "failed" not in statuses()
+    smtp.start()
+    wait_until(lambda: len(smtp.messages) == 2, timeout=30)
+    wait_until(lambda: statuses() == {"sent"}, timeout=30)
+
+
 def mail_errors(db) -> set[str] | None:
     """Why the mails were not sent, once every mail has had an attempt that ended (a mail in the
     middle of one, claimed and not yet answered, has no error yet); None until then."""

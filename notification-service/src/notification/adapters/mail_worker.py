@@ -95,7 +95,8 @@ class MailWorker:
             return "lost claim"
         except (MailNotAccepted, smtplib.SMTPResponseException) as exc:
             # The server answered no: it does not have the mail.
-            mails.mark_not_sent(self.db, mail, _describe(exc), self.retry_delays)
+            refused = _refused_for_good(exc)
+            mails.mark_not_sent(self.db, mail, _describe(exc), self.retry_delays, refused=refused)
             log.info("mail %s not accepted (attempt %d): %s", mail.id, mail.attempts, _describe(exc))
             return "pending"
         except Exception as exc:
@@ -110,6 +111,15 @@ class MailWorker:
             return "pending"
         mails.mark_sent(self.db, mail)
         return "sent"
+
+
+def _refused_for_good(exc: MailNotAccepted | smtplib.SMTPResponseException) -> bool:
+    """A 5xx reply refuses the mail for good; 4xx asks to try again later. A refused login is
+    the clinic's own setting to fix (SMTP_URL), after which the mail still goes."""
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return False
+    code = exc.smtp_code if isinstance(exc, smtplib.SMTPResponseException) else exc.code
+    return code >= 500
 
 
 def _describe(exc: BaseException) -> str:

@@ -105,7 +105,11 @@ def sender_domain(sender: str) -> str:
 
 
 class MailNotAccepted(Exception):
-    """The server refused the mail before taking it (it was not sent; try again later)."""
+    """The server refused the mail before taking it (it was not sent), with its reply ``code``."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class SmtpMailer:
@@ -143,12 +147,12 @@ class SmtpMailer:
             recipient = parseaddr(str(message["To"]))[1]
             code, _ = smtp.mail(sender)
             if code != 250:
-                raise MailNotAccepted(f"the server refused the sender ({code})")
+                raise MailNotAccepted(f"the server refused the sender ({code})", code)
             code, _ = smtp.rcpt(recipient)
             if code not in (250, 251):
-                raise MailNotAccepted(f"the server refused the recipient ({code})")
+                raise MailNotAccepted(f"the server refused the recipient ({code})", code)
             before_handover()
             # CRLF line ends: smtplib sends bytes as they are.
             code, _ = smtp.data(message.as_bytes(policy=email.policy.SMTP))
             if code != 250:
-                raise MailNotAccepted(f"the server refused the message ({code})")
+                raise MailNotAccepted(f"the server refused the message ({code})", code)

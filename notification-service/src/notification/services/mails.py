@@ -171,9 +171,18 @@ def mark_in_doubt(db: Database, mail: ClaimedMail, reason: str) -> None:
     _finish(db, mail, status="in_doubt", last_error=reason[:300])
 
 
-def mark_not_sent(db: Database, mail: ClaimedMail, reason: str, retry_delays: Sequence[float]) -> None:
-    """The server did not take it (or it could not be written yet): due again, or failed."""
+def mark_not_sent(
+    db: Database, mail: ClaimedMail, reason: str, retry_delays: Sequence[float], *, refused: bool = False
+) -> None:
+    """The server did not take it (or it could not be written yet): due again, or failed.
+
+    Only a mail the server ``refused`` for good (a 5xx answer) fails once the schedule is spent.
+    A server that is down or answers "try again later" (4xx), or an address not known yet, only
+    delays mail (spec: "it never loses it"): past the schedule it is tried every last delay.
+    """
     delay = next_attempt_delay(retry_delays, mail.attempts)
+    if delay is None and not refused:
+        delay = timedelta(seconds=retry_delays[-1])
     if delay is None:
         _finish(db, mail, status="failed", last_error=reason[:300])
     else:
