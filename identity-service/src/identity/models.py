@@ -48,6 +48,11 @@ class User(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
     deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the role last changed (null: never). Access tokens issued up to then are refused,
+    # whatever role they name: after admin -> patient -> admin an old admin token names the
+    # current role again, yet stays refused. Set by ``update_user``; a role change that does not
+    # set it (psql) gets the database's clock from a trigger (migration 0007).
+    role_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Grows by one with every change other services care about (name, role, active), so
     # consumers of identity.user.* events can ignore stale ones.
     revision: Mapped[int] = mapped_column(Integer, server_default="1")

@@ -1,5 +1,6 @@
 import pytest
 from sqlalchemy import create_engine, text
+from support import assert_problem
 
 from chassis.testkit import wait_until
 from identity.adapters.user_status_listener import UserStatusListener
@@ -79,3 +80,16 @@ def test_the_listener_reconnects_and_changes_made_meanwhile_are_not_missed(api, 
         )
     set_role(engine, user["id"], "doctor")
     wait_until(lambda: listening.trusted and listening.lookup(user["id"]).role == "doctor")
+
+
+def test_a_role_changed_and_changed_back_directly_in_the_database_still_ends_the_tokens_from_before(
+    api, engine
+):
+    user, tokens = api.signed_in()
+    assert api.verify(tokens).headers["x-user-role"] == "patient"  # cached by the app
+    set_role(engine, user["id"], "doctor")
+    set_role(engine, user["id"], "patient")
+    # The trigger records the change (no role_changed_at given); the NOTIFY evicts the cached user.
+    wait_until(lambda: api.verify(tokens).status_code == 401, what="the token from before refused")
+    assert "role has changed" in assert_problem(api.verify(tokens), 401)["detail"]
+    assert api.verify(api.login(user["email"])).headers["x-user-role"] == "patient"

@@ -134,3 +134,23 @@ def test_an_admin_may_demote_another_admin_who_then_loses_access_at_once(client,
     assert_problem(client.get("/api/users/", headers=bearer(other_tokens)), 401)
     patient_tokens = client.post("/api/auth/token/refresh/", json={"refresh": other_tokens["refresh"]}).json()
     assert_problem(client.get("/api/users/", headers=bearer(patient_tokens)), 403)
+
+
+def test_tokens_from_before_a_demotion_stay_refused_once_the_admin_is_promoted_back(client, api, admin):
+    other, other_tokens = api.admin()
+    assert client.get("/api/users/", headers=bearer(other_tokens)).status_code == 200  # now cached
+    path = f"/api/users/{other['id']}/"
+    assert client.patch(path, headers=admin_headers(admin), json={"role": "patient"}).status_code == 200
+    patient_tokens = client.post("/api/auth/token/refresh/", json={"refresh": other_tokens["refresh"]}).json()
+    assert client.patch(path, headers=admin_headers(admin), json={"role": "admin"}).status_code == 200
+    # The first token names "admin" again, yet it was issued before the role changed: refused on
+    # identity's own endpoints and at the gateway's check, like the patient token of the meantime.
+    for tokens in (other_tokens, patient_tokens):
+        assert_problem(client.get("/api/users/", headers=bearer(tokens)), 401)
+        assert "role has changed" in assert_problem(api.verify(tokens), 401)["detail"]
+    # The session lives on: a refresh gives a token of the role now, which works at once.
+    refreshed = client.post("/api/auth/token/refresh/", json={"refresh": patient_tokens["refresh"]})
+    assert refreshed.status_code == 200, refreshed.text
+    assert client.get("/api/users/", headers=bearer(refreshed.json())).status_code == 200
+    assert api.verify(refreshed.json()).headers["x-user-role"] == "admin"
+    assert api.verify(api.login(other["email"])).headers["x-user-role"] == "admin"

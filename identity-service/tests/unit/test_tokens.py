@@ -15,6 +15,8 @@ from jwt import PyJWK
 from chassis.auth import InvalidToken, TokenVerifier
 from identity.adapters.keys import KeyRing
 from identity.adapters.security import TokenIssuer, new_refresh_token, refresh_token_digest
+from identity.adapters.token_verifier import ActiveUserTokenVerifier
+from identity.adapters.user_statuses import UserStatus
 
 ISSUER, AUDIENCE = "clinic-identity", "clinic"
 
@@ -134,3 +136,19 @@ def test_refresh_tokens_are_random_and_stored_only_as_their_sha256():
     assert first != second and len(first) >= 43
     assert len(refresh_token_digest(first)) == 32
     assert refresh_token_digest(first) == refresh_token_digest(first) != refresh_token_digest(second)
+
+
+@pytest.mark.parametrize(("issued", "accepted"), [(-5.0, False), (0.0, False), (0.001, True), (5.0, True)])
+def test_a_token_issued_up_to_the_users_last_role_change_is_refused_even_naming_the_role_now(
+    issuer, verifier, issued, accepted
+):
+    # As chassis.revocations compares: issued at the change (to the millisecond ``iat`` keeps)
+    # counts as before it; a token issued after it (a refresh, a login) is the user's now.
+    changed = datetime.now(UTC).replace(microsecond=500_000) - timedelta(seconds=10)
+    status = UserStatus(is_active=True, role="doctor", role_changed_at=changed.timestamp())
+    claims = verifier.claims(access_token(issuer, changed + timedelta(seconds=issued)))
+    if accepted:
+        assert ActiveUserTokenVerifier._principal(claims, status).role == "doctor"
+    else:
+        with pytest.raises(InvalidToken, match="role has changed"):
+            ActiveUserTokenVerifier._principal(claims, status)

@@ -25,8 +25,10 @@ def _session_id(claims: dict) -> uuid.UUID | None:
 
 class ActiveUserTokenVerifier(TokenVerifier):
     """A ``TokenVerifier`` judging tokens on identity's current state: it also refuses tokens of
-    deactivated or deleted users, of ended sessions, and those naming a role the user no
-    longer has (a role change applies at once; the user logs in or refreshes for a new token).
+    deactivated or deleted users, of ended sessions, those naming a role the user no longer
+    has, and those issued up to the user's last role change, whatever role they name (after
+    admin -> patient -> admin, a token from before the first change names the role again). A
+    role change applies at once; the user logs in or refreshes for a new token.
     """
 
     def __init__(self, keys: KeyLookup, *, issuer: str, audience: str, statuses: UserStatuses) -> None:
@@ -48,7 +50,11 @@ class ActiveUserTokenVerifier(TokenVerifier):
     def _principal(claims: dict, status: UserStatus | None) -> SessionPrincipal:
         if status is None or not status.is_active:
             raise InvalidToken("the account is deactivated or no longer exists")
-        if claims["role"] != status.role:
+        if claims["role"] != status.role or (
+            # Issued at the change or before: the same comparison as chassis.revocations'
+            # (``iat`` keeps milliseconds; a token issued after the change has a later one).
+            status.role_changed_at is not None and claims["iat"] <= status.role_changed_at
+        ):
             raise InvalidToken("the account's role has changed; log in again")
         if claims.get("sid") in status.ended_sessions:
             raise InvalidToken("the session has ended")

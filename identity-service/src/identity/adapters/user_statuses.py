@@ -1,12 +1,12 @@
 """A token's user as they are now (active, role, ended sessions): cheap enough for every request.
 
 The gateway asks identity about every request, so looking the user up must cost
-(almost) nothing. ``UserStatuses`` keeps ``user id -> (active, role, recently ended
-sessions)`` in memory and ``UserStatusListener`` keeps it honest: triggers on ``users``
-(a role or active-flag change) and ``sessions`` (a session ended) NOTIFY, every replica
-LISTENs, and the user is dropped from every cache when the change commits. The cache
-is only trusted while the listener is connected; otherwise each lookup is one
-primary-key query.
+(almost) nothing. ``UserStatuses`` keeps ``user id -> (active, role, when the role last
+changed, recently ended sessions)`` in memory and ``UserStatusListener`` keeps it honest:
+triggers on ``users`` (a role or active-flag change) and ``sessions`` (a session ended)
+NOTIFY, every replica LISTENs, and the user is dropped from every cache when the change
+commits. The cache is only trusted while the listener is connected; otherwise each lookup
+is one primary-key query.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import bindparam, func, select
@@ -32,6 +32,8 @@ log = logging.getLogger("identity.user_status")
 class UserStatus:
     is_active: bool
     role: str
+    # When the role last changed, in epoch seconds (``iat``'s scale); None: never.
+    role_changed_at: float | None = None
     # The user's sessions that ended recently enough for their access tokens to be unexpired.
     ended_sessions: frozenset[str] = frozenset()
 
@@ -89,7 +91,11 @@ class UserStatuses:
         now = time.monotonic()
         generation = self._generation
         row = await self.reads.first(_STATUS_BY_ID, self._parameters(user_id))
-        status = None if row is None else _status(row["is_active"], row["role"], row["ended_sessions"])
+        status = (
+            None
+            if row is None
+            else _status(row["is_active"], row["role"], row["role_changed_at"], row["ended_sessions"])
+        )
         self._remember(user_id, status, generation, now)
         return status
 
@@ -131,7 +137,9 @@ class UserStatuses:
     def _load(self, user_id: int) -> UserStatus | None:
         with self._engine.connect() as connection:
             row = connection.execute(_STATUS_BY_ID, self._parameters(user_id)).first()
-        return None if row is None else _status(row.is_active, row.role, row.ended_sessions)
+        return (
+            None if row is None else _status(row.is_active, row.role, row.role_changed_at, row.ended_sessions)
+        )
 
 
 # Built once (the lookup of every token whose user is not cached); bound at execution.
@@ -143,11 +151,19 @@ _RECENTLY_ENDED = (
     .scalar_subquery()
 )
 _STATUS_BY_ID = select(
-    _USERS.c.is_active, _USERS.c.role, func.array(_RECENTLY_ENDED).label("ended_sessions")
+    _USERS.c.is_active,
+    _USERS.c.role,
+    _USERS.c.role_changed_at,
+    func.array(_RECENTLY_ENDED).label("ended_sessions"),
 ).where(_USERS.c.id == bindparam("user_id"))
 
 
-def _status(is_active: bool, role: str, ended_sessions: list | None) -> UserStatus:
+def _status(
+    is_active: bool, role: str, role_changed_at: datetime | None, ended_sessions: list | None
+) -> UserStatus:
     return UserStatus(
-        is_active=is_active, role=role, ended_sessions=frozenset(str(sid) for sid in ended_sessions or ())
+        is_active=is_active,
+        role=role,
+        role_changed_at=None if role_changed_at is None else role_changed_at.timestamp(),
+        ended_sessions=frozenset(str(sid) for sid in ended_sessions or ()),
     )

@@ -220,6 +220,11 @@ def update_user(db: Database, *, actor_id: int, user_id: int, changes: dict[str,
     with db.transaction() as session:
         user = _locked_user(session, user_id)
         changed = _apply_profile(user, changes, ("full_name", "phone", "role"))
+        if "role" in changed:
+            # Every token issued up to now is refused from the commit on, whatever role it names
+            # (adapters/token_verifier.py); taken under the row lock, after any login that read
+            # the old role, by the clock ``iat`` is taken by.
+            user.role_changed_at = utcnow()
         deactivating = changes.get("is_active") is False and user.is_active
         if changes.get("is_active") is True and not user.is_active:
             user.is_active = True

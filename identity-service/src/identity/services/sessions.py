@@ -193,6 +193,9 @@ def _rotate(session: Session, tokens: TokenIssuer, refresh_token: str) -> Issued
     if user is None or not user.is_active:
         end_sessions(session, this_session, reason="deactivated")
         return InvalidRefreshToken()
+    # The new tokens' time is taken after the role was read: a role change that committed before
+    # that read is then older than their ``iat`` (tokens issued up to one are refused).
+    now = utcnow()
     issued, successor = _issue(session, tokens, user_id=user.id, role=user.role, login=login, now=now)
     presented.used_at = now
     presented.replaced_by_id = successor.id
@@ -227,7 +230,10 @@ def _same_successor(
     refresh = open_successor(refresh_token, presented.successor_sealed)
     if refresh is None:
         return None
-    access = tokens.access_token(user_id=user.id, role=user.role, session_id=presented.family_id, now=now)
+    # Its time taken after the role was read, as in ``_rotate``.
+    access = tokens.access_token(
+        user_id=user.id, role=user.role, session_id=presented.family_id, now=utcnow()
+    )
     return IssuedTokens(access=access, refresh=refresh, expires_in=tokens.access_ttl)
 
 
