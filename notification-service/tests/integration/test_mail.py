@@ -138,6 +138,21 @@ def test_a_mail_server_down_longer_than_the_retry_schedule_still_gets_the_mail(
     wait_until(lambda: statuses() == {"sent"}, timeout=30)
 
 
+def test_news_of_an_appointment_that_is_over_is_skipped(
+    start_app, smtp, events, people, new_appointment, wait_until, db
+):
+    # What a mail server back after days of outage would otherwise get: news of the past.
+    start_app(smtp_url=smtp.url)
+    events.booked(new_appointment(starts_in=-timedelta(hours=2)))
+
+    def statuses() -> set[str]:
+        with db.sessions() as session:
+            return set(session.scalars(select(Mail.status)).all())
+
+    wait_until(lambda: statuses() == {"skipped"}, timeout=30)
+    assert smtp.messages == []
+
+
 def mail_errors(db) -> set[str] | None:
     """Why the mails were not sent, once every mail has had an attempt that ended (a mail in the
     middle of one, claimed and not yet answered, has no error yet); None until then."""

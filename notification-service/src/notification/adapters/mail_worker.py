@@ -61,7 +61,7 @@ class MailWorker:
         """Send one claimed mail; returns what became of it."""
         facts = mails.mail_facts(self.db, mail)
         if facts.obsolete:
-            mails.mark_skipped(self.db, mail, "the appointment was cancelled or moved")
+            mails.mark_skipped(self.db, mail, "the appointment is over, or was cancelled or moved")
             return "skipped"
         if not facts.recipient_active:
             mails.mark_skipped(self.db, mail, "the recipient's account is deactivated")
@@ -95,8 +95,8 @@ class MailWorker:
             return "lost claim"
         except (MailNotAccepted, smtplib.SMTPResponseException) as exc:
             # The server answered no: it does not have the mail.
-            refused = _refused_for_good(exc)
-            mails.mark_not_sent(self.db, mail, _describe(exc), self.retry_delays, refused=refused)
+            down = not _refused_for_good(exc)
+            mails.mark_not_sent(self.db, mail, _describe(exc), self.retry_delays, server_down=down)
             log.info("mail %s not accepted (attempt %d): %s", mail.id, mail.attempts, _describe(exc))
             return "pending"
         except Exception as exc:
@@ -106,7 +106,7 @@ class MailWorker:
                 )
                 log.warning("mail %s: the server may or may not have it; not sent again", mail.id)
                 return "in_doubt"
-            mails.mark_not_sent(self.db, mail, _describe(exc), self.retry_delays)
+            mails.mark_not_sent(self.db, mail, _describe(exc), self.retry_delays, server_down=True)
             log.info("mail %s not sent (attempt %d): %s", mail.id, mail.attempts, _describe(exc))
             return "pending"
         mails.mark_sent(self.db, mail)

@@ -19,6 +19,7 @@ from sqlalchemy import Interval, and_, bindparam, func, or_, select, text, updat
 from sqlalchemy.orm import Session
 
 from chassis.db import Database
+from chassis.timezones import utcnow
 from chassis.workers import due_now
 from notification.domain import ACTIVE_STATUSES, REMINDER, next_attempt_delay
 from notification.models import Appointment, Mail, User
@@ -125,10 +126,15 @@ def mail_facts(db: Database, mail: ClaimedMail) -> MailFacts:
         }
         current = session.get(Appointment, mail.appointment_id) if mail.appointment_id is not None else None
     recipient = users.get(mail.recipient_id)
-    obsolete = mail.kind == REMINDER and (
-        current is None
-        or current.status not in ACTIVE_STATUSES
-        or current.start_time != datetime.fromisoformat(appointment["start_time"])
+    # News of an appointment that is over helps nobody (a mail server down for days, then back).
+    over = "end_time" in appointment and datetime.fromisoformat(appointment["end_time"]) <= utcnow()
+    obsolete = over or (
+        mail.kind == REMINDER
+        and (
+            current is None
+            or current.status not in ACTIVE_STATUSES
+            or current.start_time != datetime.fromisoformat(appointment["start_time"])
+        )
     )
     return MailFacts(
         address=recipient.email if recipient else None,
@@ -172,16 +178,17 @@ def mark_in_doubt(db: Database, mail: ClaimedMail, reason: str) -> None:
 
 
 def mark_not_sent(
-    db: Database, mail: ClaimedMail, reason: str, retry_delays: Sequence[float], *, refused: bool = False
+    db: Database, mail: ClaimedMail, reason: str, retry_delays: Sequence[float], *, server_down: bool = False
 ) -> None:
     """The server did not take it (or it could not be written yet): due again, or failed.
 
-    Only a mail the server ``refused`` for good (a 5xx answer) fails once the schedule is spent.
-    A server that is down or answers "try again later" (4xx), or an address not known yet, only
-    delays mail (spec: "it never loses it"): past the schedule it is tried every last delay.
+    A mail server that is down (or answers "try again later", or refuses the clinic's login)
+    only delays mail (spec: "it never loses it"): past the schedule such a mail is tried every
+    last delay, until its appointment is over (``mail_facts``). Anything else (a refusal for
+    good, no address known for the recipient) fails once the schedule is spent.
     """
     delay = next_attempt_delay(retry_delays, mail.attempts)
-    if delay is None and not refused:
+    if delay is None and server_down:
         delay = timedelta(seconds=retry_delays[-1])
     if delay is None:
         _finish(db, mail, status="failed", last_error=reason[:300])
