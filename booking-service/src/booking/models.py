@@ -58,6 +58,9 @@ class Appointment(Base):
     cancelled_by: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
+    # The doctor's cancellation notice when it was booked: a patient cancels or moves it only until
+    # that long before its start. A later policy change never reaches it; a move keeps it.
+    cancellation_notice_minutes: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     # How many times its status or time changed: the calendar feed's SEQUENCE. Counted by a
     # trigger (migration 0003), so no write path, present or future, can forget it.
     revision: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
@@ -189,6 +192,8 @@ class WaitlistOffer(Base):
         ),
         Index("ix_waitlist_offers_open_expires_at", "expires_at", postgresql_where=text(OPEN_SQL)),
         Index("ix_waitlist_offers_entry_id_timeslot_id", "entry_id", "timeslot_id"),
+        # Who let a timeslot go, on any of their entries (the worker's next entry; migration 0008).
+        Index("ix_waitlist_offers_timeslot_id", "timeslot_id"),
     )
     __mapper_args__ = {"eager_defaults": True}
 

@@ -95,6 +95,7 @@ def seed(app: FastAPI, new_id: Callable[[], int]) -> Callable[..., Appointment]:
         status: str = "pending",
         timeslot_id: int | None = None,
         reason: str = "",
+        cancellation_notice_minutes: int = 0,
     ) -> Appointment:
         start = start_time or datetime.now(UTC).replace(microsecond=0) + starts_in
         appointment = Appointment(
@@ -107,6 +108,7 @@ def seed(app: FastAPI, new_id: Callable[[], int]) -> Callable[..., Appointment]:
             status=status,
             reason=reason,
             cancelled_by="admin" if status == "cancelled" else None,
+            cancellation_notice_minutes=cancellation_notice_minutes,
         )
         with app.state.db.transaction() as session:
             session.add(appointment)

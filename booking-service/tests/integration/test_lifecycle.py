@@ -67,6 +67,12 @@ def booked(client, scheduling, new_id, as_user):
     return appointment, headers, first, second, doctor
 
 
+def book(client, timeslot_id, headers) -> dict:
+    response = client.post("/api/appointments/", json={"timeslot_id": timeslot_id}, headers=headers)
+    assert response.status_code == 201
+    return response.json()
+
+
 def reschedule(client, appointment, timeslot_id, headers, **extra):
     return client.post(
         f"/api/appointments/{appointment['id']}/reschedule/",
@@ -164,20 +170,54 @@ def test_a_cancelled_or_started_appointment_cannot_be_rescheduled(client, schedu
 
 
 def test_the_patients_reschedule_respects_the_cancellation_notice(
-    client, broker, scheduling, seed, new_id, as_user
+    client, app, broker, scheduling, new_id, as_user
 ):
-    patient, doctor, slot = new_id(), new_id(), new_id()
+    patient, doctor, soon_slot, slot = new_id(), new_id(), new_id(), new_id()
+    scheduling.add_timeslot(soon_slot, doctor, starts_in=timedelta(minutes=60))
     scheduling.add_timeslot(slot, doctor)
-    broker.publish_event("doctor.profile.updated", policy_event(doctor, 2, cancellation_notice_minutes=120))
-    soon = seed(patient_id=patient, doctor_id=doctor, starts_in=timedelta(minutes=60))
-    wait_until(
-        lambda: reschedule(client, {"id": soon.id}, slot, as_user(patient, "patient")).status_code == 409
-    )
+    publish_policy(app, broker, doctor, 2, cancellation_notice_minutes=120)
+    soon = book(client, soon_slot, as_user(patient, "patient"))
+    assert reschedule(client, soon, slot, as_user(patient, "patient")).status_code == 409
     assert (
-        client.delete(f"/api/appointments/{soon.id}/", headers=as_user(patient, "patient")).status_code == 409
+        client.delete(f"/api/appointments/{soon['id']}/", headers=as_user(patient, "patient")).status_code
+        == 409
     )
     # The admin is not bound by it.
-    assert reschedule(client, {"id": soon.id}, slot, as_user(new_id(), "admin")).status_code == 200
+    assert reschedule(client, soon, slot, as_user(new_id(), "admin")).status_code == 200
+
+
+def test_a_raised_cancellation_notice_never_reaches_appointments_booked_before_it(
+    client, app, broker, scheduling, new_id, as_user
+):
+    patient, doctor, before, after = new_id(), new_id(), new_id(), new_id()
+    headers = as_user(patient, "patient")
+    for slot in (before, after):
+        scheduling.add_timeslot(slot, doctor, starts_in=timedelta(minutes=60))
+    booked_before = book(client, before, headers)  # no policy yet: no notice
+    publish_policy(app, broker, doctor, 2, cancellation_notice_minutes=24 * 60)
+    booked_after = book(client, after, headers)
+    assert client.delete(f"/api/appointments/{booked_before['id']}/", headers=headers).status_code == 204
+    # A booking made after the change is bound by it.
+    refused = client.delete(f"/api/appointments/{booked_after['id']}/", headers=headers)
+    assert (refused.status_code, refused.json()["code"]) == (409, "cancellation_notice")
+
+
+def test_a_lowered_cancellation_notice_never_frees_appointments_booked_under_it(
+    client, app, broker, scheduling, new_id, as_user
+):
+    patient, doctor, slot, later = new_id(), new_id(), new_id(), new_id()
+    headers = as_user(patient, "patient")
+    scheduling.add_timeslot(slot, doctor, starts_in=timedelta(minutes=60))
+    scheduling.add_timeslot(later, doctor, starts_in=timedelta(minutes=90))
+    publish_policy(app, broker, doctor, 2, cancellation_notice_minutes=120)
+    appointment = book(client, slot, headers)
+    publish_policy(app, broker, doctor, 3, cancellation_notice_minutes=0)
+    refused = client.delete(f"/api/appointments/{appointment['id']}/", headers=headers)
+    assert (refused.status_code, refused.json()["code"]) == (409, "cancellation_notice")
+    assert reschedule(client, appointment, later, headers).status_code == 409
+    # A move by an admin keeps the notice it was booked under: the patient still cannot cancel.
+    assert reschedule(client, appointment, later, as_user(new_id(), "admin")).status_code == 200
+    assert client.delete(f"/api/appointments/{appointment['id']}/", headers=headers).status_code == 409
 
 
 def test_the_per_patient_limit_refuses_one_more_booking(client, app, broker, scheduling, new_id, as_user):

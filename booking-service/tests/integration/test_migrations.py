@@ -8,11 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, insert
+from sqlalchemy import create_engine, insert, text
 from sqlalchemy.exc import IntegrityError
 
 from booking.models import Appointment, Base
+from chassis.migrations import upgrade
 from chassis.settings import normalise_database_url
+
+from ..conftest import ALEMBIC_INI
 
 
 @pytest.fixture
@@ -87,3 +90,34 @@ def test_a_reservation_becomes_at_most_one_appointment(engine, new_id):
 )
 def test_the_database_refuses_inconsistent_appointments(engine, new_id, values, constraint):
     assert violated_constraint(engine, {**row(new_id(), "pending"), **values}) == constraint
+
+
+def test_appointments_booked_before_0007_keep_the_cancellation_notice_they_were_judged_by(
+    make_database,
+):
+    url = make_database("booking_notice_backfill")
+    upgrade(ALEMBIC_INI, url, "0006")
+    engine = create_engine(normalise_database_url(url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO doctor_policies (doctor_id, cancellation_notice_minutes, revision)"
+                    " VALUES (1, 1440, 1), (3, 0, 1)"
+                )
+            )
+            for doctor_id in (1, 3, 5):  # a notice, a policy without one, no policy at all
+                values = row(doctor_id, "pending") | {"doctor_id": doctor_id}
+                columns = ", ".join(values)
+                conn.execute(
+                    text(f"INSERT INTO appointments ({columns}) VALUES (:{', :'.join(values)})"), values
+                )
+        upgrade(ALEMBIC_INI, url)
+        with engine.connect() as conn:
+            kept = conn.execute(
+                text("SELECT doctor_id, cancellation_notice_minutes, revision FROM appointments")
+            ).all()
+    finally:
+        engine.dispose()
+    # The calendar feeds' SEQUENCE (``revision``) does not move: nothing the patient sees changed.
+    assert sorted(map(tuple, kept)) == [(1, 1440, 0), (3, 0, 0), (5, 0, 0)]

@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select, update
+from sqlalchemy import func, select, text, update
 
-from booking.models import User, WaitlistEntry, WaitlistOffer
+from booking.models import User, WaitlistEntry, WaitlistOffer, WaitlistOpening
+from booking.services.offers import offer_openings
 from chassis.testkit import lock_waiters
 
 
@@ -36,25 +37,64 @@ def offered(client, broker, scheduling, doctor, new_id, callers, wait_until):
     return patient_id, timeslot_id, entry_id
 
 
-def wait_in_line(client, callers, doctor: int, patient_id: int) -> int:
-    """``patient_id`` waits for any timeslot of ``doctor`` in the next days; their entry's id."""
+def wait_in_line(client, callers, doctor: int, patient_id: int, days: tuple[int, int] = (0, 3)) -> int:
+    """``patient_id`` waits for any timeslot of ``doctor`` on the days ``days`` from today (the
+    next days by default); their entry's id."""
     today = datetime.now(UTC).date()
-    body = {"doctor_id": doctor, "date_from": str(today), "date_to": str(today + timedelta(days=3))}
+    body = {
+        "doctor_id": doctor,
+        "date_from": str(today + timedelta(days=days[0])),
+        "date_to": str(today + timedelta(days=days[1])),
+    }
     entry = client.post("/api/waitlist/", json=body, headers=callers("patient", patient_id).headers)
     assert entry.status_code == 201, entry.text
     return entry.json()["id"]
 
 
-def publish_new_timeslot(broker, scheduling, doctor: int, timeslot_id: int) -> None:
-    scheduling.add_timeslot(timeslot_id, doctor, starts_in=timedelta(days=1))
+def publish_new_timeslot(broker, scheduling, doctor: int, timeslot_id: int, starts_in=timedelta(days=1)):
+    """A new timeslot of ``doctor`` at the stand-in, and its ``created`` event; the envelope."""
+    scheduling.add_timeslot(timeslot_id, doctor, starts_in=starts_in)
+    return broker.publish_event("scheduling.timeslot.created", timeslot_data(scheduling, timeslot_id))
+
+
+def timeslot_data(scheduling, timeslot_id: int) -> dict:
     slot = scheduling.timeslots[timeslot_id]
-    data = {
+    return {
         "timeslot_id": timeslot_id,
-        "doctor_id": doctor,
+        "doctor_id": slot.doctor_id,
         "start_time": slot.start_time.isoformat(),
         "end_time": slot.end_time.isoformat(),
     }
-    broker.publish_event("scheduling.timeslot.created", data)
+
+
+def open_offers(db) -> dict[int, int]:
+    """The open offers: timeslot id -> the patient it is offered to."""
+    with db.transaction() as session:
+        rows = session.execute(
+            select(WaitlistOffer.timeslot_id, WaitlistEntry.patient_id)
+            .join(WaitlistEntry, WaitlistEntry.id == WaitlistOffer.entry_id)
+            .where(WaitlistOffer.state == "open")
+        ).all()
+    return dict(rows)
+
+
+def openings_after(db, *envelopes) -> int | None:
+    """How many openings wait for the worker once booking consumed these events (None before)."""
+    with db.transaction() as session:
+        ids = [envelope.event_id for envelope in envelopes]
+        consumed = session.scalar(
+            text("SELECT count(*) FROM processed_events WHERE event_id = ANY(:ids)"), {"ids": ids}
+        )
+        return (
+            session.scalar(select(func.count()).select_from(WaitlistOpening))
+            if consumed == len(ids)
+            else None
+        )
+
+
+def worker_done_with(db, *envelopes) -> bool:
+    """booking consumed these events and its waitlist worker is done with every opening."""
+    return openings_after(db, *envelopes) == 0
 
 
 @contextmanager
@@ -274,3 +314,100 @@ def test_an_offer_withdrawn_before_its_hold_was_answered_passes_the_timeslot_to_
     hold = scheduling.holds[-1]
     assert hold["patient_id"] == second
     assert scheduling.holder_of(timeslot_id) == hold["reservation_id"]
+
+
+# -- one patient, many entries: offers go to patients, not to entries --------------------------
+
+
+def test_a_patient_with_three_overlapping_entries_gets_one_offer_and_the_other_timeslots_go_on(
+    app, client, broker, scheduling, doctor, new_id, callers, wait_until
+):
+    # Each entry of one patient used to get its own offer: a patient joining many overlapping
+    # ranges held as many of the doctor's timeslots at once, hidden from everyone else.
+    many, other = new_id(), new_id()
+    for days in [(0, 3), (0, 4), (1, 2)]:
+        wait_in_line(client, callers, doctor, many, days)
+    wait_in_line(client, callers, doctor, other)  # in line after all three
+    timeslots = [new_id(), new_id(), new_id()]
+
+    created = [publish_new_timeslot(broker, scheduling, doctor, timeslot_id) for timeslot_id in timeslots]
+    wait_until(lambda: worker_done_with(app.state.db, *created), what="the three timeslots offered")
+
+    offers = open_offers(app.state.db)
+    assert sorted(offers.values()) == sorted([many, other]), offers  # one each
+    # Held: the two offered; nobody else waits, so the third stays free for anyone to book.
+    assert {t for t in timeslots if scheduling.holder_of(t) is not None} == set(offers)
+
+
+@pytest.mark.parametrize("ending", ["expired", "withdrawn"])
+def test_a_timeslot_a_patient_let_go_is_not_offered_to_them_again_through_another_entry(
+    app, client, broker, scheduling, doctor, new_id, callers, wait_until, ending
+):
+    # The exclusion was per entry: an offer that expired passed to the same patient's next
+    # entry, again and again. Letting it go (expiry, or leaving the entry) is the patient's.
+    many, other, timeslot_id = new_id(), new_id(), new_id()
+    first_entry = wait_in_line(client, callers, doctor, many, (0, 3))
+    for days in [(0, 4), (1, 2)]:
+        wait_in_line(client, callers, doctor, many, days)
+    wait_in_line(client, callers, doctor, other)
+    created = publish_new_timeslot(broker, scheduling, doctor, timeslot_id)
+    wait_until(lambda: worker_done_with(app.state.db, created), what="the first offer")
+    assert open_offers(app.state.db) == {timeslot_id: many}
+    reservation = scheduling.holder_of(timeslot_id)
+
+    if ending == "expired":
+        with app.state.db.transaction() as session:
+            session.execute(
+                update(WaitlistOffer)
+                .where(WaitlistOffer.reservation_id == uuid.UUID(reservation))
+                .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+    else:
+        headers = callers("patient", many).headers
+        assert client.delete(f"/api/waitlist/{first_entry}/", headers=headers).status_code == 204
+    wait_until(lambda: scheduling.holder_of(timeslot_id) is None, what="the offer's hold released")
+    # scheduling's answer to that release: the timeslot is bookable again.
+    released = broker.publish_event(
+        "scheduling.timeslot.released",
+        timeslot_data(scheduling, timeslot_id) | {"reservation_id": reservation, "reason": "hold_released"},
+    )
+    wait_until(lambda: worker_done_with(app.state.db, released), what="the released timeslot offered")
+
+    assert open_offers(app.state.db) == {timeslot_id: other}
+    hold = scheduling.holds[-1]
+    assert hold["patient_id"] == other
+    assert scheduling.holder_of(timeslot_id) == hold["reservation_id"]
+
+
+def test_two_workers_at_once_give_one_patient_one_offer_of_a_doctor(
+    app, client, broker, scheduling, doctor, new_id, callers, wait_until
+):
+    # Two workers (replicas) each take one opening of the doctor; each finds a different entry
+    # of the same patient first in line for its timeslot. Both entries' rows are locked while
+    # the two choose (as a request leaving the waitlist would), so both are between choosing
+    # and committing at once: only one may offer the patient anything.
+    many = new_id()
+    today_to_tomorrow = wait_in_line(client, callers, doctor, many, (0, 1))
+    tomorrow_on = wait_in_line(client, callers, doctor, many, (1, 3))
+    soon, later = new_id(), new_id()  # tomorrow (both entries cover it); the day after (the second)
+    db = app.state.db
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with db.transaction() as session:
+            session.execute(
+                select(WaitlistEntry.id)
+                .where(WaitlistEntry.id.in_([today_to_tomorrow, tomorrow_on]))
+                .with_for_update()
+            )
+            created = [
+                publish_new_timeslot(broker, scheduling, doctor, soon),
+                publish_new_timeslot(broker, scheduling, doctor, later, starts_in=timedelta(days=2)),
+            ]
+            wait_until(lambda: openings_after(db, *created) == 2, what="both openings noticed")
+            wait_until(lambda: lock_waiters(db) >= 1, what="the app's worker to wait for an entry")
+            second_worker = pool.submit(offer_openings, db, app.state.scheduling, offer_minutes=15)
+            wait_until(lambda: lock_waiters(db) >= 2, what="a second worker to wait too")
+        second_worker.result(timeout=15)
+        wait_until(lambda: worker_done_with(db, *created), what="both timeslots settled")
+
+    assert list(open_offers(db).values()) == [many]
+    assert len([t for t in (soon, later) if scheduling.holder_of(t) is not None]) == 1

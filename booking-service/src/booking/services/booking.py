@@ -43,7 +43,8 @@ def book_appointment(
 
     The busiest write of the system, so plain prebuilt Core statements on one connection,
     five round trips after the hold: lock both users (their names come back with the lock),
-    read the doctor's per-patient limit (``policy``), insert the appointment with its history
+    read the doctor's policy (``policy``: its per-patient limit, and the cancellation notice the
+    appointment keeps whatever the policy becomes), insert the appointment with its history
     entry, insert its event together with the relay's wake-up, commit. ``record`` stores the
     answer of an Idempotency-Key in the same transaction.
     """
@@ -57,7 +58,7 @@ def book_appointment(
             if offered:
                 acceptance.accept_offer(connection, reservation_id)
             names = _lock_users(connection, patient_id=patient_id, doctor_id=hold.doctor_id)
-            policy.check_active_limit(connection, patient_id=patient_id, doctor_id=hold.doctor_id)
+            notice = policy.check_booking(connection, patient_id=patient_id, doctor_id=hold.doctor_id)
             stored = connection.execute(
                 _INSERT_APPOINTMENT_AND_ENTRY,
                 {
@@ -69,6 +70,7 @@ def book_appointment(
                     "end_time": hold.end_time,
                     "status": AppointmentStatus.PENDING.value,
                     "reason": reason or "",
+                    "cancellation_notice_minutes": notice,
                     "actor_id": patient_id,
                     "history_timeslot_id": hold.timeslot_id,
                 },
@@ -118,6 +120,7 @@ _INSERT_APPOINTMENT = (
                 "end_time",
                 "status",
                 "reason",
+                "cancellation_notice_minutes",
             )
         }  # fmt: skip
     )

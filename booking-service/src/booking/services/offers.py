@@ -2,10 +2,12 @@
 
 1. ``scheduling.timeslot.released`` or ``created`` → ``note_bookable`` records an opening
    when a waiting entry covers the timeslot (in the event's inbox transaction).
-2. ``offer_openings`` gives each opening to the earliest waiting entry that covers it, has
-   no open offer and never let this timeslot expire: the offer is stored first, then the
-   timeslot is held at scheduling under the offer's reservation id until the offer's expiry
-   (plus ``HOLD_GRACE``); ``booking.waitlist.offered`` goes out once the hold stands.
+2. ``offer_openings`` gives each opening to the earliest waiting entry that covers it and
+   whose patient has no open offer of this doctor and never let this timeslot go (on any of
+   their entries: a patient, not an entry, is the unit, however many ranges they joined): the
+   offer is stored first, then the timeslot is held at scheduling under the offer's
+   reservation id until the offer's expiry (plus ``HOLD_GRACE``); ``booking.waitlist.offered``
+   goes out once the hold stands.
 3. The offered patient's booking (``hold_for_booking``/``accept_offer``) holds under the
    same reservation id (idempotent at scheduling) and accepts the offer in the transaction
    that stores the appointment, which ends the entry. Everyone else's hold gets 409.
@@ -24,11 +26,12 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from booking import events
 from booking.adapters import metrics
@@ -44,6 +47,13 @@ log = logging.getLogger("booking.waitlist")
 
 _OFFERS = WaitlistOffer.__table__
 _ENTRIES = WaitlistEntry.__table__
+
+# The advisory lock space of choosing who gets a doctor's next offer (one lock per doctor; see
+# ``_next_offer``). reservations.RESERVATION_LOCKS is 7301; policy's per-patient lock uses the
+# one-key space, which never overlaps the two-key one.
+DOCTOR_OFFER_LOCKS = 7302
+# An offer that ended without an appointment: its patient let the timeslot go.
+_LET_GO = tuple(state for state in OfferState if state not in HOLDING_OFFER_STATES)
 
 
 def _covers(start_time: datetime) -> list:
@@ -124,7 +134,7 @@ def offer_openings(
         try:
             pending, timeslot_id = _next_offer(db, tried, offer_minutes)
         except IntegrityError:
-            continue  # another worker offered that entry something at the same moment: next pass
+            continue  # a one-open-offer index fired (a race the doctor's lock did not cover): again
         if timeslot_id is None:
             break
         tried.add(timeslot_id)
@@ -147,7 +157,17 @@ def offer_openings(
 
 
 def _next_offer(db: Database, tried: set[int], offer_minutes: float) -> tuple[_Pending | None, int | None]:
-    """Lock the next opening and find or make its offer (stored before the hold is asked for)."""
+    """Lock the next opening and find or make its offer (stored before the hold is asked for).
+
+    The opening's row lock makes one worker (of any replica) decide each timeslot. Choosing the
+    entry also takes the doctor's advisory lock until the offer is committed: "the patient has
+    no open offer of this doctor" spans the patient's entries and the doctor's other timeslots,
+    which other workers may be offering at the same moment, and no unique index can say it
+    (offers name an entry, not a patient). The choice is the lock's next statement, so under
+    READ COMMITTED it sees every offer a previous holder committed. Per doctor rather than per
+    (patient, doctor): the patient is what is being chosen, and the section is short (two
+    statements and an insert; the hold at scheduling is asked for after the commit).
+    """
     now = utcnow()
     with db.transaction() as session:
         opening = session.scalars(
@@ -165,7 +185,14 @@ def _next_offer(db: Database, tried: set[int], offer_minutes: float) -> tuple[_P
             )
         )
         if offer is None:
-            entry = _next_entry(session, opening) if opening.start_time > now else None
+            entry = None
+            if opening.start_time > now:
+                session.execute(
+                    select(
+                        func.pg_advisory_xact_lock(DOCTOR_OFFER_LOCKS, func.hashtext(str(opening.doctor_id)))
+                    )
+                )
+                entry = _next_entry(session, opening)
             if entry is None:
                 session.delete(opening)  # nobody (else) waits for it: it stays free
                 return None, opening.timeslot_id
@@ -189,24 +216,32 @@ def _next_offer(db: Database, tried: set[int], offer_minutes: float) -> tuple[_P
 
 
 def _next_entry(session: Session, opening: WaitlistOpening) -> WaitlistEntry | None:
-    """The earliest waiting entry covering the opening that has no open offer and did not let it expire."""
-    offers = WaitlistOffer
+    """The earliest waiting entry covering the opening whose patient has no open offer of this
+    doctor and never let this timeslot go, on any of their entries (the doctor's lock is held).
+
+    Per patient, not per entry: a patient who joined many overlapping ranges would otherwise
+    hold one of the doctor's timeslots per entry at once, and get an expired timeslot again
+    through their next entry, keeping it from everyone else.
+    """
+    theirs = aliased(WaitlistEntry)  # the entries of the candidate's patient, this one included
+
+    def their_offer(*conditions: Any) -> Any:
+        return exists().where(
+            WaitlistOffer.entry_id == theirs.id, theirs.patient_id == WaitlistEntry.patient_id, *conditions
+        )
+
     return session.scalars(
         select(WaitlistEntry)
         .where(
             WaitlistEntry.doctor_id == opening.doctor_id,
             *_covers(opening.start_time),
-            ~exists().where(offers.entry_id == WaitlistEntry.id, offers.state == OfferState.OPEN),
-            ~exists().where(
-                offers.entry_id == WaitlistEntry.id,
-                offers.timeslot_id == opening.timeslot_id,
-                offers.state == OfferState.EXPIRED,
-            ),
+            ~their_offer(WaitlistOffer.state == OfferState.OPEN, theirs.doctor_id == opening.doctor_id),
+            ~their_offer(WaitlistOffer.timeslot_id == opening.timeslot_id, WaitlistOffer.state.in_(_LET_GO)),
             ~exists().where(User.id == WaitlistEntry.patient_id, User.is_active.is_(False)),
         )
         .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
         .limit(1)
-        .with_for_update()
+        .with_for_update(of=WaitlistEntry)
     ).first()
 
 

@@ -97,7 +97,7 @@ def _checked(session, appointment_id: int, caller: Principal, timeslot_id: int) 
     status = AppointmentStatus(appointment.status)
     check_cancellation(status, start_time=appointment.start_time, now=now, verb="rescheduled")
     if caller.role == "patient":
-        policy.check_cancellation_notice(session, appointment, now)
+        policy.check_cancellation_notice(appointment, now)
     if appointment.timeslot_id == timeslot_id:
         raise TimeslotRefused(409, "timeslot_not_available", SAME_TIMESLOT)
     return appointment

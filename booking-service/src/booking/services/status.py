@@ -53,7 +53,7 @@ def cancel_appointment(session: Session, appointment_id: int, caller: Principal)
         now = utcnow()
         check_cancellation(AppointmentStatus(appointment.status), start_time=appointment.start_time, now=now)
         if caller.role == "patient":
-            policy.check_cancellation_notice(session, appointment, now)
+            policy.check_cancellation_notice(appointment, now)
         cancel(session, appointment, caller, None, now)
 
 
