@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from chassis.service_settings import service_settings
@@ -54,6 +54,17 @@ class Settings(service_settings("notification")):
     reminder_sweep_seconds: float = Field(default=30.0, gt=0, validation_alias="REMINDER_SWEEP_SECONDS")
     clinic_name: str = Field(default="Clinic", validation_alias="CLINIC_NAME")
 
+    # Retention (adapters/retention.py): mails and webhook deliveries that nothing sends again,
+    # written this many days ago, and appointments that ended this long ago, are deleted. After
+    # the inbox forgets an event (INBOX_RETENTION_DAYS), a mail's key and a delivery's
+    # (subscription, event) are what keep that event, delivered again, from going out twice;
+    # and a reminder's key keeps the sweep from writing it again until its appointment starts.
+    # So it must outlast both (checked below); 90 days keeps a quarter of delivery log for
+    # admins (and failed deliveries to redeliver), not the patients' names in bodies for ever.
+    notification_retention_days: float = Field(
+        default=90.0, gt=0, validation_alias="NOTIFICATION_RETENTION_DAYS"
+    )
+
     @field_validator("reminder_hours", mode="before")
     @classmethod
     def _hours_list(cls, value: object) -> object:
@@ -67,6 +78,23 @@ class Settings(service_settings("notification")):
         if any(not 1 <= hours <= 24 * 14 for hours in value):
             raise ValueError("each reminder is 1 to 336 hours before the appointment")
         return tuple(sorted(set(value), reverse=True))
+
+    @model_validator(mode="after")
+    def _retention_outlasts_the_inbox_and_the_reminders(self) -> Settings:
+        days = self.notification_retention_days
+        if days <= self.inbox_retention_days:
+            raise ValueError(
+                f"NOTIFICATION_RETENTION_DAYS ({days:g}) must be longer than INBOX_RETENTION_DAYS "
+                f"({self.inbox_retention_days:g}): its rows are what keep a redelivered event from "
+                "being sent twice once the inbox has forgotten it"
+            )
+        if days * 24 <= max(self.reminder_hours, default=0):
+            raise ValueError(
+                f"NOTIFICATION_RETENTION_DAYS ({days:g}) must be longer than the earliest reminder "
+                f"({max(self.reminder_hours)} hours): a reminder deleted before its appointment "
+                "starts would be written and sent again"
+            )
+        return self
 
     @property
     def smtp(self) -> SmtpServer | None:

@@ -14,6 +14,7 @@ from notification import api, events
 from notification.adapters.mail_worker import MailWorker
 from notification.adapters.mailer import SmtpMailer, sender_domain
 from notification.adapters.metrics import backlog_hook
+from notification.adapters.retention import notification_retention_tasks
 from notification.adapters.webhook_sender import WebhookSender
 from notification.adapters.webhook_worker import WebhookWorker
 from notification.config import Settings
@@ -44,6 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "webhooks", "description": "Admins subscribe other systems to appointment events."}
         ],
         more_hooks=lambda settings, db: [backlog_hook(db), *worker_hooks(settings, db, mail)],
+        retention_tasks=lambda db: notification_retention_tasks(
+            db, days=settings.notification_retention_days
+        ),
     )
 
 

@@ -33,6 +33,10 @@ from notification.domain import DESCRIPTION_MAX_LENGTH, RESPONSE_EXCERPT_LENGTH,
 __all__ = ["Appointment", "Base", "Mail", "User", "WebhookDelivery", "WebhookSubscription"]
 
 PENDING = text("status = 'pending'")
+# The rows the retention job deletes once they are NOTIFICATION_RETENTION_DAYS old
+# (adapters/retention.py): those nothing will send again.
+DELIVERY_FINISHED = text("status IN ('delivered', 'failed')")
+MAIL_FINISHED = text("status IN ('sent', 'skipped', 'failed', 'in_doubt')")
 
 
 class User(Base):
@@ -77,6 +81,8 @@ class Appointment(Base):
             "start_time",
             postgresql_where=text("status IN ('pending', 'confirmed')"),
         ),
+        # The retention job: appointments that ended long ago.
+        Index("ix_appointments_end_time", "end_time"),
     )
 
 
@@ -113,6 +119,8 @@ class WebhookDelivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Failed attempts since the delivery was (re)queued: the retry schedule's position.
     failures: Mapped[int] = mapped_column(Integer, default=0)
+    # When it is due; None: never by itself (delivered, failed, or pending while its subscription
+    # is paused: resuming makes it due, so the workers' claim never walks paused rows).
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_status_code: Mapped[int | None] = mapped_column(Integer)
@@ -125,6 +133,7 @@ class WebhookDelivery(Base):
         UniqueConstraint("subscription_id", "event_id", name="uq_webhook_deliveries_subscription_event"),
         Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=PENDING),
         Index("ix_webhook_deliveries_subscription_newest", "subscription_id", text("id DESC")),
+        Index("ix_webhook_deliveries_finished", "created_at", postgresql_where=DELIVERY_FINISHED),
     )
 
 
@@ -164,4 +173,5 @@ class Mail(Base):
         ),
         Index("ix_mails_due", "next_attempt_at", postgresql_where=PENDING),
         Index("ix_mails_claimed", "claimed_until", postgresql_where=text("status = 'sending'")),
+        Index("ix_mails_finished", "created_at", postgresql_where=MAIL_FINISHED),
     )

@@ -266,6 +266,67 @@ def test_a_paused_subscription_gets_its_deliveries_once_it_is_active_again(
     assert {json.loads(r.body)["type"] for r in receiver.requests("/paused")} == {"appointment.booked"}
 
 
+def test_a_paused_subscriptions_deliveries_are_not_due_until_it_is_resumed(
+    start_app, webhooks, receiver, events, new_appointment, wait_until
+):
+    # Not due (next_attempt_at null) while paused: the workers' claim, which walks the due
+    # deliveries in due order, never meets them; resuming makes them due at once.
+    client = start_app(delivery_retry_delays=(60.0,))
+    receiver.script("/resumed", [500])
+    hook = webhooks.subscribe(client, receiver.url("/resumed"), ["appointment.booked"])
+    events.booked(new_appointment())
+    [retrying] = webhooks.wait_for_deliveries(client, hook["id"], "pending")
+    wait_until(lambda: webhooks.deliveries(client, hook["id"])[0]["attempts"] == 1)
+    path = f"/api/webhooks/{hook['id']}/"
+
+    client.patch(path, json={"is_active": False}, headers=webhooks.headers)
+    events.booked(new_appointment())
+
+    waiting = webhooks.wait_for_deliveries(client, hook["id"], "pending", "pending")
+    assert [d["next_attempt_at"] for d in waiting] == [None, None]
+    client.patch(path, json={"is_active": True}, headers=webhooks.headers)
+    # Both at once, the one that failed first too (its retry was a minute away).
+    wait_until(lambda: len(receiver.requests("/resumed")) == 3, timeout=10)
+    webhooks.wait_for_deliveries(client, hook["id"], "delivered", "delivered")
+
+
+def test_an_attempt_that_fails_while_its_subscription_is_paused_leaves_it_not_due(db, start_app):
+    start_app()
+    with db.transaction() as session:
+        hook = WebhookSubscription(
+            url="https://example.test/hook", event_types=["*"], secret="s" * 40, is_active=False
+        )
+        session.add(hook)
+        session.flush()
+        delivery = WebhookDelivery(
+            subscription_id=hook.id,
+            event_id=uuid.uuid4(),
+            event_type="appointment.booked",
+            webhook_id=f"msg_{uuid.uuid4().hex}",
+            payload={},
+            attempts=1,
+            next_attempt_at=None,  # paused while its attempt ran
+        )
+        session.add(delivery)
+        session.flush()
+        delivery_id = delivery.id
+
+    status = record_attempt(
+        db,
+        delivery_id,
+        attempt=1,
+        status_code=500,
+        error="500",
+        response_excerpt=None,
+        retry_delays=[0.1, 0.1],
+    )
+
+    assert status == "pending"
+    with db.transaction() as session:
+        stored = session.get(WebhookDelivery, delivery_id)
+        assert (stored.failures, stored.next_attempt_at) == (1, None)
+
+
 def test_a_payload_dates_the_appointment_by_its_booking_and_its_latest_change(
     start_app, webhooks, receiver, events, new_appointment, wait_until
 ):

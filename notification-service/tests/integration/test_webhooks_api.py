@@ -155,3 +155,33 @@ def test_deliveries_are_listed_newest_first_and_redelivered_with_202(allowed_cli
         ).status_code
         == 404
     )
+
+
+def test_a_delivery_redelivered_while_its_subscription_is_paused_waits_until_it_is_resumed(
+    allowed_client, admin, db
+):
+    webhook_id = create(allowed_client, admin).json()["id"]
+    with db.transaction() as session:
+        failed = WebhookDelivery(
+            subscription_id=webhook_id,
+            event_id=uuid.uuid4(),
+            event_type="appointment.booked",
+            webhook_id=f"msg_{uuid.uuid4().hex}",
+            payload={},
+            status="failed",
+            attempts=8,
+            failures=8,
+        )
+        session.add(failed)
+        session.flush()
+        delivery_id = failed.id
+    path = f"/api/webhooks/{webhook_id}/"
+    assert allowed_client.patch(path, json={"is_active": False}, headers=admin).status_code == 200
+
+    again = allowed_client.post(f"{path}deliveries/{delivery_id}/redeliver/", headers=admin)
+
+    assert again.status_code == 202
+    assert (again.json()["status"], again.json()["next_attempt_at"]) == ("pending", None)
+    assert allowed_client.patch(path, json={"is_active": True}, headers=admin).status_code == 200
+    [resumed] = allowed_client.get(f"{path}deliveries/", headers=admin).json()["results"]
+    assert resumed["next_attempt_at"] is not None

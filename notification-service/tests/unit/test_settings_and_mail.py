@@ -1,4 +1,5 @@
-"""Settings read REMINDER_HOURS, SMTP_URL and SMTP_CA_FILE; mails render in the clinic time zone."""
+"""Settings read REMINDER_HOURS, SMTP_URL, SMTP_CA_FILE and NOTIFICATION_RETENTION_DAYS; mails render
+in the clinic time zone."""
 
 from zoneinfo import ZoneInfo
 
@@ -41,6 +42,25 @@ def test_a_ca_file_for_the_mail_server_must_exist_and_needs_tls(tmp_path):
         _ = Settings(smtp_url="smtp://relay.clinic.internal:25", smtp_ca_file=str(ca_file)).smtp
     with pytest.raises(ValueError, match="is not a file"):
         _ = Settings(smtp_url=starttls, smtp_ca_file=str(tmp_path / "missing.pem")).smtp
+
+
+def test_the_notification_retention_outlasts_the_inbox_and_the_earliest_reminder(monkeypatch):
+    # Past the inbox, a mail's key and a delivery's (subscription, event) keep a redelivered
+    # event from going out twice; a reminder's key keeps the sweep from writing it again.
+    assert Settings().notification_retention_days == 90
+    monkeypatch.setenv("INBOX_RETENTION_DAYS", "30")
+    monkeypatch.setenv("NOTIFICATION_RETENTION_DAYS", "30")
+    with pytest.raises(ValidationError, match="INBOX_RETENTION_DAYS"):
+        Settings()
+    monkeypatch.setenv("NOTIFICATION_RETENTION_DAYS", "31")
+    assert Settings().notification_retention_days == 31
+    monkeypatch.setenv("INBOX_RETENTION_DAYS", "1")
+    monkeypatch.setenv("NOTIFICATION_RETENTION_DAYS", "2")
+    monkeypatch.setenv("REMINDER_HOURS", "72,2")
+    with pytest.raises(ValidationError, match="reminder"):
+        Settings()
+    monkeypatch.setenv("REMINDER_HOURS", "24")
+    assert Settings().notification_retention_days == 2
 
 
 def test_a_mail_shows_the_clinic_wall_clock_time_in_text_and_html():

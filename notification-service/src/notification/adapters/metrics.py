@@ -77,15 +77,22 @@ def _observe_lag(channel: str, since: datetime) -> None:
     DELIVERY_LAG.labels(channel).observe(max(0.0, time.time() - since.timestamp()))
 
 
+# Each part reads its partial index only, never the table's delivered and sent rows (a scan of
+# every mail on every scrape): the deliveries through ix_webhook_deliveries_due, past the paused
+# subscriptions' rows (pending, not due: next_attempt_at NULL); the mails through ix_mails_due
+# and ix_mails_claimed, one status each (neither serves ``status IN ('pending', 'sending')``).
+# tests/integration/test_retention_and_indexes.py checks the plan.
 _BACKLOG = text(
     """
 SELECT 'webhook' AS channel, count(*) AS pending,
        coalesce(extract(epoch FROM clock_timestamp() - min(d.created_at)), 0) AS oldest_age
 FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
-WHERE d.status = 'pending' AND s.is_active
+WHERE d.status = 'pending' AND d.next_attempt_at IS NOT NULL AND s.is_active
 UNION ALL
-SELECT 'mail', count(*), coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)
-FROM mails WHERE status IN ('pending', 'sending')
+SELECT 'mail', count(*), coalesce(extract(epoch FROM clock_timestamp() - min(m.created_at)), 0)
+FROM (SELECT created_at FROM mails WHERE status = 'pending'
+      UNION ALL
+      SELECT created_at FROM mails WHERE status = 'sending') AS m
 """
 )
 

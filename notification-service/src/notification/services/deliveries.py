@@ -4,6 +4,11 @@ A claim moves the delivery's ``next_attempt_at`` past the attempt's time limit i
 statement that takes it (``FOR UPDATE SKIP LOCKED``), so two workers never send one delivery
 at once, and a worker that dies mid-attempt leaves it due again a little later: delivery is at
 least once, with the same ``webhook-id`` every time.
+
+A paused subscription's pending deliveries are not due (``next_attempt_at`` NULL, set by the
+consumer, the pause and ``record_attempt``), so the claim's walk of ix_webhook_deliveries_due
+meets only deliveries it can take, however many wait for a paused receiver; it still checks
+``is_active``.
 """
 
 from __future__ import annotations
@@ -114,6 +119,16 @@ def record_attempt(
         if delay is None:
             delivery.status = "failed"
             delivery.next_attempt_at = None
-        else:
+        elif _is_active(session, delivery.subscription_id):
             delivery.next_attempt_at = func.now() + delay
+        else:
+            # Paused while this attempt ran: not due until resumed (a pause committing after
+            # this read waits for this row's lock, and then makes it not due itself).
+            delivery.next_attempt_at = None
         return delivery.status
+
+
+def _is_active(session: Session, subscription_id: int) -> bool:
+    return bool(
+        session.scalar(select(WebhookSubscription.is_active).where(WebhookSubscription.id == subscription_id))
+    )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Text, bindparam, func, literal, select
+from sqlalchemy import String, Text, bindparam, case, func, literal, null, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
@@ -193,8 +193,12 @@ def queue_deliveries(
 
     One statement over the subscriptions, so a subscription created or changed concurrently
     is either in or out, never half; a repeated event adds nothing (one per subscription).
-    Only when it queued one is the webhook worker woken (an event nobody subscribed to costs
-    one statement, not a claim).
+    A paused subscription's delivery is written not due (``next_attempt_at`` NULL): resuming
+    makes it due (``services/subscriptions.py``). The subscriptions are read with the lock the
+    foreign key takes anyway (``FOR KEY SHARE``), so a pause or a resume committing meanwhile
+    is waited for and seen: never a due row of a paused subscription, nor a resumed one's row
+    left not due. Only when it queued one is the webhook worker woken (an event nobody
+    subscribed to costs one statement, not a claim).
     """
     payload = {"type": event_type, "timestamp": _iso(occurred_at), "data": data}
     queued = session.execute(
@@ -237,11 +241,12 @@ _QUEUE_DELIVERIES = (
             literal("pending"),
             literal(0),
             literal(0),
-            func.now(),
-        ).where(
-            # A paused subscription's deliveries are written too: they wait until it is active again.
-            WebhookSubscription.event_types.overlap(bindparam("p_types", type_=_TYPES)),
-        ),
+            # A paused subscription's deliveries are written too, not due: they wait until it is
+            # active again, out of the claim's way (ix_webhook_deliveries_due up to now()).
+            case((WebhookSubscription.is_active, func.now()), else_=null()),
+        )
+        .where(WebhookSubscription.event_types.overlap(bindparam("p_types", type_=_TYPES)))
+        .with_for_update(read=True, key_share=True),
     )
     .on_conflict_do_nothing(constraint="uq_webhook_deliveries_subscription_event")
     .returning(_DELIVERIES.c.id)

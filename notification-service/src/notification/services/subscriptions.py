@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
 from notification.adapters.targets import resolve_target
@@ -45,16 +45,38 @@ def create_subscription(
 def update_subscription(
     session: Session, subscription_id: int, changes: dict[str, Any], *, allow_private: bool
 ) -> WebhookSubscription:
+    """Change a subscription. Pausing it (``is_active`` false) makes its pending deliveries not
+    due (``next_attempt_at`` NULL: the workers' claim never walks them); resuming makes them due
+    now, and wakes this process's webhook worker: the backlog goes out at once."""
     if "url" in changes:
         check_url(changes["url"], allow_private=allow_private)
     with session.begin():
         subscription = _subscription(session, subscription_id, lock=True)
+        was_active = subscription.is_active
         for name, value in changes.items():
             setattr(subscription, name, value)
         if changes:
             subscription.updated_at = func.now()
+        if "is_active" in changes and changes["is_active"] != was_active:
+            _pause_or_resume_deliveries(session, subscription_id, active=changes["is_active"])
     session.refresh(subscription)
     return subscription
+
+
+def _pause_or_resume_deliveries(session: Session, subscription_id: int, *, active: bool) -> None:
+    # Under the subscription's lock: the consumer (which reads it FOR KEY SHARE) queues this
+    # subscription's deliveries before this, and is seen here, or after it, and sees the change.
+    pending = update(WebhookDelivery).where(
+        WebhookDelivery.subscription_id == subscription_id, WebhookDelivery.status == "pending"
+    )
+    if not active:
+        session.execute(pending.values(next_attempt_at=None))
+        return
+    resumed = session.execute(
+        pending.where(WebhookDelivery.next_attempt_at.is_(None)).values(next_attempt_at=func.now())
+    )
+    if resumed.rowcount:
+        deliveries_due(session)
 
 
 def delete_subscription(session: Session, subscription_id: int) -> None:
@@ -64,16 +86,19 @@ def delete_subscription(session: Session, subscription_id: int) -> None:
 
 
 def redeliver(session: Session, subscription_id: int, delivery_id: int) -> WebhookDelivery:
-    """Queue the delivery again now, with the same webhook-id and body, and a fresh retry schedule."""
+    """Queue the delivery again now, with the same webhook-id and body, and a fresh retry
+    schedule; for a paused subscription, queued not due: it goes out once it is resumed."""
     with session.begin():
-        _subscription(session, subscription_id)
+        # Read as the consumer does (FOR KEY SHARE): a pause or resume meanwhile is waited for.
+        subscription = _subscription(session, subscription_id, lock={"read": True, "key_share": True})
         delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
         if delivery is None or delivery.subscription_id != subscription_id:
             raise DeliveryNotFound(f"Webhook {subscription_id} has no delivery {delivery_id}.")
         delivery.status = "pending"
         delivery.failures = 0
-        delivery.next_attempt_at = func.now()
-        deliveries_due(session)
+        delivery.next_attempt_at = func.now() if subscription.is_active else None
+        if subscription.is_active:
+            deliveries_due(session)
     session.refresh(delivery)
     return delivery
 
@@ -82,7 +107,9 @@ def get_subscription(session: Session, subscription_id: int) -> WebhookSubscript
     return _subscription(session, subscription_id)
 
 
-def _subscription(session: Session, subscription_id: int, *, lock: bool = False) -> WebhookSubscription:
+def _subscription(
+    session: Session, subscription_id: int, *, lock: bool | dict[str, bool] = False
+) -> WebhookSubscription:
     subscription = session.get(WebhookSubscription, subscription_id, with_for_update=lock)
     if subscription is None:
         raise SubscriptionNotFound(f"No webhook has id {subscription_id}.")
