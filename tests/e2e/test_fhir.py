@@ -218,6 +218,21 @@ def test_a_large_schedule_pages_through_every_slot_with_next_links(stack, patien
             assert all(e.resource.status == "free" for e in bundle.entry)
             starts += [e.resource.start for e in bundle.entry]
             url, params, pages = next_url(bundle), None, pages + 1
+        # More than 100 a page is read as 100 (the next link says so); 0 counts only.
+        schedule = {"schedule": f"Schedule/{doctor.id}"}
+        capped = fhir(client.get("/fhir/Slot", params={**schedule, "_count": 1000}))
+        assert (capped.total, len(capped.entry)) == (240, 100)
+        assert httpx.URL(next_url(capped)).params["_count"] == "100"
+        counted = fhir(client.get("/fhir/Slot", params={**schedule, "_count": 0}))
+        assert (counted.total, counted.entry, [link.relation for link in counted.link]) == (
+            240,
+            None,
+            ["self"],
+        )
+        # A whole month, in the clinic time zone.
+        month = fhir(client.get("/fhir/Slot", params={**schedule, "start": first_day.strftime("%Y-%m")}))
+        days_in_month = sum((first_day + timedelta(days=n)).month == first_day.month for n in range(10))
+        assert month.total == 24 * days_in_month
         # A window of the schedule, by start time.
         day = (first_day + timedelta(days=1)).isoformat()
         window = fhir(
@@ -273,6 +288,21 @@ def test_bad_requests_are_operation_outcomes_with_the_contracts_statuses(
         assert outcome(client.get("/fhir/Slot", params={"schedule": str(doctor.id), "start": "soon"}), 422)
         assert outcome(client.get("/fhir/Appointment/999999999"), 404)
         assert outcome(client.get("/fhir/Patient/1"), 404).issue[0].code == "not-found"
+        # An id that is not one of ours names nothing: 404, as an unknown one.
+        for path in ("/fhir/Appointment/abc", "/fhir/Practitioner/0", "/fhir/Slot/99999999999999999999"):
+            assert outcome(client.get(path), 404).issue[0].code == "not-found", path
+        assert outcome(client.get(f"/fhir/Slot/0{slot['id']}"), 404)
+        # A search for the slots of nobody finds none.
+        nobody = fhir(client.get("/fhir/Slot", params={"schedule": "Schedule/999999999"}))
+        assert (nobody.total, nobody.entry) == (0, None)
+        # What this server does not understand may change a resource's meaning: refused.
+        modifier = [{"url": "http://example.org/fhir/StructureDefinition/not-really", "valueBoolean": True}]
+        for changes, element in (
+            ({"modifierExtension": modifier}, "modifierExtension"),
+            ({"implicitRules": "http://example.org/our-own-rules"}, "implicitRules"),
+        ):
+            refused = outcome(post_appointment(client, booking(slot["id"], patient.id, **changes)), 422)
+            assert refused.issue[1].expression == [element]
     with fhir_client(stack, doctor) as client:
         assert (
             outcome(post_appointment(client, booking(slot["id"], doctor.id)), 403).issue[0].code

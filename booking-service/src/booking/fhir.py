@@ -18,13 +18,13 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, Path, Query, Request, Response
+from fastapi import Body, Depends, Query, Request, Response
 from fhir.resources.R4B.appointment import Appointment
 
 from booking import queries, services
 from booking.domain import REASON_MAX_LENGTH, AppointmentStatus
+from booking.errors import AppointmentNotFound
 from booking.queries import AppointmentFilters, AppointmentView
-from booking.schemas import MAX_ID
 from chassis.auth import Principal, require_role
 from chassis.db import AppDatabase, AppReads, DbSession
 from chassis.errors import ProblemException
@@ -35,11 +35,12 @@ from chassis.fhir import (
     fhir_base,
     fhir_router,
     invalid_resource,
-    invalid_search,
     parse_resource,
+    read_id,
     reference_id,
     resource_capability,
     searchset,
+    token_codes,
 )
 from chassis.idempotency import IdempotencyKeyHeader, run_idempotently
 
@@ -52,6 +53,7 @@ FHIR_STATUS_OF = {
     AppointmentStatus.NO_SHOW: "noshow",
 }
 STATUS_OF_FHIR = {fhir: status for status, fhir in FHIR_STATUS_OF.items()}
+APPOINTMENT_STATUS_SYSTEM = "http://hl7.org/fhir/appointmentstatus"
 
 CAPABILITIES = [
     resource_capability(
@@ -60,7 +62,10 @@ CAPABILITIES = [
         search_params={
             "patient": ("reference", "Patient/<user id>: that patient's appointments."),
             "practitioner": ("reference", "Practitioner/<doctor id>: that doctor's appointments."),
-            "status": ("token", "pending, booked, cancelled, fulfilled or noshow."),
+            "status": (
+                "token",
+                "pending, booked, cancelled, fulfilled or noshow, of http://hl7.org/fhir/appointmentstatus.",
+            ),
         },
     )
 ]
@@ -69,7 +74,7 @@ router = fhir_router(CAPABILITIES)
 
 AnyRole = Annotated[Principal, Depends(require_role("admin", "doctor", "patient"))]
 Patient = Annotated[Principal, Depends(require_role("patient"))]
-AppointmentId = Annotated[int, Path(ge=1, le=MAX_ID)]
+AppointmentId = read_id("Appointment", AppointmentNotFound)
 Reference = Annotated[str | None, Query(max_length=200)]
 
 
@@ -189,11 +194,23 @@ async def create_appointment(
     return FhirResponse(appointment_of(booked), status_code=201, headers={"Location": location})
 
 
+def appointment_statuses(value: str | None) -> frozenset[AppointmentStatus] | None:
+    """The statuses a ``status=`` search asks for (``booked``, ``pending,booked``,
+    ``http://hl7.org/fhir/appointmentstatus|booked``); None: any (no value, or every status)."""
+    if value is None:
+        return None
+    wanted = token_codes(value, tuple(STATUS_OF_FHIR), system=APPOINTMENT_STATUS_SYSTEM, parameter="status")
+    if len(wanted) == len(STATUS_OF_FHIR):
+        return None
+    return frozenset(STATUS_OF_FHIR[code] for code in wanted)
+
+
 @router.get(
-    "/Appointment/{appointment_id}",
+    "/Appointment/{id}",
     response_class=FhirResponse,
     summary="An appointment as a FHIR Appointment",
-    description="Its patient, its doctor or an admin; anyone else gets 404.",
+    description="Its patient, its doctor or an admin; anyone else gets 404, as does an id that is not "
+    "one of ours (`abc`, `0`, `007`).",
 )
 def read_appointment(appointment_id: AppointmentId, caller: AnyRole, session: DbSession) -> FhirResponse:
     return FhirResponse(appointment_of(queries.get_appointment(session, appointment_id, caller)))
@@ -204,7 +221,8 @@ def read_appointment(appointment_id: AppointmentId, caller: AnyRole, session: Db
     response_class=FhirResponse,
     summary="Search appointments (FHIR Appointment)",
     description="The caller's visible appointments (a patient's own, a doctor's own, an admin's all), "
-    "by patient, practitioner and status; newest first. `_count` per page (at most 100), `_page` from 1.",
+    "by patient, practitioner and status; newest first. `_count` per page (at most 100; 0 counts only), "
+    "`_page` from 1.",
 )
 async def search_appointment(
     request: Request,
@@ -213,12 +231,10 @@ async def search_appointment(
     paging: SearchPaging,
     patient: Reference = None,
     practitioner: Reference = None,
-    status: Annotated[str | None, Query(max_length=20)] = None,
+    status: Annotated[str | None, Query(max_length=200)] = None,
 ) -> FhirResponse:
-    if status is not None and status not in STATUS_OF_FHIR:
-        raise invalid_search(f"status must be one of {', '.join(STATUS_OF_FHIR)}.")
     filters = AppointmentFilters(
-        status=STATUS_OF_FHIR[status] if status else None,
+        statuses=appointment_statuses(status),
         patient_id=reference_id(patient, "Patient", parameter="patient") if patient else None,
         doctor_id=reference_id(practitioner, "Practitioner", parameter="practitioner")
         if practitioner

@@ -13,7 +13,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, String, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 
 from booking.domain import AppointmentStatus, may_see
@@ -46,7 +47,8 @@ class AppointmentView:
 
 @dataclass(frozen=True, slots=True)
 class AppointmentFilters:
-    status: AppointmentStatus | None = None
+    # Any of these statuses (None: any status at all).
+    statuses: frozenset[AppointmentStatus] | None = None
     day: date | None = None
     doctor_id: int | None = None
     patient_id: int | None = None
@@ -69,14 +71,14 @@ async def list_appointments(
     """
     shape = {
         "scope": None if scope is None else "doctor_id" if scope.role == "doctor" else "patient_id",
-        "status": filters.status is not None,
+        "status": filters.statuses is not None,
         "day": filters.day is not None,
         "doctor": filters.doctor_id is not None,
         "patient": filters.patient_id is not None,
     }
     values: dict[str, Any] = {
         "scope_id": None if scope is None else scope.id,
-        "status": filters.status,
+        "statuses": None if filters.statuses is None else sorted(filters.statuses),
         "doctor_id": filters.doctor_id,
         "patient_id": filters.patient_id,
     }
@@ -111,7 +113,7 @@ def _conditions(*, scope: str | None, status: bool, day: bool, doctor: bool, pat
     if scope is not None:
         conditions.append(a[scope] == bindparam("scope_id"))
     if status:
-        conditions.append(a.status == bindparam("status"))
+        conditions.append(a.status == any_(bindparam("statuses", type_=ARRAY(String))))
     if doctor:
         conditions.append(a.doctor_id == bindparam("doctor_id"))
     if patient:

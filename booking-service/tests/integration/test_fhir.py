@@ -207,10 +207,91 @@ def test_invalid_search_parameters_and_unseen_appointments(client, seed, new_id,
 
     assert outcome(client.get("/fhir/Appointment", params={"status": "confirmed"}, headers=headers), 422)
     assert outcome(client.get("/fhir/Appointment", params={"patient": "Doctor/3"}, headers=headers), 422)
-    assert outcome(client.get("/fhir/Appointment", params={"_count": 1000}, headers=headers), 422)
+    assert outcome(client.get("/fhir/Appointment", params={"_count": -1}, headers=headers), 422)
+    assert outcome(client.get("/fhir/Appointment", params={"status": "|booked"}, headers=headers), 422)
     assert outcome(client.get(f"/fhir/Appointment/{theirs.id}", headers=headers), 404)
-    assert outcome(client.get("/fhir/Appointment/abc", headers=headers), 422)
     assert outcome(client.get("/fhir/Nothing", headers=headers), 404)
+
+
+def test_a_read_of_an_id_that_is_not_one_of_ours_is_a_404_not_a_422(client, seed, new_id, callers):
+    patient = new_id()
+    mine = seed(patient_id=patient, doctor_id=new_id())
+    headers = callers("patient", patient).headers
+    assert client.get(f"/fhir/Appointment/{mine.id}", headers=headers).status_code == 200
+
+    for path in (f"00{mine.id}", "abc", "0", "-1", "1.5", "99999999999999999999", "9223372036854775808"):
+        parsed = outcome(client.get(f"/fhir/Appointment/{path}", headers=headers), 404)
+        assert (parsed.issue[0].code, code_of(parsed)) == ("not-found", "appointment_not_found"), path
+
+
+def test_count_0_counts_only_and_a_count_above_100_is_read_as_100(client, seed, new_id, callers):
+    patient = new_id()
+    for _ in range(3):
+        seed(patient_id=patient, doctor_id=new_id())
+    headers = callers("patient", patient).headers
+
+    counted = client.get("/fhir/Appointment", params={"_count": 0}, headers=headers)
+    assert counted.status_code == 200, counted.text
+    bundle = Bundle.model_validate_json(counted.content)
+    assert (bundle.total, bundle.entry, [link.relation for link in bundle.link]) == (3, None, ["self"])
+    capped = client.get("/fhir/Appointment", params={"_count": 1000}, headers=headers)
+    assert capped.status_code == 200, capped.text
+    assert len(Bundle.model_validate_json(capped.content).entry) == 3
+
+
+MODIFIER = [{"url": "http://example.org/fhir/StructureDefinition/not-really", "valueBoolean": True}]
+
+
+def test_a_booking_with_rules_or_modifier_extensions_it_does_not_understand_is_refused(
+    client, scheduling, new_id, callers
+):
+    patient, slot = new_id(), new_id()
+    scheduling.add_timeslot(slot, new_id())
+    headers = callers("patient", patient).headers
+    plain = booking(slot, patient)
+    participant, slot_reference = plain["participant"][0], plain["slot"][0]
+
+    for changes, element in (
+        ({"modifierExtension": MODIFIER}, "modifierExtension"),
+        ({"implicitRules": "http://example.org/our-own-rules"}, "implicitRules"),
+        (
+            {"participant": [{**participant, "modifierExtension": MODIFIER}]},
+            "participant.0.modifierExtension",
+        ),
+        ({"slot": [{**slot_reference, "modifierExtension": MODIFIER}]}, "slot.0.modifierExtension"),
+    ):
+        refused = outcome(post(client, {**plain, **changes}, headers), 422)
+        assert refused.issue[0].code == "invalid"
+        assert [issue.expression for issue in refused.issue[1:]] == [[element]], element
+    assert scheduling.holds == []
+    # A plain extension changes nothing a server must understand: booked.
+    extension = [{"url": "http://example.org/fhir/StructureDefinition/colour", "valueString": "blue"}]
+    assert post(client, {**plain, "extension": extension}, headers).status_code == 201
+
+
+def test_status_searches_take_the_code_with_its_system_or_every_status(client, seed, new_id, callers):
+    patient = new_id()
+    pending = seed(patient_id=patient, doctor_id=new_id(), status="pending")
+    confirmed = seed(patient_id=patient, doctor_id=new_id(), status="confirmed")
+    seed(patient_id=patient, doctor_id=new_id(), status="cancelled")
+    headers = callers("patient", patient).headers
+
+    def search(status: str) -> Bundle:
+        response = client.get("/fhir/Appointment", params={"status": status}, headers=headers)
+        assert response.status_code == 200, response.text
+        return Bundle.model_validate_json(response.content)
+
+    booked = search("http://hl7.org/fhir/appointmentstatus|booked")
+    assert [e.resource.id for e in booked.entry] == [str(confirmed.id)]
+    assert search("booked,booked").total == 1
+    active = search("pending,http://hl7.org/fhir/appointmentstatus|booked")  # comma: any of them
+    assert sorted(e.resource.id for e in active.entry) == sorted([str(pending.id), str(confirmed.id)])
+    assert search("pending,booked,cancelled,fulfilled,noshow").total == 3
+    assert search("http://hl7.org/fhir/appointmentstatus|").total == 3
+    wrong_system = client.get(
+        "/fhir/Appointment", params={"status": "http://hl7.org/fhir/slotstatus|booked"}, headers=headers
+    )
+    assert outcome(wrong_system, 422)
 
 
 def test_the_service_describes_its_part_of_the_capability_statement_publicly(client):

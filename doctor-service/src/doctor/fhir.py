@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Query, Request
 from fhir.resources.R4B.practitioner import Practitioner
 
 from chassis.auth import Principal, require_role
 from chassis.db import DbSession
-from chassis.fhir import FhirResponse, SearchPaging, fhir_router, resource_capability, searchset
+from chassis.fhir import FhirResponse, SearchPaging, fhir_router, read_id, resource_capability, searchset
 from doctor import queries
-from doctor.domain import MAX_DOCTOR_ID, SEARCH_MAX_LENGTH
+from doctor.domain import SEARCH_MAX_LENGTH
+from doctor.errors import DoctorNotFound
 from doctor.models import Doctor
 
 CAPABILITIES = [
@@ -33,6 +34,7 @@ CAPABILITIES = [
 router = fhir_router(CAPABILITIES)
 
 PatientOrAdmin = Annotated[Principal, Depends(require_role("patient", "admin"))]
+PractitionerId = read_id("Practitioner", DoctorNotFound)
 
 
 def practitioner_of(doctor: Doctor) -> Practitioner:
@@ -46,14 +48,13 @@ def practitioner_of(doctor: Doctor) -> Practitioner:
 
 
 @router.get(
-    "/Practitioner/{doctor_id}",
+    "/Practitioner/{id}",
     response_class=FhirResponse,
     summary="A doctor as a FHIR Practitioner",
-    description="Patients and admins. A deactivated doctor, or a user who is not a doctor, is 404.",
+    description="Patients and admins. A deactivated doctor, a user who is not a doctor, or an id that is "
+    "not one of ours (`abc`, `0`, `007`) is 404.",
 )
-def read_practitioner(
-    doctor_id: Annotated[int, Path(ge=1, le=MAX_DOCTOR_ID)], _: PatientOrAdmin, session: DbSession
-) -> FhirResponse:
+def read_practitioner(doctor_id: PractitionerId, _: PatientOrAdmin, session: DbSession) -> FhirResponse:
     with session.begin():
         return FhirResponse(practitioner_of(queries.get_listed_doctor(session, doctor_id)))
 

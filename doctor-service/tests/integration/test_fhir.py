@@ -84,5 +84,27 @@ def test_hostile_names_and_ids_are_4xx_never_500(client, callers):
     assert outcome(client.get("/fhir/Practitioner", params={"name": "a\u0000"}, headers=headers), 422)
     assert outcome(client.get("/fhir/Practitioner", params={"name": "x" * 101}, headers=headers), 422)
     assert outcome(client.get("/fhir/Practitioner", params={"_count": -1}, headers=headers), 422)
-    assert outcome(client.get("/fhir/Practitioner/99999999999999999999", headers=headers), 422)
-    assert outcome(client.get("/fhir/Practitioner/0", headers=headers), 422)
+    assert outcome(client.get("/fhir/Practitioner/1%00", headers=headers), 404)
+
+
+def test_a_read_of_an_id_that_is_not_one_of_ours_is_a_404_not_a_422(client, add_doctor, callers):
+    add_doctor(46, "Lisa Cuddy", "Endocrinology")
+    headers = callers("patient").headers
+    assert client.get("/fhir/Practitioner/46", headers=headers).status_code == 200
+
+    for path in ("046", "0", "abc", "4.6", "-46", "99999999999999999999", "9223372036854775808"):
+        parsed = outcome(client.get(f"/fhir/Practitioner/{path}", headers=headers), 404)
+        assert (parsed.issue[0].code, parsed.issue[0].details.coding[0].code) == (
+            "not-found",
+            "doctor_not_found",
+        )
+
+
+def test_count_0_counts_only_and_a_count_above_100_is_read_as_100(client, add_doctor, callers):
+    add_doctor(47, "James Wilson", "Oncology")
+    headers = callers("admin").headers
+
+    counted = search(client, headers, name="James W", _count=0)
+    assert (counted.total, counted.entry, [link.relation for link in counted.link]) == (1, None, ["self"])
+    capped = search(client, headers, name="James W", _count=1000)
+    assert (capped.total, [e.resource.id for e in capped.entry]) == (1, ["47"])

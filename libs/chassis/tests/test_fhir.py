@@ -4,14 +4,18 @@ parameters and the merged CapabilityStatement."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.testclient import TestClient
+from fhir.resources.R4B.appointment import Appointment
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.schedule import Schedule
 from fhir.resources.R4B.slot import Slot
 
 from chassis.errors import DomainError, ProblemException, install_problem_handlers
@@ -23,9 +27,12 @@ from chassis.fhir import (
     capability_statement,
     date_bound,
     merge_capabilities,
+    parse_resource,
+    read_id,
     reference_id,
     resource_capability,
     searchset,
+    token_codes,
 )
 from chassis.guards import UnexpectedErrors
 
@@ -34,9 +41,13 @@ class Taken(DomainError):
     code = "taken"
 
 
+class NoSchedule(DomainError):
+    code = "schedule_not_found"
+
+
 def make_app() -> FastAPI:
     app = FastAPI()
-    install_problem_handlers(app, {Taken: 409})
+    install_problem_handlers(app, {Taken: 409, NoSchedule: 404})
 
     @app.get("/fhir/Slot")
     def search(request: Request, paging: SearchPaging) -> FhirResponse:
@@ -51,6 +62,16 @@ def make_app() -> FastAPI:
     @app.get("/fhir/Slot/{slot_id}")
     def read(slot_id: int) -> FhirResponse:
         raise Taken("This slot is taken.")
+
+    @app.get("/fhir/Schedule/{id}")
+    def read_schedule(schedule_id: read_id("Schedule", NoSchedule)) -> dict[str, int]:
+        return {"id": schedule_id}
+
+    @app.get("/fhir/Schedule")
+    def search_many(request: Request, paging: SearchPaging) -> FhirResponse:
+        total = 250
+        shown = range(paging.offset + 1, min(paging.offset + paging.limit, total) + 1)
+        return FhirResponse(searchset(request, paging, total, [_schedule(n) for n in shown]))
 
     @app.get("/api/thing/")
     def thing() -> None:
@@ -67,6 +88,10 @@ def make_app() -> FastAPI:
 
 
 START = datetime(2030, 1, 1, 9, tzinfo=UTC)
+
+
+def _schedule(number: int) -> Schedule:
+    return Schedule(id=str(number), actor=[{"reference": f"Practitioner/{number}"}])
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +147,43 @@ def test_a_searchset_counts_everything_and_links_the_next_and_previous_pages(cli
     assert "_page=2" in links["previous"] and "_count=2" in links["previous"]
 
 
+def test_count_0_answers_only_the_total_and_the_self_link(client):
+    for params in ({"_count": 0}, {"_count": 0, "_page": 3}):
+        response = client.get("/fhir/Slot", params=params)
+        assert response.status_code == 200, response.text
+        bundle = Bundle.model_validate_json(response.content)
+        assert (bundle.type, bundle.total, bundle.entry) == ("searchset", 5, None)
+        assert [(link.relation, link.url) for link in bundle.link] == [("self", str(response.url))]
+
+
+def test_a_count_above_the_maximum_is_read_as_100_and_the_next_link_says_so(client):
+    response = client.get("/fhir/Schedule", params={"_count": 1000})
+    assert response.status_code == 200, response.text
+    bundle = Bundle.model_validate_json(response.content)
+    assert (bundle.total, len(bundle.entry)) == (250, 100)
+    links = {link.relation: link.url for link in bundle.link}
+    assert parse_qs(urlsplit(links["self"]).query)["_count"] == ["1000"]
+    assert parse_qs(urlsplit(links["next"]).query) == {"_count": ["100"], "_page": ["2"]}
+    second = Bundle.model_validate_json(client.get(links["next"]).content)
+    assert [e.resource.id for e in second.entry] == [str(n) for n in range(101, 201)]
+    assert outcome(client.get("/fhir/Schedule", params={"_count": -1}), 422).issue[1].expression == ["_count"]
+
+
+@pytest.mark.parametrize("value", ["7", "9223372036854775807"])
+def test_a_read_id_is_the_number_it_writes(client, value):
+    response = client.get(f"/fhir/Schedule/{value}")
+    assert (response.status_code, response.json()) == (200, {"id": int(value)})
+
+
+@pytest.mark.parametrize(
+    "value", ["0", "007", "abc", "7.0", "-7", "9223372036854775808", "99999999999999999999", "a" * 64, "1%00"]
+)
+def test_a_read_of_an_id_that_is_not_one_of_ours_is_the_services_404(client, value):
+    parsed = outcome(client.get(f"/fhir/Schedule/{value}"), 404)
+    assert parsed.issue[0].code == "not-found"
+    assert parsed.issue[0].details.coding[0].code == "schedule_not_found"
+
+
 def test_an_empty_searchset_has_no_entries():
     bundle = searchset(_request(), _paging(), 0, [])
     assert (bundle.total, bundle.entry) == (0, None)
@@ -154,6 +216,24 @@ def test_date_values_name_a_range_of_time(value, prefix, start, end):
     assert (bound.prefix, bound.start.isoformat(), bound.end.isoformat()) == (prefix, start, end)
 
 
+@pytest.mark.parametrize(
+    ("value", "prefix", "start", "end"),
+    [
+        ("ge2030-03", "ge", "2030-02-28T23:00:00+00:00", "2030-03-31T22:00:00+00:00"),
+        ("2030-02", "eq", "2030-01-31T23:00:00+00:00", "2030-02-28T23:00:00+00:00"),
+        ("ge2030", "ge", "2029-12-31T23:00:00+00:00", "2030-12-31T23:00:00+00:00"),
+        ("lt2030", "lt", "2029-12-31T23:00:00+00:00", "2030-12-31T23:00:00+00:00"),
+    ],
+)
+def test_a_month_or_a_year_names_all_of_it_in_the_clinic_time_zone(value, prefix, start, end):
+    bound = date_bound(value, ZoneInfo("Europe/Berlin"), parameter="start")
+    assert (bound.prefix, bound.start.astimezone(UTC).isoformat(), bound.end.astimezone(UTC).isoformat()) == (
+        prefix,
+        start,
+        end,
+    )
+
+
 def test_a_day_is_read_in_the_clinic_time_zone():
     bound = date_bound("gt2030-07-01", ZoneInfo("Europe/Berlin"), parameter="start")
     assert bound.start.astimezone(UTC) == datetime(2030, 6, 30, 22, tzinfo=UTC)
@@ -161,12 +241,39 @@ def test_a_day_is_read_in_the_clinic_time_zone():
 
 @pytest.mark.parametrize(
     "value",
-    ["", "tomorrow", "ap2030-03-04", "2030-13-01", "ge2030-03-04T25:00Z", "2030", "ge2030-01-01T00:00+99:00",
-     "ge9999-12-31T23:59:59Z", "0001-01-01", "lt\x002030-01-01"],
+    ["", "tomorrow", "ap2030-03-04", "2030-13-01", "ge2030-03-04T25:00Z", "203", "ge2030-01-01T00:00+99:00",
+     "ge9999-12-31T23:59:59Z", "0001-01-01", "lt\x002030-01-01", "2030-13", "2030-00", "ge2030-3", "9999",
+     "0001", "\u0662\u0660\u0663\u0660", "2030-03T10:00"],
 )  # fmt: skip
 def test_other_date_values_are_422(value):
     with pytest.raises(ProblemException) as raised:
         date_bound(value, UTC_TZ, parameter="start")
+    assert raised.value.status == 422
+
+
+STATUS = "http://hl7.org/fhir/slotstatus"
+
+
+@pytest.mark.parametrize(
+    ("value", "wanted"),
+    [
+        ("free", {"free"}),
+        ("free,busy", {"free", "busy"}),
+        (f"{STATUS}|free", {"free"}),
+        (f"{STATUS}|busy, free", {"free", "busy"}),
+        (f"{STATUS}|", {"free", "busy"}),
+    ],
+)
+def test_a_token_value_is_codes_or_system_and_code_any_of_them(value, wanted):
+    assert token_codes(value, ("free", "busy"), system=STATUS, parameter="status") == wanted
+
+
+@pytest.mark.parametrize(
+    "value", ["", "maybe", "free,", "http://hl7.org/fhir/appointmentstatus|free", "|free", f"{STATUS}|maybe"]
+)
+def test_other_token_values_are_422(value):
+    with pytest.raises(ProblemException) as raised:
+        token_codes(value, ("free", "busy"), system=STATUS, parameter="status")
     assert raised.value.status == 422
 
 
@@ -181,6 +288,43 @@ def test_references_name_an_id(value):
 def test_other_references_are_422(value):
     with pytest.raises(ProblemException):
         reference_id(value, "Schedule", parameter="schedule")
+
+
+APPOINTMENT = {
+    "resourceType": "Appointment",
+    "status": "booked",
+    "slot": [{"reference": "Slot/1"}],
+    "participant": [{"actor": {"reference": "Patient/2"}, "status": "accepted"}],
+}
+MODIFIER = [{"url": "http://example.org/not-really", "valueBoolean": True}]
+
+
+@pytest.mark.parametrize(
+    ("changes", "element"),
+    [
+        ({"implicitRules": "http://example.org/our-rules"}, "implicitRules"),
+        ({"modifierExtension": MODIFIER}, "modifierExtension"),
+        (
+            {"participant": [{**APPOINTMENT["participant"][0], "modifierExtension": MODIFIER}]},
+            "participant.0.modifierExtension",
+        ),
+        ({"slot": [{"reference": "Slot/1", "modifierExtension": MODIFIER}]}, "slot.0.modifierExtension"),
+        (
+            {"contained": [{"resourceType": "Patient", "id": "p", "implicitRules": "http://example.org/x"}]},
+            "contained.0.implicitRules",
+        ),
+    ],
+)
+def test_a_posted_resource_with_rules_or_modifiers_it_does_not_understand_is_refused(changes, element):
+    with pytest.raises(RequestValidationError) as raised:
+        parse_resource(Appointment, {**APPOINTMENT, **changes})
+    [error] = raised.value.errors()
+    assert error["loc"] == ("body", element)
+
+
+def test_a_posted_resource_with_plain_extensions_is_read():
+    extension = [{"url": "http://example.org/colour", "valueString": "blue"}]
+    assert parse_resource(Appointment, {**APPOINTMENT, "extension": extension}).status == "booked"
 
 
 def test_the_capability_statements_of_the_services_merge_into_one():

@@ -3,7 +3,8 @@
     GET /fhir/Schedule/{id}                      a doctor's schedule (id = the doctor's id)
     GET /fhir/Schedule?actor=Practitioner/{id}   the same, found by its doctor
     GET /fhir/Slot?schedule=Schedule/{id}        its timeslots, earliest first; ``start=ge…``,
-                                                 ``start=lt…`` (also gt, le, eq) and ``status=free|busy``
+                                                 ``start=lt…`` (also gt, le, eq) and ``status=free|busy``;
+                                                 none (an empty Bundle) for a doctor who is not listed
     GET /fhir/Slot/{id}                          one timeslot
 
 A Slot is ``free`` exactly when the REST API lists its timeslot as free (``queries.is_free``:
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Query, Request
 from fhir.resources.R4B.schedule import Schedule
 from fhir.resources.R4B.slot import Slot
 from sqlalchemy.orm import Session
@@ -30,9 +31,11 @@ from chassis.fhir import (
     date_bound,
     fhir_router,
     invalid_search,
+    read_id,
     reference_id,
     resource_capability,
     searchset,
+    token_codes,
 )
 from chassis.timezones import utcnow
 from scheduling import queries
@@ -47,19 +50,28 @@ CAPABILITIES = [
         "Slot",
         search_params={
             "schedule": ("reference", "Required: Schedule/<doctor id>."),
-            "start": ("date", "ge, gt, le, lt or eq a date (clinic time zone) or a date-time; repeatable."),
-            "status": ("token", "free (bookable now, as listed by the REST API) or busy (anything else)."),
+            "start": (
+                "date",
+                "ge, gt, le, lt or eq a year, a month or a day (clinic time zone) or a date-time; "
+                "repeatable.",
+            ),
+            "status": (
+                "token",
+                "free (bookable now, as listed by the REST API) or busy (anything else), of "
+                "http://hl7.org/fhir/slotstatus; free,busy for either.",
+            ),
         },
     ),
 ]
 SLOT_STATUSES = ("free", "busy")
+SLOT_STATUS_SYSTEM = "http://hl7.org/fhir/slotstatus"
 MAX_START_VALUES = 4
-MAX_ID = 2**63 - 1
 
 router = fhir_router(CAPABILITIES)
 
 Reader = Annotated[Principal, Depends(require_role("patient", "admin", "doctor"))]
-Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+ScheduleId = read_id("Schedule", DoctorNotFound)
+SlotId = read_id("Slot", TimeslotNotFound)
 
 
 def schedule_of(doctor_id: int) -> Schedule:
@@ -83,23 +95,25 @@ def slot_of(row: Any) -> Slot:
     )
 
 
-def _check_may_see(session: Session, caller: Principal, doctor_id: int) -> None:
-    """A listed doctor's schedule, for patients, admins and that doctor; else 403 or 404."""
+def _is_visible(session: Session, caller: Principal, doctor_id: int) -> bool:
+    """Whether there is a schedule ``doctor_id`` (a listed doctor's) to show the caller: patients
+    and admins see any, a doctor only their own (another's is 403)."""
     if caller.role == "doctor" and caller.id != doctor_id:
         raise ProblemException(403, "Doctors see only their own schedule.", code="forbidden")
-    if not queries.doctor_is_listed(session, doctor_id):
-        raise DoctorNotFound(f"There is no schedule {doctor_id}.")
+    return queries.doctor_is_listed(session, doctor_id)
 
 
 @router.get(
-    "/Schedule/{doctor_id}",
+    "/Schedule/{id}",
     response_class=FhirResponse,
     summary="A doctor's schedule as a FHIR Schedule",
     description="Patients and admins (any listed doctor), doctors (their own). The id is the doctor's.",
 )
-def read_schedule(doctor_id: Id, caller: Reader, db: AppDatabase) -> FhirResponse:
+def read_schedule(doctor_id: ScheduleId, caller: Reader, db: AppDatabase) -> FhirResponse:
     with db.transaction() as session:
-        _check_may_see(session, caller, doctor_id)
+        listed = _is_visible(session, caller, doctor_id)
+    if not listed:
+        raise DoctorNotFound(f"There is no schedule {doctor_id}.")
     return FhirResponse(schedule_of(doctor_id))
 
 
@@ -119,23 +133,19 @@ def search_schedule(
     if actor is None:
         raise invalid_search("actor is required: Schedule?actor=Practitioner/<doctor id>.")
     doctor_id = reference_id(actor, "Practitioner", parameter="actor")
-    try:
-        with db.transaction() as session:
-            _check_may_see(session, caller, doctor_id)
-        total = 1
-    except DoctorNotFound:
-        total = 0  # a search finds nothing; only a read is a 404
+    with db.transaction() as session:
+        total = 1 if _is_visible(session, caller, doctor_id) else 0  # a search finds nothing: no 404
     found = [schedule_of(doctor_id)] if total and paging.offset == 0 else []
     return FhirResponse(searchset(request, paging, total, found))
 
 
 @router.get(
-    "/Slot/{timeslot_id}",
+    "/Slot/{id}",
     response_class=FhirResponse,
     summary="A timeslot as a FHIR Slot",
     description="Patients and admins (of any listed doctor), doctors (their own); else 404.",
 )
-def read_slot(timeslot_id: Id, caller: Reader, db: AppDatabase) -> FhirResponse:
+def read_slot(timeslot_id: SlotId, caller: Reader, db: AppDatabase) -> FhirResponse:
     with db.transaction() as session:
         row = queries.get_listed_timeslot(session, timeslot_id, utcnow())
     if row is None or (caller.role == "doctor" and row.doctor_id != caller.id):
@@ -144,12 +154,11 @@ def read_slot(timeslot_id: Id, caller: Reader, db: AppDatabase) -> FhirResponse:
 
 
 def slot_status(value: str | None) -> bool | None:
-    """``status=free`` (True), ``busy`` (False), or both (comma-separated: either): None means any."""
+    """``status=free`` (True), ``busy`` (False), or both (comma-separated: either): None means any.
+    Each may name its system too (``http://hl7.org/fhir/slotstatus|free``)."""
     if value is None:
         return None
-    wanted = {part.strip() for part in value.split(",")}
-    if not wanted or not wanted <= set(SLOT_STATUSES):
-        raise invalid_search("status must be free or busy.")
+    wanted = token_codes(value, SLOT_STATUSES, system=SLOT_STATUS_SYSTEM, parameter="status")
     return wanted.pop() == "free" if len(wanted) == 1 else None
 
 
@@ -158,7 +167,8 @@ def slot_status(value: str | None) -> bool | None:
     response_class=FhirResponse,
     summary="Search a doctor's timeslots (FHIR Slot)",
     description="A searchset Bundle of one schedule's Slots, earliest first; `_count` per page "
-    "(at most 100), `_page` from 1. Patients and admins (any listed doctor), doctors (their own).",
+    "(at most 100; 0 counts only), `_page` from 1. Patients and admins (any listed doctor), doctors "
+    "(their own); a doctor who is not listed has none.",
 )
 def search_slot(
     request: Request,
@@ -167,7 +177,7 @@ def search_slot(
     paging: SearchPaging,
     schedule: Annotated[str | None, Query(max_length=200, description="Schedule/<doctor id>")] = None,
     start: Annotated[list[str] | None, Query(max_length=64, description="e.g. ge2030-03-04")] = None,
-    status: Annotated[str | None, Query(max_length=20, description="free or busy")] = None,
+    status: Annotated[str | None, Query(max_length=100, description="free or busy")] = None,
 ) -> FhirResponse:
     if schedule is None:
         raise invalid_search("schedule is required: Slot?schedule=Schedule/<doctor id>.")
@@ -178,7 +188,8 @@ def search_slot(
     starts = [date_bound(value, tz, parameter="start") for value in start or ()]
     free = slot_status(status)
     with db.transaction() as session:
-        _check_may_see(session, caller, doctor_id)
+        if not _is_visible(session, caller, doctor_id):
+            return FhirResponse(searchset(request, paging, 0, []))  # a search finds nothing: no 404
         total, rows = queries.search_schedule(
             session, doctor_id, paging, now=utcnow(), free=free, starts=starts
         )

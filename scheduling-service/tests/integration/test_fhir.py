@@ -146,7 +146,9 @@ def test_bad_searches_are_422_operation_outcomes(client, doctor, patient):
         {"schedule": f"Schedule/{doctor_id}", "status": "maybe"},
         {"schedule": f"Schedule/{doctor_id}", "start": "after-lunch"},
         {"schedule": f"Schedule/{doctor_id}", "start": "ge2030-02-30"},
-        {"schedule": f"Schedule/{doctor_id}", "_count": 0},
+        {"schedule": f"Schedule/{doctor_id}", "start": "ge2030-13"},
+        {"schedule": f"Schedule/{doctor_id}", "status": "http://hl7.org/fhir/appointmentstatus|booked"},
+        {"schedule": f"Schedule/{doctor_id}", "_count": -1},
     ):
         parsed = outcome(client.get("/fhir/Slot", params=params, headers=headers), 422)
         assert parsed.issue[0].code == "invalid", params
@@ -186,3 +188,81 @@ def test_a_slot_the_doctors_policy_keeps_from_booking_is_busy_as_it_is_not_liste
     found = slots(client, patient[1], schedule=f"Schedule/{doctor_id}")
     assert [t["id"] for t in listed] == [later["id"]]
     assert statuses(found) == [(str(soon["id"]), "busy"), (str(later["id"]), "free")]
+
+
+def test_a_read_of_an_id_that_is_not_one_of_ours_is_a_404_not_a_422(client, doctor, patient, when, rfc3339):
+    doctor_id, headers = doctor
+    made = publish(client, headers, when(63, 9), when(63, 10), rfc3339)
+    assert client.get(f"/fhir/Slot/{made['id']}", headers=patient[1]).status_code == 200
+
+    for path, code in (
+        (f"/fhir/Slot/0{made['id']}", "timeslot_not_found"),
+        ("/fhir/Slot/0", "timeslot_not_found"),
+        ("/fhir/Slot/abc", "timeslot_not_found"),
+        ("/fhir/Slot/99999999999999999999", "timeslot_not_found"),
+        ("/fhir/Slot/1%00", "timeslot_not_found"),
+        (f"/fhir/Schedule/00{doctor_id}", "doctor_not_found"),
+        ("/fhir/Schedule/0", "doctor_not_found"),
+        ("/fhir/Schedule/abc", "doctor_not_found"),
+        ("/fhir/Schedule/99999999999999999999", "doctor_not_found"),
+    ):
+        parsed = outcome(client.get(path, headers=patient[1]), 404)
+        assert (parsed.issue[0].code, parsed.issue[0].details.coding[0].code) == ("not-found", code), path
+
+
+def test_count_0_counts_only_and_a_count_above_100_is_read_as_100(client, doctor, patient, when, rfc3339):
+    doctor_id, headers = doctor
+    for hour in range(3):
+        publish(client, headers, when(64, 9 + hour), when(64, 10 + hour), rfc3339)
+
+    counted = slots(client, patient[1], schedule=f"Schedule/{doctor_id}", _count=0)
+    assert (counted.total, counted.entry, [link.relation for link in counted.link]) == (3, None, ["self"])
+    found = Bundle.model_validate_json(
+        client.get(
+            "/fhir/Schedule", params={"actor": f"Practitioner/{doctor_id}", "_count": 0}, headers=patient[1]
+        ).content
+    )
+    assert (found.total, found.entry) == (1, None)
+    capped = slots(client, patient[1], schedule=f"Schedule/{doctor_id}", _count=1000)
+    assert (capped.total, len(capped.entry)) == (3, 3)
+
+
+def test_the_slots_of_an_unknown_or_deactivated_doctor_are_an_empty_searchset(
+    client, db, doctor, patient, callers, when, rfc3339
+):
+    doctor_id, headers = doctor
+    publish(client, headers, when(65, 9), when(65, 10), rfc3339)
+    assert slots(client, patient[1], schedule=f"Schedule/{doctor_id}").total == 1
+    with db.transaction() as session:  # as identity.user.deactivated would set it
+        session.execute(update(Doctor).where(Doctor.id == doctor_id).values(is_active=False))
+
+    for schedule in (f"Schedule/{doctor_id}", "Schedule/987654321987"):
+        for caller in (patient[1], callers("admin").headers):
+            nothing = slots(client, caller, schedule=schedule)
+            assert (nothing.type, nothing.total, nothing.entry) == ("searchset", 0, None), schedule
+    # A doctor still may not look at another doctor's schedule, there or not.
+    other_doctor = callers("doctor").headers
+    assert outcome(
+        client.get("/fhir/Slot", params={"schedule": "Schedule/987654321987"}, headers=other_doctor), 403
+    )
+
+
+def test_slot_status_with_its_system_and_start_by_month_or_year(client, doctor, patient, when, rfc3339):
+    doctor_id, headers = doctor
+    first = publish(client, headers, when(66, 9), when(66, 10), rfc3339)
+    later = publish(client, headers, when(66 + 62, 9), when(66 + 62, 10), rfc3339)  # two months on
+    schedule = f"Schedule/{doctor_id}"
+
+    free = slots(client, patient[1], schedule=schedule, status="http://hl7.org/fhir/slotstatus|free")
+    assert [e.resource.id for e in free.entry] == [str(first["id"]), str(later["id"])]
+    either = slots(client, patient[1], schedule=schedule, status="http://hl7.org/fhir/slotstatus|busy,free")
+    assert either.total == 2
+
+    month, year = when(66).strftime("%Y-%m"), when(66).strftime("%Y")
+    that_month = slots(client, patient[1], schedule=schedule, start=month)
+    assert [e.resource.id for e in that_month.entry] == [str(first["id"])]
+    after_it = slots(client, patient[1], schedule=schedule, start=f"gt{month}")
+    assert [e.resource.id for e in after_it.entry] == [str(later["id"])]
+    from_the_year = slots(client, patient[1], schedule=schedule, start=f"ge{year}")
+    assert from_the_year.total == 2
+    assert slots(client, patient[1], schedule=schedule, start=f"lt{year}").total == 0

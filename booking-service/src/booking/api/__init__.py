@@ -91,6 +91,11 @@ async def scheduling_client(request: Request) -> SchedulingClient:
     return request.app.state.scheduling
 
 
+def _one(status: AppointmentStatus | None) -> frozenset[AppointmentStatus] | None:
+    """The list's ``?status=``: one status, or any."""
+    return None if status is None else frozenset({status})
+
+
 async def _page(
     request: Request,
     reads: FastReads,
@@ -164,7 +169,7 @@ async def list_my_appointments(
     day: DayFilter = None,
 ) -> dict:
     """A patient's own appointments, or a doctor's (as the doctor); newest first, by start time on a day."""
-    return await _page(request, reads, pagination, caller, AppointmentFilters(status=status, day=day))
+    return await _page(request, reads, pagination, caller, AppointmentFilters(statuses=_one(status), day=day))
 
 
 @router.get(
@@ -184,7 +189,7 @@ async def list_appointments(
     day: DayFilter = None,
 ) -> dict:
     """Every appointment, filtered by doctor, patient, status and day."""
-    filters = AppointmentFilters(status=status, day=day, doctor_id=doctor, patient_id=patient)
+    filters = AppointmentFilters(statuses=_one(status), day=day, doctor_id=doctor, patient_id=patient)
     return await _page(request, reads, pagination, None, filters)
 
 

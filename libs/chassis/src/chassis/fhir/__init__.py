@@ -8,9 +8,12 @@ Written once, used by every service's own ``fhir`` module:
   401/403 of the token checks, 404/405 of the router, 413/415 of the body guard, 500, 503)
   becomes an ``OperationOutcome`` with the same status, so the services' error tables stay
   the one place that decides statuses.
+- Reads: ``read_id``, the ``{id}`` of a read; an id that cannot be one of ours (``abc``, ``0``,
+  ``007``) is the service's own 404, like an unknown one.
 - Search: ``_count``/``_page`` paging into a ``searchset`` Bundle with ``total`` and
-  ``self``/``next``/``previous`` links; date (``ge``, ``gt``, ``le``, ``lt``, ``eq``) and
-  reference (``Type/id``) parameters.
+  ``self``/``next``/``previous`` links (``_count`` capped at 100; ``0``: the total only); date
+  (``ge``, ``gt``, ``le``, ``lt``, ``eq``; a year, month, day or instant), token (``code``,
+  ``system|code``, comma-separated alternatives) and reference (``Type/id``) parameters.
 - The ``CapabilityStatement``: each service describes its own resources
   (``resource_capability``) and serves its own statement; the gateway's ``/fhir/metadata``
   merges them (``merge_capabilities``, in the docs app), like the OpenAPI documents.
@@ -37,7 +40,9 @@ from chassis.fhir.resources import (
     FhirResponse,
     fhir_base,
     invalid_resource,
+    our_id,
     parse_resource,
+    read_id,
 )
 from chassis.fhir.search import (
     DateBound,
@@ -46,6 +51,7 @@ from chassis.fhir.search import (
     invalid_search,
     reference_id,
     searchset,
+    token_codes,
 )
 
 __all__ = [
@@ -67,9 +73,12 @@ __all__ = [
     "is_fhir_request",
     "merge_capabilities",
     "operation_outcome",
+    "our_id",
     "outcome_of_problem",
     "parse_resource",
+    "read_id",
     "reference_id",
     "resource_capability",
     "searchset",
+    "token_codes",
 ]

@@ -11,7 +11,7 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from chassis.fhir.resources import BASE_PATH, FHIR_VERSION, FhirResponse, fhir_base
 
 # When this server's capabilities last changed (CapabilityStatement.date).
-CAPABILITIES_DATE = "2026-12-02"
+CAPABILITIES_DATE = "2026-12-04"
 
 
 def resource_capability(
