@@ -9,8 +9,10 @@ a patient's DELETE or reschedule is judged by that.
 Existing appointments get their doctor's notice as booking knows it now: the rule they were
 judged by until this migration, so nothing changes for them (booking never recorded the
 notice in force at their booking, and 0 would lift every doctor's notice from every upcoming
-appointment at once). The update changes neither status nor time, so it leaves
-``appointments.revision`` (the calendar feeds' SEQUENCE) as it is.
+appointment at once). Only active appointments still to start can be cancelled or moved by
+their patient, so only they are updated: the rest of the table (past, cancelled, completed)
+is not rewritten under the lock the new column holds. The update changes neither status nor
+time, so it leaves ``appointments.revision`` (the calendar feeds' SEQUENCE) as it is.
 
 Revision ID: 0007
 Revises: 0006
@@ -39,6 +41,7 @@ def upgrade() -> None:
         SET cancellation_notice_minutes = p.cancellation_notice_minutes
         FROM doctor_policies AS p
         WHERE p.doctor_id = a.doctor_id AND p.cancellation_notice_minutes <> 0
+          AND a.status IN ('pending', 'confirmed') AND a.start_time > now()
         """
     )
 

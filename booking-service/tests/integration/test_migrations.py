@@ -106,8 +106,17 @@ def test_appointments_booked_before_0007_keep_the_cancellation_notice_they_were_
                     " VALUES (1, 1440, 1), (3, 0, 1)"
                 )
             )
-            for doctor_id in (1, 3, 5):  # a notice, a policy without one, no policy at all
-                values = row(doctor_id, "pending") | {"doctor_id": doctor_id}
+            past = datetime.now(UTC) - timedelta(days=1)
+            for timeslot_id, doctor_id, status, start in [
+                (1, 1, "pending", None),  # a notice
+                (3, 3, "pending", None),  # a policy without one
+                (5, 5, "pending", None),  # no policy at all
+                (7, 1, "cancelled", None),  # nobody cancels or moves these: not rewritten
+                (9, 1, "completed", past),
+            ]:
+                values = row(timeslot_id, status) | {"doctor_id": doctor_id}
+                if start is not None:
+                    values |= {"start_time": start, "end_time": start + timedelta(minutes=30)}
                 columns = ", ".join(values)
                 conn.execute(
                     text(f"INSERT INTO appointments ({columns}) VALUES (:{', :'.join(values)})"), values
@@ -115,9 +124,9 @@ def test_appointments_booked_before_0007_keep_the_cancellation_notice_they_were_
         upgrade(ALEMBIC_INI, url)
         with engine.connect() as conn:
             kept = conn.execute(
-                text("SELECT doctor_id, cancellation_notice_minutes, revision FROM appointments")
+                text("SELECT timeslot_id, cancellation_notice_minutes, revision FROM appointments")
             ).all()
     finally:
         engine.dispose()
     # The calendar feeds' SEQUENCE (``revision``) does not move: nothing the patient sees changed.
-    assert sorted(map(tuple, kept)) == [(1, 1440, 0), (3, 0, 0), (5, 0, 0)]
+    assert sorted(map(tuple, kept)) == [(1, 1440, 0), (3, 0, 0), (5, 0, 0), (7, 0, 0), (9, 0, 0)]

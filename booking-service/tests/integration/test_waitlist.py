@@ -324,6 +324,7 @@ def test_a_patient_with_three_overlapping_entries_gets_one_offer_and_the_other_t
 ):
     # Each entry of one patient used to get its own offer: a patient joining many overlapping
     # ranges held as many of the doctor's timeslots at once, hidden from everyone else.
+    db = app.state.db
     many, other = new_id(), new_id()
     for days in [(0, 3), (0, 4), (1, 2)]:
         wait_in_line(client, callers, doctor, many, days)
@@ -331,12 +332,40 @@ def test_a_patient_with_three_overlapping_entries_gets_one_offer_and_the_other_t
     timeslots = [new_id(), new_id(), new_id()]
 
     created = [publish_new_timeslot(broker, scheduling, doctor, timeslot_id) for timeslot_id in timeslots]
-    wait_until(lambda: worker_done_with(app.state.db, *created), what="the three timeslots offered")
-
-    offers = open_offers(app.state.db)
-    assert sorted(offers.values()) == sorted([many, other]), offers  # one each
-    # Held: the two offered; nobody else waits, so the third stays free for anyone to book.
+    wait_until(
+        lambda: openings_after(db, *created) == 1 and len(open_offers(db)) == 2, what="two offers, one each"
+    )
+    offers = open_offers(db)
+    assert sorted(offers.values()) == sorted([many, other]), offers
+    # The third waits for the one patient who still wants it, unheld (free to book meanwhile):
+    # it is theirs to be offered once their offer of this doctor ends.
     assert {t for t in timeslots if scheduling.holder_of(t) is not None} == set(offers)
+    [third] = set(timeslots) - set(offers)
+    mine = next(timeslot for timeslot, patient in offers.items() if patient == many)
+    headers = callers("patient", many).headers
+    booked = client.post("/api/appointments/", json={"timeslot_id": mine}, headers=headers)
+    assert booked.status_code == 201, booked.text
+    wait_until(lambda: open_offers(db).get(third) == many, what="the third offered to them in turn")
+
+
+def test_a_timeslot_whose_offer_the_patient_never_heard_of_is_offered_to_them_when_free_again(
+    app, client, broker, scheduling, doctor, new_id, callers, wait_until
+):
+    # An offer withdrawn because scheduling refused its hold (someone held the timeslot first)
+    # was never announced: the patient did not let the timeslot go.
+    patient, timeslot_id = new_id(), new_id()
+    wait_in_line(client, callers, doctor, patient)
+    scheduling.add_timeslot(timeslot_id, doctor)
+    scheduling.timeslots[timeslot_id].reservation_id = str(uuid.uuid4())  # held by another booking
+    created = broker.publish_event("scheduling.timeslot.created", timeslot_data(scheduling, timeslot_id))
+    wait_until(lambda: worker_done_with(app.state.db, created), what="the refused offer settled")
+    assert open_offers(app.state.db) == {}
+
+    other_reservation = scheduling.holder_of(timeslot_id)
+    scheduling.timeslots[timeslot_id].reservation_id = None  # that booking gave it up
+    given_up = {"reservation_id": other_reservation, "reason": "hold_released"}
+    broker.publish_event("scheduling.timeslot.released", timeslot_data(scheduling, timeslot_id) | given_up)
+    wait_until(lambda: open_offers(app.state.db) == {timeslot_id: patient}, what="the timeslot offered")
 
 
 @pytest.mark.parametrize("ending", ["expired", "withdrawn"])
@@ -407,7 +436,11 @@ def test_two_workers_at_once_give_one_patient_one_offer_of_a_doctor(
             second_worker = pool.submit(offer_openings, db, app.state.scheduling, offer_minutes=15)
             wait_until(lambda: lock_waiters(db) >= 2, what="a second worker to wait too")
         second_worker.result(timeout=15)
-        wait_until(lambda: worker_done_with(db, *created), what="both timeslots settled")
+        # One offered; the other waits (unheld) for the patient's offer of this doctor to end.
+        wait_until(
+            lambda: openings_after(db, *created) == 1 and len(open_offers(db)) == 1,
+            what="both timeslots settled",
+        )
 
     assert list(open_offers(db).values()) == [many]
     assert len([t for t in (soon, later) if scheduling.holder_of(t) is not None]) == 1

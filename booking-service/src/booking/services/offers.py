@@ -52,8 +52,10 @@ _ENTRIES = WaitlistEntry.__table__
 # ``_next_offer``). reservations.RESERVATION_LOCKS is 7301; policy's per-patient lock uses the
 # one-key space, which never overlaps the two-key one.
 DOCTOR_OFFER_LOCKS = 7302
-# An offer that ended without an appointment: its patient let the timeslot go.
+# An offer that ended without an appointment: its patient let the timeslot go if told of it.
 _LET_GO = tuple(state for state in OfferState if state not in HOLDING_OFFER_STATES)
+# The entries of a candidate entry's patient, the candidate included (``_their_offer``).
+_THEIRS = aliased(WaitlistEntry)
 
 
 def _covers(start_time: datetime) -> list:
@@ -161,12 +163,9 @@ def _next_offer(db: Database, tried: set[int], offer_minutes: float) -> tuple[_P
 
     The opening's row lock makes one worker (of any replica) decide each timeslot. Choosing the
     entry also takes the doctor's advisory lock until the offer is committed: "the patient has
-    no open offer of this doctor" spans the patient's entries and the doctor's other timeslots,
-    which other workers may be offering at the same moment, and no unique index can say it
-    (offers name an entry, not a patient). The choice is the lock's next statement, so under
-    READ COMMITTED it sees every offer a previous holder committed. Per doctor rather than per
-    (patient, doctor): the patient is what is being chosen, and the section is short (two
-    statements and an insert; the hold at scheduling is asked for after the commit).
+    no open offer of this doctor" spans other timeslots, which other workers may be offering at
+    once, and no unique index can say it (offers name an entry). The choice is the lock's next
+    statement, so under READ COMMITTED it sees every offer a previous holder committed.
     """
     now = utcnow()
     with db.transaction() as session:
@@ -194,7 +193,12 @@ def _next_offer(db: Database, tried: set[int], offer_minutes: float) -> tuple[_P
                 )
                 entry = _next_entry(session, opening)
             if entry is None:
-                session.delete(opening)  # nobody (else) waits for it: it stays free
+                if opening.start_time > now and _waits_behind_an_offer(session, opening):
+                    # Its patient may have it once their offer of this doctor ends: tried again
+                    # on a later pass, after the other openings (to the back of the line).
+                    opening.noticed_at = now
+                else:
+                    session.delete(opening)  # nobody (else) waits for it: it stays free
                 return None, opening.timeslot_id
             offer = WaitlistOffer(
                 entry_id=entry.id,
@@ -215,34 +219,49 @@ def _next_offer(db: Database, tried: set[int], offer_minutes: float) -> tuple[_P
         )
 
 
+def _their_offer(*conditions: Any) -> Any:
+    """An offer on any entry of the candidate entry's patient matching ``conditions``."""
+    return exists().where(
+        WaitlistOffer.entry_id == _THEIRS.id, _THEIRS.patient_id == WaitlistEntry.patient_id, *conditions
+    )
+
+
+def _waiting_for(opening: WaitlistOpening) -> list:
+    """Waiting entries that may get the opening but for the one-open-offer-per-doctor rule: they
+    cover it, their patient is active, is not its doctor, and never let this timeslot go."""
+    return [
+        WaitlistEntry.doctor_id == opening.doctor_id,
+        *_covers(opening.start_time),
+        WaitlistEntry.patient_id != opening.doctor_id,
+        ~_their_offer(
+            WaitlistOffer.timeslot_id == opening.timeslot_id,
+            WaitlistOffer.state.in_(_LET_GO),
+            WaitlistOffer.announced.is_(True),
+        ),
+        ~exists().where(User.id == WaitlistEntry.patient_id, User.is_active.is_(False)),
+    ]
+
+
+def _holding_an_offer_of(opening: WaitlistOpening) -> Any:  # of the opening's doctor, now
+    return _their_offer(WaitlistOffer.state == OfferState.OPEN, _THEIRS.doctor_id == opening.doctor_id)
+
+
 def _next_entry(session: Session, opening: WaitlistOpening) -> WaitlistEntry | None:
-    """The earliest waiting entry covering the opening whose patient has no open offer of this
-    doctor and never let this timeslot go, on any of their entries (the doctor's lock is held).
-
-    Per patient, not per entry: a patient who joined many overlapping ranges would otherwise
-    hold one of the doctor's timeslots per entry at once, and get an expired timeslot again
-    through their next entry, keeping it from everyone else.
-    """
-    theirs = aliased(WaitlistEntry)  # the entries of the candidate's patient, this one included
-
-    def their_offer(*conditions: Any) -> Any:
-        return exists().where(
-            WaitlistOffer.entry_id == theirs.id, theirs.patient_id == WaitlistEntry.patient_id, *conditions
-        )
-
+    """The earliest entry ``_waiting_for`` the opening whose patient holds no offer of this doctor
+    (the doctor's lock is held). Per patient, not per entry: one who joined many overlapping
+    ranges would otherwise hold a timeslot per entry, and get a timeslot back through another."""
     return session.scalars(
         select(WaitlistEntry)
-        .where(
-            WaitlistEntry.doctor_id == opening.doctor_id,
-            *_covers(opening.start_time),
-            ~their_offer(WaitlistOffer.state == OfferState.OPEN, theirs.doctor_id == opening.doctor_id),
-            ~their_offer(WaitlistOffer.timeslot_id == opening.timeslot_id, WaitlistOffer.state.in_(_LET_GO)),
-            ~exists().where(User.id == WaitlistEntry.patient_id, User.is_active.is_(False)),
-        )
+        .where(*_waiting_for(opening), ~_holding_an_offer_of(opening))
         .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
         .limit(1)
         .with_for_update(of=WaitlistEntry)
     ).first()
+
+
+def _waits_behind_an_offer(session: Session, opening: WaitlistOpening) -> bool:
+    """Whether a patient waits for the opening who holds an offer of its doctor now."""
+    return bool(session.scalar(select(exists().where(*_waiting_for(opening), _holding_an_offer_of(opening)))))
 
 
 def _settle_held(db: Database, scheduling: SchedulingClient, pending: _Pending) -> int:
