@@ -3,7 +3,7 @@ that verify the signature, also when a receiver fails first or hangs past the ti
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -14,6 +14,7 @@ from chassis.testkit.outside import HANG, TRICKLE
 from notification.adapters import webhook_worker
 from notification.models import WebhookDelivery, WebhookSubscription
 from notification.services.deliveries import record_attempt
+from notification.services.subscriptions import update_subscription
 
 
 def verified(request, secret: str) -> dict:
@@ -276,7 +277,8 @@ def test_a_paused_subscriptions_deliveries_are_not_due_until_it_is_resumed(
     hook = webhooks.subscribe(client, receiver.url("/resumed"), ["appointment.booked"])
     events.booked(new_appointment())
     [retrying] = webhooks.wait_for_deliveries(client, hook["id"], "pending")
-    wait_until(lambda: webhooks.deliveries(client, hook["id"])[0]["attempts"] == 1)
+    # Its outcome written (an attempt in flight is left to its worker by a pause).
+    wait_until(lambda: webhooks.deliveries(client, hook["id"])[0]["last_status_code"] == 500)
     path = f"/api/webhooks/{hook['id']}/"
 
     client.patch(path, json={"is_active": False}, headers=webhooks.headers)
@@ -325,6 +327,36 @@ def test_an_attempt_that_fails_while_its_subscription_is_paused_leaves_it_not_du
     with db.transaction() as session:
         stored = session.get(WebhookDelivery, delivery_id)
         assert (stored.failures, stored.next_attempt_at) == (1, None)
+
+
+def test_pausing_and_resuming_leaves_an_attempt_in_flight_to_its_worker(db, start_app):
+    # A claimed delivery stays pending, due again only when its claim runs out: made due by a
+    # resume, a second worker would send it while the first still is.
+    start_app()
+    with db.transaction() as session:
+        hook = WebhookSubscription(url="https://example.test/hook", event_types=["*"], secret="s" * 40)
+        session.add(hook)
+        session.flush()
+        claimed_until = datetime.now(UTC) + timedelta(minutes=5)
+        delivery = WebhookDelivery(
+            subscription_id=hook.id,
+            event_id=uuid.uuid4(),
+            event_type="appointment.booked",
+            webhook_id=f"msg_{uuid.uuid4().hex}",
+            payload={},
+            attempts=1,  # claimed (as claim_deliveries does), its outcome not written yet
+            next_attempt_at=claimed_until,
+        )
+        session.add(delivery)
+        session.flush()
+        hook_id, delivery_id = hook.id, delivery.id
+
+    for active in (False, True):
+        with db.sessions() as session:
+            update_subscription(session, hook_id, {"is_active": active}, allow_private=True)
+
+    with db.transaction() as session:
+        assert session.get(WebhookDelivery, delivery_id).next_attempt_at == claimed_until
 
 
 def test_a_payload_dates_the_appointment_by_its_booking_and_its_latest_change(

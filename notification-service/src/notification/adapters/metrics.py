@@ -81,7 +81,7 @@ def _observe_lag(channel: str, since: datetime) -> None:
 # every mail on every scrape): the deliveries through ix_webhook_deliveries_due, past the paused
 # subscriptions' rows (pending, not due: next_attempt_at NULL); the mails through ix_mails_due
 # and ix_mails_claimed, one status each (neither serves ``status IN ('pending', 'sending')``).
-# tests/integration/test_retention_and_indexes.py checks the plan.
+# tests/integration/test_query_plans.py checks the plan.
 _BACKLOG = text(
     """
 SELECT 'webhook' AS channel, count(*) AS pending,

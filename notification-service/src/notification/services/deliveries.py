@@ -122,8 +122,9 @@ def record_attempt(
         elif _is_active(session, delivery.subscription_id):
             delivery.next_attempt_at = func.now() + delay
         else:
-            # Paused while this attempt ran: not due until resumed (a pause committing after
-            # this read waits for this row's lock, and then makes it not due itself).
+            # Paused while this attempt ran: not due until resumed. (A pause committing after
+            # this read leaves this attempt in flight alone: its retry comes due at its time,
+            # and the claim passes it over, is_active, until the subscription is resumed.)
             delivery.next_attempt_at = None
         return delivery.status
 

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import and_, func, not_, update
 from sqlalchemy.orm import Session
 
 from notification.adapters.targets import resolve_target
@@ -70,7 +70,13 @@ def _pause_or_resume_deliveries(session: Session, subscription_id: int, *, activ
         WebhookDelivery.subscription_id == subscription_id, WebhookDelivery.status == "pending"
     )
     if not active:
-        session.execute(pending.values(next_attempt_at=None))
+        # Not an attempt in flight (claimed, its outcome not yet written, its claim not yet out):
+        # made not due, a resume would let a second worker send it again meanwhile. Its outcome
+        # makes it not due (record_attempt); a claim that ran out is due and skipped (is_active).
+        in_flight = and_(
+            WebhookDelivery.attempts > WebhookDelivery.failures, WebhookDelivery.next_attempt_at > func.now()
+        )
+        session.execute(pending.where(not_(in_flight)).values(next_attempt_at=None))
         return
     resumed = session.execute(
         pending.where(WebhookDelivery.next_attempt_at.is_(None)).values(next_attempt_at=func.now())
