@@ -36,6 +36,7 @@ SLOTS_PER_DOCTOR = 100
 SLOTS_PER_DAY = 10
 SLOT_MINUTES = 30
 BOOKED_EVERY = 5  # every 5th timeslot is booked: 20 appointments per doctor
+DOCTORS_PER_COMMIT = 50  # booking's appointments, 1,000 a transaction (seed_booking)
 BENCH_PASSWORD = "Bench-Password-1"
 
 FIRST_NAMES = [
@@ -354,8 +355,8 @@ def seed_booking(url: str, batch: Batch) -> None:
             """,
             batch.params(),
         )
-        conn.execute(
-            f"""
+        conn.commit()
+        appointments = f"""
             INSERT INTO appointments (reservation_id, timeslot_id, doctor_id, patient_id, start_time,
                                       end_time, status, reason, created_at, updated_at)
             SELECT {RESERVATION_SQL.format(tid=tid)},
@@ -368,7 +369,7 @@ def seed_booking(url: str, batch: Batch) -> None:
                    'Follow-up visit',
                    t.created_at,
                    t.created_at
-            FROM generate_series(1, %(doctors)s) AS i
+            FROM generate_series(%(first)s::int, %(last)s::int) AS i
             CROSS JOIN generate_series(0, {per_doctor - 1}) AS b
             CROSS JOIN LATERAL (SELECT b * {BOOKED_EVERY} AS s, (i - 1) * {per_doctor} + b AS k) AS x
             CROSS JOIN LATERAL (
@@ -376,9 +377,14 @@ def seed_booking(url: str, batch: Batch) -> None:
                        now() - ((k * 7919) %% 43200) * interval '1 minute' AS created_at
             ) AS t
             ORDER BY i, b
-            """,
-            batch.params(),
-        )
+            """
+        # A transaction per DOCTORS_PER_COMMIT doctors: each appointment's reservation fence
+        # (booking migration 0006's constraint trigger) takes an advisory lock until commit, and
+        # one transaction for them all ran out of PostgreSQL's lock table ("out of shared memory").
+        for first in range(1, batch.doctors + 1, DOCTORS_PER_COMMIT):
+            last = min(first + DOCTORS_PER_COMMIT - 1, batch.doctors)
+            conn.execute(appointments, batch.params() | {"first": first, "last": last})
+            conn.commit()
 
 
 VACUUM = {
