@@ -4,6 +4,7 @@ that verify the signature, also when a receiver fails first or hangs past the ti
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -292,11 +293,12 @@ def test_a_paused_subscriptions_deliveries_are_not_due_until_it_is_resumed(
     webhooks.wait_for_deliveries(client, hook["id"], "delivered", "delivered")
 
 
-def test_an_attempt_that_fails_while_its_subscription_is_paused_leaves_it_not_due(db, start_app):
-    start_app()
+def stored_delivery(db, *, attempts: int, next_attempt_at: Any, is_active: bool = True) -> tuple[int, int]:
+    """A subscription (to an address nothing calls) and one delivery of it, written as given:
+    their ids. ``next_attempt_at`` in the future or None keeps the app's worker off it."""
     with db.transaction() as session:
         hook = WebhookSubscription(
-            url="https://example.test/hook", event_types=["*"], secret="s" * 40, is_active=False
+            url="https://example.test/hook", event_types=["*"], secret="s" * 40, is_active=is_active
         )
         session.add(hook)
         session.flush()
@@ -306,12 +308,18 @@ def test_an_attempt_that_fails_while_its_subscription_is_paused_leaves_it_not_du
             event_type="appointment.booked",
             webhook_id=f"msg_{uuid.uuid4().hex}",
             payload={},
-            attempts=1,
-            next_attempt_at=None,  # paused while its attempt ran
+            attempts=attempts,
+            next_attempt_at=next_attempt_at,
         )
         session.add(delivery)
         session.flush()
-        delivery_id = delivery.id
+        return hook.id, delivery.id
+
+
+def test_an_attempt_that_fails_while_its_subscription_is_paused_leaves_it_not_due(db, start_app):
+    start_app()
+    # Paused while its attempt ran (next_attempt_at null).
+    _, delivery_id = stored_delivery(db, attempts=1, next_attempt_at=None, is_active=False)
 
     status = record_attempt(
         db,
@@ -333,23 +341,9 @@ def test_pausing_and_resuming_leaves_an_attempt_in_flight_to_its_worker(db, star
     # A claimed delivery stays pending, due again only when its claim runs out: made due by a
     # resume, a second worker would send it while the first still is.
     start_app()
-    with db.transaction() as session:
-        hook = WebhookSubscription(url="https://example.test/hook", event_types=["*"], secret="s" * 40)
-        session.add(hook)
-        session.flush()
-        claimed_until = datetime.now(UTC) + timedelta(minutes=5)
-        delivery = WebhookDelivery(
-            subscription_id=hook.id,
-            event_id=uuid.uuid4(),
-            event_type="appointment.booked",
-            webhook_id=f"msg_{uuid.uuid4().hex}",
-            payload={},
-            attempts=1,  # claimed (as claim_deliveries does), its outcome not written yet
-            next_attempt_at=claimed_until,
-        )
-        session.add(delivery)
-        session.flush()
-        hook_id, delivery_id = hook.id, delivery.id
+    # Claimed (as claim_deliveries does: attempts counted, due at the claim's end), no outcome yet.
+    claimed_until = datetime.now(UTC) + timedelta(minutes=5)
+    hook_id, delivery_id = stored_delivery(db, attempts=1, next_attempt_at=claimed_until)
 
     for active in (False, True):
         with db.sessions() as session:
@@ -389,22 +383,7 @@ def test_the_outcome_of_an_attempt_that_outlasted_its_claim_changes_nothing(db, 
     # Attempt 1 ran past its claim, the delivery was claimed again and attempt 2 delivered it;
     # attempt 1's failure, recorded last, must not undo that (or fail the delivery).
     start_app()
-    with db.transaction() as session:
-        hook = WebhookSubscription(url="https://example.test/hook", event_types=["*"], secret="s" * 40)
-        session.add(hook)
-        session.flush()
-        delivery = WebhookDelivery(
-            subscription_id=hook.id,
-            event_id=uuid.uuid4(),
-            event_type="appointment.booked",
-            webhook_id=f"msg_{uuid.uuid4().hex}",
-            payload={},
-            attempts=2,
-            next_attempt_at=func.now() + timedelta(hours=1),  # not due: no worker takes it
-        )
-        session.add(delivery)
-        session.flush()
-        delivery_id = delivery.id
+    _, delivery_id = stored_delivery(db, attempts=2, next_attempt_at=func.now() + timedelta(hours=1))
     outcome = {"response_excerpt": None, "retry_delays": [0.1]}
 
     delivered = record_attempt(db, delivery_id, attempt=2, status_code=204, error=None, **outcome)

@@ -120,23 +120,28 @@ def test_subscriptions_are_listed_paginated_changed_and_deleted(allowed_client, 
     assert allowed_client.get("/api/webhooks/999999/deliveries/", headers=admin).status_code == 404
 
 
+def failed_delivery(db, subscription_id: int, webhook_id: str) -> int:
+    """A delivery of the subscription whose retries are spent (``failed``); its id."""
+    with db.transaction() as session:
+        delivery = WebhookDelivery(
+            subscription_id=subscription_id,
+            event_id=uuid.uuid4(),
+            event_type="appointment.booked",
+            webhook_id=webhook_id,
+            payload={},
+            status="failed",
+            attempts=8,
+            failures=8,
+        )
+        session.add(delivery)
+        session.flush()
+        return delivery.id
+
+
 def test_deliveries_are_listed_newest_first_and_redelivered_with_202(allowed_client, admin, db):
     webhook_id = create(allowed_client, admin).json()["id"]
-    with db.transaction() as session:
-        for n in range(3):
-            session.add(
-                WebhookDelivery(
-                    subscription_id=webhook_id,
-                    event_id=uuid.uuid4(),
-                    event_type="appointment.booked",
-                    webhook_id=f"msg_{webhook_id}_{n}",
-                    payload={},
-                    status="failed",
-                    attempts=8,
-                    failures=8,
-                )
-            )
-            session.flush()
+    for n in range(3):
+        failed_delivery(db, webhook_id, f"msg_{webhook_id}_{n}")
 
     page = allowed_client.get(f"/api/webhooks/{webhook_id}/deliveries/", headers=admin).json()
     assert page["count"] == 3
@@ -161,20 +166,7 @@ def test_a_delivery_redelivered_while_its_subscription_is_paused_waits_until_it_
     allowed_client, admin, db
 ):
     webhook_id = create(allowed_client, admin).json()["id"]
-    with db.transaction() as session:
-        failed = WebhookDelivery(
-            subscription_id=webhook_id,
-            event_id=uuid.uuid4(),
-            event_type="appointment.booked",
-            webhook_id=f"msg_{uuid.uuid4().hex}",
-            payload={},
-            status="failed",
-            attempts=8,
-            failures=8,
-        )
-        session.add(failed)
-        session.flush()
-        delivery_id = failed.id
+    delivery_id = failed_delivery(db, webhook_id, f"msg_{uuid.uuid4().hex}")
     path = f"/api/webhooks/{webhook_id}/"
     assert allowed_client.patch(path, json={"is_active": False}, headers=admin).status_code == 200
 
