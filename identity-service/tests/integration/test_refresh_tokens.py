@@ -1,4 +1,5 @@
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import jwt
@@ -6,6 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from support import assert_problem, bearer
 
+from chassis.testkit import lock_waiters, wait_until
 from identity.adapters.security import open_successor, refresh_token_digest
 from identity.main import create_app
 from identity.models import RefreshToken
@@ -166,3 +168,30 @@ def test_logging_out_with_someone_elses_refresh_token_changes_nothing(client, ap
 def test_logging_out_needs_an_access_token(client, api):
     _, tokens = api.signed_in()
     assert_problem(client.post("/api/auth/logout/", json={"refresh": tokens["refresh"]}), 401)
+
+
+def test_a_reused_token_refreshed_while_its_session_logs_out_gives_both_their_answers(client, api, app):
+    # The reuse ends the session (its row, then its tokens) while the logout ends it too: the two
+    # must take turns, not deadlock (a deadlock's victim would get a 503).
+    _, tokens = api.signed_in()
+    rotated = refresh(client, tokens["refresh"]).json()
+    latest = refresh(client, rotated["refresh"]).json()  # so the first token is reuse now
+    db = app.state.db
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        with db.transaction() as session:  # the first token's row locked, as another refresh would
+            session.execute(
+                select(RefreshToken.id)
+                .where(RefreshToken.token_hash == refresh_token_digest(tokens["refresh"]))
+                .with_for_update()
+            )
+            reuse = pool.submit(refresh, client, tokens["refresh"])
+            wait_until(lambda: lock_waiters(db) >= 1 or reuse.done(), what="the refresh to wait")
+            logout = pool.submit(
+                client.post, "/api/auth/logout/", json={"refresh": latest["refresh"]}, headers=bearer(latest)
+            )
+            wait_until(lambda: lock_waiters(db) >= 2 or logout.done(), what="the logout to wait")
+        reused, logged_out = reuse.result(timeout=15), logout.result(timeout=15)
+
+    assert_problem(reused, 401, "refresh_token_reused")
+    assert logged_out.status_code == 204, logged_out.text
+    assert_problem(refresh(client, latest["refresh"]), 401, "invalid_refresh_token")

@@ -162,13 +162,18 @@ def refresh_session(db: Database, tokens: TokenIssuer, *, refresh_token: str) ->
 
 def _rotate(session: Session, tokens: TokenIssuer, refresh_token: str) -> IssuedTokens | AuthenticationFailed:
     now = utcnow()
-    # The row lock makes concurrent refreshes with one token take turns: the second one
-    # sees the token used, and gets the first one's successor (within the grace period)
-    # or is treated as reuse.
+    digest = refresh_token_digest(refresh_token)
+    # The session's row first, then the token's: the order in which a logout or a deactivation
+    # (``end_sessions``) locks them, so a refresh that ends its session (a reuse, an expiry) waits
+    # for one or makes it wait, and never deadlocks with it. The session's lock also makes
+    # concurrent refreshes of one session take turns: the second one sees the token used, and
+    # gets the first one's successor (within the grace period) or is treated as reuse.
+    family = select(RefreshToken.family_id).where(RefreshToken.token_hash == digest).scalar_subquery()
+    login = session.scalars(
+        select(LoginSession).where(LoginSession.id == family).with_for_update(key_share=True)
+    ).one_or_none()
     presented = session.scalars(
-        select(RefreshToken)
-        .where(RefreshToken.token_hash == refresh_token_digest(refresh_token))
-        .with_for_update()
+        select(RefreshToken).where(RefreshToken.token_hash == digest).with_for_update()
     ).one_or_none()
     if presented is None or presented.revoked_at is not None:
         return InvalidRefreshToken()
@@ -183,7 +188,6 @@ def _rotate(session: Session, tokens: TokenIssuer, refresh_token: str) -> Issued
             extra={"user_id": presented.user_id, "family_id": str(presented.family_id)},
         )
         return RefreshTokenReused()
-    login = session.get(LoginSession, presented.family_id)
     if presented.expires_at <= now or login is None or login.ended_at is not None:
         return InvalidRefreshToken()
     if login.expires_at <= now:
