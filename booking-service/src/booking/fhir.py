@@ -140,9 +140,12 @@ def booking_request(body: Any) -> BookingRequest:
 
 def _referenced_id(reference: str, resource_type: str, field: str) -> int:
     try:
-        return reference_id(reference, resource_type, parameter=field)
+        found = reference_id(reference, resource_type, parameter=field)
     except ProblemException:
-        raise invalid_resource(field, f"must reference a {resource_type} as {resource_type}/<id>") from None
+        found = None
+    if found is None:  # no such resource can be referenced here
+        raise invalid_resource(field, f"must reference a {resource_type} as {resource_type}/<id>")
+    return found
 
 
 @router.post(
@@ -233,13 +236,12 @@ async def search_appointment(
     practitioner: Reference = None,
     status: Annotated[str | None, Query(max_length=200)] = None,
 ) -> FhirResponse:
-    filters = AppointmentFilters(
-        statuses=appointment_statuses(status),
-        patient_id=reference_id(patient, "Patient", parameter="patient") if patient else None,
-        doctor_id=reference_id(practitioner, "Practitioner", parameter="practitioner")
-        if practitioner
-        else None,
-    )
+    patient_id = reference_id(patient, "Patient", parameter="patient") if patient else None
+    doctor_id = reference_id(practitioner, "Practitioner", parameter="practitioner") if practitioner else None
+    statuses = appointment_statuses(status)
+    filters = AppointmentFilters(statuses=statuses, patient_id=patient_id, doctor_id=doctor_id)
+    if (patient and patient_id is None) or (practitioner and doctor_id is None):
+        return FhirResponse(searchset(request, paging, 0, []))  # it references none of ours: nothing
     total, views = await queries.list_appointments(
         reads,
         scope=None if caller.role == "admin" else caller,

@@ -224,6 +224,23 @@ def test_a_read_of_an_id_that_is_not_one_of_ours_is_a_404_not_a_422(client, seed
         assert (parsed.issue[0].code, code_of(parsed)) == ("not-found", "appointment_not_found"), path
 
 
+def test_a_search_by_a_reference_to_an_id_that_cannot_be_ours_finds_nothing(client, seed, new_id, callers):
+    # Practitioner/007 is not Practitioner/7 (a read of it is a 404): no appointment references it.
+    patient, doctor = new_id(), new_id()
+    seed(patient_id=patient, doctor_id=doctor)
+    headers = callers("patient", patient).headers
+
+    def total(**params):
+        return Bundle.model_validate_json(
+            client.get("/fhir/Appointment", params=params, headers=headers).content
+        ).total
+
+    assert total(practitioner=f"Practitioner/{doctor}") == 1
+    for reference in (f"Practitioner/00{doctor}", "Practitioner/abc", "Practitioner/0"):
+        assert total(practitioner=reference) == 0, reference
+    assert total(patient=f"Patient/00{patient}") == 0
+
+
 def test_count_0_counts_only_and_a_count_above_100_is_read_as_100(client, seed, new_id, callers):
     patient = new_id()
     for _ in range(3):

@@ -284,7 +284,17 @@ def test_references_name_an_id(value):
     assert reference_id(value, "Schedule", parameter="schedule") == 7
 
 
-@pytest.mark.parametrize("value", ["Slot/7", "Schedule/0", "Schedule/x", "Schedule/99999999999999999999", ""])
+@pytest.mark.parametrize(
+    "value", ["Schedule/0", "Schedule/007", "Schedule/x", "Schedule/" + "9" * 20, "abc", "Schedule/a.b-c"]
+)
+def test_references_to_ids_that_cannot_be_ours_name_none(value):
+    # Valid FHIR ids that no resource of Clinic has (a read of them is a 404): the search finds nothing.
+    assert reference_id(value, "Schedule", parameter="schedule") is None
+
+
+@pytest.mark.parametrize(
+    "value", ["Slot/7", "Schedule/", "Schedule/7/x", "Schedule/a_b", "Schedule/" + "1" * 65, ""]
+)
 def test_other_references_are_422(value):
     with pytest.raises(ProblemException):
         reference_id(value, "Schedule", parameter="schedule")

@@ -134,7 +134,8 @@ def search_schedule(
         raise invalid_search("actor is required: Schedule?actor=Practitioner/<doctor id>.")
     doctor_id = reference_id(actor, "Practitioner", parameter="actor")
     with db.transaction() as session:
-        total = 1 if _is_visible(session, caller, doctor_id) else 0  # a search finds nothing: no 404
+        # A search finds nothing (no 404), for an id that cannot be ours too.
+        total = 1 if doctor_id is not None and _is_visible(session, caller, doctor_id) else 0
     found = [schedule_of(doctor_id)] if total and paging.offset == 0 else []
     return FhirResponse(searchset(request, paging, total, found))
 
@@ -187,6 +188,8 @@ def search_slot(
     tz = request.app.state.settings.tz
     starts = [date_bound(value, tz, parameter="start") for value in start or ()]
     free = slot_status(status)
+    if doctor_id is None:  # a schedule that cannot be one of ours has no slots
+        return FhirResponse(searchset(request, paging, 0, []))
     with db.transaction() as session:
         if not _is_visible(session, caller, doctor_id):
             return FhirResponse(searchset(request, paging, 0, []))  # a search finds nothing: no 404

@@ -16,6 +16,8 @@ FHIR_JSON = "application/fhir+json"
 FHIR_VERSION = "4.3.0"  # R4B: the models of fhir.resources.R4B
 BASE_PATH = "/fhir"
 MAX_ID = 2**63 - 1
+# Any resource's id, as FHIR defines it (one of Clinic's or not).
+FHIR_ID = r"[A-Za-z0-9.\-]{1,64}"
 # Clinic's ids are its rows' numbers, written as Python writes them: no sign, no leading zero.
 _OUR_ID = re.compile(r"[1-9][0-9]{0,18}")
 ResourceT = TypeVar("ResourceT", bound=Resource)

@@ -16,7 +16,7 @@ from fhir.resources.R4B.resource import Resource
 from sqlalchemy import ColumnElement, and_
 
 from chassis.errors import ProblemException
-from chassis.fhir.resources import MAX_ID, fhir_base
+from chassis.fhir.resources import FHIR_ID, fhir_base, our_id
 from chassis.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageParams
 from chassis.timezones import check_representable, day_bounds
 
@@ -75,12 +75,16 @@ def searchset(request: Request, page: PageParams, total: int, resources: Sequenc
     return Bundle(type="searchset", total=total, link=links, entry=entries or None)
 
 
-def reference_id(value: str, resource_type: str, *, parameter: str) -> int:
-    """The id of a reference search value: ``Type/123``, ``123`` or ``<base>/Type/123``; else 422."""
-    found = re.fullmatch(rf"(?:(?:.*/)?{resource_type}/)?([0-9]{{1,19}})", value.strip())
-    if found is None or not 1 <= int(found.group(1)) <= MAX_ID:
+def reference_id(value: str, resource_type: str, *, parameter: str) -> int | None:
+    """The id of a reference search value: ``Type/123``, ``123`` or ``<base>/Type/123``.
+
+    None when the value is a valid reference whose id cannot be one of ours (``Type/abc``,
+    ``Type/007``, ``Type/0``, as ``our_id`` reads ids and a read answers 404 for them): nothing
+    references it, so the search finds nothing. Another type, or no valid FHIR id, is a 422."""
+    found = re.fullmatch(rf"(?:(?:.*/)?{resource_type}/)?({FHIR_ID})", value.strip())
+    if found is None:
         raise invalid_search(f"{parameter} must reference a {resource_type} as {resource_type}/<id>.")
-    return int(found.group(1))
+    return our_id(found.group(1))
 
 
 def token_codes(value: str, codes: Collection[str], *, system: str, parameter: str) -> set[str]:
