@@ -90,6 +90,8 @@ def test_the_capability_statement_is_public_and_lists_every_resource_of_every_se
     assert set(resources) == {"Practitioner", "Schedule", "Slot", "Appointment"}
     assert {i.code for i in resources["Appointment"].interaction} == {"read", "search-type", "create"}
     assert {p.name for p in resources["Slot"].searchParam} == {"schedule", "start", "status"}
+    # The main stack lets a browser front end on another origin call it (CORS_ALLOWED_ORIGINS).
+    assert statement.rest[0].security.cors is True
 
 
 def test_a_patient_finds_a_doctor_a_free_slot_and_books_it_through_fhir(stack, patient):

@@ -93,7 +93,7 @@ def stand_ins() -> Iterator[dict[str, StandIn]]:
         server.close()
 
 
-def docs_client(urls: dict[str, str], **settings: float) -> TestClient:
+def docs_client(urls: dict[str, str], **settings: float | str) -> TestClient:
     # Both variables, so that none of the developer's own settings leaks in.
     env = {f"{service.upper()}_URL": url.split(",")[0] for service, url in urls.items()}
     env |= {f"{service.upper()}_URLS": url for service, url in urls.items()}
@@ -229,7 +229,15 @@ def test_fhir_metadata_is_one_capability_statement_of_every_fhir_service(stand_i
     assert statement.implementation.url == "http://testserver/fhir"
     assert [r.type for r in statement.rest[0].resource] == ["Practitioner", "Slot", "Appointment"]
     assert statement.description is None
+    assert statement.rest[0].security.cors is False  # no CORS_ALLOWED_ORIGINS: same origin only
     assert "/fhir/metadata" not in stand_ins["identity"].requests
+
+
+def test_fhir_metadata_says_cors_when_the_gateway_allows_other_origins(stand_ins):
+    urls = {s: server.url for s, server in stand_ins.items()}
+    with docs_client(urls, CORS_ALLOWED_ORIGINS="https://app.clinic.example") as client:
+        statement = CapabilityStatement.model_validate_json(client.get("/fhir/metadata").content)
+    assert statement.rest[0].security.cors is True
 
 
 def test_fhir_metadata_without_a_service_says_it_is_incomplete(stand_ins):

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
         default=2.0, ge=0, validation_alias="DOCS_PARTIAL_CACHE_TTL_SECONDS"
     )
     fetch_timeout_seconds: float = Field(default=3.0, gt=0, validation_alias="DOCS_FETCH_TIMEOUT_SECONDS")
+    # The gateway's setting (docs/security.md, CORS): the FHIR CapabilityStatement says whether
+    # browsers on other origins may call the API (``rest[0].security.cors``).
+    cors_allowed_origins: str = Field(default="", validation_alias="CORS_ALLOWED_ORIGINS")
+
+    @property
+    def cors_enabled(self) -> bool:
+        return any(origin.strip() for origin in self.cors_allowed_origins.split(","))
 
     def service_urls(self) -> dict[str, list[str]]:
         """Each service's base URLs, in the order they are tried."""

@@ -28,9 +28,10 @@ def is_capability_statement(document: Any) -> bool:
     return isinstance(document, dict) and document.get("resourceType") == "CapabilityStatement"
 
 
-def merge_statements(documents: Mapping[str, Document], missing: Sequence[str]) -> Document:
-    """One CapabilityStatement of the services that answered; the base URL is set per request."""
-    statement = merge_capabilities(documents.values(), base_url=BASE_PATH).model_dump(mode="json")
+def merge_statements(documents: Mapping[str, Document], missing: Sequence[str], *, cors: bool) -> Document:
+    """One CapabilityStatement of the services that answered; the base URL is set per request,
+    ``cors`` says whether the gateway answers browsers of other origins."""
+    statement = merge_capabilities(documents.values(), base_url=BASE_PATH, cors=cors).model_dump(mode="json")
     if missing:
         names = ", ".join(f"{name}-service" for name in missing)
         statement["description"] = (

@@ -14,6 +14,7 @@ The services' own documents (``/api/schema/<name>/openapi.json``) are served by 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 partial_ttl=settings.partial_cache_ttl_seconds,
                 path=fhir.metadata_path,
                 accept=fhir.is_capability_statement,
-                merge=fhir.merge_statements,
+                merge=functools.partial(fhir.merge_statements, cors=settings.cors_enabled),
                 kind="FHIR CapabilityStatement",
             )
             # SIGTERM: not ready first, then uvicorn's graceful shutdown (chassis.shutdown).

@@ -36,14 +36,16 @@ def resource_capability(
 
 
 SECURITY = {
-    "cors": False,
     "description": "The same bearer access tokens as the REST API (POST /api/auth/login/): "
     "send Authorization: Bearer <access>. The same roles and rules apply; only /fhir/metadata is public.",
 }
 
 
-def capability_statement(resources: Sequence[Mapping[str, Any]], *, base_url: str) -> CapabilityStatement:
-    """The CapabilityStatement of a FHIR server serving ``resources`` at ``base_url``."""
+def capability_statement(
+    resources: Sequence[Mapping[str, Any]], *, base_url: str, cors: bool = False
+) -> CapabilityStatement:
+    """The CapabilityStatement of a FHIR server serving ``resources`` at ``base_url``; ``cors``:
+    whether browsers on other origins may call it (the gateway's ``CORS_ALLOWED_ORIGINS``)."""
     return CapabilityStatement(
         status="active",
         date=CAPABILITIES_DATE,
@@ -53,11 +55,15 @@ def capability_statement(resources: Sequence[Mapping[str, Any]], *, base_url: st
         implementation={"description": "Clinic: doctors, their schedules and appointments", "url": base_url},
         fhirVersion=FHIR_VERSION,
         format=["json"],
-        rest=[{"mode": "server", "security": SECURITY, "resource": list(resources) or None}],
+        rest=[
+            {"mode": "server", "security": {"cors": cors, **SECURITY}, "resource": list(resources) or None}
+        ],
     )
 
 
-def merge_capabilities(statements: Iterable[Mapping[str, Any]], *, base_url: str) -> CapabilityStatement:
+def merge_capabilities(
+    statements: Iterable[Mapping[str, Any]], *, base_url: str, cors: bool = False
+) -> CapabilityStatement:
     """One CapabilityStatement out of the services' own: their server resources side by side
     (the first statement describing a resource type wins)."""
     resources: dict[str, Mapping[str, Any]] = {}
@@ -67,7 +73,7 @@ def merge_capabilities(statements: Iterable[Mapping[str, Any]], *, base_url: str
                 continue
             for resource in rest.get("resource") or ():
                 resources.setdefault(resource["type"], resource)
-    return capability_statement(list(resources.values()), base_url=base_url)
+    return capability_statement(list(resources.values()), base_url=base_url, cors=cors)
 
 
 def fhir_router(resources: Sequence[Mapping[str, Any]]) -> APIRouter:
