@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from chassis.messaging import ProcessedEvent
-from chassis.testkit.outside import HANG, TRICKLE
+from chassis.testkit.outside import HANG, TRICKLE, TRICKLE_HEADERS
 from notification.adapters import webhook_worker
 from notification.models import WebhookDelivery, WebhookSubscription
 from notification.services.deliveries import record_attempt
@@ -159,6 +159,27 @@ def test_a_receiver_that_answers_2xx_but_never_finishes_its_body_has_its_deliver
     assert delivery["attempts"] == 1
     assert delivery["last_error"] is None
     assert [r.answer for r in receiver.requests("/trickle")] == [TRICKLE]
+
+
+def test_a_receiver_that_trickles_its_headers_is_cut_off_at_the_time_limit_and_retried(
+    start_app, webhooks, receiver, events, new_appointment, wait_until
+):
+    # Each byte of the status line and headers comes within the time limit (2 s here), but the
+    # answer never does: the attempt as a whole ends at the limit, as a slow answer's does,
+    # instead of holding its worker (and outliving its lease) for as long as the receiver likes.
+    client = start_app()
+    receiver.script("/dribble", [TRICKLE_HEADERS])
+    hook = webhooks.subscribe(client, receiver.url("/dribble"), ["*"])
+
+    events.booked(new_appointment())
+
+    [delivery] = webhooks.wait_for_deliveries(client, hook["id"], "delivered")
+    assert delivery["attempts"] == 2
+    [first, second] = receiver.requests("/dribble")
+    assert (first.answer, second.answer) == (TRICKLE_HEADERS, 200)
+    # The retry came after the cut-off and the retry delay, long before the receiver would
+    # have stopped trickling (hang_seconds).
+    assert second.received_at - first.received_at < receiver.hang_seconds
 
 
 def test_a_delivery_that_keeps_failing_is_failed_after_its_schedule_and_can_be_redelivered(

@@ -11,7 +11,9 @@
 Both listen on 127.0.0.1 and a free port, record what they receive and answer as scripted;
 ``HANG`` holds the request open for ``hang_seconds`` before answering (a receiver that is too
 slow); ``TRICKLE`` answers 200 at once and then sends its body a byte at a time, for
-``hang_seconds``, and breaks off (a receiver that never finishes its answer). Nothing here is a
+``hang_seconds``, and breaks off (a receiver that never finishes its answer);
+``TRICKLE_HEADERS`` sends its status line and headers a byte at a time, never finishing them
+within ``hang_seconds`` (a receiver that is always about to answer). Nothing here is a
 fake of a project's own service: they stand for the outside world.
 ``self_signed(directory)`` writes a certificate for 127.0.0.1 (its own CA) and its key.
 """
@@ -38,6 +40,7 @@ from chassis.testkit.ports import free_port
 
 HANG = "hang"
 TRICKLE = "trickle"
+TRICKLE_HEADERS = "trickle-headers"
 Answer = int | str
 
 
@@ -80,6 +83,9 @@ class HttpReceiver:
                 if answer == TRICKLE:
                     receiver._trickle(self)
                     return
+                if answer == TRICKLE_HEADERS:
+                    receiver._trickle_headers(self)
+                    return
                 if answer == HANG:
                     receiver._closing.wait(receiver.hang_seconds)
                     answer = 200
@@ -114,6 +120,18 @@ class HttpReceiver:
             while time.monotonic() < ends and not self._closing.wait(0.25):
                 handler.wfile.write(b" ")
                 handler.wfile.flush()
+        except OSError:
+            pass  # the client stopped reading
+        handler.close_connection = True
+
+    def _trickle_headers(self, handler: BaseHTTPRequestHandler) -> None:
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-padding: "
+        ends = time.monotonic() + self.hang_seconds
+        try:
+            while time.monotonic() < ends and not self._closing.wait(0.25):
+                handler.wfile.write(head[:1] if head else b"x")
+                handler.wfile.flush()
+                head = head[1:]
         except OSError:
             pass  # the client stopped reading
         handler.close_connection = True
