@@ -25,6 +25,10 @@ from chassis.migrations import alembic_config
 from chassis.settings import normalise_database_url
 
 
+# The services with a database of their own (each Deployment's init container names its own).
+SERVICES = ("identity", "doctor", "scheduling", "booking", "notification")
+
+
 def say(message: str) -> None:
     sys.stderr.write(f"wait-for-migrations: {message}\n")
     sys.stderr.flush()
@@ -45,7 +49,7 @@ def is_migrated(script: ScriptDirectory, current: set[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("service", choices=["identity", "doctor", "scheduling", "booking"])
+    parser.add_argument("service", choices=SERVICES)
     parser.add_argument("--interval", type=float, default=3.0, help="seconds between checks")
     args = parser.parse_args(argv)
 

@@ -493,10 +493,26 @@ def test_identity_waits_for_every_consumer_queue_before_it_publishes():
     assert "wait_for_queues.py" in scripts
 
 
-def test_the_wait_script_knows_a_migrated_database_from_one_still_waiting_for_its_job():
+def wait_script():
     spec = importlib.util.spec_from_file_location("wait_for_migrations", K8S_DIR / "wait_for_migrations.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_every_deployment_waits_for_its_own_migrations_with_a_name_the_script_takes():
+    # notification's pods once never started: the script refused its name (Init:CrashLoopBackOff).
+    waiting = {}
+    for deployment in find("Deployment"):
+        for init in deployment["spec"]["template"]["spec"].get("initContainers", []):
+            if init.get("command", [])[:2] == ["python", "/opt/clinic/scripts/wait_for_migrations.py"]:
+                waiting[deployment["metadata"]["name"]] = init["command"][2:]
+    assert waiting == {service: [service] for service in SERVICES}
+    assert set(wait_script().SERVICES) == set(SERVICES)
+
+
+def test_the_wait_script_knows_a_migrated_database_from_one_still_waiting_for_its_job():
+    module = wait_script()
     from alembic.script import ScriptDirectory
 
     from chassis.migrations import alembic_config
