@@ -20,7 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from chassis.liveness import needs_ping
 from chassis.reads import FastReads
-from chassis.settings import normalise_database_url
+from chassis.settings import normalise_database_url, session_options
 
 # Named constraints make migrations reviewable and let error mapping key on names.
 NAMING_CONVENTION = {
@@ -54,6 +54,7 @@ class Database:
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_recycle=1800,
+            connect_args={"options": session_options(url)},  # sessions in UTC (chassis.settings)
             # Statement parameters (emails, phone numbers, password hashes, appointment
             # reasons) never reach an exception's text, and so never a log line.
             hide_parameters=True,

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 
 from chassis.liveness import needs_ping
-from chassis.settings import normalise_database_url
+from chassis.settings import normalise_database_url, session_options
 
 # How long a read waits for a free connection (or for the server) before it is a 503. Reads
 # hold a connection for one statement, so waiting longer means the server is out of reach or
@@ -65,7 +65,12 @@ class FastReads:
             open=False,
             name=name,
             timeout=wait_seconds,
-            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5},
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "connect_timeout": 5,
+                "options": session_options(url),  # sessions in UTC (chassis.settings)
+            },
             check=self._check,
         )
         self._compiled: dict[int, tuple[ClauseElement, str, dict[str, Any]]] = {}

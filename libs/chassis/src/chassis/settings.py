@@ -87,6 +87,22 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+# Every connection of a service runs its session in UTC. psycopg gives ``timestamptz`` values in
+# the session's time zone, and PostgreSQL adds days and months to them in it: in UTC, every
+# datetime read is UTC (events, webhooks, FHIR resources say ``Z``) and a day is 24 hours,
+# whatever zone the server or the database is set to. (PgBouncer 1.20 and later pass it on.)
+SESSION_TIME_ZONE = "UTC"
+
+
+def session_options(url: str) -> str:
+    """libpq's ``options`` for a connection to ``url``: the URL's own, and the session's time zone."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    conninfo = normalise_database_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+    own = str(conninfo_to_dict(conninfo).get("options") or "")
+    return f"{own} -c TimeZone={SESSION_TIME_ZONE}".strip()
+
+
 def read_secret_file(path: str) -> str:
     """A password from a file (a compose or Kubernetes secret): its text without the final newline."""
     value = Path(path).read_text().removesuffix("\n").removesuffix("\r")
