@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -18,21 +17,14 @@ from pydantic import (
 )
 
 from booking.domain import REASON_MAX_LENGTH, AppointmentStatus
-from chassis.timezones import check_representable
+from chassis.timezones import check_representable, date_text
 
 # Ids are PostgreSQL bigints: anything larger must be a 422, not a database error.
 MAX_ID = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
 
 
-def _iso_date(value: Any) -> Any:
-    # Pydantic alone would read "0" or "1700000000" as a date (a Unix timestamp).
-    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise ValueError("must be a date in the form YYYY-MM-DD")
-    return value
-
-
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+IsoDate = Annotated[date, BeforeValidator(date_text)]
 
 
 class AppointmentCreate(BaseModel):

@@ -444,3 +444,12 @@ def test_two_workers_at_once_give_one_patient_one_offer_of_a_doctor(
 
     assert list(open_offers(db).values()) == [many]
     assert len([t for t in (soon, later) if scheduling.holder_of(t) is not None]) == 1
+
+
+@pytest.mark.parametrize("day", [1899849600, "1899849600", "2030-3-4", "2030-03-04T00:00:00Z"])
+def test_a_range_day_that_is_not_an_iso_date_is_a_422(client, doctor, new_id, callers, day):
+    # A JSON number, or a string of digits, was read as a Unix timestamp (a day in 2030).
+    body = {"doctor_id": doctor, "date_from": day, "date_to": "2030-03-20"}
+    response = client.post("/api/waitlist/", json=body, headers=callers("patient", new_id()).headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "date_from"

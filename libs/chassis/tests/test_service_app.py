@@ -20,7 +20,7 @@ from sqlalchemy import text
 from chassis.app import MAX_BODY_BYTES, create_service_app
 from chassis.db import Database
 from chassis.testkit import TokenMinter, free_port, wait_until
-from chassis.timezones import check_representable, day_bounds
+from chassis.timezones import check_representable, date_text, date_time_text, day_bounds
 
 PROBLEM = "application/problem+json"
 
@@ -253,6 +253,30 @@ def test_request_times_at_the_ends_of_the_calendar_are_refused(value):
     with pytest.raises(ValueError, match="must be between"):
         check_representable(value)
     assert check_representable(date(2030, 1, 1)) == date(2030, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2030-03-04T09:30:00Z", "2030-03-04T09:30", "2030-03-04 09:30:00.123456+05:30", "2030-03-04t09:30:00z"],
+)
+def test_request_date_times_in_rfc_3339_pass(value):
+    assert date_time_text(value) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1900000000, "1900000000", "1900000000.5", "2030-03-04", "2030-03-04T9:30Z", "2030-03-04T09:30+0530", ""],
+)
+def test_request_date_times_that_pydantic_would_read_otherwise_are_refused(value):
+    with pytest.raises(ValueError, match="RFC 3339"):
+        date_time_text(value)
+
+
+@pytest.mark.parametrize("value", [1899849600, "1899849600", "2030-3-4", "2030-03-04T00:00:00Z", "20300304"])
+def test_request_dates_that_are_not_yyyy_mm_dd_are_refused(value):
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        date_text(value)
+    assert date_text("2030-03-04") == "2030-03-04"
 
 
 def test_an_app_closes_its_database_connections_when_it_stops(new_database):

@@ -7,7 +7,6 @@ never routed by the gateway and left out of the public OpenAPI document.
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Annotated, Any
 
@@ -20,6 +19,7 @@ from chassis.errors import problem_responses
 from chassis.idempotency import IdempotencyKeyHeader, run_idempotently
 from chassis.pagination import Page, Pagination, page_of
 from chassis.service_auth import require_service
+from chassis.timezones import date_text
 from scheduling import queries, services
 from scheduling.config import Settings
 from scheduling.schemas import (
@@ -56,14 +56,7 @@ TimeslotId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The timeslot's
 DoctorId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The doctor's id (their user id).")]
 
 
-def _iso_date(value: Any) -> Any:
-    # Pydantic alone would read "0" or "1700000000" as a date (a Unix timestamp).
-    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise ValueError("must be a date in the form YYYY-MM-DD")
-    return value
-
-
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+IsoDate = Annotated[date, BeforeValidator(date_text)]
 Day = Annotated[IsoDate | None, Query(description="One calendar day in the clinic time zone.")]
 # "{timeslot_id:int}" only matches digits: /api/timeslots/bulk/ never reaches the id routes
 # (so GET on it is a 405, not a 422 about the id), and a non-numeric id is simply not found.

@@ -21,6 +21,38 @@ def test_timeslot_times_at_the_ends_of_the_calendar_are_a_422(client, doctor, st
     assert response.json()["errors"][0]["field"] == "start_time"
 
 
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("1900000000", "1900001800"),  # digits: read as Unix timestamps by pydantic's lax mode
+        ("1900000000.5", "1900001800.5"),
+        ("2030-03-04", "2030-03-05"),  # a date alone is not a time (it was read as midnight)
+        ("2030-03-04T9:00:00Z", "2030-03-04T10:00:00Z"),
+    ],
+)
+def test_timeslot_times_that_are_not_rfc_3339_date_times_are_a_422(client, doctor, start, end):
+    _, headers = doctor
+    response = client.post("/api/timeslots/", json={"start_time": start, "end_time": end}, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "start_time"
+
+
+@pytest.mark.parametrize("day", ["1899849600", 1899849600, "2030-3-4"])
+def test_a_working_patterns_days_that_are_not_iso_dates_are_a_422(client, doctor, day):
+    _, headers = doctor
+    pattern = {
+        "date_from": day,
+        "date_to": "2030-03-20",
+        "weekdays": [0],
+        "day_start": "09:00",
+        "day_end": "10:00",
+        "slot_minutes": 30,
+    }
+    response = client.post("/api/timeslots/bulk/", json=pattern, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "date_from"
+
+
 def test_a_working_pattern_ending_on_the_last_day_of_the_calendar_is_a_422(client, doctor):
     _, headers = doctor
     pattern = {

@@ -6,7 +6,9 @@ time in ``CLINIC_TIMEZONE``; ``?date=YYYY-MM-DD`` means that calendar day there.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 # Request dates and datetimes stay a week inside Python's range (years 1 to 9999), so that
@@ -52,6 +54,32 @@ def check_representable(value: date | datetime) -> date | datetime:
     day = value.date() if isinstance(value, datetime) else value
     if not FIRST_DAY <= day <= LAST_DAY:
         raise ValueError(f"must be between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}")
+    return value
+
+
+# What a request's date and date-time may look like. Without these, pydantic's lax mode reads a
+# number, or a string of digits ("1900000000"), as a Unix timestamp, and a date as a date-time.
+_DATE_TIME_TEXT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]"  # the date
+    r"[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"  # the time, its seconds and fraction optional
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?"  # the offset, optional
+)
+_DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def date_time_text(value: Any) -> Any:
+    """A request's date-time as RFC 3339 text (seconds and offset may be left out: without an
+    offset it is read in the clinic time zone); else ``ValueError`` (a 422). A pydantic
+    ``BeforeValidator``."""
+    if not isinstance(value, str) or _DATE_TIME_TEXT.fullmatch(value) is None:
+        raise ValueError("must be an RFC 3339 date-time, such as 2030-03-04T09:30:00Z")
+    return value
+
+
+def date_text(value: Any) -> Any:
+    """A request's date as ``YYYY-MM-DD``; else ``ValueError`` (a 422). A pydantic ``BeforeValidator``."""
+    if not isinstance(value, str) or _DATE_TEXT.fullmatch(value) is None:
+        raise ValueError("must be a date in the form YYYY-MM-DD")
     return value
 
 
