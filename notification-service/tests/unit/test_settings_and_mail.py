@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from notification.adapters.mailer import build_message, sender_domain
+from notification.adapters.mailer import build_message, format_when, sender_domain
 from notification.config import Settings, smtp_server
 
 
@@ -86,9 +86,27 @@ def test_a_mail_shows_the_clinic_wall_clock_time_in_text_and_html():
     )
     plain = message.get_body(preferencelist=("plain",)).get_content()
     html = message.get_body(preferencelist=("html",)).get_content()
-    assert "Wednesday 1 July 2026, 09:30–10:00 (Europe/Berlin)" in plain
-    assert "09:30–10:00 (Europe/Berlin)" in html
+    assert "Wednesday 1 July 2026, 09:30–10:00 CEST (Europe/Berlin)" in plain
+    assert "09:30–10:00 CEST (Europe/Berlin)" in html
     assert "Hello Ana <b>," in plain
     assert "Ana &lt;b&gt;" in html  # escaped in HTML
     assert message["Message-ID"] == "<x@clinic.example>"
     assert sender_domain("Clinic <no-reply@clinic.example>") == "clinic.example"
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "shown"),
+    [
+        # The night the clocks go back: 01:30 comes twice, and the end is before the start's hour.
+        ("2030-11-03T05:30:00Z", "2030-11-03T06:00:00Z", "Sunday 3 November 2030, 01:30 EDT–01:00 EST"),
+        ("2030-11-03T06:30:00Z", "2030-11-03T07:00:00Z", "Sunday 3 November 2030, 01:30–02:00 EST"),
+        # Past midnight: the end says its day.
+        (
+            "2030-03-05T04:30:00Z",
+            "2030-03-05T06:00:00Z",
+            "Monday 4 March 2030, 23:30 – Tuesday 5 March 2030, 01:00 EST",
+        ),
+    ],
+)
+def test_a_mails_time_is_never_ambiguous(start, end, shown):
+    assert format_when(start, end, ZoneInfo("America/New_York")) == f"{shown} (America/New_York)"

@@ -46,10 +46,21 @@ _environment = Environment(
 
 
 def format_when(start: str, end: str, tz: ZoneInfo) -> str:
-    """``Monday 7 December 2026, 09:30–10:00 (Europe/Berlin)``: the clinic's wall-clock time."""
+    """``Monday 7 December 2026, 09:30–10:00 CET (Europe/Berlin)``: the clinic's wall-clock time.
+
+    The zone's abbreviation tells the two 01:30s of a night the clocks go back apart (each time
+    gets its own when they differ: ``01:30 EDT–01:00 EST``), and an end on another day says
+    that day (``23:30 – Tuesday 5 March 2030, 00:30 EST``)."""
     first = datetime.fromisoformat(start).astimezone(tz)
     last = datetime.fromisoformat(end).astimezone(tz)
-    return f"{first:%A} {first.day} {first:%B %Y, %H:%M}–{last:%H:%M} ({tz.key})"
+    begins = f"{first:%H:%M}" if first.tzname() == last.tzname() else f"{first:%H:%M %Z}"
+    if first.date() == last.date():
+        return f"{_day(first)}, {begins}–{last:%H:%M %Z} ({tz.key})"
+    return f"{_day(first)}, {begins} – {_day(last)}, {last:%H:%M %Z} ({tz.key})"
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment:%A} {moment.day} {moment:%B %Y}"
 
 
 def build_message(
