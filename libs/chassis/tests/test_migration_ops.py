@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import MetaData, create_engine, inspect
+from sqlalchemy import MetaData, create_engine, func, inspect, select, text
 from sqlalchemy.pool import NullPool
 
 from chassis.messaging import OutboxEvent, ProcessedEvent, create_messaging_tables, drop_messaging_tables
+from chassis.migrations import MIGRATION_LOCK, upgrade
 from chassis.settings import normalise_database_url
+from chassis.testkit import wait_until
 
 
 def test_the_migration_helpers_create_exactly_the_tables_of_the_models(make_database):
@@ -28,4 +33,55 @@ def test_the_migration_helpers_create_exactly_the_tables_of_the_models(make_data
 
         drop_messaging_tables(Operations(MigrationContext.configure(connection)))
         assert inspect(connection).get_table_names() == []
+    engine.dispose()
+
+
+def a_history(directory: Path) -> Path:
+    """An Alembic history of one migration (a table) run through ``run_env``; its alembic.ini."""
+    versions = directory / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    (directory / "migrations" / "env.py").write_text(
+        "from sqlalchemy import MetaData\nfrom chassis.migrations import run_env\n"
+        "run_env(MetaData(), 'postgresql://unused/unused')\n"
+    )
+    (directory / "migrations" / "script.py.mako").write_text("")
+    (versions / "0001_first.py").write_text(
+        "import sqlalchemy as sa\nfrom alembic import op\n"
+        "revision = '0001'\ndown_revision = None\n"
+        "def upgrade():\n    op.create_table('first', sa.Column('id', sa.Integer, primary_key=True))\n"
+    )
+    ini = directory / "alembic.ini"
+    ini.write_text("[alembic]\n")
+    return ini
+
+
+WAITING_FOR_A_LOCK = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
+def test_a_second_migration_run_waits_for_the_first_and_finds_the_work_done(make_database, tmp_path):
+    url = make_database("migration_lock")
+    ini = a_history(tmp_path)
+    engine = create_engine(normalise_database_url(url), poolclass=NullPool)
+    # The holder's connection closes (and lets go of the lock) before the pool waits for its thread.
+    with ThreadPoolExecutor(max_workers=1) as pool, engine.connect() as holder:
+        holder.execute(select(func.pg_advisory_lock(*MIGRATION_LOCK)))  # a run in progress
+        holder.commit()
+        second = pool.submit(upgrade, ini, url)
+
+        def second_waits() -> bool:
+            waiting = holder.execute(WAITING_FOR_A_LOCK).scalar_one()
+            holder.commit()  # the activity view is a snapshot per transaction
+            return bool(waiting) or second.done()
+
+        wait_until(second_waits, what="the second run to wait")
+        assert not second.done()
+        assert "alembic_version" not in inspect(holder).get_table_names()
+        holder.execute(select(func.pg_advisory_unlock(*MIGRATION_LOCK)))
+        holder.commit()
+        second.result(timeout=30)
+    with engine.connect() as connection:
+        assert set(inspect(connection).get_table_names()) == {"alembic_version", "first"}
+    upgrade(ini, url)  # and again: nothing to do, no error
     engine.dispose()

@@ -6,9 +6,15 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, engine_from_config, pool
+from sqlalchemy import MetaData, engine_from_config, func, pool, select
 
 from chassis.settings import normalise_database_url
+
+# The advisory lock (two-key form: its own key space) that one migration run of a database holds
+# from before it reads the database's revision until it is done: a second run (a Kubernetes Job
+# that briefly has two pods, a Job re-applied at once, two compose projects on one server) waits,
+# then finds the work done, instead of both running the same steps at once.
+MIGRATION_LOCK = (7300, 1)
 
 
 def alembic_config(ini_path: str | Path, database_url: str) -> Config:
@@ -40,6 +46,10 @@ def run_env(metadata: MetaData, database_url: str) -> None:
     section["sqlalchemy.url"] = normalise_database_url(url)
     engine = engine_from_config(section, prefix="sqlalchemy.", poolclass=pool.NullPool, hide_parameters=True)
     with engine.connect() as connection:
+        # A session lock: it outlives the commits of the migrations (and their autocommit blocks)
+        # and goes with the connection.
+        connection.execute(select(func.pg_advisory_lock(*MIGRATION_LOCK)))
+        connection.commit()
         context.configure(connection=connection, target_metadata=metadata, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
