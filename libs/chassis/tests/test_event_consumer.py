@@ -108,6 +108,32 @@ def test_a_malformed_message_is_dead_lettered_after_its_retries_while_the_next_o
         consumer.stop()
 
 
+def test_an_event_this_version_has_no_handler_for_waits_for_one_that_has(
+    record_effect, db, broker, amqp_url, service, event_type, count_effects, wait_until
+):
+    # A rolling upgrade: the new version's migration bound a new type to the queue while a
+    # replica of the old version still consumes it. The old one must not ack the event away.
+    new_type = event_type.replace(".happened", ".started")
+    newer = {event_type: record_effect, new_type: record_effect}
+    start_consumer(service, db, amqp_url, newer).stop()  # its topology: both types bound
+    older = start_consumer(service, db, amqp_url, {event_type: record_effect}, retry_delays=(0.5, 30.0))
+    envelope = Envelope.new(new_type, {"note": "from the new version"}, producer="test")
+    try:
+        broker.publish(new_type, envelope)
+        sentinel = Envelope.new(event_type, {"note": "after it"}, producer="test")
+        broker.publish(event_type, sentinel)
+        wait_until(lambda: count_effects(sentinel) == 1)  # the old replica has seen the new type
+    finally:
+        older.stop()
+    assert count_effects(envelope) == 0
+    upgraded = start_consumer(service, db, amqp_url, newer, retry_delays=(0.5, 30.0))
+    try:
+        wait_until(lambda: count_effects(envelope) == 1)  # its retry reached the new version
+        assert DeadLetters(amqp_url, service).list() == []
+    finally:
+        upgraded.stop()
+
+
 def test_the_consumer_does_not_spend_retries_while_the_database_is_down(
     record_effect, new_database, broker, amqp_url, tcp_proxy, service, event_type, count_effects, wait_until
 ):

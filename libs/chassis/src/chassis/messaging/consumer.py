@@ -193,9 +193,14 @@ class EventConsumer:
             return
         handler = self.handlers.get(envelope.event_type)
         if handler is None:
-            # Only possible through a stale binding or a replay: nothing here can handle it.
-            log.warning("%s consumer: no handler for %s; acking", self.service, envelope.event_type)
-            channel.basic_ack(method.delivery_tag)
+            # A type this version does not know, on its queue: in a rolling upgrade, a newer
+            # version bound it (its migration ran first) while this replica still consumes. It
+            # goes the way of a failure, to a later attempt (most likely by a newer replica) and
+            # at worst to the dead letters, to be replayed: never acked away.
+            log.warning("%s consumer: no handler for %s here; retrying it", self.service, envelope.event_type)
+            record_consumed(self.service, envelope.event_type, "failed")
+            error = f"no handler for {envelope.event_type} in this version of {self.service}"
+            self._retry_or_dead_letter(channel, method, properties, body, error)
             return
         # The handling joins the producer's trace, and its log lines carry the request id that
         # caused the event (chassis.tracing, chassis.observability).
