@@ -22,9 +22,18 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+INDEX = "ix_waitlist_offers_timeslot_id"
+
+
 def upgrade() -> None:
-    op.create_index("ix_waitlist_offers_timeslot_id", "waitlist_offers", ["timeslot_id"])
+    # CONCURRENTLY: the table is written by every offer and booking of an offer, and nothing
+    # prunes it, so a plain CREATE INDEX would hold them off while it builds. A build interrupted
+    # before leaves an invalid index behind: drop it first, so the retry builds a valid one.
+    with op.get_context().autocommit_block():
+        op.drop_index(INDEX, table_name="waitlist_offers", postgresql_concurrently=True, if_exists=True)
+        op.create_index(INDEX, "waitlist_offers", ["timeslot_id"], postgresql_concurrently=True)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_waitlist_offers_timeslot_id", table_name="waitlist_offers")
+    with op.get_context().autocommit_block():
+        op.drop_index(INDEX, table_name="waitlist_offers", postgresql_concurrently=True)

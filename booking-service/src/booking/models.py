@@ -17,6 +17,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    FetchedValue,
     ForeignKey,
     Identity,
     Index,
@@ -59,8 +60,11 @@ class Appointment(Base):
     created_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
     # The doctor's cancellation notice when it was booked: a patient cancels or moves it only until
-    # that long before its start. A later policy change never reaches it; a move keeps it.
-    cancellation_notice_minutes: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # that long before its start. A later policy change never reaches it; a move keeps it. An insert
+    # that leaves it out gets the doctor's current notice from a trigger (migration 0009).
+    cancellation_notice_minutes: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=FetchedValue()
+    )
     # How many times its status or time changed: the calendar feed's SEQUENCE. Counted by a
     # trigger (migration 0003), so no write path, present or future, can forget it.
     revision: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")

@@ -130,3 +130,39 @@ def test_appointments_booked_before_0007_keep_the_cancellation_notice_they_were_
         engine.dispose()
     # The calendar feeds' SEQUENCE (``revision``) does not move: nothing the patient sees changed.
     assert sorted(map(tuple, kept)) == [(1, 1440, 0), (3, 0, 0), (5, 0, 0), (7, 0, 0), (9, 0, 0)]
+
+
+def test_an_appointment_inserted_without_its_notice_gets_its_doctors_as_an_older_replica_would(
+    engine, new_id
+):
+    # In a rolling upgrade, replicas of the release before 0007 keep booking, and their inserts
+    # do not name the column: such an appointment takes its doctor's notice, not 0 (which would
+    # let its patient cancel it up to the last minute whatever the doctor's policy).
+    strict, lax, named = new_id(), new_id(), new_id()
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO doctor_policies (doctor_id, cancellation_notice_minutes, revision)"
+                " VALUES (:doctor, 1440, 1)"
+            ),
+            {"doctor": strict},
+        )
+        for doctor in (strict, lax):  # as the old release writes it
+            values = row(new_id(), "pending") | {"doctor_id": doctor}
+            columns = ", ".join(values)
+            conn.execute(text(f"INSERT INTO appointments ({columns}) VALUES (:{', :'.join(values)})"), values)
+        # As this release writes it: the notice it read named, and kept.
+        conn.execute(
+            insert(Appointment),
+            row(new_id(), "pending") | {"doctor_id": named, "cancellation_notice_minutes": 30},
+        )
+        found = dict(
+            conn.execute(
+                text(
+                    "SELECT doctor_id, cancellation_notice_minutes FROM appointments"
+                    " WHERE doctor_id IN (:strict, :lax, :named)"
+                ),
+                {"strict": strict, "lax": lax, "named": named},
+            ).all()
+        )
+    assert found == {strict: 1440, lax: 0, named: 30}
