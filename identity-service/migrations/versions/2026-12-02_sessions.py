@@ -40,6 +40,32 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_sessions_user_id", "sessions", ["user_id"])
+    # Replicas of the release before this one keep logging people in during a rolling upgrade,
+    # and know nothing of sessions: a refresh token of a family without one gets its session
+    # here (as the backfill below makes them), or their logins would fail on the foreign key.
+    # Created before the backfill, so its lock waits for their logins in flight, which the
+    # backfill then covers (the foreign key's check would otherwise fail on them).
+    op.execute(
+        """
+        CREATE FUNCTION sessions_of_older_logins() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NOT EXISTS (SELECT 1 FROM sessions WHERE id = NEW.family_id) THEN
+                INSERT INTO sessions (id, user_id, started_at, expires_at)
+                VALUES (NEW.family_id, NEW.user_id, NEW.issued_at, NEW.issued_at + interval '30 days')
+                ON CONFLICT (id) DO NOTHING;
+            END IF;
+            RETURN NEW;
+        END
+        $$
+        """
+    )
+    op.execute(
+        """
+        CREATE TRIGGER trg_refresh_tokens_session BEFORE INSERT ON refresh_tokens
+        FOR EACH ROW EXECUTE FUNCTION sessions_of_older_logins()
+        """
+    )
     op.execute(
         """
         INSERT INTO sessions (id, user_id, started_at, expires_at, ended_at, end_reason)
@@ -84,6 +110,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER IF EXISTS trg_refresh_tokens_session ON refresh_tokens")
+    op.execute("DROP FUNCTION IF EXISTS sessions_of_older_logins()")
     op.execute("DROP TRIGGER IF EXISTS trg_sessions_ended ON sessions")
     op.execute("DROP FUNCTION IF EXISTS notify_session_ended()")
     op.drop_constraint("fk_refresh_tokens_family_id_sessions", "refresh_tokens", type_="foreignkey")

@@ -1,16 +1,17 @@
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from support import assert_problem, bearer
 
 from chassis.testkit import lock_waiters, wait_until
-from identity.adapters.security import open_successor, refresh_token_digest
+from identity.adapters.security import new_refresh_token, open_successor, refresh_token_digest
 from identity.main import create_app
-from identity.models import RefreshToken
+from identity.models import LoginSession, RefreshToken
 
 
 def refresh(client, token):
@@ -195,3 +196,33 @@ def test_a_reused_token_refreshed_while_its_session_logs_out_gives_both_their_an
     assert_problem(reused, 401, "refresh_token_reused")
     assert logged_out.status_code == 204, logged_out.text
     assert_problem(refresh(client, latest["refresh"]), 401, "invalid_refresh_token")
+
+
+def test_a_login_by_a_replica_of_the_release_before_sessions_gets_a_session_and_refreshes(client, api, app):
+    # A rolling upgrade: an old replica (before migration 0006) stores a refresh token of a new
+    # family and no session. Its insert must not fail, and the token works on this release.
+    user = api.register()
+    token, issued = new_refresh_token(), datetime.now(UTC)
+    family = uuid.uuid4()
+    old_login = text(
+        "INSERT INTO refresh_tokens (token_hash, family_id, user_id, issued_at, expires_at)"
+        " VALUES (:hash, :family, :user, :issued, :expires)"
+    )
+    with app.state.db.transaction() as session:
+        session.execute(
+            old_login,
+            {
+                "hash": refresh_token_digest(token),
+                "family": family,
+                "user": user["id"],
+                "issued": issued,
+                "expires": issued + timedelta(days=1),
+            },
+        )
+    with app.state.db.transaction() as session:
+        login = session.get(LoginSession, family)
+        assert (login.user_id, login.started_at, login.ended_at) == (user["id"], issued, None)
+        assert login.expires_at - login.started_at == timedelta(days=30)
+    renewed = refresh(client, token)
+    assert renewed.status_code == 200, renewed.text
+    assert client.get("/api/auth/me/", headers=bearer(renewed.json())).json()["id"] == user["id"]
