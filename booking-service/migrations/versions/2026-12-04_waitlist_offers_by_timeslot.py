@@ -22,18 +22,12 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-INDEX = "ix_waitlist_offers_timeslot_id"
-
-
 def upgrade() -> None:
-    # CONCURRENTLY: the table is written by every offer and booking of an offer, and nothing
-    # prunes it, so a plain CREATE INDEX would hold them off while it builds. A build interrupted
-    # before leaves an invalid index behind: drop it first, so the retry builds a valid one.
-    with op.get_context().autocommit_block():
-        op.drop_index(INDEX, table_name="waitlist_offers", postgresql_concurrently=True, if_exists=True)
-        op.create_index(INDEX, "waitlist_offers", ["timeslot_id"], postgresql_concurrently=True)
+    # Not CONCURRENTLY: an autocommit block would commit the migrations before it in the same
+    # run, and 0007's column must not be seen without 0009's trigger by replicas of the release
+    # before it (a rolling upgrade). waitlist_offers holds one row per offer made: small.
+    op.create_index("ix_waitlist_offers_timeslot_id", "waitlist_offers", ["timeslot_id"])
 
 
 def downgrade() -> None:
-    with op.get_context().autocommit_block():
-        op.drop_index(INDEX, table_name="waitlist_offers", postgresql_concurrently=True)
+    op.drop_index("ix_waitlist_offers_timeslot_id", table_name="waitlist_offers")

@@ -11,6 +11,7 @@ from alembic.operations import Operations
 from sqlalchemy import MetaData, create_engine, func, inspect, select, text
 from sqlalchemy.pool import NullPool
 
+from chassis import migrations
 from chassis.messaging import OutboxEvent, ProcessedEvent, create_messaging_tables, drop_messaging_tables
 from chassis.migrations import MIGRATION_LOCK, upgrade
 from chassis.settings import normalise_database_url
@@ -55,12 +56,10 @@ def a_history(directory: Path) -> Path:
     return ini
 
 
-WAITING_FOR_A_LOCK = text(
-    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-)
-
-
-def test_a_second_migration_run_waits_for_the_first_and_finds_the_work_done(make_database, tmp_path):
+def test_a_second_migration_run_waits_for_the_first_and_finds_the_work_done(
+    make_database, tmp_path, caplog, monkeypatch
+):
+    monkeypatch.setattr(migrations, "LOCK_POLL_SECONDS", 0.1)
     url = make_database("migration_lock")
     ini = a_history(tmp_path)
     engine = create_engine(normalise_database_url(url), poolclass=NullPool)
@@ -69,19 +68,22 @@ def test_a_second_migration_run_waits_for_the_first_and_finds_the_work_done(make
         holder.execute(select(func.pg_advisory_lock(*MIGRATION_LOCK)))  # a run in progress
         holder.commit()
         second = pool.submit(upgrade, ini, url)
-
-        def second_waits() -> bool:
-            waiting = holder.execute(WAITING_FOR_A_LOCK).scalar_one()
-            holder.commit()  # the activity view is a snapshot per transaction
-            return bool(waiting) or second.done()
-
-        wait_until(second_waits, what="the second run to wait")
+        wait_until(lambda: "another migration run" in caplog.text or second.done(), what="the second to wait")
+        assert not second.done()
+        # The first run builds an index CONCURRENTLY meanwhile, which waits for every open
+        # snapshot: the waiting run must hold none (a blocked pg_advisory_lock did: a deadlock).
+        holder.execute(text("CREATE TABLE busy (id integer)"))
+        holder.commit()
+        autocommit = holder.execution_options(isolation_level="AUTOCOMMIT")
+        autocommit.execute(text("CREATE INDEX CONCURRENTLY ix_busy_id ON busy (id)"))
+        autocommit.commit()
+        holder.execution_options(isolation_level="READ COMMITTED")
         assert not second.done()
         assert "alembic_version" not in inspect(holder).get_table_names()
         holder.execute(select(func.pg_advisory_unlock(*MIGRATION_LOCK)))
         holder.commit()
         second.result(timeout=30)
     with engine.connect() as connection:
-        assert set(inspect(connection).get_table_names()) == {"alembic_version", "first"}
+        assert set(inspect(connection).get_table_names()) == {"alembic_version", "busy", "first"}
     upgrade(ini, url)  # and again: nothing to do, no error
     engine.dispose()

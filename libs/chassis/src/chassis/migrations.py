@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, engine_from_config, func, pool, select
+from sqlalchemy import Connection, MetaData, engine_from_config, func, pool, select
 
 from chassis.settings import normalise_database_url
 
@@ -15,6 +17,12 @@ from chassis.settings import normalise_database_url
 # that briefly has two pods, a Job re-applied at once, two compose projects on one server) waits,
 # then finds the work done, instead of both running the same steps at once.
 MIGRATION_LOCK = (7300, 1)
+# The second run asks again this often, between tries outside any transaction: a statement
+# blocked in pg_advisory_lock would keep a snapshot open, which a CREATE INDEX CONCURRENTLY of
+# the first run waits for (a deadlock).
+LOCK_POLL_SECONDS = 1.0
+
+log = logging.getLogger("chassis.migrations")
 
 
 def alembic_config(ini_path: str | Path, database_url: str) -> Config:
@@ -46,11 +54,24 @@ def run_env(metadata: MetaData, database_url: str) -> None:
     section["sqlalchemy.url"] = normalise_database_url(url)
     engine = engine_from_config(section, prefix="sqlalchemy.", poolclass=pool.NullPool, hide_parameters=True)
     with engine.connect() as connection:
-        # A session lock: it outlives the commits of the migrations (and their autocommit blocks)
-        # and goes with the connection.
-        connection.execute(select(func.pg_advisory_lock(*MIGRATION_LOCK)))
-        connection.commit()
+        _take_migration_lock(connection)
         context.configure(connection=connection, target_metadata=metadata, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
+
+
+def _take_migration_lock(connection: Connection) -> None:
+    """Take ``MIGRATION_LOCK`` for this connection's session: it outlives the migrations' commits
+    (and their autocommit blocks) and goes with the connection. While another run holds it, ask
+    again every ``LOCK_POLL_SECONDS``, holding no transaction in between."""
+    waiting = False
+    while True:
+        taken = connection.execute(select(func.pg_try_advisory_lock(*MIGRATION_LOCK))).scalar_one()
+        connection.commit()
+        if taken:
+            return
+        if not waiting:
+            log.warning("another migration run of this database is in progress; waiting for it to end")
+            waiting = True
+        time.sleep(LOCK_POLL_SECONDS)
