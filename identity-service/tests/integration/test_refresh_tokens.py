@@ -1,3 +1,4 @@
+import dataclasses
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -6,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text, update
-from support import assert_problem, bearer
+from support import PASSWORD, assert_problem, bearer
 
 from chassis.testkit import lock_waiters, wait_until
-from identity.adapters.security import new_refresh_token, open_successor, refresh_token_digest
+from identity.adapters.security import Passwords, new_refresh_token, open_successor, refresh_token_digest
 from identity.main import create_app
 from identity.models import LoginSession, RefreshToken
 
@@ -226,3 +227,42 @@ def test_a_login_by_a_replica_of_the_release_before_sessions_gets_a_session_and_
     renewed = refresh(client, token)
     assert renewed.status_code == 200, renewed.text
     assert client.get("/api/auth/me/", headers=bearer(renewed.json())).json()["id"] == user["id"]
+
+
+def test_a_refresh_while_the_password_changes_on_another_device_gets_its_answer(
+    client, api, app, make_settings
+):
+    # The change holds the account's row while it hashes the new password, then ends the other
+    # sessions; the refresh of one of them inserts a token (whose foreign key reads the account's
+    # row). The two must take turns, not deadlock (a 503 for one of them).
+    user, this_device = api.signed_in()
+    other_device = api.login(user["email"])
+    db = app.state.db
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        refreshing = []
+
+        class Interleaving(Passwords):
+            def hash(self, password):
+                hashed = super().hash(password)
+                if not refreshing:  # with the account's row locked
+                    refreshing.append(pool.submit(refresh, client, other_device["refresh"]))
+                    wait_until(lambda: lock_waiters(db) >= 1 or refreshing[0].done(), what="the refresh")
+                return hashed
+
+        parts = app.state.components
+        app.state.components = dataclasses.replace(
+            parts, passwords=Interleaving.from_settings(make_settings())
+        )
+        try:
+            new = {"current_password": PASSWORD, "password": "An0ther-Long-Passphrase"}
+            changed = client.patch("/api/auth/me/", json=new, headers=bearer(this_device))
+        finally:
+            app.state.components = parts
+        refreshed = refreshing[0].result(timeout=15)
+
+    assert changed.status_code == 200, changed.text
+    assert refreshed.status_code in (200, 401), refreshed.text  # before the change, or refused by it
+    # Either way the other device is signed out, and this one is not.
+    assert client.get("/api/auth/me/", headers=bearer(this_device)).status_code == 200
+    if refreshed.status_code == 200:
+        assert_problem(client.get("/api/auth/me/", headers=bearer(refreshed.json())), 401)

@@ -140,8 +140,11 @@ def create_admin(
 
 
 def _locked_user(session: Session, user_id: int) -> User:
-    # The row lock serialises changes to one account (revision numbers stay in order).
-    user = session.get(User, user_id, with_for_update=True)
+    # The row lock serialises changes to one account (revision numbers stay in order). FOR NO KEY
+    # UPDATE, not FOR UPDATE: a refresh inserting a token of this user (its foreign key takes
+    # FOR KEY SHARE on this row) must not wait for it while holding its session, which the
+    # change then ends (end_sessions): the two would deadlock.
+    user = session.get(User, user_id, with_for_update={"key_share": True})
     if user is None:
         raise UserNotFound(user_id)
     return user
