@@ -52,7 +52,7 @@ def upgrade() -> None:
         BEGIN
             IF NOT EXISTS (SELECT 1 FROM sessions WHERE id = NEW.family_id) THEN
                 INSERT INTO sessions (id, user_id, started_at, expires_at)
-                VALUES (NEW.family_id, NEW.user_id, NEW.issued_at, NEW.issued_at + interval '30 days')
+                VALUES (NEW.family_id, NEW.user_id, NEW.issued_at, NEW.issued_at + interval '720 hours')
                 ON CONFLICT (id) DO NOTHING;
             END IF;
             RETURN NEW;

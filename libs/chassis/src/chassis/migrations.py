@@ -10,7 +10,7 @@ from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import Connection, MetaData, engine_from_config, func, pool, select
 
-from chassis.settings import normalise_database_url
+from chassis.settings import normalise_database_url, session_options
 
 # The advisory lock (two-key form: its own key space) that one migration run of a database holds
 # from before it reads the database's revision until it is done: a second run (a Kubernetes Job
@@ -52,7 +52,13 @@ def run_env(metadata: MetaData, database_url: str) -> None:
         return
     section = config.get_section(config.config_ini_section) or {}
     section["sqlalchemy.url"] = normalise_database_url(url)
-    engine = engine_from_config(section, prefix="sqlalchemy.", poolclass=pool.NullPool, hide_parameters=True)
+    engine = engine_from_config(
+        section,
+        prefix="sqlalchemy.",
+        poolclass=pool.NullPool,
+        hide_parameters=True,
+        connect_args={"options": session_options(url)},  # in UTC, as the services' sessions
+    )
     with engine.connect() as connection:
         _take_migration_lock(connection)
         context.configure(connection=connection, target_metadata=metadata, compare_type=True)
