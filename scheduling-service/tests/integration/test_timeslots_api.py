@@ -242,3 +242,28 @@ def test_only_doctors_manage_timeslots(client, new_id, callers, method, path):
 def test_an_expired_token_is_401(client, minter, new_id):
     headers = {"Authorization": f"Bearer {minter.token(new_id(), 'doctor', ttl=-60)}"}
     assert client.get("/api/timeslots/", headers=headers).status_code == 401
+
+
+def test_a_local_time_the_clocks_skip_is_a_422_and_a_repeated_one_is_its_first(
+    make_client, doctor, new_york_dst
+):
+    # On the spring-forward night 02:30 does not exist in New York: it was moved to 03:30 unasked.
+    _, headers = doctor
+    spring, fall = new_york_dst
+    with make_client(clinic_timezone="America/New_York") as client:
+        skipped = client.post(
+            "/api/timeslots/",
+            json={"start_time": f"{spring}T02:30:00", "end_time": f"{spring}T03:30:00"},
+            headers=headers,
+        )
+        repeated = client.post(
+            "/api/timeslots/",
+            json={"start_time": f"{fall}T01:00:00", "end_time": f"{fall}T01:30:00"},
+            headers=headers,
+        )
+    assert skipped.status_code == 422, skipped.text
+    assert skipped.json()["errors"] == [
+        {"field": "start_time", "message": "this local time does not exist in America/New_York"}
+    ]
+    assert repeated.status_code == 201, repeated.text
+    assert repeated.json()["start_time"] == f"{fall}T05:00:00Z"  # 01:00 EDT, the first 01:00

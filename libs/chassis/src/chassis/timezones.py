@@ -20,13 +20,6 @@ _EARLIEST = datetime.min.replace(tzinfo=UTC)
 _LATEST = datetime.max.replace(tzinfo=UTC)
 
 
-def as_aware(value: datetime, tz: ZoneInfo) -> datetime:
-    """``value`` as an aware UTC datetime, reading a naive value in ``tz``."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        value = value.replace(tzinfo=tz)
-    return value.astimezone(UTC)
-
-
 def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """The half-open UTC interval ``[start, end)`` of calendar day ``day`` in ``tz``.
 

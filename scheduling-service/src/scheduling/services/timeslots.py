@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from chassis.db import Database
 from chassis.idempotency import NO_KEY, Recorder
-from chassis.timezones import as_aware, utcnow
+from chassis.timezones import utcnow
 from scheduling import events
 from scheduling.domain import (
     Interval,
@@ -24,6 +24,7 @@ from scheduling.domain import (
     expand_pattern,
     overlapping,
     past_intervals,
+    requested_interval,
 )
 from scheduling.errors import (
     EmptyPattern,
@@ -58,7 +59,7 @@ def create_timeslot(
     """A new available timeslot; naive datetimes are read in the clinic time zone ``tz``.
 
     ``record`` stores an Idempotency-Key's answer in the same transaction."""
-    interval = Interval(as_aware(start_time, tz), as_aware(end_time, tz))
+    interval = requested_interval(start_time, end_time, tz)
     check_new_timeslot(interval, utcnow())
     try:
         with db.transaction() as session:
