@@ -29,6 +29,7 @@ import atexit
 import itertools
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -529,10 +530,15 @@ class ProcessGroup:
                     response = client.get(path, headers={"X-Request-Id": request_id})
                 except httpx.TransportError:
                     return False
-                if response.status_code != status:
-                    return False
-                entry = self.access_log(request_id, entry_point=entry_point)
-                return entry.get("ServiceURL") == target.url
+                if response.status_code == status:
+                    entry = self.access_log(request_id, entry_point=entry_point)
+                    if entry.get("ServiceURL") == target.url:
+                        return True
+                # A random pause: two of these loops (replicas started together) polling in step
+                # interleave their requests exactly, and the gateway's round robin then gives each
+                # loop the other's replica every time.
+                time.sleep(random.uniform(0, 0.1))
+                return False
 
             try:
                 wait_until(
