@@ -24,7 +24,6 @@ from sqlalchemy import create_engine
 from chassis.migrations import alembic_config
 from chassis.settings import normalise_database_url
 
-
 # The services with a database of their own (each Deployment's init container names its own).
 SERVICES = ("identity", "doctor", "scheduling", "booking", "notification")
 

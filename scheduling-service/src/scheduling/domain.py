@@ -73,21 +73,16 @@ def requested_interval(start_time: datetime, end_time: datetime, tz: ZoneInfo) -
     """The instants a request's ``start_time`` and ``end_time`` name: a time without an offset is
     wall time in ``tz`` (the first of the two on the night the clocks go back), and one that does
     not exist there (inside the hour the clocks skip) is refused, not moved an hour on."""
-    return Interval(
-        _requested_instant(start_time, tz, "start_time"), _requested_instant(end_time, tz, "end_time")
-    )
-
-
-def _requested_instant(value: datetime, tz: ZoneInfo, field: str) -> datetime:
-    if value.tzinfo is not None and value.utcoffset() is not None:
-        return value.astimezone(UTC)
-    instant = _existing_instant(value, tz)
-    if instant is None:
-        raise InvalidTimeslot(
-            f"{field} {value:%Y-%m-%d %H:%M} does not exist in {tz.key}: the clocks skip that hour.",
-            errors=[{"field": field, "message": f"this local time does not exist in {tz.key}"}],
-        )
-    return instant
+    instants = []
+    for field, value in (("start_time", start_time), ("end_time", end_time)):
+        instant = value.astimezone(UTC) if value.utcoffset() is not None else _existing_instant(value, tz)
+        if instant is None:
+            raise InvalidTimeslot(
+                f"{field} {value:%Y-%m-%d %H:%M} does not exist in {tz.key}: the clocks skip that hour.",
+                errors=[{"field": field, "message": f"this local time does not exist in {tz.key}"}],
+            )
+        instants.append(instant)
+    return Interval(*instants)
 
 
 def check_new_timeslot(interval: Interval, now: datetime) -> None:
