@@ -9,7 +9,6 @@ from typing import Annotated
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     field_serializer,
@@ -17,14 +16,11 @@ from pydantic import (
 )
 
 from booking.domain import REASON_MAX_LENGTH, AppointmentStatus
-from chassis.timezones import check_representable, date_text
+from chassis.timezones import IsoDate, check_representable
 
 # Ids are PostgreSQL bigints: anything larger must be a 422, not a database error.
 MAX_ID = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
-
-
-IsoDate = Annotated[date, BeforeValidator(date_text)]
 
 
 class AppointmentCreate(BaseModel):

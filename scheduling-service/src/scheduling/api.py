@@ -7,11 +7,9 @@ never routed by the gateway and left out of the public OpenAPI document.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
-from pydantic import BeforeValidator
 
 from chassis.auth import Principal, require_role
 from chassis.db import AppReads, Database
@@ -19,7 +17,7 @@ from chassis.errors import problem_responses
 from chassis.idempotency import IdempotencyKeyHeader, run_idempotently
 from chassis.pagination import Page, Pagination, page_of
 from chassis.service_auth import require_service
-from chassis.timezones import date_text
+from chassis.timezones import IsoDate
 from scheduling import queries, services
 from scheduling.config import Settings
 from scheduling.schemas import (
@@ -56,7 +54,6 @@ TimeslotId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The timeslot's
 DoctorId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The doctor's id (their user id).")]
 
 
-IsoDate = Annotated[date, BeforeValidator(date_text)]
 Day = Annotated[IsoDate | None, Query(description="One calendar day in the clinic time zone.")]
 # "{timeslot_id:int}" only matches digits: /api/timeslots/bulk/ never reaches the id routes
 # (so GET on it is a 405, not a 422 about the id), and a non-numeric id is simply not found.

@@ -18,7 +18,7 @@ from pydantic import (
     field_validator,
 )
 
-from chassis.timezones import check_representable, date_text, date_time_text
+from chassis.timezones import IsoDate, check_representable, date_time_text
 from scheduling.domain import MAX_PATTERN_DAYS, TimeslotState, WorkingPattern
 from scheduling.models import Timeslot
 
@@ -40,9 +40,7 @@ RequestDatetime = Annotated[
     AfterValidator(check_representable),
     Field(description="RFC 3339; without an offset it is read in the clinic time zone."),
 ]
-RequestDate = Annotated[
-    date, BeforeValidator(date_text), AfterValidator(check_representable), Field(description="YYYY-MM-DD.")
-]
+RequestDate = Annotated[IsoDate, AfterValidator(check_representable), Field(description="YYYY-MM-DD.")]
 WallTime = Annotated[time, BeforeValidator(_text_only), Field(description="Local wall time, HH:MM.")]
 Weekday = Annotated[StrictInt, Field(ge=0, le=6)]
 

@@ -21,7 +21,6 @@ from booking.schemas import (
     AppointmentCreate,
     AppointmentRead,
     HistoryEntryRead,
-    IsoDate,
     RescheduleRequest,
     ReservationRead,
     StatusChange,
@@ -33,6 +32,7 @@ from chassis.idempotency import IdempotencyKeyHeader, run_idempotently
 from chassis.pagination import Page, Pagination, page_of
 from chassis.reads import FastReads
 from chassis.service_auth import require_service
+from chassis.timezones import IsoDate
 
 router = APIRouter(prefix="/api/appointments", tags=["appointments"])
 internal_router = APIRouter(prefix="/internal", include_in_schema=False)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
+
+from pydantic import BeforeValidator
 
 # Request dates and datetimes stay a week inside Python's range (years 1 to 9999), so that
 # any UTC offset, a day's end or a working pattern's steps stay representable; PostgreSQL's
@@ -74,6 +76,10 @@ def date_text(value: Any) -> Any:
     if not isinstance(value, str) or _DATE_TEXT.fullmatch(value) is None:
         raise ValueError("must be a date in the form YYYY-MM-DD")
     return value
+
+
+# A request's calendar day, ``YYYY-MM-DD`` only (a query parameter's or a body field's type).
+IsoDate = Annotated[date, BeforeValidator(date_text)]
 
 
 def utcnow() -> datetime:
