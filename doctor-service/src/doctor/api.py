@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from chassis.auth import Principal, require_role
 from chassis.db import AppReads, DbSession
 from chassis.errors import problem_responses
-from chassis.pagination import Page, Pagination, page_of
+from chassis.pagination import Page, Pagination, page_response
 from doctor import queries, services
 from doctor.domain import SEARCH_MAX_LENGTH, SPECIALTY_MAX_LENGTH
 from doctor.schemas import BookingPolicy, BookingPolicyUpdate, DoctorProfileUpdate, DoctorRead
@@ -89,10 +89,11 @@ async def list_doctors(
         str | None,
         Query(max_length=SPECIALTY_MAX_LENGTH, description="The exact specialty, any case."),
     ] = None,
-) -> dict:
+) -> Response:
     filters = queries.DoctorFilters(search=_blank_to_none(search), specialty=_blank_to_none(specialty))
     count, rows = await queries.list_doctor_rows(reads, filters, pagination)
-    return page_of(request, pagination, count, rows)
+    # The hot read of make bench's row 3: the rows already have DoctorRead's shape.
+    return page_response(request, pagination, count, rows)
 
 
 @router.get(

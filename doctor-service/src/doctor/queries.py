@@ -151,9 +151,9 @@ async def list_doctor_rows(
     reads: FastReads, filters: DoctorFilters, page: PageParams
 ) -> tuple[int, list[dict[str, Any]]]:
     """``GET /api/doctors/``'s read: one page of ``listed_doctors_query`` and its total, in plain
-    Core, as rows of the public columns, in autocommit on the event loop, with the total in the
-    same statement (PostgreSQL computes it once, as an init plan; only an empty page past the
-    end needs a count of its own).
+    Core, as dicts of ``DoctorRead``'s shape (the policy nested), in autocommit on the event
+    loop, with the total in the same statement (PostgreSQL computes it once, as an init plan;
+    only an empty page past the end needs a count of its own).
 
     (``count(*) OVER ()`` instead would read every match before the first row, where the page
     alone stops after ``page_size`` matches in name order.)
@@ -170,6 +170,8 @@ async def list_doctor_rows(
         count = rows[0]["total"]
         for row in rows:
             del row["total"]
+            # DoctorRead's shape: the route answers these rows as they are (page_response).
+            row["booking_policy"] = {name: row.pop(name) for name in POLICY_FIELDS}
         return count, rows
     count = known_total(page, 0)
     if count is None:

@@ -1,8 +1,12 @@
 """GET /api/doctors/: active doctors only, ?search=, ?specialty=, pagination, stable order."""
 
 import pytest
+from pydantic import TypeAdapter
+from sqlalchemy import text
 
+from chassis.pagination import Page
 from doctor.domain import NO_POLICY
+from doctor.schemas import DoctorRead
 
 
 @pytest.fixture
@@ -147,3 +151,32 @@ def test_invalid_pagination_is_a_validation_error(client, callers, query):
     response = client.get(f"/api/doctors/?{query}", headers=callers("patient").headers)
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "search=cardio",  # search_listed_doctors()
+        "specialty=cardiology",
+        "search=o&specialty=cardiology",
+        "search=e&page_size=2&page=2",
+        "search=nobody",
+        "page=9",
+    ],
+)
+def test_the_answer_is_what_the_routes_model_gives(client, callers, doctors, query):
+    # The route answers its rows as they are (chassis.pagination.page_response): they must be
+    # exactly what validating them through Page[DoctorRead] and serialising it would give.
+    with client.app.state.db.transaction() as session:
+        session.execute(
+            text("UPDATE doctors SET min_notice_minutes = 60, booking_horizon_days = 30 WHERE id = 2")
+        )
+    response = client.get(f"/api/doctors/?{query}", headers=callers("patient").headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    model = TypeAdapter(Page[DoctorRead])
+    assert response.content == model.dump_json(model.validate_json(response.content))
+    if "search=cardio" in query:
+        watson = next(doctor for doctor in response.json()["results"] if doctor["id"] == 2)
+        assert watson["booking_policy"] == {**NO_POLICY, "min_notice_minutes": 60, "booking_horizon_days": 30}
