@@ -211,6 +211,8 @@ def _facts(appointment: dict[str, Any]) -> dict[str, Any]:
         "patient_id": appointment["patient_id"],
         "start_time": _iso(appointment["start_time"]),
         "end_time": _iso(appointment["start_time"] + timedelta(minutes=30)),
+        # Left out when the appointment has none, as events published before booking sent it.
+        **({"reason": appointment["reason"]} if "reason" in appointment else {}),
     }
 
 

@@ -47,7 +47,8 @@ USER_DEACTIVATED = "identity.user.deactivated"
 
 
 def _facts(appointment: Appointment | AppointmentView, reservation_id: uuid.UUID) -> dict[str, Any]:
-    # What every appointment event carries: enough for scheduling to find the timeslot.
+    # What every appointment event carries: enough for scheduling to find the timeslot, and the
+    # patient's reason for the appointment that notification's webhooks send.
     return {
         "appointment_id": appointment.id,
         "reservation_id": reservation_id,
@@ -56,6 +57,7 @@ def _facts(appointment: Appointment | AppointmentView, reservation_id: uuid.UUID
         "patient_id": appointment.patient_id,
         "start_time": appointment.start_time,
         "end_time": appointment.end_time,
+        "reason": appointment.reason,
     }
 
 

@@ -239,6 +239,9 @@ def test_every_event_booking_publishes_matches_its_contract(
         validate_envelope(event, broker.contracts_dir)  # as broker.published() did on arrival
         assert event["producer"] == "booking"
         assert Envelope.from_json(event).event_type == event["event_type"]
+    # Every event of an appointment carries the patient's reason (notification's webhooks send it).
+    reasons = {e["data"]["reason"] for e in events if e["data"]["appointment_id"] == booked["id"]}
+    assert reasons == {"check-up"}
 
 
 def test_a_deactivation_overtaken_by_a_newer_event_of_another_replica_cancels_nothing(

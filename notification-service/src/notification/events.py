@@ -73,6 +73,7 @@ def _facts(data: dict[str, Any], status: str) -> AppointmentFacts:
         start_time=datetime.fromisoformat(data["start_time"]),
         end_time=datetime.fromisoformat(data["end_time"]),
         status=status,
+        reason=data.get("reason", ""),  # events published before booking sent it carry none
         cancellation_reason=data.get("cancellation_reason"),
     )
 

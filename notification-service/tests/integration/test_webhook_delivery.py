@@ -209,7 +209,7 @@ def test_every_appointment_event_becomes_its_webhook_type(
 ):
     client = start_app()
     hook = webhooks.subscribe(client, receiver.url("/all"), ["*"])
-    appointment = new_appointment()
+    appointment = {**new_appointment(), "reason": "Chest pain when climbing stairs"}
 
     events.booked(appointment)
     events.status_changed(appointment, "pending", "confirmed")
@@ -226,6 +226,23 @@ def test_every_appointment_event_becomes_its_webhook_type(
     assert rescheduled["data"]["appointment"]["timeslot_id"] == moved["timeslot_id"]
     cancelled = next(b for b in bodies if b["type"] == "appointment.cancelled")
     assert cancelled["data"]["appointment"]["cancellation_reason"] == "feeling better"
+    assert {b["data"]["appointment"]["reason"] for b in bodies} == {"Chest pain when climbing stairs"}
+
+
+def test_an_event_published_before_booking_sent_the_reason_gives_an_empty_one(
+    start_app, webhooks, receiver, events, new_appointment, wait_until
+):
+    client = start_app()
+    hook = webhooks.subscribe(client, receiver.url("/old"), ["appointment.booked"])
+    appointment = new_appointment()
+    assert "reason" not in appointment
+
+    events.booked(appointment)
+
+    wait_until(lambda: len(receiver.requests("/old")) == 1)
+    [body] = [verified(r, hook["secret"]) for r in receiver.requests("/old")]
+    assert body["data"]["appointment"]["reason"] == ""
+    assert body["data"]["appointment"]["id"] == appointment["id"]
 
 
 def test_waitlist_offers_are_delivered_with_the_entry(

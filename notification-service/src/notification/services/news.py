@@ -43,6 +43,7 @@ class AppointmentFacts:
     start_time: datetime
     end_time: datetime
     status: str
+    reason: str = ""
     cancellation_reason: str | None = None
 
 
@@ -150,10 +151,8 @@ _INSERT_APPOINTMENT = (
 
 
 def appointment_body(session: Session, applied: Applied, facts: AppointmentFacts) -> dict[str, Any]:
-    """The ``appointment`` of a webhook payload: the API's appointment as the event described it.
-
-    ``reason`` is always empty: what the patient wrote stays in booking (no event carries it).
-    """
+    """The ``appointment`` of a webhook payload: the API's appointment as the event described it
+    (its ``reason`` too; empty for an event published before booking sent it)."""
     names = dict(
         session.execute(_NAMES, {"p_doctor_id": facts.doctor_id, "p_patient_id": facts.patient_id}).all()
     )
@@ -167,7 +166,7 @@ def appointment_body(session: Session, applied: Applied, facts: AppointmentFacts
         "start_time": _iso(facts.start_time),
         "end_time": _iso(facts.end_time),
         "status": facts.status,
-        "reason": "",
+        "reason": facts.reason,
         "cancellation_reason": facts.cancellation_reason,
         "created_at": _iso(applied.booked_at),
         "updated_at": _iso(applied.changed_at),
