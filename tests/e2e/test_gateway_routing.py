@@ -342,6 +342,39 @@ def test_a_trusted_proxys_forwarded_proto_is_kept_and_only_its(servers, tmp_path
         assert forwarded_proto(proxied, "127.0.0.1") == ["http"]
 
 
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_rate_limit(servers, tmp_path_factory):
+    proxied = Gateway(
+        workdir=tmp_path_factory.mktemp("rate-limits-behind-a-proxy"),
+        backends=backends_of(servers),
+        env={
+            "DOCS_URLS": servers["docs"].url,
+            "GATEWAY_TRUSTED_PROXY_IPS": "127.9.8.7/32, 127.9.9.0/24",
+            "AUTH_RATE_LIMIT_AVERAGE": str(RATE_LIMIT),
+            "AUTH_RATE_LIMIT_PERIOD": "1h",
+            "AUTH_RATE_LIMIT_BURST": str(RATE_LIMIT),
+        },
+    )
+
+    def statuses(source: str, client_address: str | None, count: int) -> list[int]:
+        headers = {} if client_address is None else {"X-Forwarded-For": client_address}
+        with proxied.client(source_address=source) as client:
+            answers = [client.post("/api/auth/register/", json={}, headers=headers) for _ in range(count)]
+        return [answer.status_code for answer in answers]
+
+    with proxied.up():
+        # Two clients behind the proxy: each its own limit, not one for the proxy's address.
+        assert statuses("127.9.8.7", "203.0.113.1", RATE_LIMIT + 1) == [200] * RATE_LIMIT + [429]
+        assert statuses("127.9.8.7", "203.0.113.2", 1) == [200]
+        # Through a chain of trusted proxies, the client is the first address that is not one.
+        assert statuses("127.9.9.20", "203.0.113.1, 127.9.8.7", 1) == [429]
+        # From any other address a forwarded client is not believed: no way into another's limit
+        # (nor out of one's own).
+        assert statuses("127.0.0.1", "203.0.113.3", RATE_LIMIT + 1) == [200] * RATE_LIMIT + [429]
+        assert statuses("127.0.0.1", "203.0.113.4", 1) == [429]
+        # Such clients have no forwarded address: they share one limit (docs/deploy.md says so).
+        assert statuses("127.0.0.2", None, 1) == [429]
+
+
 def test_other_routes_are_not_rate_limited(gateway):
     with gateway.client(PATIENT_TOKEN) as client:
         statuses = {client.get("/api/auth/me/").status_code for _ in range(RATE_LIMIT * 3)}
