@@ -32,7 +32,8 @@
 # Behind a TLS-terminating proxy or load balancer: GATEWAY_TRUSTED_PROXY_IPS (comma-separated
 # addresses or CIDRs, e.g. 172.16.0.0/12) are the proxies whose X-Forwarded-Proto/-Host/-For the
 # public entry point keeps; from any other address they are replaced with what the gateway saw.
-# The rate limits (dynamic/routes.yml) then count each client the proxies forward, not them.
+# The rate limits (dynamic/routes.yml) then count each client the proxies forward, not them:
+# the address GATEWAY_TRUSTED_PROXY_HOPS (1) entries from the end of X-Forwarded-For.
 # The services build their absolute URLs (calendar feeds, paging and FHIR links) from them, so
 # behind a proxy that terminates TLS, without this they come out as http:// (docs/security.md).
 # Unset: nobody's are kept.

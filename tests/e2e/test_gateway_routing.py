@@ -365,8 +365,12 @@ def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_rate_limit(ser
         # Two clients behind the proxy: each its own limit, not one for the proxy's address.
         assert statuses("127.9.8.7", "203.0.113.1", RATE_LIMIT + 1) == [200] * RATE_LIMIT + [429]
         assert statuses("127.9.8.7", "203.0.113.2", 1) == [200]
-        # Through a chain of trusted proxies, the client is the first address that is not one.
-        assert statuses("127.9.9.20", "203.0.113.1, 127.9.8.7", 1) == [429]
+        # What counts is the address the proxy appended, not what the client claimed before it.
+        assert statuses("127.9.8.7", "203.0.113.2, 203.0.113.1", 1) == [429]
+        # An IPv6 client counts by its /64, as without a proxy: other addresses of it do not escape.
+        assert statuses("127.9.9.20", "2001:db8::1", RATE_LIMIT) == [200] * RATE_LIMIT
+        assert statuses("127.9.9.20", "2001:db8::2", 1) == [429]
+        assert statuses("127.9.9.20", "2001:db8:0:1::1", 1) == [200]
         # From any other address a forwarded client is not believed: no way into another's limit
         # (nor out of one's own).
         assert statuses("127.0.0.1", "203.0.113.3", RATE_LIMIT + 1) == [200] * RATE_LIMIT + [429]
