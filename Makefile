@@ -1,4 +1,5 @@
-# One command per job; CI runs `make test` (.ci/run). docs/local-stack.md explains them.
+# One command per job; CI runs `make lint`, `make test` and `make compose-smoke` (.ci/run).
+# docs/local-stack.md explains them.
 SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin

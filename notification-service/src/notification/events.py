@@ -128,7 +128,8 @@ def appointment_handler(mail: MailPolicy | None) -> Handler:
                 kind=news,
                 appointment_id=facts.id,
                 recipients={Recipient.PATIENT: facts.patient_id, Recipient.DOCTOR: facts.doctor_id},
-                context=data,
+                # No mail shows the patient's reason: it is not kept with the mails either.
+                context={**data, "appointment": {**body, "reason": ""}},
             )
 
     return on_appointment_event

@@ -28,10 +28,10 @@ def parts(message) -> tuple[str, str]:
 
 
 def test_a_booking_mails_the_patient_and_the_doctor_in_text_and_html(
-    start_app, smtp, events, people, new_appointment, wait_until
+    start_app, smtp, events, people, new_appointment, wait_until, db
 ):
     start_app(smtp_url=smtp.url)
-    appointment = new_appointment()
+    appointment = {**new_appointment(), "reason": "Chest pain when climbing stairs"}
     local = appointment["start_time"].astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin"))
 
     events.booked(appointment)
@@ -52,6 +52,12 @@ def test_a_booking_mails_the_patient_and_the_doctor_in_text_and_html(
     [to_doctor] = mail_of(smtp, doctor_address)
     assert to_doctor.message["Subject"] == "New appointment booked"
     assert "Pat Patient" in parts(to_doctor.message)[0]
+    # The patient's reason (sent with the event for webhooks) is neither mailed nor kept with mails.
+    assert not any("Chest pain" in "".join(parts(m.message)) for m in (to_patient, to_doctor))
+    with db.sessions() as session:
+        contexts = session.scalars(select(Mail.context).where(Mail.appointment_id == appointment["id"])).all()
+    assert len(contexts) == 2
+    assert "Chest pain" not in str(contexts)
 
 
 def test_confirmation_move_and_cancellation_are_mailed_but_not_completion(
