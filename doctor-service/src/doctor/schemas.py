@@ -90,14 +90,13 @@ class DoctorRead(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _nest_policy(cls, value: Any) -> Any:
-        # Rows and profiles carry the policy as four flat columns.
-        if isinstance(value, dict):
-            if "booking_policy" in value:
-                return value
-            return {**value, "booking_policy": {name: value.get(name) for name in POLICY_FIELDS}}
+        # A profile (models.Doctor) carries the policy as four flat columns.
         if hasattr(value, "min_notice_minutes"):
-            fields = ("id", "full_name", "specialty", "bio", "years_of_experience", *POLICY_FIELDS)
-            return cls._nest_policy({name: getattr(value, name) for name in fields})
+            fields = ("id", "full_name", "specialty", "bio", "years_of_experience")
+            return {
+                **{name: getattr(value, name) for name in fields},
+                "booking_policy": {name: getattr(value, name) for name in POLICY_FIELDS},
+            }
         return value
 
 
